@@ -1,0 +1,117 @@
+// Errors: one closed set of codes with stable snake_case names (DESIGN.md §6).
+//
+// Every fallible library call returns Result<T> = std::expected<T, Error>; no
+// exception crosses the public API. The mapping to HTTP status and RFC 9457
+// problem details happens only at the HTTP edge.
+//
+// Which code to use — a decision procedure, in order:
+//   1. The caller's input is structurally wrong (missing field, bad type,
+//      out-of-range setting): invalid_request, or config_invalid at start-up.
+//   2. A token cannot be read at all (bad base64, bad JSON, wrong shape,
+//      wrong prefix): invalid_token; larger than the limit: token_too_large.
+//   3. A token reads but no key applies: key_not_found; the key exists but
+//      is pinned to another algorithm: algorithm_mismatch; the algorithm is
+//      not on the allow-list (`none` among them): algorithm_not_allowed; the
+//      signature does not verify: signature_invalid. "No key applies" is never
+//      reported as a bad signature.
+//   4. The token is authentic but its claims refuse it: token_type_invalid,
+//      issuer_mismatch, audience_mismatch, token_expired, token_not_yet_valid,
+//      epoch_stale.
+//   5. The session behind it refuses it: session_* codes,
+//      refresh_token_reused, fingerprint_mismatch.
+//   6. A dependency did not answer: store_unavailable, epoch_unavailable,
+//      liveness_unavailable. These are transient: the caller may retry, and
+//      verification fails closed (never admits on them).
+//   7. Anything that is our bug: internal.
+// Codes 2–5 are final for that token: retrying the same token cannot help.
+#pragma once
+
+#include <cstdint>
+#include <expected>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+namespace tessera {
+
+enum class ErrorCode : std::uint8_t {
+  invalid_request,
+  config_invalid,
+  invalid_token,
+  token_too_large,
+  token_type_invalid,
+  token_expired,
+  token_not_yet_valid,
+  audience_mismatch,
+  issuer_mismatch,
+  algorithm_not_allowed,
+  algorithm_mismatch,
+  key_not_found,
+  key_invalid,
+  signature_invalid,
+  decryption_failed,
+  session_not_found,
+  session_expired,
+  session_idle_timeout,
+  session_revoked,
+  refresh_token_reused,
+  epoch_stale,
+  fingerprint_mismatch,
+  liveness_unavailable,
+  epoch_unavailable,
+  store_unavailable,
+  unauthorized,
+  payload_too_large,
+  rate_limited,
+  internal,
+};
+
+// Every code, in declaration order; for tests and tables.
+inline constexpr ErrorCode kAllErrorCodes[] = {
+    ErrorCode::invalid_request,      ErrorCode::config_invalid,
+    ErrorCode::invalid_token,        ErrorCode::token_too_large,
+    ErrorCode::token_type_invalid,   ErrorCode::token_expired,
+    ErrorCode::token_not_yet_valid,  ErrorCode::audience_mismatch,
+    ErrorCode::issuer_mismatch,      ErrorCode::algorithm_not_allowed,
+    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found,
+    ErrorCode::key_invalid,          ErrorCode::signature_invalid,
+    ErrorCode::decryption_failed,    ErrorCode::session_not_found,
+    ErrorCode::session_expired,      ErrorCode::session_idle_timeout,
+    ErrorCode::session_revoked,      ErrorCode::refresh_token_reused,
+    ErrorCode::epoch_stale,          ErrorCode::fingerprint_mismatch,
+    ErrorCode::liveness_unavailable, ErrorCode::epoch_unavailable,
+    ErrorCode::store_unavailable,    ErrorCode::unauthorized,
+    ErrorCode::payload_too_large,    ErrorCode::rate_limited,
+    ErrorCode::internal,
+};
+
+// The stable snake_case name ("session_revoked"). Never changes once shipped.
+[[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
+// The inverse of to_string; nullopt for an unknown name.
+[[nodiscard]] std::optional<ErrorCode> error_code_from_string(std::string_view name) noexcept;
+// True for the transient codes (a dependency did not answer): retryable, and
+// fail-closed in verification.
+[[nodiscard]] bool is_transient(ErrorCode code) noexcept;
+
+// A code and a human-readable detail. The detail never holds a secret.
+struct Error {
+  ErrorCode code = ErrorCode::internal;
+  std::string detail;
+
+  friend bool operator==(const Error&, const Error&) = default;
+};
+
+std::ostream& operator<<(std::ostream& os, ErrorCode code);
+std::ostream& operator<<(std::ostream& os, const Error& error);
+
+template <class T>
+using Result = std::expected<T, Error>;
+using Status = std::expected<void, Error>;
+
+// `return fail(ErrorCode::invalid_token, "bad base64");`
+[[nodiscard]] inline std::unexpected<Error> fail(ErrorCode code, std::string detail = {}) {
+  return std::unexpected<Error>(Error{code, std::move(detail)});
+}
+
+}  // namespace tessera

@@ -1,0 +1,67 @@
+// Signing keys as JWKs (RFC 7517, RFC 8037), each pinned to one algorithm.
+//
+// Supported: OKP/Ed25519 → EdDSA, EC/P-256 → ES256, oct (≥ 32 bytes) →
+// HS256. A key's algorithm is decided by its type when it is made or parsed
+// and never by a token: a JWK whose "alg" disagrees with its type is refused.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "tessera/error.hpp"
+#include "tessera/random.hpp"
+
+namespace tessera {
+
+// The JWS algorithms tessera accepts. Anything else, "none" first of all, is
+// not an Algorithm and cannot be asked for.
+enum class Algorithm : std::uint8_t { EdDSA, ES256, HS256 };
+
+inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256};
+
+// "EdDSA", "ES256", "HS256".
+[[nodiscard]] std::string_view to_string(Algorithm alg) noexcept;
+// Exact, case-sensitive match against to_string of every Algorithm (one
+// table: the parse and the dispatch cannot disagree). nullopt otherwise.
+[[nodiscard]] std::optional<Algorithm> algorithm_from_string(std::string_view name) noexcept;
+
+// An immutable key: cheap to copy (shared), thread-safe.
+class Key {
+ public:
+  // A fresh key. Asymmetric keys come from OpenSSL's key generation;
+  // an HS256 secret is 32 bytes from `random`.
+  [[nodiscard]] static Result<Key> generate(Algorithm alg, std::string kid, Random& random);
+  // Parses one JWK object. `kid` is required (keys are found by it); "use",
+  // when present, must be "sig". key_invalid for anything off.
+  [[nodiscard]] static Result<Key> from_jwk(std::string_view json);
+
+  [[nodiscard]] const std::string& kid() const noexcept;
+  [[nodiscard]] Algorithm algorithm() const noexcept;
+  [[nodiscard]] bool has_private() const noexcept;
+  [[nodiscard]] bool is_symmetric() const noexcept { return algorithm() == Algorithm::HS256; }
+
+  // The public JWK (kty, crv, x[, y], kid, alg, use). nullopt for a
+  // symmetric key: it has no public half, and is never published.
+  [[nodiscard]] std::optional<std::string> public_jwk() const;
+  // The full JWK including private members ("d" or "k"). For key files only.
+  [[nodiscard]] std::string private_jwk() const;
+
+  // The JWS signature (raw JOSE form: r||s for ES256) over `input`.
+  // key_invalid if this key has no private half.
+  [[nodiscard]] Result<std::string> sign(std::string_view input) const;
+  // True iff `signature` is a valid JOSE signature of `input` under this key.
+  [[nodiscard]] bool verify(std::string_view input, std::span<const std::uint8_t> signature) const;
+
+  struct Impl;
+
+ private:
+  explicit Key(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<const Impl> impl_;
+  friend class KeySet;
+};
+
+}  // namespace tessera

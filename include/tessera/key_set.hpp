@@ -1,0 +1,67 @@
+// A signing key set with states (DESIGN.md §3):
+//   next     published in the JWKS, not yet signing
+//   active   signing (at most one)
+//   retired  published until every token it signed has expired, then pruned
+// Rotation promotes `next` to `active` and retires the old active key, so a
+// token that verified before a rotation still verifies after it.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/clock.hpp"
+#include "tessera/error.hpp"
+#include "tessera/jwk.hpp"
+
+namespace tessera {
+
+enum class KeyState : std::uint8_t { next, active, retired };
+[[nodiscard]] std::string_view to_string(KeyState state) noexcept;
+
+// A value type; not synchronised: share it as std::shared_ptr<const KeySet>
+// and swap the pointer to change it.
+class KeySet {
+ public:
+  struct Entry {
+    Key key;
+    KeyState state;
+    std::optional<UnixSeconds> retired_at;
+  };
+
+  // Adds a key. Kids are unique; at most one key is active. invalid_request
+  // otherwise.
+  [[nodiscard]] Status add(Key key, KeyState state, std::optional<UnixSeconds> retired_at = {});
+  // The key with this kid, whatever its state (every published key verifies).
+  [[nodiscard]] const Key* find(std::string_view kid) const noexcept;
+  // The signing key, if any.
+  [[nodiscard]] const Key* active() const noexcept;
+  // Promotes `kid` (in state next) to active; the former active key becomes
+  // retired at `now`. key_not_found / invalid_request otherwise.
+  [[nodiscard]] Status activate(std::string_view kid, UnixSeconds now);
+  // Drops retired keys whose every token has expired: retired_at +
+  // max_token_lifetime + leeway ≤ now. Returns how many went.
+  std::size_t prune(UnixSeconds now, std::chrono::seconds max_token_lifetime, std::chrono::seconds leeway);
+
+  [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
+
+  // {"keys":[...]}: the public JWK of every asymmetric key, whatever its
+  // state. Never a private member, never a symmetric key.
+  [[nodiscard]] std::string public_jwks() const;
+  // Every key with its private members and, as extra members, its state
+  // ("tessera_state") and retirement time ("tessera_retired_at"). For a key
+  // file with mode 0600; never to be served.
+  [[nodiscard]] std::string private_jwks() const;
+  // Parses a JWK set, public or private. Keys without "tessera_state" are
+  // taken as `next` (published, not signing): right for a resource server
+  // reading the authority's JWKS. Keys of unsupported types are skipped,
+  // as RFC 7517 §5 asks; a malformed supported key fails the whole set.
+  [[nodiscard]] static Result<KeySet> from_jwks(std::string_view json);
+
+ private:
+  std::vector<Entry> entries_;
+};
+
+}  // namespace tessera

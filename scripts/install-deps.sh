@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tessera needs to build, test, fuzz and
+# benchmark. Idempotent: asks apt only for what dpkg says is missing.
+# Works as root, or through sudo for a normal user.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config ccache git
+  libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libcli11-dev libspdlog-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-jwt python3-cryptography
+  libjwt-dev
+)
+# Extra groups, asked for by name: `install-deps.sh fuzz`, `... servers`.
+for group in "$@"; do
+  case "$group" in
+    fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
+    servers) packages+=(postgresql redis-server) ;;
+    bench) packages+=(wrk) ;;
+    *) echo "install-deps: unknown group '$group' (fuzz, servers, bench)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

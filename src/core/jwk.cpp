@@ -1,0 +1,374 @@
+#include "tessera/jwk.hpp"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/param_build.h>
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "jose_json.hpp"
+#include "openssl.hpp"
+#include "tessera/encoding.hpp"
+#include "tessera/secret.hpp"
+
+namespace tessera {
+
+namespace json = boost::json;
+
+std::string_view to_string(Algorithm alg) noexcept {
+  switch (alg) {
+    case Algorithm::EdDSA: return "EdDSA";
+    case Algorithm::ES256: return "ES256";
+    case Algorithm::HS256: return "HS256";
+  }
+  return "";
+}
+
+std::optional<Algorithm> algorithm_from_string(std::string_view name) noexcept {
+  for (Algorithm alg : kAllAlgorithms) {
+    if (to_string(alg) == name) return alg;
+  }
+  return std::nullopt;
+}
+
+struct Key::Impl {
+  std::string kid;
+  Algorithm alg = Algorithm::EdDSA;
+  bool has_private = false;
+  ossl::PkeyPtr pkey;                         // EdDSA, ES256
+  std::string x, y, d;                        // raw public/private members (d secret)
+  std::unique_ptr<ossl::HmacSha256> hmac;     // HS256
+  ~Impl() {
+    if (!d.empty()) OPENSSL_cleanse(d.data(), d.size());
+  }
+};
+
+namespace {
+
+using ImplPtr = std::shared_ptr<Key::Impl>;
+
+constexpr std::size_t kEcCoord = 32;
+constexpr std::size_t kEdKey = 32;
+constexpr std::size_t kMinHmacKey = 32;
+
+struct BnFree {
+  void operator()(BIGNUM* b) const noexcept { BN_clear_free(b); }
+};
+using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
+
+Result<void> load_ed25519(Key::Impl& k) {
+  if (!k.d.empty()) {
+    k.pkey.reset(EVP_PKEY_new_raw_private_key_ex(nullptr, "ED25519", nullptr,
+                                                 reinterpret_cast<const unsigned char*>(k.d.data()), k.d.size()));
+    if (!k.pkey) return fail(ErrorCode::key_invalid, "Ed25519 private key rejected");
+    unsigned char pub[kEdKey];
+    std::size_t len = sizeof pub;
+    if (EVP_PKEY_get_raw_public_key(k.pkey.get(), pub, &len) != 1 || len != kEdKey) {
+      return fail(ErrorCode::key_invalid, "Ed25519 public key not derivable");
+    }
+    if (!k.x.empty() && !constant_time_equal(as_bytes(k.x), std::span<const std::uint8_t>(pub, len))) {
+      return fail(ErrorCode::key_invalid, "Ed25519 x does not match d");
+    }
+    k.x.assign(reinterpret_cast<const char*>(pub), len);
+    k.has_private = true;
+    return {};
+  }
+  k.pkey.reset(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr,
+                                              reinterpret_cast<const unsigned char*>(k.x.data()), k.x.size()));
+  if (!k.pkey) return fail(ErrorCode::key_invalid, "Ed25519 public key rejected");
+  return {};
+}
+
+Result<void> load_p256(Key::Impl& k) {
+  std::string point = "\x04" + k.x + k.y;
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  BnPtr priv;
+  if (!k.d.empty()) priv.reset(BN_bin2bn(reinterpret_cast<const unsigned char*>(k.d.data()), static_cast<int>(k.d.size()), nullptr));
+  bool ok = bld && OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) == 1 &&
+            OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) == 1 &&
+            (k.d.empty() || (priv && OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, priv.get()) == 1));
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(ok ? OSSL_PARAM_BLD_to_param(bld.get()) : nullptr,
+                                                                 OSSL_PARAM_free);
+  ossl::PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw = nullptr;
+  ok = ok && params && ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
+       EVP_PKEY_fromdata(ctx.get(), &raw, k.d.empty() ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEYPAIR, params.get()) == 1;
+  k.pkey.reset(raw);
+  if (!ok) {
+    (void)ossl::drain_errors();
+    return fail(ErrorCode::key_invalid, "P-256 key rejected");
+  }
+  // fromdata does not check that the point is on the curve, nor that d
+  // belongs to it: an off-curve point is the door to invalid-curve attacks.
+  ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
+      (!k.d.empty() && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+    (void)ossl::drain_errors();
+    return fail(ErrorCode::key_invalid, "P-256 point is not on the curve or does not match d");
+  }
+  k.has_private = !k.d.empty();
+  return {};
+}
+
+Result<void> load_hmac(Key::Impl& k) {
+  if (k.d.size() < kMinHmacKey) return fail(ErrorCode::key_invalid, "HS256 key is shorter than 32 bytes");
+  k.hmac = std::make_unique<ossl::HmacSha256>(as_bytes(k.d));
+  k.has_private = true;
+  return {};
+}
+
+Result<void> load(Key::Impl& k) {
+  switch (k.alg) {
+    case Algorithm::EdDSA: return load_ed25519(k);
+    case Algorithm::ES256: return load_p256(k);
+    case Algorithm::HS256: return load_hmac(k);
+  }
+  return fail(ErrorCode::internal, "unknown algorithm");
+}
+
+Result<std::string> get_b64(const json::object& o, std::string_view name, std::size_t want_size, bool required) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr) {
+    if (required) return fail(ErrorCode::key_invalid, fmt::format("JWK lacks \"{}\"", name));
+    return std::string();
+  }
+  const json::string* s = v->if_string();
+  std::string out;
+  if (s == nullptr || !base64url_decode_into(*s, out)) {
+    return fail(ErrorCode::key_invalid, fmt::format("JWK \"{}\" is not base64url", name));
+  }
+  if (want_size != 0 && out.size() != want_size) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return fail(ErrorCode::key_invalid, fmt::format("JWK \"{}\" has the wrong length", name));
+  }
+  return out;
+}
+
+std::string_view get_str(const json::object& o, std::string_view name) {
+  const json::value* v = o.if_contains(name);
+  if (v == nullptr || !v->is_string()) return {};
+  return v->get_string();
+}
+
+// DER ECDSA-Sig-Value → JOSE r||s (RFC 7518 §3.4).
+bool der_to_jose(const unsigned char* der, std::size_t len, std::string& out) {
+  const unsigned char* p = der;
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)),
+                                                            ECDSA_SIG_free);
+  if (!sig) return false;
+  out.assign(2 * kEcCoord, '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  return BN_bn2binpad(ECDSA_SIG_get0_r(sig.get()), o, kEcCoord) == kEcCoord &&
+         BN_bn2binpad(ECDSA_SIG_get0_s(sig.get()), o + kEcCoord, kEcCoord) == kEcCoord;
+}
+
+// JOSE r||s → DER, for OpenSSL's verifier.
+bool jose_to_der(std::span<const std::uint8_t> rs, unsigned char* der, int& der_len) {
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(ECDSA_SIG_new(), ECDSA_SIG_free);
+  BIGNUM* r = BN_bin2bn(rs.data(), kEcCoord, nullptr);
+  BIGNUM* s = BN_bin2bn(rs.data() + kEcCoord, kEcCoord, nullptr);
+  if (!sig || !r || !s || ECDSA_SIG_set0(sig.get(), r, s) != 1) {
+    BN_free(r);
+    BN_free(s);
+    return false;
+  }
+  unsigned char* p = der;
+  der_len = i2d_ECDSA_SIG(sig.get(), &p);
+  return der_len > 0;
+}
+
+// One digest-sign/verify context per thread, reset after each use: no
+// allocation of the context itself on the hot path.
+EVP_MD_CTX* thread_md_ctx() {
+  thread_local ossl::MdCtxPtr ctx(EVP_MD_CTX_new());
+  return ctx.get();
+}
+
+}  // namespace
+
+Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
+  if (kid.empty()) return fail(ErrorCode::invalid_request, "a key needs a kid");
+  auto impl = std::make_shared<Impl>();
+  impl->kid = std::move(kid);
+  impl->alg = alg;
+  switch (alg) {
+    case Algorithm::EdDSA:
+    case Algorithm::ES256: {
+      EVP_PKEY* raw = alg == Algorithm::EdDSA ? EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519")
+                                              : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+      ossl::PkeyPtr pkey(raw);
+      if (!pkey) return fail(ErrorCode::internal, "key generation failed: " + ossl::drain_errors());
+      if (alg == Algorithm::EdDSA) {
+        unsigned char buf[kEdKey];
+        std::size_t len = sizeof buf;
+        if (EVP_PKEY_get_raw_private_key(pkey.get(), buf, &len) != 1) return fail(ErrorCode::internal, "no raw key");
+        impl->d.assign(reinterpret_cast<char*>(buf), len);
+        OPENSSL_cleanse(buf, sizeof buf);
+      } else {
+        BIGNUM* x = nullptr;
+        BIGNUM* y = nullptr;
+        BIGNUM* d = nullptr;
+        const bool ok = EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+                        EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 &&
+                        EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1;
+        BnPtr bx(x), by(y), bd(d);
+        if (!ok) return fail(ErrorCode::internal, "cannot export P-256 key");
+        for (auto [bn, out] : {std::pair{bx.get(), &impl->x}, std::pair{by.get(), &impl->y}, std::pair{bd.get(), &impl->d}}) {
+          out->assign(kEcCoord, '\0');
+          BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out->data()), kEcCoord);
+        }
+      }
+      break;
+    }
+    case Algorithm::HS256:
+      impl->d.assign(32, '\0');
+      random.fill(std::span(reinterpret_cast<std::uint8_t*>(impl->d.data()), impl->d.size()));
+      break;
+  }
+  if (auto st = load(*impl); !st) return std::unexpected(st.error());
+  return Key(std::move(impl));
+}
+
+Result<Key> Key::from_jwk(std::string_view text) {
+  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
+  if (!parsed) return std::unexpected(parsed.error());
+  const json::object& o = *parsed;
+  auto impl = std::make_shared<Key::Impl>();
+  const std::string_view kty = get_str(o, "kty");
+  const std::string_view crv = get_str(o, "crv");
+  impl->kid = std::string(get_str(o, "kid"));
+  if (impl->kid.empty()) return fail(ErrorCode::key_invalid, "JWK lacks a kid");
+  if (o.contains("use") && get_str(o, "use") != "sig") {
+    return fail(ErrorCode::key_invalid, "JWK \"use\" is not \"sig\"");
+  }
+  if (kty == "OKP" && crv == "Ed25519") {
+    impl->alg = Algorithm::EdDSA;
+    auto x = get_b64(o, "x", kEdKey, true);
+    auto d = get_b64(o, "d", kEdKey, false);
+    if (!x) return std::unexpected(x.error());
+    if (!d) return std::unexpected(d.error());
+    impl->x = std::move(*x);
+    impl->d = std::move(*d);
+  } else if (kty == "EC" && crv == "P-256") {
+    impl->alg = Algorithm::ES256;
+    auto x = get_b64(o, "x", kEcCoord, true);
+    auto y = get_b64(o, "y", kEcCoord, true);
+    auto d = get_b64(o, "d", kEcCoord, false);
+    if (!x) return std::unexpected(x.error());
+    if (!y) return std::unexpected(y.error());
+    if (!d) return std::unexpected(d.error());
+    impl->x = std::move(*x);
+    impl->y = std::move(*y);
+    impl->d = std::move(*d);
+  } else if (kty == "oct") {
+    impl->alg = Algorithm::HS256;
+    auto k = get_b64(o, "k", 0, true);
+    if (!k) return std::unexpected(k.error());
+    impl->d = std::move(*k);
+  } else {
+    return fail(ErrorCode::key_invalid, "unsupported JWK type (want OKP/Ed25519, EC/P-256 or oct)");
+  }
+  if (o.contains("alg")) {
+    if (get_str(o, "alg") != to_string(impl->alg)) {
+      return fail(ErrorCode::key_invalid, fmt::format("JWK \"alg\" does not fit a {} key", to_string(impl->alg)));
+    }
+  }
+  if (auto st = load(*impl); !st) return std::unexpected(st.error());
+  return Key(std::move(impl));
+}
+
+const std::string& Key::kid() const noexcept { return impl_->kid; }
+Algorithm Key::algorithm() const noexcept { return impl_->alg; }
+bool Key::has_private() const noexcept { return impl_->has_private; }
+
+namespace {
+json::object jwk_object(const Key::Impl& k, bool with_private) {
+  json::object o;
+  switch (k.alg) {
+    case Algorithm::EdDSA:
+      o["kty"] = "OKP";
+      o["crv"] = "Ed25519";
+      o["x"] = base64url_encode(k.x);
+      break;
+    case Algorithm::ES256:
+      o["kty"] = "EC";
+      o["crv"] = "P-256";
+      o["x"] = base64url_encode(k.x);
+      o["y"] = base64url_encode(k.y);
+      break;
+    case Algorithm::HS256:
+      o["kty"] = "oct";
+      break;
+  }
+  if (with_private && !k.d.empty()) o[k.alg == Algorithm::HS256 ? "k" : "d"] = base64url_encode(k.d);
+  o["kid"] = k.kid;
+  o["alg"] = to_string(k.alg);
+  o["use"] = "sig";
+  return o;
+}
+}  // namespace
+
+std::optional<std::string> Key::public_jwk() const {
+  if (is_symmetric()) return std::nullopt;
+  return json::serialize(jwk_object(*impl_, false));
+}
+
+std::string Key::private_jwk() const { return json::serialize(jwk_object(*impl_, true)); }
+
+Result<std::string> Key::sign(std::string_view input) const {
+  const Impl& k = *impl_;
+  if (!k.has_private) return fail(ErrorCode::key_invalid, "key has no private half");
+  if (k.alg == Algorithm::HS256) {
+    const auto mac = k.hmac->mac({input});
+    return std::string(reinterpret_cast<const char*>(mac.data()), mac.size());
+  }
+  EVP_MD_CTX* ctx = thread_md_ctx();
+  unsigned char sig[80];
+  std::size_t len = sizeof sig;
+  const bool ok = EVP_DigestSignInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
+                                        nullptr, k.pkey.get(), nullptr) == 1 &&
+                  EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  EVP_MD_CTX_reset(ctx);
+  if (!ok) return fail(ErrorCode::internal, "signing failed: " + ossl::drain_errors());
+  if (k.alg == Algorithm::EdDSA) return std::string(reinterpret_cast<const char*>(sig), len);
+  std::string jose;
+  if (!der_to_jose(sig, len, jose)) return fail(ErrorCode::internal, "cannot convert ECDSA signature");
+  return jose;
+}
+
+bool Key::verify(std::string_view input, std::span<const std::uint8_t> signature) const {
+  const Impl& k = *impl_;
+  switch (k.alg) {
+    case Algorithm::HS256: {
+      if (signature.size() != 32) return false;
+      const auto mac = k.hmac->mac({input});
+      return constant_time_equal(mac, signature);
+    }
+    case Algorithm::EdDSA:
+    case Algorithm::ES256: {
+      if (signature.size() != 64) return false;
+      unsigned char der[80];
+      const unsigned char* sig = signature.data();
+      std::size_t sig_len = signature.size();
+      if (k.alg == Algorithm::ES256) {
+        int der_len = 0;
+        if (!jose_to_der(signature, der, der_len)) return false;
+        sig = der;
+        sig_len = static_cast<std::size_t>(der_len);
+      }
+      EVP_MD_CTX* ctx = thread_md_ctx();
+      const bool ok = EVP_DigestVerifyInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
+                                              nullptr, k.pkey.get(), nullptr) == 1 &&
+                      EVP_DigestVerify(ctx, sig, sig_len, reinterpret_cast<const unsigned char*>(input.data()),
+                                       input.size()) == 1;
+      EVP_MD_CTX_reset(ctx);
+      if (!ok) (void)ossl::drain_errors();
+      return ok;
+    }
+  }
+  return false;
+}
+
+}  // namespace tessera

@@ -1,0 +1,280 @@
+#include "tessera/jwt.hpp"
+
+#include <array>
+#include <cmath>
+
+#include "jose_json.hpp"
+#include "tessera/encoding.hpp"
+
+namespace tessera {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::array<std::string_view, 9> kRegistered = {"iss", "sub", "aud", "exp", "nbf",
+                                                         "iat", "jti", "sid", "sv"};
+
+bool is_registered(std::string_view name) {
+  for (auto r : kRegistered) {
+    if (r == name) return true;
+  }
+  return false;
+}
+
+bool ascii_iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// The parts of a JOSE header that verification uses.
+struct Header {
+  std::optional<Algorithm> alg;
+  bool alg_present = false;
+  std::string alg_name;  // for the error detail when not allowed
+  std::string kid;
+  bool kid_present = false;
+  bool typ_ok = false;
+};
+
+Result<Header> parse_header(std::string_view segment) {
+  std::string text;
+  if (!base64url_decode_into(segment, text)) return fail(ErrorCode::invalid_token, "header is not base64url");
+  unsigned char buf[1024];
+  json::monotonic_resource mr(buf, sizeof buf);
+  auto obj = detail::parse_json_object(text, ErrorCode::invalid_token, "header", &mr);
+  if (!obj) return std::unexpected(obj.error());
+  Header h;
+  if (obj->contains("crit")) return fail(ErrorCode::invalid_token, "header has crit parameters, none of which are supported");
+  if (const auto* alg = obj->if_contains("alg")) {
+    if (!alg->is_string()) return fail(ErrorCode::invalid_token, "header alg is not a string");
+    h.alg_present = true;
+    h.alg = algorithm_from_string(alg->get_string());
+    if (!h.alg) h.alg_name = std::string(alg->get_string().subview(0, std::min<std::size_t>(alg->get_string().size(), 32)));
+  }
+  if (const auto* kid = obj->if_contains("kid")) {
+    if (!kid->is_string()) return fail(ErrorCode::invalid_token, "header kid is not a string");
+    h.kid_present = true;
+    h.kid = kid->get_string();
+  }
+  if (const auto* typ = obj->if_contains("typ")) {
+    if (!typ->is_string()) return fail(ErrorCode::invalid_token, "header typ is not a string");
+    const std::string_view t = typ->get_string();
+    h.typ_ok = ascii_iequal(t, "at+jwt") || ascii_iequal(t, "application/at+jwt");
+  }
+  return h;
+}
+
+// Header parsing is a pure function of the header segment, and the tokens a
+// service sees come from a handful of keys: the last parse is kept per thread.
+const Result<Header>& cached_header(std::string_view segment) {
+  struct Slot {
+    std::string segment;
+    Result<Header> header = fail(ErrorCode::internal);
+  };
+  thread_local Slot slot;
+  if (slot.segment != segment) {
+    slot.header = parse_header(segment);
+    slot.segment.assign(segment);
+  }
+  return slot.header;
+}
+
+std::optional<UnixSeconds> numeric_date(const json::value& v) {
+  if (v.is_int64()) return UnixSeconds{std::chrono::seconds{v.get_int64()}};
+  if (v.is_uint64()) {
+    if (v.get_uint64() > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+    return UnixSeconds{std::chrono::seconds{static_cast<std::int64_t>(v.get_uint64())}};
+  }
+  if (v.is_double()) {
+    const double d = v.get_double();
+    if (!std::isfinite(d) || d < -9.2e18 || d > 9.2e18) return std::nullopt;
+    return UnixSeconds{std::chrono::seconds{static_cast<std::int64_t>(std::floor(d))}};
+  }
+  return std::nullopt;
+}
+
+Result<JwtClaims> read_claims(const json::object& o) {
+  JwtClaims c;
+  auto str = [&](std::string_view name, std::string& out, bool& present) -> Status {
+    present = false;
+    if (const auto* v = o.if_contains(name)) {
+      if (!v->is_string()) return fail(ErrorCode::invalid_token, fmt::format("claim {} is not a string", name));
+      out = v->get_string();
+      present = true;
+    }
+    return {};
+  };
+  bool present = false;
+  if (auto st = str("iss", c.iss, present); !st) return std::unexpected(st.error());
+  if (auto st = str("sub", c.sub, present); !st) return std::unexpected(st.error());
+  if (!present) return fail(ErrorCode::invalid_token, "claim sub is missing");
+  if (auto st = str("jti", c.jti, present); !st) return std::unexpected(st.error());
+  std::string sid;
+  if (auto st = str("sid", sid, present); !st) return std::unexpected(st.error());
+  if (present) c.sid = std::move(sid);
+  if (const auto* aud = o.if_contains("aud")) {
+    if (aud->is_string()) {
+      c.aud.emplace_back(aud->get_string());
+    } else if (aud->is_array()) {
+      for (const auto& a : aud->get_array()) {
+        if (!a.is_string()) return fail(ErrorCode::invalid_token, "claim aud holds a non-string");
+        c.aud.emplace_back(a.get_string());
+      }
+    } else {
+      return fail(ErrorCode::invalid_token, "claim aud is neither a string nor an array");
+    }
+  }
+  auto date = [&](std::string_view name, bool required) -> Result<std::optional<UnixSeconds>> {
+    const auto* v = o.if_contains(name);
+    if (v == nullptr) {
+      if (required) return fail(ErrorCode::invalid_token, fmt::format("claim {} is missing", name));
+      return std::optional<UnixSeconds>{};
+    }
+    auto d = numeric_date(*v);
+    if (!d) return fail(ErrorCode::invalid_token, fmt::format("claim {} is not a NumericDate", name));
+    return d;
+  };
+  auto exp = date("exp", true);
+  if (!exp) return std::unexpected(exp.error());
+  c.exp = **exp;
+  auto iat = date("iat", true);
+  if (!iat) return std::unexpected(iat.error());
+  c.iat = **iat;
+  auto nbf = date("nbf", false);
+  if (!nbf) return std::unexpected(nbf.error());
+  c.nbf = *nbf;
+  if (const auto* sv = o.if_contains("sv")) {
+    if (sv->is_uint64()) {
+      c.sv = sv->get_uint64();
+    } else if (sv->is_int64() && sv->get_int64() >= 0) {
+      c.sv = static_cast<std::uint64_t>(sv->get_int64());
+    } else {
+      return fail(ErrorCode::invalid_token, "claim sv is not a non-negative integer");
+    }
+  }
+  if (o.size() > static_cast<std::size_t>(std::count_if(kRegistered.begin(), kRegistered.end(),
+                                                        [&](std::string_view r) { return o.contains(r); }))) {
+    json::object extra;
+    for (const auto& kv : o) {
+      if (!is_registered(kv.key())) extra.emplace(kv.key(), kv.value());
+    }
+    c.custom = json::serialize(extra);
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims) {
+  if (!key.has_private()) return fail(ErrorCode::key_invalid, "key has no private half");
+  json::object payload;
+  if (!claims.custom.empty()) {
+    if (claims.custom.size() > kMaxCustomClaimsBytes) {
+      return fail(ErrorCode::invalid_request, fmt::format("custom claims exceed {} bytes", kMaxCustomClaimsBytes));
+    }
+    auto custom = detail::parse_json_object(claims.custom, ErrorCode::invalid_request, "custom claims");
+    if (!custom) return std::unexpected(custom.error());
+    for (const auto& kv : *custom) {
+      if (is_registered(kv.key())) {
+        return fail(ErrorCode::invalid_request, fmt::format("custom claim '{}' shadows a registered claim", std::string_view(kv.key())));
+      }
+    }
+    payload = std::move(*custom);
+  }
+  if (!claims.iss.empty()) payload["iss"] = claims.iss;
+  payload["sub"] = claims.sub;
+  if (claims.aud.size() == 1) {
+    payload["aud"] = claims.aud.front();
+  } else if (!claims.aud.empty()) {
+    json::array aud;
+    for (const auto& a : claims.aud) aud.emplace_back(a);
+    payload["aud"] = std::move(aud);
+  }
+  payload["exp"] = claims.exp.time_since_epoch().count();
+  payload["iat"] = claims.iat.time_since_epoch().count();
+  if (claims.nbf) payload["nbf"] = claims.nbf->time_since_epoch().count();
+  if (!claims.jti.empty()) payload["jti"] = claims.jti;
+  if (claims.sid) payload["sid"] = *claims.sid;
+  if (claims.sv) payload["sv"] = *claims.sv;
+
+  json::object header;
+  header["alg"] = to_string(key.algorithm());
+  header["kid"] = key.kid();
+  header["typ"] = "at+jwt";
+
+  std::string token = base64url_encode(json::serialize(header));
+  token += '.';
+  token += base64url_encode(json::serialize(payload));
+  auto sig = key.sign(token);
+  if (!sig) return std::unexpected(sig.error());
+  token += '.';
+  token += base64url_encode(*sig);
+  if (token.size() > kMaxTokenBytes) {
+    return fail(ErrorCode::invalid_request, fmt::format("token would exceed {} bytes", kMaxTokenBytes));
+  }
+  return token;
+}
+
+Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const VerifyOptions& options,
+                               UnixSeconds now) {
+  if (token.size() > options.max_token_bytes) {
+    return fail(ErrorCode::token_too_large, fmt::format("token exceeds {} bytes", options.max_token_bytes));
+  }
+  const std::size_t d1 = token.find('.');
+  const std::size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
+  if (d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos) {
+    return fail(ErrorCode::invalid_token, "token is not three dot-separated parts");
+  }
+  // An empty signature is structurally fine (alg "none" tokens have one):
+  // it fails later with the code that says why.
+  if (d1 == 0 || d2 == d1 + 1) return fail(ErrorCode::invalid_token, "token has an empty header or payload");
+  const std::string_view header_seg = token.substr(0, d1);
+  const std::string_view payload_seg = token.substr(d1 + 1, d2 - d1 - 1);
+  const std::string_view sig_seg = token.substr(d2 + 1);
+
+  const Result<Header>& header = cached_header(header_seg);
+  if (!header) return std::unexpected(header.error());
+  if (!header->alg_present) return fail(ErrorCode::invalid_token, "header lacks alg");
+  if (!header->alg) return fail(ErrorCode::algorithm_not_allowed, fmt::format("algorithm '{}' is not allowed", header->alg_name));
+  if (!header->kid_present) return fail(ErrorCode::key_not_found, "header lacks kid");
+  const Key* key = keys.find(header->kid);
+  if (key == nullptr) return fail(ErrorCode::key_not_found, "no key with that kid");
+  if (key->algorithm() != *header->alg) {
+    return fail(ErrorCode::algorithm_mismatch,
+                fmt::format("token says {} but the key is pinned to {}", to_string(*header->alg), to_string(key->algorithm())));
+  }
+  thread_local std::string scratch;
+  if (!base64url_decode_into(sig_seg, scratch)) return fail(ErrorCode::invalid_token, "signature is not base64url");
+  if (!key->verify(token.substr(0, d2), as_bytes(scratch))) return fail(ErrorCode::signature_invalid, "signature does not verify");
+  if (options.require_at_jwt_typ && !header->typ_ok) return fail(ErrorCode::token_type_invalid, "typ is not at+jwt");
+
+  if (!base64url_decode_into(payload_seg, scratch)) return fail(ErrorCode::invalid_token, "payload is not base64url");
+  unsigned char buf[4096];
+  json::monotonic_resource mr(buf, sizeof buf);
+  auto payload = detail::parse_json_object(scratch, ErrorCode::invalid_token, "payload", &mr);
+  if (!payload) return std::unexpected(payload.error());
+  auto claims = read_claims(*payload);
+  if (!claims) return std::unexpected(claims.error());
+
+  if (!options.issuer.empty() && claims->iss != options.issuer) return fail(ErrorCode::issuer_mismatch, "iss is not the expected issuer");
+  if (!options.audiences.empty()) {
+    bool match = false;
+    for (const auto& a : claims->aud) {
+      for (const auto& want : options.audiences) match = match || a == want;
+    }
+    if (!match) return fail(ErrorCode::audience_mismatch, "aud names none of the expected audiences");
+  }
+  if (now >= claims->exp + options.leeway) return fail(ErrorCode::token_expired, "token has expired");
+  if (claims->nbf && now + options.leeway < *claims->nbf) return fail(ErrorCode::token_not_yet_valid, "token is not valid yet (nbf)");
+  if (now + options.leeway < claims->iat) return fail(ErrorCode::token_not_yet_valid, "token was issued in the future (iat)");
+  return VerifiedJwt{*header->alg, header->kid, std::move(*claims)};
+}
+
+}  // namespace tessera

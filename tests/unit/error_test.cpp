@@ -1,0 +1,58 @@
+#include "tessera/error.hpp"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <sstream>
+
+namespace tessera {
+namespace {
+
+TEST(ErrorCode, EveryCodeHasAUniqueSnakeCaseNameThatRoundTrips) {
+  std::set<std::string_view> names;
+  for (ErrorCode code : kAllErrorCodes) {
+    const std::string_view name = to_string(code);
+    ASSERT_FALSE(name.empty());
+    for (char c : name) EXPECT_TRUE((c >= 'a' && c <= 'z') || c == '_') << name;
+    EXPECT_TRUE(names.insert(name).second) << "duplicate " << name;
+    EXPECT_EQ(error_code_from_string(name), code);
+  }
+  EXPECT_EQ(names.size(), std::size(kAllErrorCodes));
+}
+
+TEST(ErrorCode, DesignDocumentCodesKeepTheirNames) {
+  // DESIGN.md §6 names these; clients match on them, so they never change.
+  for (std::string_view name :
+       {"invalid_request", "invalid_token", "token_expired", "token_not_yet_valid", "audience_mismatch",
+        "issuer_mismatch", "algorithm_not_allowed", "key_not_found", "signature_invalid", "session_not_found",
+        "session_expired", "session_idle_timeout", "session_revoked", "refresh_token_reused", "epoch_stale",
+        "fingerprint_mismatch", "liveness_unavailable", "epoch_unavailable", "store_unavailable", "unauthorized",
+        "payload_too_large", "internal"}) {
+    EXPECT_TRUE(error_code_from_string(name).has_value()) << name;
+  }
+}
+
+TEST(ErrorCode, UnknownNameIsRejected) {
+  EXPECT_FALSE(error_code_from_string("Invalid_Token").has_value());
+  EXPECT_FALSE(error_code_from_string("").has_value());
+}
+
+TEST(ErrorCode, OnlyDependencyFailuresAreTransient) {
+  int transient = 0;
+  for (ErrorCode code : kAllErrorCodes) transient += is_transient(code) ? 1 : 0;
+  EXPECT_EQ(transient, 3);
+  EXPECT_TRUE(is_transient(ErrorCode::store_unavailable));
+  EXPECT_FALSE(is_transient(ErrorCode::signature_invalid));
+}
+
+TEST(Error, PrintsCodeAndDetail) {
+  std::ostringstream os;
+  os << Error{ErrorCode::token_expired, "token has expired"};
+  EXPECT_EQ(os.str(), "token_expired: token has expired");
+  Result<int> r = fail(ErrorCode::internal);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::internal);
+}
+
+}  // namespace
+}  // namespace tessera

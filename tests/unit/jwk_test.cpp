@@ -1,0 +1,166 @@
+#include "tessera/jwk.hpp"
+
+#include <gtest/gtest.h>
+
+#include "tessera/encoding.hpp"
+#include "tessera/key_set.hpp"
+
+namespace tessera {
+namespace {
+
+TEST(Algorithm, ParsesOnlyTheAllowList) {
+  for (Algorithm alg : kAllAlgorithms) EXPECT_EQ(algorithm_from_string(to_string(alg)), alg);
+  for (std::string_view bad : {"none", "None", "NONE", "eddsa", "RS256", "HS512", "ES256K", ""}) {
+    EXPECT_FALSE(algorithm_from_string(bad).has_value()) << bad;
+  }
+}
+
+class KeyPerAlgorithm : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(KeyPerAlgorithm, GeneratedKeyRoundTripsThroughItsPrivateJwk) {
+  auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
+  ASSERT_TRUE(key) << key.error();
+  EXPECT_EQ(key->kid(), "k1");
+  EXPECT_EQ(key->algorithm(), GetParam());
+  EXPECT_TRUE(key->has_private());
+  auto again = Key::from_jwk(key->private_jwk());
+  ASSERT_TRUE(again) << again.error();
+  auto sig = key->sign("message");
+  ASSERT_TRUE(sig);
+  EXPECT_TRUE(again->verify("message", as_bytes(*sig)));
+  EXPECT_FALSE(again->verify("massage", as_bytes(*sig)));
+}
+
+TEST_P(KeyPerAlgorithm, PublicJwkHoldsNoPrivateMaterial) {
+  auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
+  ASSERT_TRUE(key);
+  const auto pub = key->public_jwk();
+  if (GetParam() == Algorithm::HS256) {
+    EXPECT_FALSE(pub.has_value());
+    return;
+  }
+  ASSERT_TRUE(pub.has_value());
+  EXPECT_EQ(pub->find("\"d\""), std::string::npos);
+  EXPECT_EQ(pub->find("\"k\""), std::string::npos);
+  auto pub_key = Key::from_jwk(*pub);
+  ASSERT_TRUE(pub_key);
+  EXPECT_FALSE(pub_key->has_private());
+  EXPECT_EQ(pub_key->sign("x").error().code, ErrorCode::key_invalid);
+  auto sig = key->sign("m");
+  EXPECT_TRUE(pub_key->verify("m", as_bytes(*sig)));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, KeyPerAlgorithm, ::testing::ValuesIn(kAllAlgorithms),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+TEST(Jwk, RefusesMalformedAndMismatchedKeys) {
+  const char* bad[] = {
+      "",
+      "[]",
+      "{",
+      R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",  // no kid
+      R"({"kty":"OKP","crv":"X25519","kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
+      R"({"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKx"})",                       // short
+      R"({"kty":"OKP","crv":"Ed25519","kid":"a","x":12})",
+      R"({"kty":"OKP","crv":"Ed25519","kid":"a","alg":"HS256","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
+      R"({"kty":"OKP","crv":"Ed25519","kid":"a","use":"enc","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
+      R"({"kty":"EC","crv":"P-256","kid":"a","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"})",  // no y
+      // a point that is not on P-256 (y changed): invalid-curve attacks start here
+      R"({"kty":"EC","crv":"P-256","kid":"a","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a1"})",
+      R"({"kty":"EC","crv":"P-384","kid":"a","x":"AA","y":"AA"})",
+      R"({"kty":"oct","kid":"a","k":"c2hvcnQ"})",  // 5 bytes < 32
+      R"({"kty":"oct","kid":"a","alg":"EdDSA","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"})",
+      R"({"kty":"RSA","kid":"a","n":"AQAB","e":"AQAB"})",
+  };
+  for (const char* text : bad) {
+    auto key = Key::from_jwk(text);
+    ASSERT_FALSE(key) << text;
+    EXPECT_EQ(key.error().code, ErrorCode::key_invalid) << text;
+  }
+}
+
+TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
+  KeySet set;
+  auto& rnd = CsprngRandom::instance();
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "ed", rnd), KeyState::active));
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::ES256, "ec", rnd), KeyState::next));
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::HS256, "hs", rnd), KeyState::retired, UnixSeconds{}));
+  const std::string jwks = set.public_jwks();
+  for (std::string_view secret_member : {"\"d\"", "\"k\"", "\"p\"", "\"q\""}) {
+    EXPECT_EQ(jwks.find(secret_member), std::string::npos) << secret_member << " in " << jwks;
+  }
+  EXPECT_EQ(jwks.find("\"hs\""), std::string::npos) << "symmetric key published";
+  for (const auto& e : set.entries()) {
+    // Not even a fragment of a private key may appear.
+    const std::string priv = e.key.private_jwk();
+    const auto at = priv.find(e.key.is_symmetric() ? "\"k\":\"" : "\"d\":\"");
+    ASSERT_NE(at, std::string::npos);
+    const std::string fragment = priv.substr(at + 5, 12);
+    EXPECT_EQ(jwks.find(fragment), std::string::npos);
+  }
+  auto parsed = KeySet::from_jwks(jwks);
+  ASSERT_TRUE(parsed) << parsed.error();
+  EXPECT_EQ(parsed->entries().size(), 2u);
+  EXPECT_NE(parsed->find("ed"), nullptr);
+  EXPECT_NE(parsed->find("ec"), nullptr);
+  EXPECT_EQ(parsed->active(), nullptr) << "a public JWKS signs nothing";
+}
+
+TEST(KeySet, PrivateJwksRoundTripsStates) {
+  KeySet set;
+  auto& rnd = CsprngRandom::instance();
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "a", rnd), KeyState::active));
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "b", rnd), KeyState::next));
+  ASSERT_TRUE(set.activate("b", UnixSeconds{std::chrono::seconds{1000}}));
+  auto again = KeySet::from_jwks(set.private_jwks());
+  ASSERT_TRUE(again) << again.error();
+  ASSERT_EQ(again->entries().size(), 2u);
+  EXPECT_EQ(again->active()->kid(), "b");
+  EXPECT_EQ(again->entries()[0].state, KeyState::retired);
+  EXPECT_EQ(again->entries()[0].retired_at, UnixSeconds{std::chrono::seconds{1000}});
+}
+
+TEST(KeySet, RotationRetiresThePreviousKeyAndPruneWaitsForItsTokens) {
+  KeySet set;
+  auto& rnd = CsprngRandom::instance();
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "old", rnd), KeyState::active));
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "new", rnd), KeyState::next));
+  EXPECT_EQ(set.active()->kid(), "old");
+  const UnixSeconds t0{std::chrono::seconds{10'000}};
+  ASSERT_TRUE(set.activate("new", t0));
+  EXPECT_EQ(set.active()->kid(), "new");
+  EXPECT_NE(set.find("old"), nullptr);
+  using std::chrono::seconds;
+  EXPECT_EQ(set.prune(t0 + seconds{929}, seconds{900}, seconds{30}), 0u);
+  EXPECT_NE(set.find("old"), nullptr);
+  EXPECT_EQ(set.prune(t0 + seconds{930}, seconds{900}, seconds{30}), 1u);
+  EXPECT_EQ(set.find("old"), nullptr);
+}
+
+TEST(KeySet, RefusesDuplicateKidsTwoActiveKeysAndBadActivations) {
+  KeySet set;
+  auto& rnd = CsprngRandom::instance();
+  ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "a", rnd), KeyState::active));
+  EXPECT_FALSE(set.add(*Key::generate(Algorithm::ES256, "a", rnd), KeyState::next));
+  EXPECT_FALSE(set.add(*Key::generate(Algorithm::ES256, "b", rnd), KeyState::active));
+  EXPECT_EQ(set.activate("zzz", UnixSeconds{}).error().code, ErrorCode::key_not_found);
+  EXPECT_EQ(set.activate("a", UnixSeconds{}).error().code, ErrorCode::invalid_request);
+  auto pub = Key::from_jwk(*Key::generate(Algorithm::EdDSA, "p", rnd)->public_jwk());
+  EXPECT_FALSE(set.add(*pub, KeyState::active));
+}
+
+TEST(KeySet, FromJwksSkipsUnknownKeyTypesButRefusesBrokenOnes) {
+  auto set = KeySet::from_jwks(R"({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},
+      {"kty":"OKP","crv":"Ed25519","kid":"ok","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})");
+  ASSERT_TRUE(set) << set.error();
+  EXPECT_EQ(set->entries().size(), 1u);
+  for (const char* bad : {R"({"keys":{}})", R"({})", R"({"keys":[1]})",
+                          R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ok","x":"AA"}]})"}) {
+    auto r = KeySet::from_jwks(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.error().code, ErrorCode::key_invalid);
+  }
+}
+
+}  // namespace
+}  // namespace tessera
