@@ -1,0 +1,146 @@
+// The session domain (DESIGN.md §2) and the storage port (§7).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/clock.hpp"
+#include "tessera/error.hpp"
+#include "tessera/lookup_key.hpp"
+#include "tessera/secret.hpp"
+#include "tessera/token_cipher.hpp"
+
+namespace tessera {
+
+enum class SessionMode : std::uint8_t { cookie, token };
+[[nodiscard]] std::string_view to_string(SessionMode mode) noexcept;
+[[nodiscard]] std::optional<SessionMode> session_mode_from_string(std::string_view s) noexcept;
+
+struct SessionMetadata {
+  std::string ip;
+  std::string user_agent;
+  std::string device;
+  std::string fingerprint_digest;  // base64url SHA-256 of the client's fingerprint, or ""
+
+  friend bool operator==(const SessionMetadata&, const SessionMetadata&) = default;
+};
+
+struct Session {
+  std::string id;  // ULID
+  std::string subject;
+  std::string family_id;  // ULID
+  SessionMode mode = SessionMode::cookie;
+  UnixSeconds created_at{};
+  UnixSeconds last_seen_at{};
+  std::optional<UnixSeconds> idle_expires_at;
+  UnixSeconds expires_at{};
+  std::optional<UnixSeconds> revoked_at;
+  std::string revoke_reason;  // "" while live
+  std::uint64_t generation = 0;
+  std::uint64_t epoch_at_issue = 0;
+  SessionMetadata metadata;
+  std::string data = "{}";  // JSON object text
+  std::string claims;       // custom access-token claims (JSON object text, or "")
+
+  // Refresh rotation state (token mode): when generation last moved, and the
+  // current refresh token sealed with the TokenCipher, kept so that a retry
+  // of the previous token inside the grace window gets the same successor.
+  std::optional<UnixSeconds> rotated_at;
+  std::optional<SealedToken> sealed_current;
+
+  [[nodiscard]] bool revoked() const noexcept { return revoked_at.has_value(); }
+  // Live iff not revoked, now < expires_at and (idle on) now < idle_expires_at.
+  [[nodiscard]] bool live_at(UnixSeconds now) const noexcept {
+    return !revoked() && now < expires_at && (!idle_expires_at || now < *idle_expires_at);
+  }
+};
+
+// A presented token found in the store: its session and the refresh
+// generation the token belongs to (0 for session tokens), and the lookup key
+// version it was found under (older than active → re-key on next write).
+struct CredentialHit {
+  Session session;
+  std::uint64_t generation = 0;
+  std::uint32_t key_version = 0;
+};
+
+enum class RotateResult : std::uint8_t {
+  rotated,         // the compare-and-swap won: generation is now expected + 1
+  lost_race,       // the generation had already moved (another renewal won)
+  session_gone,    // no such session, or it is revoked
+};
+
+struct RevokeResult {
+  std::vector<std::string> session_ids;  // the sessions this call revoked
+};
+
+// The storage port. Every method is atomic on its own; those marked (atomic)
+// bundle several changes that must all happen or none. Implementations are
+// thread-safe. Transient failures are store_unavailable; nothing else fails
+// except invalid_request for a broken argument.
+class SessionStore {
+ public:
+  virtual ~SessionStore() = default;
+
+  // (atomic) Inserts `session` and its first credential (`credential` under
+  // `kind`, generation session.generation); then, if the subject holds more
+  // than `max_live` live sessions at `now`, revokes the least recently seen
+  // ones with reason "evicted". If `replaces` names a session, it is revoked
+  // with reason "rotated" in the same write. Returns the sessions revoked.
+  [[nodiscard]] virtual Result<RevokeResult> create(const Session& session, TokenKind kind,
+                                                    const LookupKey& credential, std::size_t max_live,
+                                                    UnixSeconds now,
+                                                    std::optional<std::string_view> replaces) = 0;
+
+  [[nodiscard]] virtual Result<std::optional<Session>> find(std::string_view session_id) = 0;
+
+  // The first candidate that names a credential of `kind`, with its session.
+  [[nodiscard]] virtual Result<std::optional<CredentialHit>> find_by_credential(
+      TokenKind kind, std::span<const LookupKey> candidates) = 0;
+
+  // (atomic) Compare-and-swap on the generation: if the session is not
+  // revoked and its generation is `expected`, set it to expected + 1, record
+  // `next` as the refresh credential of that generation, set rotated_at and
+  // sealed_current, last_seen_at = now and, when the session has an idle
+  // deadline, idle_expires_at. Older credentials stay (replay detection)
+  // until the session is deleted.
+  [[nodiscard]] virtual Result<RotateResult> rotate(std::string_view session_id, std::uint64_t expected,
+                                                    const LookupKey& next, const SealedToken& sealed,
+                                                    UnixSeconds now, std::optional<UnixSeconds> idle_expires_at) = 0;
+
+  // Records activity. Optionally re-keys a credential found under an old
+  // lookup key version (old → fresh). A revoked session is not touched.
+  [[nodiscard]] virtual Status touch(std::string_view session_id, UnixSeconds last_seen,
+                                     std::optional<UnixSeconds> idle_expires_at,
+                                     std::optional<std::pair<LookupKey, LookupKey>> rekey) = 0;
+
+  // Revocations set revoked_at/revoke_reason on sessions that are not yet
+  // revoked (monotonic: a revoked session is never revived) and return them.
+  [[nodiscard]] virtual Result<RevokeResult> revoke_session(std::string_view session_id, std::string_view reason,
+                                                            UnixSeconds now) = 0;
+  // (atomic) Every session of the family.
+  [[nodiscard]] virtual Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+                                                           UnixSeconds now) = 0;
+  // (atomic) Every session of the subject, but `except` if given.
+  [[nodiscard]] virtual Result<RevokeResult> revoke_subject(std::string_view subject,
+                                                            std::optional<std::string_view> except,
+                                                            std::string_view reason, UnixSeconds now) = 0;
+
+  // Live sessions of the subject at `now`, most recently seen first.
+  [[nodiscard]] virtual Result<std::vector<Session>> list_live(std::string_view subject, UnixSeconds now) = 0;
+
+  // Deletes sessions (and their credentials) whose expires_at, or
+  // revoked_at, is before `before`. Returns how many sessions went.
+  [[nodiscard]] virtual Result<std::size_t> cleanup(UnixSeconds before) = 0;
+
+  // Epochs: a per-subject counter, 0 until first bumped. The subject ""
+  // holds the global epoch.
+  [[nodiscard]] virtual Result<std::uint64_t> epoch(std::string_view subject) = 0;
+  [[nodiscard]] virtual Result<std::uint64_t> bump_epoch(std::string_view subject) = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,171 @@
+// The session lifecycle engine (DESIGN.md §4): issue, validate, renew with
+// replay detection, revoke, list, rotate, cleanup, epochs. No HTTP, no
+// global state: every dependency is passed in. Thread-safe: any number of
+// threads may call any method at once; correctness under races comes from
+// the store's atomic operations (see session.hpp), not from locks here.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tessera/audit.hpp"
+#include "tessera/jwt.hpp"
+#include "tessera/key_set.hpp"
+#include "tessera/lookup_key.hpp"
+#include "tessera/random.hpp"
+#include "tessera/session.hpp"
+#include "tessera/token_cipher.hpp"
+#include "tessera/ulid.hpp"
+
+namespace tessera {
+
+struct SessionPolicy {
+  std::chrono::seconds session_ttl{std::chrono::days{30}};  // absolute; never slides
+  std::chrono::seconds idle_timeout{0};                     // 0: no idle timeout
+  // How often validation may write last_seen_at. Default: idle/20 (at least
+  // 30 s), or 300 s without idle timeout.
+  std::optional<std::chrono::seconds> touch_interval;
+  std::chrono::seconds access_ttl{std::chrono::minutes{15}};
+  std::chrono::seconds refresh_grace{10};  // 0..60
+  std::size_t max_sessions_per_subject = 10;  // 0 is refused
+  std::size_t max_data_bytes = 4096;
+  bool bind_fingerprint = false;
+  std::chrono::seconds cleanup_retention{std::chrono::days{7}};
+  std::string issuer = "tessera";
+  std::vector<std::string> audience = {"tessera"};
+
+  // config_invalid naming the bad setting.
+  [[nodiscard]] Status validate() const;
+  [[nodiscard]] std::chrono::seconds effective_touch_interval() const;
+};
+
+// The signing keys, replaceable while the service runs (rotation).
+class SharedKeySet {
+ public:
+  explicit SharedKeySet(KeySet keys) : p_(std::make_shared<const KeySet>(std::move(keys))) {}
+  [[nodiscard]] std::shared_ptr<const KeySet> get() const { return p_.load(std::memory_order_acquire); }
+  void set(KeySet keys) { p_.store(std::make_shared<const KeySet>(std::move(keys)), std::memory_order_release); }
+
+ private:
+  std::atomic<std::shared_ptr<const KeySet>> p_;
+};
+
+struct IssueRequest {
+  std::string subject;
+  SessionMode mode = SessionMode::cookie;
+  SessionMetadata metadata;           // fingerprint_digest is computed, not taken
+  std::string data = "{}";            // JSON object, at most max_data_bytes
+  std::string claims;                 // custom access-token claims, JSON object or ""
+  std::optional<std::string> fingerprint;  // raw client fingerprint; only its digest is kept
+};
+
+struct TokenPair {
+  SecretString access_token;
+  UnixSeconds access_expires_at{};
+  SecretString refresh_token;
+  UnixSeconds refresh_expires_at{};
+};
+
+struct IssuedSession {
+  Session session;
+  SecretString session_token;     // cookie mode
+  std::optional<TokenPair> tokens;  // token mode
+  std::vector<std::string> evicted;  // sessions revoked to honour the cap
+};
+
+struct RenewedSession {
+  Session session;
+  TokenPair tokens;
+};
+
+enum class RevokeScope : std::uint8_t { session, family, others, all };
+[[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
+[[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
+
+class SessionService {
+ public:
+  struct Deps {
+    SessionStore& store;
+    const LookupKeyRing& lookup;
+    const TokenCipher& cipher;
+    const SharedKeySet& keys;
+    const Clock& clock;
+    Random& random;
+    AuditSink* audit = nullptr;  // optional
+  };
+
+  // config_invalid if the policy is off, or if the key set has no active key.
+  [[nodiscard]] static Result<std::unique_ptr<SessionService>> create(Deps deps, SessionPolicy policy);
+
+  // Creates a session and its family in one write; returns its secret(s).
+  // invalid_request for a bad subject (1..255 bytes of UTF-8), data or claims.
+  [[nodiscard]] Result<IssuedSession> issue(const IssueRequest& request);
+
+  // Cookie mode: the live session behind `session_token`, or why not:
+  // invalid_token (malformed or unknown), session_revoked, session_expired,
+  // session_idle_timeout, fingerprint_mismatch (and the session is revoked).
+  // Writes at most once per touch interval per session.
+  [[nodiscard]] Result<Session> validate(std::string_view session_token,
+                                         std::optional<std::string_view> fingerprint = std::nullopt);
+
+  // Token mode, the renewal algorithm of DESIGN.md §4:
+  //  1. current token → rotate (compare-and-swap on the generation);
+  //  2. previous token within the grace window → the SAME successor again,
+  //     with a fresh access token, no new generation;
+  //  3. any older token, or the previous one after grace → the family is
+  //     revoked, refresh_token_reused;
+  //  4. invalid_token (malformed/unknown), session_revoked, session_expired,
+  //     session_idle_timeout.
+  [[nodiscard]] Result<RenewedSession> renew(std::string_view refresh_token);
+
+  // Logout with any of the session's tokens (session, refresh or access).
+  // Idempotent: an unknown or already revoked session revokes 0. Scopes
+  // family/others/all need the presented session to be live.
+  [[nodiscard]] Result<std::size_t> logout(std::string_view token, RevokeScope scope);
+
+  // Service-side revocation of one session of `subject`; another subject's id
+  // or an unknown id is session_not_found. Returns 1, or 0 if already revoked.
+  [[nodiscard]] Result<std::size_t> revoke(std::string_view subject, std::string_view session_id);
+  // Every session of `subject`, but `except`.
+  [[nodiscard]] Result<std::size_t> revoke_all(std::string_view subject,
+                                               std::optional<std::string_view> except = std::nullopt);
+
+  // Live sessions, most recently seen first.
+  [[nodiscard]] Result<std::vector<Session>> list(std::string_view subject);
+
+  // Cookie mode privilege change / anti-fixation: a new session in the same
+  // family with the same absolute expiry; the old one is revoked ("rotated").
+  [[nodiscard]] Result<IssuedSession> rotate_session(std::string_view session_token);
+
+  // L2 liveness of a session id (for introspection and verifiers).
+  [[nodiscard]] Result<bool> is_live(std::string_view session_id);
+
+  // Effective epoch: max(global, subject). Bumping returns the new value.
+  [[nodiscard]] Result<std::uint64_t> epoch(std::string_view subject);
+  [[nodiscard]] Result<std::uint64_t> bump_epoch(std::string_view subject);
+
+  // Deletes sessions ended more than cleanup_retention ago.
+  [[nodiscard]] Result<std::size_t> cleanup();
+
+  [[nodiscard]] const SessionPolicy& policy() const noexcept { return policy_; }
+
+ private:
+  SessionService(Deps deps, SessionPolicy policy);
+  Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now);
+  Result<Session> resolve(std::string_view token);
+  Status check_live(const Session& s, UnixSeconds now) const;
+  void audit(AuditEvent event) const;
+  Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, std::string_view reason,
+                                    std::string_view actor, UnixSeconds now);
+
+  Deps deps_;
+  SessionPolicy policy_;
+  UlidGenerator ids_;
+};
+
+}  // namespace tessera

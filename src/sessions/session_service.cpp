@@ -1,0 +1,482 @@
+#include "tessera/session_service.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "core/openssl.hpp"
+#include "tessera/encoding.hpp"
+
+namespace tessera {
+
+using std::chrono::seconds;
+
+std::string_view to_string(SessionMode mode) noexcept {
+  switch (mode) {
+    case SessionMode::cookie: return "cookie";
+    case SessionMode::token: return "token";
+  }
+  return "";
+}
+
+std::optional<SessionMode> session_mode_from_string(std::string_view s) noexcept {
+  for (SessionMode m : {SessionMode::cookie, SessionMode::token}) {
+    if (to_string(m) == s) return m;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(RevokeScope scope) noexcept {
+  switch (scope) {
+    case RevokeScope::session: return "session";
+    case RevokeScope::family: return "family";
+    case RevokeScope::others: return "others";
+    case RevokeScope::all: return "all";
+  }
+  return "";
+}
+
+std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept {
+  for (RevokeScope r : {RevokeScope::session, RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
+    if (to_string(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+Status SessionPolicy::validate() const {
+  auto bad = [](std::string_view setting, std::string_view why) {
+    return fail(ErrorCode::config_invalid, fmt::format("{}: {}", setting, why));
+  };
+  if (session_ttl <= seconds{0}) return bad("session_ttl", "must be positive");
+  if (idle_timeout < seconds{0}) return bad("idle_timeout", "must be 0 (off) or positive");
+  if (idle_timeout > session_ttl) return bad("idle_timeout", "must not exceed session_ttl");
+  if (touch_interval && *touch_interval <= seconds{0}) return bad("touch_interval", "must be positive");
+  if (access_ttl <= seconds{0}) return bad("access_ttl", "must be positive");
+  if (refresh_grace < seconds{0} || refresh_grace > seconds{60}) return bad("refresh_grace", "must be within 0..60 s");
+  if (max_sessions_per_subject == 0) return bad("max_sessions_per_subject", "0 would refuse every login; must be >= 1");
+  if (max_data_bytes == 0) return bad("max_data_bytes", "must be positive");
+  if (cleanup_retention < seconds{0}) return bad("cleanup_retention", "must not be negative");
+  if (issuer.empty()) return bad("issuer", "must not be empty");
+  if (audience.empty()) return bad("audience", "needs at least one value");
+  return {};
+}
+
+seconds SessionPolicy::effective_touch_interval() const {
+  if (touch_interval) return *touch_interval;
+  if (idle_timeout > seconds{0}) return std::max(seconds{30}, idle_timeout / 20);
+  return seconds{300};
+}
+
+namespace {
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  while (i < s.size()) {
+    const unsigned c = p[i];
+    std::size_t n = 0;
+    unsigned cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    for (std::size_t k = 1; k <= n; ++k) {
+      if (i + k >= s.size() || (p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    // Overlong forms, surrogates and out-of-range code points.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+bool is_json_object(std::string_view text) {
+  boost::json::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  return !ec && v.is_object();
+}
+
+std::string fingerprint_digest(std::string_view fingerprint) {
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(fingerprint.data(), fingerprint.size(), md, &len, ossl::algorithms().sha256, nullptr);
+  return base64url_encode(std::span<const std::uint8_t>(md, len));
+}
+
+}  // namespace
+
+SessionService::SessionService(Deps deps, SessionPolicy policy)
+    : deps_(deps), policy_(std::move(policy)), ids_(deps.clock, deps.random) {}
+
+Result<std::unique_ptr<SessionService>> SessionService::create(Deps deps, SessionPolicy policy) {
+  if (auto st = policy.validate(); !st) return std::unexpected(st.error());
+  if (deps.keys.get()->active() == nullptr) return fail(ErrorCode::config_invalid, "keys: the key set has no active signing key");
+  return std::unique_ptr<SessionService>(new SessionService(deps, std::move(policy)));
+}
+
+void SessionService::audit(AuditEvent event) const {
+  if (deps_.audit != nullptr) deps_.audit->emit(event);
+}
+
+Status SessionService::check_live(const Session& s, UnixSeconds now) const {
+  if (s.revoked()) return fail(ErrorCode::session_revoked, "session is revoked");
+  if (now >= s.expires_at) return fail(ErrorCode::session_expired, "session has expired");
+  if (s.idle_expires_at && now >= *s.idle_expires_at) return fail(ErrorCode::session_idle_timeout, "session was idle too long");
+  return {};
+}
+
+Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh, UnixSeconds now) {
+  auto epoch = this->epoch(s.subject);
+  if (!epoch) return std::unexpected(epoch.error());
+  const auto keys = deps_.keys.get();
+  const Key* key = keys->active();
+  if (key == nullptr) return fail(ErrorCode::internal, "no active signing key");
+  JwtClaims c;
+  c.iss = policy_.issuer;
+  c.sub = s.subject;
+  c.aud = policy_.audience;
+  c.iat = now;
+  c.exp = std::min(now + policy_.access_ttl, s.expires_at);
+  c.jti = ids_.next().to_string();
+  c.sid = s.id;
+  c.sv = *epoch;
+  c.custom = s.claims;
+  auto jwt = sign_jwt(*key, c);
+  if (!jwt) return std::unexpected(jwt.error());
+  return TokenPair{SecretString(std::move(*jwt)), c.exp, refresh, s.expires_at};
+}
+
+Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
+  if (req.subject.empty() || req.subject.size() > 255 || !valid_utf8(req.subject)) {
+    return fail(ErrorCode::invalid_request, "subject must be 1..255 bytes of UTF-8");
+  }
+  const std::string data = req.data.empty() ? "{}" : req.data;
+  if (data.size() > policy_.max_data_bytes) {
+    return fail(ErrorCode::invalid_request, fmt::format("data exceeds {} bytes", policy_.max_data_bytes));
+  }
+  if (!is_json_object(data)) return fail(ErrorCode::invalid_request, "data must be a JSON object");
+  if (!req.claims.empty() && (req.claims.size() > kMaxCustomClaimsBytes || !is_json_object(req.claims))) {
+    return fail(ErrorCode::invalid_request, fmt::format("claims must be a JSON object of at most {} bytes", kMaxCustomClaimsBytes));
+  }
+  for (const auto* field : {&req.metadata.ip, &req.metadata.user_agent, &req.metadata.device}) {
+    if (field->size() > 1024 || !valid_utf8(*field)) return fail(ErrorCode::invalid_request, "metadata fields must be UTF-8 of at most 1024 bytes");
+  }
+  const UnixSeconds now = deps_.clock.now();
+  auto epoch = this->epoch(req.subject);
+  if (!epoch) return std::unexpected(epoch.error());
+
+  Session s;
+  s.id = ids_.next().to_string();
+  s.family_id = ids_.next().to_string();
+  s.subject = req.subject;
+  s.mode = req.mode;
+  s.created_at = now;
+  s.last_seen_at = now;
+  s.expires_at = now + policy_.session_ttl;
+  if (policy_.idle_timeout > seconds{0}) s.idle_expires_at = now + policy_.idle_timeout;
+  s.epoch_at_issue = *epoch;
+  s.metadata = req.metadata;
+  s.metadata.fingerprint_digest = req.fingerprint ? fingerprint_digest(*req.fingerprint) : std::string();
+  s.data = data;
+  s.claims = req.claims;
+
+  IssuedSession out;
+  const TokenKind kind = req.mode == SessionMode::cookie ? TokenKind::session : TokenKind::refresh;
+  SecretString secret = generate_token(kind, deps_.random);
+  std::optional<TokenPair> tokens;
+  if (req.mode == SessionMode::token) {
+    // Mint before writing: a session whose tokens could not be made is never stored.
+    auto pair = mint(s, secret, now);
+    if (!pair) return std::unexpected(pair.error());
+    tokens = std::move(*pair);
+  }
+  auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret), policy_.max_sessions_per_subject, now,
+                                    std::nullopt);
+  if (!created) return std::unexpected(created.error());
+  audit({.type = "issued", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id});
+  for (const auto& id : created->session_ids) {
+    audit({.type = "evicted", .at = now, .subject = s.subject, .session_id = id, .reason = "evicted", .actor = "system"});
+  }
+  out.session = std::move(s);
+  if (req.mode == SessionMode::cookie) out.session_token = std::move(secret);
+  out.tokens = std::move(tokens);
+  out.evicted = std::move(created->session_ids);
+  return out;
+}
+
+Result<Session> SessionService::validate(std::string_view session_token, std::optional<std::string_view> fingerprint) {
+  const UnixSeconds now = deps_.clock.now();
+  auto fail_audit = [&](Error e, const Session* s) -> Result<Session> {
+    audit({.type = "validate_failed", .at = now, .subject = s ? s->subject : "", .session_id = s ? s->id : "",
+           .code = std::string(to_string(e.code))});
+    return std::unexpected(std::move(e));
+  };
+  auto token = parse_token(TokenKind::session, session_token);
+  if (!token) return fail_audit(token.error(), nullptr);
+  auto hit = deps_.store.find_by_credential(TokenKind::session, deps_.lookup.candidates(TokenKind::session, *token));
+  if (!hit) return std::unexpected(hit.error());
+  if (!*hit) return fail_audit({ErrorCode::invalid_token, "unknown session token"}, nullptr);
+  Session s = std::move((*hit)->session);
+  if (auto st = check_live(s, now); !st) return fail_audit(st.error(), &s);
+
+  if (!s.metadata.fingerprint_digest.empty() && policy_.bind_fingerprint) {
+    const bool match = fingerprint && constant_time_equal(fingerprint_digest(*fingerprint), s.metadata.fingerprint_digest);
+    if (!match) {
+      auto revoked = deps_.store.revoke_session(s.id, "fingerprint_mismatch", now);
+      if (revoked && !revoked->session_ids.empty()) {
+        audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+               .scope = "session", .reason = "fingerprint_mismatch", .actor = "system", .count = 1});
+      }
+      return fail_audit({ErrorCode::fingerprint_mismatch, "fingerprint does not match the session's"}, &s);
+    }
+  }
+
+  // Throttled touch: at most one write per touch interval, and a re-key when
+  // the token was found under an old lookup key version.
+  std::optional<std::pair<LookupKey, LookupKey>> rekey;
+  if ((*hit)->key_version != deps_.lookup.active_version()) {
+    for (const auto& c : deps_.lookup.candidates(TokenKind::session, *token)) {
+      if (c.version == (*hit)->key_version) rekey.emplace(c, deps_.lookup.derive(TokenKind::session, *token));
+    }
+  }
+  if (rekey || now - s.last_seen_at >= policy_.effective_touch_interval()) {
+    std::optional<UnixSeconds> idle;
+    if (s.idle_expires_at) idle = now + policy_.idle_timeout;
+    if (deps_.store.touch(s.id, now, idle, rekey)) {  // a failed touch still admits
+      s.last_seen_at = now;
+      if (idle) s.idle_expires_at = idle;
+    }
+  }
+  return s;
+}
+
+Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
+  const UnixSeconds now = deps_.clock.now();
+  auto token = parse_token(TokenKind::refresh, refresh_token);
+  if (!token) return std::unexpected(token.error());
+  auto hit = deps_.store.find_by_credential(TokenKind::refresh, deps_.lookup.candidates(TokenKind::refresh, *token));
+  if (!hit) return std::unexpected(hit.error());
+  if (!*hit) return fail(ErrorCode::invalid_token, "unknown refresh token");
+  const std::uint64_t presented = (*hit)->generation;
+  Session s = std::move((*hit)->session);
+
+  // Two passes at most: a lost compare-and-swap means another renewal won
+  // just now, and the token is then "previous" for rule 2.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (auto st = check_live(s, now); !st) return std::unexpected(st.error());
+    std::optional<UnixSeconds> idle;
+    if (s.idle_expires_at) idle = now + policy_.idle_timeout;
+
+    if (presented == s.generation) {  // rule 1: rotate
+      SecretString next = generate_token(TokenKind::refresh, deps_.random);
+      auto sealed = deps_.cipher.seal(next, s.id);
+      if (!sealed) return std::unexpected(sealed.error());
+      auto r = deps_.store.rotate(s.id, presented, deps_.lookup.derive(TokenKind::refresh, next), *sealed, now, idle);
+      if (!r) return std::unexpected(r.error());
+      if (*r == RotateResult::rotated) {
+        s.generation = presented + 1;
+        s.rotated_at = now;
+        s.sealed_current = *sealed;
+        s.last_seen_at = std::max(s.last_seen_at, now);
+        if (idle) s.idle_expires_at = idle;
+        auto pair = mint(s, next, now);
+        if (!pair) return std::unexpected(pair.error());
+        audit({.type = "renewed", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+               .count = s.generation});
+        return RenewedSession{std::move(s), std::move(*pair)};
+      }
+      auto fresh = deps_.store.find(s.id);
+      if (!fresh) return std::unexpected(fresh.error());
+      if (!*fresh) return fail(ErrorCode::invalid_token, "session is gone");
+      s = std::move(**fresh);
+      continue;
+    }
+
+    if (presented + 1 == s.generation && s.rotated_at && now - *s.rotated_at < policy_.refresh_grace &&
+        s.sealed_current) {  // rule 2: idempotent retry inside the grace window
+      auto successor = deps_.cipher.open(*s.sealed_current, s.id);
+      if (!successor) return std::unexpected(Error{ErrorCode::internal, "cannot open the sealed successor"});
+      auto pair = mint(s, *successor, now);
+      if (!pair) return std::unexpected(pair.error());
+      return RenewedSession{std::move(s), std::move(*pair)};
+    }
+
+    // Rule 3: replay. Whoever holds the newer token, someone holds a stolen
+    // one: end the whole lineage.
+    auto revoked = deps_.store.revoke_family(s.family_id, "refresh_token_reused", now);
+    audit({.type = "replay_detected", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+           .count = presented});
+    if (revoked) {
+      audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+             .scope = "family", .reason = "refresh_token_reused", .actor = "system",
+             .count = revoked->session_ids.size()});
+    }
+    if (!revoked) return std::unexpected(revoked.error());
+    return fail(ErrorCode::refresh_token_reused, "refresh token was already used; the session family is revoked");
+  }
+  return fail(ErrorCode::store_unavailable, "renewal did not settle");
+}
+
+Result<Session> SessionService::resolve(std::string_view token) {
+  std::optional<CredentialHit> found;
+  for (TokenKind kind : {TokenKind::session, TokenKind::refresh}) {
+    if (!token.starts_with(token_prefix(kind))) continue;
+    auto parsed = parse_token(kind, token);
+    if (!parsed) return std::unexpected(parsed.error());
+    auto hit = deps_.store.find_by_credential(kind, deps_.lookup.candidates(kind, *parsed));
+    if (!hit) return std::unexpected(hit.error());
+    if (!*hit) return fail(ErrorCode::session_not_found, "no session for that token");
+    return std::move((*hit)->session);
+  }
+  // An access token: authentic (signature, issuer, audience) is enough to
+  // find its session; an expired one may still log out.
+  const auto keys = deps_.keys.get();
+  VerifyOptions o;
+  o.issuer = policy_.issuer;
+  o.audiences = policy_.audience;
+  auto v = verify_jwt(token, *keys, o, deps_.clock.now());
+  if (!v && v.error().code == ErrorCode::token_expired) {
+    o.leeway = policy_.session_ttl;
+    v = verify_jwt(token, *keys, o, deps_.clock.now());
+  }
+  if (!v) return std::unexpected(v.error());
+  if (!v->claims.sid) return fail(ErrorCode::invalid_token, "access token has no session");
+  auto s = deps_.store.find(*v->claims.sid);
+  if (!s) return std::unexpected(s.error());
+  if (!*s) return fail(ErrorCode::session_not_found, "no session for that token");
+  return std::move(**s);
+}
+
+Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope scope, std::string_view reason,
+                                                  std::string_view actor, UnixSeconds now) {
+  Result<RevokeResult> r;
+  switch (scope) {
+    case RevokeScope::session: r = deps_.store.revoke_session(s.id, reason, now); break;
+    case RevokeScope::family: r = deps_.store.revoke_family(s.family_id, reason, now); break;
+    case RevokeScope::others: r = deps_.store.revoke_subject(s.subject, s.id, reason, now); break;
+    case RevokeScope::all: {
+      auto bumped = bump_epoch(s.subject);
+      if (!bumped) return std::unexpected(bumped.error());
+      r = deps_.store.revoke_subject(s.subject, std::nullopt, reason, now);
+      break;
+    }
+  }
+  if (r) {
+    audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+           .scope = std::string(to_string(scope)), .reason = std::string(reason), .actor = std::string(actor),
+           .count = r->session_ids.size()});
+  }
+  return r;
+}
+
+Result<std::size_t> SessionService::logout(std::string_view token, RevokeScope scope) {
+  const UnixSeconds now = deps_.clock.now();
+  auto s = resolve(token);
+  if (!s) {
+    if (s.error().code == ErrorCode::session_not_found) return std::size_t{0};  // idempotent
+    return std::unexpected(s.error());
+  }
+  if (scope != RevokeScope::session) {
+    // A dead session's token may end itself, never its siblings.
+    if (auto st = check_live(*s, now); !st) return std::size_t{0};
+  }
+  auto r = revoke_scope(*s, scope, "logout", "user", now);
+  if (!r) return std::unexpected(r.error());
+  return r->session_ids.size();
+}
+
+Result<std::size_t> SessionService::revoke(std::string_view subject, std::string_view session_id) {
+  auto s = deps_.store.find(session_id);
+  if (!s) return std::unexpected(s.error());
+  // Another subject's session is indistinguishable from a missing one.
+  if (!*s || (*s)->subject != subject) return fail(ErrorCode::session_not_found, "no such session for this subject");
+  auto r = revoke_scope(**s, RevokeScope::session, "revoked", "service", deps_.clock.now());
+  if (!r) return std::unexpected(r.error());
+  return r->session_ids.size();
+}
+
+Result<std::size_t> SessionService::revoke_all(std::string_view subject, std::optional<std::string_view> except) {
+  const UnixSeconds now = deps_.clock.now();
+  auto r = deps_.store.revoke_subject(subject, except, "revoked", now);
+  if (!r) return std::unexpected(r.error());
+  audit({.type = "revoked", .at = now, .subject = std::string(subject), .scope = except ? "others" : "all",
+         .reason = "revoked", .actor = "service", .count = r->session_ids.size()});
+  return r->session_ids.size();
+}
+
+Result<std::vector<Session>> SessionService::list(std::string_view subject) {
+  return deps_.store.list_live(subject, deps_.clock.now());
+}
+
+Result<IssuedSession> SessionService::rotate_session(std::string_view session_token) {
+  auto old = validate(session_token);
+  if (!old) return std::unexpected(old.error());
+  if (old->mode != SessionMode::cookie) return fail(ErrorCode::invalid_request, "only cookie sessions rotate this way");
+  const UnixSeconds now = deps_.clock.now();
+  Session s = *old;
+  s.id = ids_.next().to_string();
+  s.created_at = now;
+  s.last_seen_at = now;
+  if (s.idle_expires_at) s.idle_expires_at = now + policy_.idle_timeout;
+  s.revoked_at.reset();
+  s.revoke_reason.clear();
+  SecretString secret = generate_token(TokenKind::session, deps_.random);
+  auto created = deps_.store.create(s, TokenKind::session, deps_.lookup.derive(TokenKind::session, secret),
+                                    policy_.max_sessions_per_subject, now, old->id);
+  if (!created) return std::unexpected(created.error());
+  audit({.type = "issued", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id});
+  audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = old->id, .family_id = s.family_id,
+         .scope = "session", .reason = "rotated", .actor = "system", .count = 1});
+  IssuedSession out;
+  out.session = std::move(s);
+  out.session_token = std::move(secret);
+  for (auto& id : created->session_ids) {
+    if (id != old->id) out.evicted.push_back(std::move(id));
+  }
+  return out;
+}
+
+Result<bool> SessionService::is_live(std::string_view session_id) {
+  auto s = deps_.store.find(session_id);
+  if (!s) return std::unexpected(s.error());
+  return *s && (*s)->live_at(deps_.clock.now());
+}
+
+Result<std::uint64_t> SessionService::epoch(std::string_view subject) {
+  // The one place the effective epoch is computed.
+  auto global = deps_.store.epoch("");
+  if (!global) return std::unexpected(global.error());
+  auto own = deps_.store.epoch(subject);
+  if (!own) return std::unexpected(own.error());
+  return std::max(*global, *own);
+}
+
+Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
+  if (subject.empty() || subject.size() > 255) return fail(ErrorCode::invalid_request, "subject must be 1..255 bytes");
+  auto current = epoch(subject);
+  if (!current) return std::unexpected(current.error());
+  // Bump the subject's own counter past the global one if needed, so that
+  // the effective epoch always moves.
+  Result<std::uint64_t> bumped = deps_.store.bump_epoch(subject);
+  while (bumped && *bumped <= *current) bumped = deps_.store.bump_epoch(subject);
+  if (!bumped) return std::unexpected(bumped.error());
+  audit({.type = "epoch_bumped", .at = deps_.clock.now(), .subject = std::string(subject), .count = *bumped});
+  return *bumped;
+}
+
+Result<std::size_t> SessionService::cleanup() {
+  return deps_.store.cleanup(deps_.clock.now() - policy_.cleanup_retention);
+}
+
+}  // namespace tessera

@@ -1,0 +1,558 @@
+#include "tessera/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include <mutex>
+#include <utility>
+#include <unordered_map>
+
+namespace tessera {
+namespace {
+
+// Versioned migrations: entry i takes the schema from version i to i + 1.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  subject TEXT NOT NULL,
+  family_id TEXT NOT NULL,
+  mode INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  idle_expires_at INTEGER,
+  expires_at INTEGER NOT NULL,
+  revoked_at INTEGER,
+  revoke_reason TEXT NOT NULL DEFAULT '',
+  generation INTEGER NOT NULL,
+  epoch_at_issue INTEGER NOT NULL,
+  ip TEXT NOT NULL, user_agent TEXT NOT NULL, device TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  data TEXT NOT NULL,
+  claims TEXT NOT NULL,
+  rotated_at INTEGER,
+  sealed_version INTEGER,
+  sealed_text TEXT
+) WITHOUT ROWID;
+CREATE INDEX sessions_by_subject ON sessions(subject, last_seen_at);
+CREATE INDEX sessions_by_family ON sessions(family_id);
+CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+CREATE TABLE credentials (
+  lookup BLOB PRIMARY KEY,
+  key_version INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  generation INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX credentials_by_session ON credentials(session_id);
+CREATE TABLE epochs (subject TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+};
+static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
+
+constexpr const char* kSessionColumns =
+    "id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, expires_at, revoked_at, "
+    "revoke_reason, generation, epoch_at_issue, ip, user_agent, device, fingerprint, data, claims, "
+    "rotated_at, sealed_version, sealed_text";
+
+class Conn;
+
+// A cached prepared statement, reset and unbound when the handle goes.
+class Stmt {
+ public:
+  Stmt(sqlite3_stmt* s, sqlite3* db) : s_(s), db_(db) {}
+  Stmt(const Stmt&) = delete;
+  Stmt(Stmt&& o) noexcept : s_(std::exchange(o.s_, nullptr)), db_(o.db_) {}
+  ~Stmt() {
+    if (s_ == nullptr) return;
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  Stmt& bind(int i, std::string_view v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, UnixSeconds v) { return bind(i, static_cast<std::int64_t>(v.time_since_epoch().count())); }
+  Stmt& bind(int i, std::optional<UnixSeconds> v) {
+    if (v) return bind(i, *v);
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  Stmt& bind_blob(int i, std::span<const std::uint8_t> v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // SQLITE_ROW → true, SQLITE_DONE → false, else an error.
+  Result<bool> step() {
+    const int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return fail(rc == SQLITE_CONSTRAINT ? ErrorCode::invalid_request : ErrorCode::store_unavailable,
+                fmt::format("sqlite: {}", sqlite3_errmsg(db_)));
+  }
+  Status run() {
+    auto r = step();
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+  std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
+  bool null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+  std::string text(int col) const {
+    const auto* p = sqlite3_column_text(s_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, col)))
+             : std::string();
+  }
+  UnixSeconds time(int col) const { return UnixSeconds{std::chrono::seconds{i64(col)}}; }
+  std::optional<UnixSeconds> opt_time(int col) const {
+    if (null(col)) return std::nullopt;
+    return time(col);
+  }
+
+ private:
+  sqlite3_stmt* s_;
+  sqlite3* db_;
+};
+
+class Conn {
+ public:
+  Conn() = default;
+  Conn(const Conn&) = delete;
+  ~Conn() {
+    for (auto& [_, s] : cache_) sqlite3_finalize(s);
+    if (db_) sqlite3_close_v2(db_);
+  }
+
+  Status open(const std::filesystem::path& path, const SqliteOptions& o) {
+    const int rc = sqlite3_open_v2(path.c_str(), &db_,
+                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+      return fail(ErrorCode::store_unavailable,
+                  fmt::format("cannot open {}: {}", path.string(), db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
+    }
+    sqlite3_busy_timeout(db_, static_cast<int>(o.busy_timeout.count()));
+    return exec(fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+                            o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
+  }
+
+  Status exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return fail(ErrorCode::store_unavailable, "sqlite: " + msg);
+    }
+    return {};
+  }
+
+  Result<Stmt> prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
+        return fail(ErrorCode::store_unavailable, fmt::format("sqlite prepare: {}", sqlite3_errmsg(db_)));
+      }
+      it = cache_.emplace(sql, s).first;
+    }
+    return Stmt(it->second, db_);
+  }
+
+  sqlite3* db() const { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
+};
+
+#define TRY(expr)                                          \
+  do {                                                     \
+    if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
+  } while (0)
+
+#define PREPARE(var, conn, sql)                            \
+  auto var##_r = (conn).prepare(sql);                      \
+  if (!var##_r) return std::unexpected(var##_r.error());   \
+  Stmt& var = *var##_r
+
+Session read_session(const Stmt& s, int base = 0) {
+  Session x;
+  x.id = s.text(base + 0);
+  x.subject = s.text(base + 1);
+  x.family_id = s.text(base + 2);
+  x.mode = s.i64(base + 3) == 1 ? SessionMode::token : SessionMode::cookie;
+  x.created_at = s.time(base + 4);
+  x.last_seen_at = s.time(base + 5);
+  x.idle_expires_at = s.opt_time(base + 6);
+  x.expires_at = s.time(base + 7);
+  x.revoked_at = s.opt_time(base + 8);
+  x.revoke_reason = s.text(base + 9);
+  x.generation = static_cast<std::uint64_t>(s.i64(base + 10));
+  x.epoch_at_issue = static_cast<std::uint64_t>(s.i64(base + 11));
+  x.metadata.ip = s.text(base + 12);
+  x.metadata.user_agent = s.text(base + 13);
+  x.metadata.device = s.text(base + 14);
+  x.metadata.fingerprint_digest = s.text(base + 15);
+  x.data = s.text(base + 16);
+  x.claims = s.text(base + 17);
+  x.rotated_at = s.opt_time(base + 18);
+  if (!s.null(base + 19)) x.sealed_current = SealedToken{static_cast<std::uint32_t>(s.i64(base + 19)), s.text(base + 20)};
+  return x;
+}
+
+// One write transaction on the writer connection; rolls back unless committed.
+class WriteTx {
+ public:
+  explicit WriteTx(Conn& c) : c_(c) {}
+  Status begin() {
+    auto r = c_.exec("BEGIN IMMEDIATE");
+    open_ = r.has_value();
+    return r;
+  }
+  Status commit() {
+    auto r = c_.exec("COMMIT");
+    if (r) open_ = false;
+    return r;
+  }
+  ~WriteTx() {
+    if (open_) (void)c_.exec("ROLLBACK");
+  }
+
+ private:
+  Conn& c_;
+  bool open_ = false;
+};
+
+class SqliteStore final : public SessionStore {
+ public:
+  Status open(const std::filesystem::path& path, const SqliteOptions& o) {
+    path_ = path;
+    options_ = o;
+    TRY(writer_.open(path, o));
+    return migrate();
+  }
+
+  Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential, std::size_t max_live,
+                              UnixSeconds now, std::optional<std::string_view> replaces) override {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    RevokeResult out;
+    if (replaces) TRY(revoke_where_id(*replaces, "rotated", now, out));
+    {
+      PREPARE(ins, writer_,
+              "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, "
+              "expires_at, revoked_at, revoke_reason, generation, epoch_at_issue, ip, user_agent, device, "
+              "fingerprint, data, claims, rotated_at, sealed_version, sealed_text) "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, NULL, "
+              "NULL)");
+      ins.bind(1, s.id).bind(2, s.subject).bind(3, s.family_id).bind(4, std::int64_t{s.mode == SessionMode::token});
+      ins.bind(5, s.created_at).bind(6, s.last_seen_at).bind(7, s.idle_expires_at).bind(8, s.expires_at);
+      ins.bind(9, static_cast<std::int64_t>(s.generation)).bind(10, static_cast<std::int64_t>(s.epoch_at_issue));
+      ins.bind(11, s.metadata.ip).bind(12, s.metadata.user_agent).bind(13, s.metadata.device);
+      ins.bind(14, s.metadata.fingerprint_digest).bind(15, s.data).bind(16, s.claims);
+      TRY(ins.run());
+    }
+    TRY(insert_credential(credential, kind, s.id, s.generation));
+    // Eviction: live sessions beyond the cap, least recently seen first.
+    std::vector<std::string> victims;
+    {
+      PREPARE(q, writer_,
+              "SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL AND expires_at > ?2 "
+              "AND (idle_expires_at IS NULL OR idle_expires_at > ?2) AND id <> ?3 "
+              "ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?4");
+      q.bind(1, s.subject).bind(2, now).bind(3, s.id).bind(4, static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0));
+      for (;;) {
+        auto row = q.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        victims.push_back(q.text(0));
+      }
+    }
+    for (const auto& id : victims) TRY(revoke_where_id(id, "evicted", now, out));
+    TRY(tx.commit());
+    return out;
+  }
+
+  Result<std::optional<Session>> find(std::string_view id) override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    static const std::string sql = fmt::format("SELECT {} FROM sessions WHERE id = ?1", kSessionColumns);
+    PREPARE(q, *lease.conn, sql.c_str());
+    q.bind(1, id);
+    auto row = q.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return std::optional<Session>{};
+    return std::optional<Session>{read_session(q)};
+  }
+
+  Result<std::optional<CredentialHit>> find_by_credential(TokenKind kind,
+                                                          std::span<const LookupKey> candidates) override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    static const std::string sql = fmt::format(
+        "SELECT c.generation, {} FROM credentials c JOIN sessions s ON s.id = c.session_id "
+        "WHERE c.lookup = ?1 AND c.kind = ?2 AND c.key_version = ?3",
+        [] {
+          std::string cols;
+          for (std::string_view rest = kSessionColumns;;) {
+            const auto comma = rest.find(", ");
+            cols += "s.";
+            cols += rest.substr(0, comma);
+            if (comma == std::string_view::npos) break;
+            cols += ", ";
+            rest = rest.substr(comma + 2);
+          }
+          return cols;
+        }());
+    for (const auto& c : candidates) {
+      PREPARE(q, *lease.conn, sql.c_str());
+      q.bind_blob(1, c.mac).bind(2, static_cast<std::int64_t>(kind)).bind(3, static_cast<std::int64_t>(c.version));
+      auto row = q.step();
+      if (!row) return std::unexpected(row.error());
+      if (*row) return std::optional<CredentialHit>{CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c.version}};
+    }
+    return std::optional<CredentialHit>{};
+  }
+
+  Result<RotateResult> rotate(std::string_view id, std::uint64_t expected, const LookupKey& next,
+                              const SealedToken& sealed, UnixSeconds now,
+                              std::optional<UnixSeconds> idle_expires_at) override {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    {
+      // The compare-and-swap: one conditional UPDATE.
+      PREPARE(u, writer_,
+              "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, sealed_text = ?5, "
+              "last_seen_at = max(last_seen_at, ?3), "
+              "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
+              "ELSE max(idle_expires_at, ?6) END "
+              "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL");
+      u.bind(1, id).bind(2, static_cast<std::int64_t>(expected)).bind(3, now).bind(6, idle_expires_at);
+      u.bind(4, static_cast<std::int64_t>(sealed.key_version)).bind(5, sealed.text);
+      TRY(u.run());
+    }
+    if (sqlite3_changes(writer_.db()) == 0) {
+      PREPARE(q, writer_, "SELECT revoked_at IS NOT NULL FROM sessions WHERE id = ?1");
+      q.bind(1, id);
+      auto row = q.step();
+      if (!row) return std::unexpected(row.error());
+      return (!*row || q.i64(0) != 0) ? RotateResult::session_gone : RotateResult::lost_race;
+    }
+    TRY(insert_credential(next, TokenKind::refresh, id, expected + 1));
+    TRY(tx.commit());
+    return RotateResult::rotated;
+  }
+
+  Status touch(std::string_view id, UnixSeconds last_seen, std::optional<UnixSeconds> idle_expires_at,
+               std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    {
+      PREPARE(u, writer_,
+              "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2), "
+              "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?3 IS NULL THEN idle_expires_at "
+              "ELSE max(idle_expires_at, ?3) END WHERE id = ?1 AND revoked_at IS NULL");
+      u.bind(1, id).bind(2, last_seen).bind(3, idle_expires_at);
+      TRY(u.run());
+    }
+    if (rekey && sqlite3_changes(writer_.db()) > 0) {
+      PREPARE(r, writer_,
+              "UPDATE credentials SET lookup = ?3, key_version = ?4 WHERE lookup = ?1 AND key_version = ?2 "
+              "AND session_id = ?5");
+      r.bind_blob(1, rekey->first.mac).bind(2, static_cast<std::int64_t>(rekey->first.version));
+      r.bind_blob(3, rekey->second.mac).bind(4, static_cast<std::int64_t>(rekey->second.version)).bind(5, id);
+      TRY(r.run());
+    }
+    return tx.commit();
+  }
+
+  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason, UnixSeconds now) override {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    RevokeResult out;
+    TRY(revoke_where_id(id, reason, now, out));
+    TRY(tx.commit());
+    return out;
+  }
+
+  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason, UnixSeconds now) override {
+    return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL", family_id, {}, reason,
+                       now);
+  }
+
+  Result<RevokeResult> revoke_subject(std::string_view subject, std::optional<std::string_view> except,
+                                      std::string_view reason, UnixSeconds now) override {
+    return revoke_many("SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL", subject, except, reason,
+                       now);
+  }
+
+  Result<std::vector<Session>> list_live(std::string_view subject, UnixSeconds now) override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    static const std::string sql = fmt::format(
+        "SELECT {} FROM sessions WHERE subject = ?1 AND revoked_at IS NULL AND expires_at > ?2 "
+        "AND (idle_expires_at IS NULL OR idle_expires_at > ?2) ORDER BY last_seen_at DESC, id DESC",
+        kSessionColumns);
+    PREPARE(q, *lease.conn, sql.c_str());
+    q.bind(1, subject).bind(2, now);
+    std::vector<Session> out;
+    for (;;) {
+      auto row = q.step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      out.push_back(read_session(q));
+    }
+    return out;
+  }
+
+  Result<std::size_t> cleanup(UnixSeconds before) override {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    {
+      PREPARE(d, writer_, "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1");
+      d.bind(1, before);
+      TRY(d.run());
+    }
+    const auto n = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
+    TRY(tx.commit());
+    return n;
+  }
+
+  Result<std::uint64_t> epoch(std::string_view subject) override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    PREPARE(q, *lease.conn, "SELECT epoch FROM epochs WHERE subject = ?1");
+    q.bind(1, subject);
+    auto row = q.step();
+    if (!row) return std::unexpected(row.error());
+    return *row ? static_cast<std::uint64_t>(q.i64(0)) : 0;
+  }
+
+  Result<std::uint64_t> bump_epoch(std::string_view subject) override {
+    std::lock_guard lock(write_mu_);
+    PREPARE(u, writer_,
+            "INSERT INTO epochs (subject, epoch) VALUES (?1, 1) "
+            "ON CONFLICT(subject) DO UPDATE SET epoch = epoch + 1 RETURNING epoch");
+    u.bind(1, subject);
+    auto row = u.step();
+    if (!row) return std::unexpected(row.error());
+    if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
+    const auto epoch = static_cast<std::uint64_t>(u.i64(0));
+    TRY(u.run());  // finish the statement so its implicit transaction commits
+    return epoch;
+  }
+
+ private:
+  struct ReaderLease {
+    ReaderLease(SqliteStore& store, std::unique_ptr<Conn> c) : store(store), conn(std::move(c)) {}
+    ~ReaderLease() { store.release(std::move(conn)); }
+    SqliteStore& store;
+    std::unique_ptr<Conn> conn;
+  };
+
+  Result<std::unique_ptr<Conn>> reader() {
+    {
+      std::lock_guard lock(pool_mu_);
+      if (!readers_.empty()) {
+        auto c = std::move(readers_.back());
+        readers_.pop_back();
+        return c;
+      }
+    }
+    auto c = std::make_unique<Conn>();
+    TRY(c->open(path_, options_));
+    return c;
+  }
+
+  void release(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(pool_mu_);
+    if (readers_.size() < options_.readers) readers_.push_back(std::move(c));
+  }
+
+  Status migrate() {
+    PREPARE(v, writer_, "PRAGMA user_version");
+    auto row = v.step();
+    if (!row) return std::unexpected(row.error());
+    const int version = static_cast<int>(v.i64(0));
+    if (version > kSqliteSchemaVersion) {
+      return fail(ErrorCode::store_unavailable,
+                  fmt::format("database schema version {} is newer than this build ({})", version, kSqliteSchemaVersion));
+    }
+    for (int i = version; i < kSqliteSchemaVersion; ++i) {
+      TRY(writer_.exec(fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;", kMigrations[i], i + 1)));
+    }
+    return {};
+  }
+
+  Status insert_credential(const LookupKey& k, TokenKind kind, std::string_view session_id, std::uint64_t generation) {
+    PREPARE(c, writer_,
+            "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES (?1, ?2, ?3, ?4, ?5)");
+    c.bind_blob(1, k.mac).bind(2, static_cast<std::int64_t>(k.version)).bind(3, static_cast<std::int64_t>(kind));
+    c.bind(4, session_id).bind(5, static_cast<std::int64_t>(generation));
+    return c.run();
+  }
+
+  // Inside a write transaction.
+  Status revoke_where_id(std::string_view id, std::string_view reason, UnixSeconds now, RevokeResult& out) {
+    PREPARE(u, writer_,
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, sealed_text = NULL "
+            "WHERE id = ?1 AND revoked_at IS NULL");
+    u.bind(1, id).bind(2, now).bind(3, reason);
+    TRY(u.run());
+    if (sqlite3_changes(writer_.db()) > 0) out.session_ids.emplace_back(id);
+    return {};
+  }
+
+  Result<RevokeResult> revoke_many(const char* select, std::string_view key, std::optional<std::string_view> except,
+                                   std::string_view reason, UnixSeconds now) {
+    std::lock_guard lock(write_mu_);
+    WriteTx tx(writer_);
+    TRY(tx.begin());
+    std::vector<std::string> ids;
+    {
+      PREPARE(q, writer_, select);
+      q.bind(1, key);
+      for (;;) {
+        auto row = q.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        ids.push_back(q.text(0));
+      }
+    }
+    RevokeResult out;
+    for (const auto& id : ids) {
+      if (except && id == *except) continue;
+      TRY(revoke_where_id(id, reason, now, out));
+    }
+    TRY(tx.commit());
+    return out;
+  }
+
+  std::filesystem::path path_;
+  SqliteOptions options_;
+  std::mutex write_mu_;
+  Conn writer_;
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<Conn>> readers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SessionStore>> open_sqlite_store(const std::filesystem::path& path, SqliteOptions options) {
+  auto store = std::make_unique<SqliteStore>();
+  if (auto st = store->open(path, options); !st) return std::unexpected(st.error());
+  return std::unique_ptr<SessionStore>(std::move(store));
+}
+
+}  // namespace tessera

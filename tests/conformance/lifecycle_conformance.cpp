@@ -1,0 +1,535 @@
+// The lifecycle rules of DESIGN.md §4, run through SessionService against
+// every store adapter.
+#include <gtest/gtest.h>
+
+#include <barrier>
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+#include "tessera/jwt.hpp"
+
+namespace tessera::testing {
+namespace {
+
+using std::chrono::seconds;
+
+TEST_P(StoreConformance, IssueCookieSessionThenValidate) {
+  Harness h(GetParam());
+  IssueRequest req{.subject = "alice", .mode = SessionMode::cookie,
+                   .metadata = {.ip = "203.0.113.7", .user_agent = "curl/8", .device = "laptop"},
+                   .data = R"({"cart":3})"};
+  auto issued = h.service->issue(req);
+  ASSERT_TRUE(issued) << issued.error();
+  EXPECT_TRUE(issued->session_token.reveal().starts_with("tss_"));
+  EXPECT_FALSE(issued->tokens.has_value());
+  EXPECT_TRUE(Ulid::parse(issued->session.id).has_value());
+  EXPECT_EQ(issued->session.expires_at, h.clock.now() + h.policy.session_ttl);
+
+  auto s = h.service->validate(issued->session_token.reveal());
+  ASSERT_TRUE(s) << s.error();
+  EXPECT_EQ(s->id, issued->session.id);
+  EXPECT_EQ(s->subject, "alice");
+  EXPECT_EQ(s->metadata.ip, "203.0.113.7");
+  EXPECT_EQ(s->metadata.device, "laptop");
+  EXPECT_EQ(s->data, R"({"cart":3})");
+  EXPECT_EQ(s->mode, SessionMode::cookie);
+}
+
+TEST_P(StoreConformance, IssueTokenModeReturnsAVerifiableAccessTokenAndARefreshToken) {
+  Harness h(GetParam());
+  IssueRequest req{.subject = "bob", .mode = SessionMode::token, .claims = R"({"role":"admin"})"};
+  auto issued = h.service->issue(req);
+  ASSERT_TRUE(issued) << issued.error();
+  ASSERT_TRUE(issued->tokens.has_value());
+  EXPECT_TRUE(issued->tokens->refresh_token.reveal().starts_with("tsr_"));
+  EXPECT_EQ(issued->tokens->refresh_expires_at, issued->session.expires_at);
+  VerifyOptions o{.issuer = h.policy.issuer, .audiences = h.policy.audience};
+  auto v = verify_jwt(issued->tokens->access_token.reveal(), *h.keys.get(), o, h.clock.now());
+  ASSERT_TRUE(v) << v.error();
+  EXPECT_EQ(v->claims.sub, "bob");
+  EXPECT_EQ(v->claims.sid, issued->session.id);
+  EXPECT_EQ(v->claims.sv, 0u);
+  EXPECT_EQ(v->claims.custom, R"({"role":"admin"})");
+  EXPECT_EQ(v->claims.exp, h.clock.now() + h.policy.access_ttl);
+}
+
+TEST_P(StoreConformance, IssueRefusesBadSubjectsDataAndClaims) {
+  Harness h(GetParam());
+  for (IssueRequest bad : {IssueRequest{.subject = ""}, IssueRequest{.subject = std::string(256, 'a')},
+                           IssueRequest{.subject = "bad\xff"}, IssueRequest{.subject = "a", .data = "[1]"},
+                           IssueRequest{.subject = "a", .data = std::string(5000, ' ') + "{}"},
+                           IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = "{"},
+                           IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = R"({"sub":"x"})"}}) {
+    auto r = h.service->issue(bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::invalid_request);
+  }
+  EXPECT_TRUE(h.service->issue({.subject = "ünïcødé ✓"}));
+}
+
+TEST_P(StoreConformance, ValidateRejectsMalformedAndUnknownTokens) {
+  Harness h(GetParam());
+  EXPECT_EQ(h.service->validate("garbage").error().code, ErrorCode::invalid_token);
+  EXPECT_EQ(h.service->validate("tss_" + std::string(43, 'A')).error().code, ErrorCode::invalid_token);
+  auto issued = h.issue();
+  auto refresh_shaped = "tsr_" + std::string(issued.session_token.reveal().substr(4));
+  EXPECT_EQ(h.service->validate(refresh_shaped).error().code, ErrorCode::invalid_token);
+}
+
+TEST_P(StoreConformance, SessionEndsAtItsAbsoluteExpiry) {
+  SessionPolicy p;
+  p.session_ttl = seconds{3600};
+  Harness h(GetParam(), p);
+  auto issued = h.issue();
+  h.clock.advance(seconds{3599});
+  EXPECT_TRUE(h.service->validate(issued.session_token.reveal()));
+  h.clock.advance(seconds{1});
+  EXPECT_EQ(h.service->validate(issued.session_token.reveal()).error().code, ErrorCode::session_expired);
+}
+
+TEST_P(StoreConformance, IdleTimeoutEndsAnUnusedSessionButActivityKeepsItAlive) {
+  SessionPolicy p;
+  p.idle_timeout = seconds{600};
+  Harness h(GetParam(), p);
+  ASSERT_EQ(h.policy.effective_touch_interval(), seconds{30});
+  auto active = h.issue("a");
+  auto idle = h.issue("b");
+  for (int i = 0; i < 20; ++i) {  // 2000 s of activity every 100 s
+    h.clock.advance(seconds{100});
+    ASSERT_TRUE(h.service->validate(active.session_token.reveal())) << i;
+  }
+  EXPECT_EQ(h.service->validate(idle.session_token.reveal()).error().code, ErrorCode::session_idle_timeout);
+  h.clock.advance(seconds{600});
+  EXPECT_EQ(h.service->validate(active.session_token.reveal()).error().code, ErrorCode::session_idle_timeout);
+}
+
+TEST_P(StoreConformance, ThousandValidationsInsideOneTouchIntervalWriteAtMostOnce) {
+  Harness h(GetParam());  // no idle timeout: touch interval 300 s
+  auto issued = h.issue();
+  h.clock.advance(seconds{1});
+  const int before = h.store.writes;
+  for (int i = 0; i < 1000; ++i) {
+    ASSERT_TRUE(h.service->validate(issued.session_token.reveal()));
+    if (i % 10 == 0) h.clock.advance(std::chrono::milliseconds{200});  // 20 s in all, inside 300 s
+  }
+  EXPECT_LE(h.store.writes - before, 1);
+  h.clock.advance(seconds{300});
+  ASSERT_TRUE(h.service->validate(issued.session_token.reveal()));
+  EXPECT_EQ(h.store.writes - before, 1) << "the next interval touches again";
+  auto s = h.service->validate(issued.session_token.reveal());
+  EXPECT_EQ(s->last_seen_at, h.clock.now());
+}
+
+TEST_P(StoreConformance, AFailedTouchStillAdmits) {
+  Harness h(GetParam());
+  auto issued = h.issue();
+  h.clock.advance(seconds{301});
+  h.store.fail_writes = true;
+  EXPECT_TRUE(h.service->validate(issued.session_token.reveal()));
+}
+
+TEST_P(StoreConformance, FingerprintMismatchRevokesTheSession) {
+  SessionPolicy p;
+  p.bind_fingerprint = true;
+  Harness h(GetParam(), p);
+  auto issued = h.service->issue({.subject = "alice", .fingerprint = "ua=firefox;tls=abc"});
+  ASSERT_TRUE(issued);
+  EXPECT_NE(issued->session.metadata.fingerprint_digest, "");
+  EXPECT_EQ(issued->session.metadata.fingerprint_digest.find("firefox"), std::string::npos);
+  const auto tok = issued->session_token.reveal();
+  EXPECT_TRUE(h.service->validate(tok, "ua=firefox;tls=abc"));
+  EXPECT_EQ(h.service->validate(tok, "ua=chrome;tls=abc").error().code, ErrorCode::fingerprint_mismatch);
+  EXPECT_EQ(h.service->validate(tok, "ua=firefox;tls=abc").error().code, ErrorCode::session_revoked);
+  auto s = h.store.find(issued->session.id);
+  EXPECT_EQ((*s)->revoke_reason, "fingerprint_mismatch");
+}
+
+TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
+  SessionPolicy p;
+  p.max_sessions_per_subject = 3;
+  p.touch_interval = seconds{1};
+  Harness h(GetParam(), p);
+  std::vector<IssuedSession> s;
+  for (int i = 0; i < 3; ++i) {
+    s.push_back(h.issue());
+    h.clock.advance(seconds{10});
+  }
+  ASSERT_TRUE(h.service->validate(s[0].session_token.reveal()));  // s[0] is now the most recent
+  h.clock.advance(seconds{10});
+  auto fourth = h.issue();
+  ASSERT_EQ(fourth.evicted.size(), 1u);
+  EXPECT_EQ(fourth.evicted[0], s[1].session.id);
+  EXPECT_EQ(h.service->validate(s[1].session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_TRUE(h.service->validate(s[0].session_token.reveal()));
+  EXPECT_TRUE(h.service->validate(s[2].session_token.reveal()));
+  EXPECT_EQ(h.service->list("alice")->size(), 3u);
+  EXPECT_EQ((*h.store.find(s[1].session.id))->revoke_reason, "evicted");
+  h.issue("bob");  // other subjects do not count
+  EXPECT_EQ(h.service->list("alice")->size(), 3u);
+}
+
+TEST_P(StoreConformance, RenewWithCurrentTokenRotatesToTheNextGeneration) {
+  Harness h(GetParam());
+  auto issued = h.issue("alice", SessionMode::token);
+  const std::string t0(issued.tokens->refresh_token.reveal());
+  h.clock.advance(seconds{60});
+  auto r1 = h.service->renew(t0);
+  ASSERT_TRUE(r1) << r1.error();
+  EXPECT_EQ(r1->session.generation, 1u);
+  EXPECT_NE(r1->tokens.refresh_token.reveal(), t0);
+  EXPECT_NE(r1->tokens.access_token, issued.tokens->access_token);
+  h.clock.advance(seconds{60});
+  auto r2 = h.service->renew(r1->tokens.refresh_token.reveal());
+  ASSERT_TRUE(r2) << r2.error();
+  EXPECT_EQ(r2->session.generation, 2u);
+  EXPECT_EQ((*h.store.find(issued.session.id))->generation, 2u);
+}
+
+TEST_P(StoreConformance, RenewWithPreviousTokenInsideGraceReturnsSameSuccessor) {
+  Harness h(GetParam());
+  auto issued = h.issue("alice", SessionMode::token);
+  const std::string t0(issued.tokens->refresh_token.reveal());
+  auto r1 = h.service->renew(t0);
+  ASSERT_TRUE(r1);
+  h.clock.advance(seconds{9});
+  auto again = h.service->renew(t0);
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_EQ(again->tokens.refresh_token, r1->tokens.refresh_token);
+  EXPECT_NE(again->tokens.access_token, r1->tokens.access_token) << "a fresh access token";
+  EXPECT_EQ((*h.store.find(issued.session.id))->generation, 1u) << "no new generation";
+  EXPECT_TRUE(h.service->renew(r1->tokens.refresh_token.reveal())) << "the lineage goes on";
+}
+
+TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
+  Harness h(GetParam());
+  auto issued = h.issue("alice", SessionMode::token);
+  const std::string t0(issued.tokens->refresh_token.reveal());
+  auto r1 = h.service->renew(t0);
+  ASSERT_TRUE(r1);
+  h.clock.advance(seconds{10});
+  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
+  EXPECT_EQ(h.service->renew(r1->tokens.refresh_token.reveal()).error().code, ErrorCode::session_revoked)
+      << "the successor stops working";
+  auto s = *h.store.find(issued.session.id);
+  EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+}
+
+TEST_P(StoreConformance, RenewWithAnOlderTokenRevokesTheFamilyEvenInsideGrace) {
+  Harness h(GetParam());
+  auto issued = h.issue("alice", SessionMode::token);
+  const std::string t0(issued.tokens->refresh_token.reveal());
+  auto r1 = h.service->renew(t0);
+  auto r2 = h.service->renew(r1->tokens.refresh_token.reveal());
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
+  EXPECT_EQ(h.service->renew(r2->tokens.refresh_token.reveal()).error().code, ErrorCode::session_revoked);
+  bool saw = false;
+  for (const auto& line : h.audit.lines()) saw = saw || line.find("\"replay_detected\"") != std::string::npos;
+  EXPECT_TRUE(saw);
+}
+
+TEST_P(StoreConformance, ReplayDaysLaterIsStillRecognised) {
+  Harness h(GetParam());
+  auto issued = h.issue("alice", SessionMode::token);
+  const std::string t0(issued.tokens->refresh_token.reveal());
+  auto r = h.service->renew(t0);
+  for (int i = 0; i < 5; ++i) {
+    h.clock.advance(std::chrono::days{1});
+    r = h.service->renew(r->tokens.refresh_token.reveal());
+    ASSERT_TRUE(r);
+  }
+  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
+}
+
+TEST_P(StoreConformance, RenewRejectsUnknownRevokedAndExpiredWithTheirOwnCodes) {
+  SessionPolicy p;
+  p.session_ttl = seconds{1000};
+  Harness h(GetParam(), p);
+  EXPECT_EQ(h.service->renew("tsr_nope").error().code, ErrorCode::invalid_token);
+  EXPECT_EQ(h.service->renew("tsr_" + std::string(43, 'A')).error().code, ErrorCode::invalid_token);
+  auto a = h.issue("a", SessionMode::token);
+  ASSERT_EQ(h.service->logout(a.tokens->refresh_token.reveal(), RevokeScope::session), 1u);
+  EXPECT_EQ(h.service->renew(a.tokens->refresh_token.reveal()).error().code, ErrorCode::session_revoked);
+  auto b = h.issue("b", SessionMode::token);
+  h.clock.advance(seconds{1000});
+  EXPECT_EQ(h.service->renew(b.tokens->refresh_token.reveal()).error().code, ErrorCode::session_expired);
+}
+
+TEST_P(StoreConformance, RefreshTokenNeverOutlivesTheSessionAndAccessTokenNeither) {
+  SessionPolicy p;
+  p.session_ttl = seconds{1000};
+  p.access_ttl = seconds{900};
+  Harness h(GetParam(), p);
+  auto a = h.issue("a", SessionMode::token);
+  h.clock.advance(seconds{500});
+  auto r = h.service->renew(a.tokens->refresh_token.reveal());
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->tokens.refresh_expires_at, a.session.expires_at);
+  EXPECT_EQ(r->tokens.access_expires_at, a.session.expires_at);
+}
+
+TEST_P(StoreConformance, LogoutScopesRevokeWhatTheySay) {
+  Harness h(GetParam());
+  auto a1 = h.issue("alice");
+  auto a2 = h.issue("alice", SessionMode::token);
+  auto a3 = h.issue("alice");
+  auto b1 = h.issue("bob");
+  // session
+  EXPECT_EQ(h.service->logout(a1.session_token.reveal(), RevokeScope::session), 1u);
+  EXPECT_EQ(h.service->logout(a1.session_token.reveal(), RevokeScope::session), 0u) << "idempotent";
+  // others, presented with an access token
+  EXPECT_EQ(h.service->logout(a2.tokens->access_token.reveal(), RevokeScope::others), 1u);
+  EXPECT_EQ(h.service->validate(a3.session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_TRUE(h.service->renew(a2.tokens->refresh_token.reveal()));
+  // all: bumps the epoch too
+  EXPECT_EQ(*h.service->epoch("alice"), 0u);
+  auto a4 = h.issue("alice");
+  EXPECT_EQ(h.service->logout(a4.session_token.reveal(), RevokeScope::all), 2u);
+  EXPECT_EQ(*h.service->epoch("alice"), 1u);
+  EXPECT_TRUE(h.service->list("alice")->empty());
+  EXPECT_TRUE(h.service->validate(b1.session_token.reveal())) << "bob is untouched";
+  // garbage is an error, a well-formed unknown token is a no-op
+  EXPECT_EQ(h.service->logout("nonsense", RevokeScope::session).error().code, ErrorCode::invalid_token);
+  EXPECT_EQ(h.service->logout("tss_" + std::string(43, 'A'), RevokeScope::session), 0u);
+}
+
+TEST_P(StoreConformance, LogoutFamilyEndsRotatedSessionsOfTheSameLogin) {
+  Harness h(GetParam());
+  auto a = h.issue("alice");
+  auto rotated = h.service->rotate_session(a.session_token.reveal());
+  ASSERT_TRUE(rotated) << rotated.error();
+  auto other = h.issue("alice");
+  EXPECT_EQ(h.service->logout(rotated->session_token.reveal(), RevokeScope::family), 1u);
+  EXPECT_TRUE(h.service->validate(other.session_token.reveal()));
+}
+
+TEST_P(StoreConformance, RevokeByIdChecksOwnership) {
+  Harness h(GetParam());
+  auto a = h.issue("alice");
+  auto b = h.issue("bob");
+  EXPECT_EQ(h.service->revoke("alice", b.session.id).error().code, ErrorCode::session_not_found);
+  EXPECT_EQ(h.service->revoke("alice", "01ARZ3NDEKTSV4RRFFQ69G5FAV").error().code, ErrorCode::session_not_found);
+  EXPECT_TRUE(h.service->validate(b.session_token.reveal()));
+  EXPECT_EQ(h.service->revoke("alice", a.session.id), 1u);
+  EXPECT_EQ(h.service->revoke("alice", a.session.id), 0u);
+  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::session_revoked);
+}
+
+TEST_P(StoreConformance, RevokeAllButOne) {
+  Harness h(GetParam());
+  auto a = h.issue("alice");
+  h.issue("alice");
+  h.issue("alice");
+  EXPECT_EQ(h.service->revoke_all("alice", a.session.id), 2u);
+  EXPECT_EQ(h.service->list("alice")->size(), 1u);
+  EXPECT_EQ(h.service->revoke_all("alice"), 1u);
+  EXPECT_EQ(h.service->revoke_all("nobody"), 0u);
+}
+
+TEST_P(StoreConformance, ListShowsLiveSessionsMostRecentlySeenFirst) {
+  SessionPolicy p;
+  p.touch_interval = seconds{1};
+  Harness h(GetParam(), p);
+  auto s1 = h.issue();
+  h.clock.advance(seconds{5});
+  auto s2 = h.issue();
+  h.clock.advance(seconds{5});
+  auto s3 = h.issue();
+  h.clock.advance(seconds{5});
+  ASSERT_TRUE(h.service->validate(s1.session_token.reveal()));
+  ASSERT_EQ(h.service->revoke("alice", s3.session.id), 1u);
+  auto list = h.service->list("alice");
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, s1.session.id);
+  EXPECT_EQ((*list)[1].id, s2.session.id);
+}
+
+TEST_P(StoreConformance, CleanupDeletesEndedSessionsAfterTheRetentionMargin) {
+  SessionPolicy p;
+  p.session_ttl = seconds{100};
+  p.cleanup_retention = seconds{50};
+  Harness h(GetParam(), p);
+  auto a = h.issue("a");
+  auto b = h.issue("b");
+  h.clock.advance(seconds{10});
+  auto c = h.issue("c");
+  ASSERT_EQ(h.service->revoke("a", a.session.id), 1u);
+  EXPECT_EQ(*h.service->cleanup(), 0u);
+  h.clock.advance(seconds{51});  // a revoked 51 s ago
+  EXPECT_EQ(*h.service->cleanup(), 1u);
+  EXPECT_FALSE(*h.store.find(a.session.id));
+  h.clock.advance(seconds{40});  // b expired (t=100) 51 s ago... not yet: now is t=101
+  EXPECT_EQ(*h.service->cleanup(), 0u);
+  h.clock.advance(seconds{60});
+  EXPECT_EQ(*h.service->cleanup(), 2u);  // b and c
+  EXPECT_FALSE(*h.store.find(c.session.id));
+}
+
+TEST_P(StoreConformance, RotateSessionStaysInTheFamilyWithTheSameExpiry) {
+  Harness h(GetParam());
+  auto a = h.issue();
+  h.clock.advance(seconds{100});
+  auto r = h.service->rotate_session(a.session_token.reveal());
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_NE(r->session.id, a.session.id);
+  EXPECT_EQ(r->session.family_id, a.session.family_id);
+  EXPECT_EQ(r->session.expires_at, a.session.expires_at);
+  EXPECT_NE(r->session_token, a.session_token);
+  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, "rotated");
+  EXPECT_TRUE(h.service->validate(r->session_token.reveal()));
+}
+
+TEST_P(StoreConformance, EpochIsTheMaxOfGlobalAndSubjectAndBumpAlwaysMovesIt) {
+  Harness h(GetParam());
+  EXPECT_EQ(*h.service->epoch("alice"), 0u);
+  EXPECT_EQ(*h.service->bump_epoch("alice"), 1u);
+  EXPECT_EQ(*h.service->epoch("alice"), 1u);
+  ASSERT_TRUE(h.store.bump_epoch(""));
+  ASSERT_TRUE(h.store.bump_epoch(""));
+  ASSERT_TRUE(h.store.bump_epoch(""));
+  EXPECT_EQ(*h.service->epoch("alice"), 3u);
+  EXPECT_EQ(*h.service->epoch("bob"), 3u);
+  EXPECT_EQ(*h.service->bump_epoch("alice"), 4u);
+  auto t = h.issue("alice", SessionMode::token);
+  auto v = verify_jwt(t.tokens->access_token.reveal(), *h.keys.get(),
+                      {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
+  EXPECT_EQ(v->claims.sv, 4u);
+}
+
+TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
+  Harness h(GetParam());
+  auto a = h.issue();
+  auto t = h.issue("alice", SessionMode::token);
+  const LookupKeyRing v12 = make_ring({{1, 'a'}, {2, 'b'}});
+  auto svc2 = h.with_ring(v12);
+  ASSERT_TRUE(svc2->validate(a.session_token.reveal()));  // found under v1, re-keyed to v2
+  auto r = svc2->renew(t.tokens->refresh_token.reveal());
+  ASSERT_TRUE(r) << r.error();
+  const LookupKeyRing v2 = make_ring({{2, 'b'}});
+  auto svc3 = h.with_ring(v2);
+  EXPECT_TRUE(svc3->validate(a.session_token.reveal())) << "the re-keyed row is found under v2 alone";
+  EXPECT_TRUE(svc3->renew(r->tokens.refresh_token.reveal()));
+}
+
+TEST_P(StoreConformance, AuditEventsNeverContainASecret) {
+  Harness h(GetParam());
+  std::vector<std::string> secrets;
+  auto keep = [&](const SecretString& s) { secrets.emplace_back(s.reveal()); };
+  auto c = h.issue("alice");
+  keep(c.session_token);
+  auto t = h.issue("alice", SessionMode::token);
+  keep(t.tokens->refresh_token);
+  keep(t.tokens->access_token);
+  auto r = h.service->renew(t.tokens->refresh_token.reveal());
+  keep(r->tokens.refresh_token);
+  keep(r->tokens.access_token);
+  (void)h.service->validate(c.session_token.reveal());
+  (void)h.service->validate("tss_" + std::string(43, 'B'));
+  h.clock.advance(seconds{11});
+  (void)h.service->renew(t.tokens->refresh_token.reveal());  // replay
+  (void)h.service->logout(c.session_token.reveal(), RevokeScope::all);
+  const auto lines = h.audit.lines();
+  ASSERT_GE(lines.size(), 6u);
+  for (const auto& line : lines) {
+    for (const auto& secret : secrets) {
+      EXPECT_EQ(line.find(secret), std::string::npos) << line;
+      EXPECT_EQ(line.find(secret.substr(4, 16)), std::string::npos) << line;
+    }
+    EXPECT_EQ(line.find("tss_"), std::string::npos) << line;
+    EXPECT_EQ(line.find("tsr_"), std::string::npos) << line;
+  }
+}
+
+TEST_P(StoreConformance, StoreFailuresAreStoreUnavailableNeverAWrongAnswer) {
+  Harness h(GetParam());
+  auto a = h.issue();
+  auto t = h.issue("alice", SessionMode::token);
+  h.store.fail_reads = true;
+  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::store_unavailable);
+  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code, ErrorCode::store_unavailable);
+  h.store.fail_reads = false;
+  h.store.fail_writes = true;
+  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code, ErrorCode::store_unavailable);
+  EXPECT_EQ(h.service->issue({.subject = "x"}).error().code, ErrorCode::store_unavailable);
+  h.store.fail_writes = false;
+  EXPECT_TRUE(h.service->renew(t.tokens->refresh_token.reveal())) << "a failed rotation left nothing behind";
+}
+
+// --- races -----------------------------------------------------------------
+
+TEST_P(StoreConformance, ConcurrentRenewalsOfOneTokenConvergeOnOneSuccessor) {
+  Harness h(GetParam());
+  constexpr int kThreads = 32;
+  constexpr int kRounds = 200;
+  for (int round = 0; round < kRounds; ++round) {
+    auto issued = h.issue("u" + std::to_string(round % 7), SessionMode::token);
+    const std::string token(issued.tokens->refresh_token.reveal());
+    std::vector<Result<RenewedSession>> results(kThreads, fail(ErrorCode::internal));
+    std::barrier start(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        start.arrive_and_wait();
+        results[static_cast<std::size_t>(i)] = h.service->renew(token);
+      });
+    }
+    for (auto& th : threads) th.join();
+    std::set<std::string> successors;
+    for (const auto& r : results) {
+      ASSERT_TRUE(r) << "round " << round << ": " << r.error();
+      successors.emplace(r->tokens.refresh_token.reveal());
+    }
+    ASSERT_EQ(successors.size(), 1u) << "round " << round;
+    ASSERT_EQ((*h.store.find(issued.session.id))->generation, 1u) << "round " << round;
+    ASSERT_TRUE(h.service->renew(*successors.begin())) << "round " << round;
+  }
+}
+
+TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
+  Harness h(GetParam());
+  for (int round = 0; round < 20; ++round) {
+    auto issued = h.issue("u", SessionMode::token);
+    std::string current(issued.tokens->refresh_token.reveal());
+    const std::string stolen = current;
+    std::atomic<bool> stop{false};
+    std::vector<std::string> handed_out{current};
+    std::mutex mu;
+    std::thread legit([&] {
+      for (int i = 0; i < 50 && !stop; ++i) {
+        auto r = h.service->renew(current);
+        if (!r) break;
+        current = std::string(r->tokens.refresh_token.reveal());
+        std::lock_guard lock(mu);
+        handed_out.push_back(current);
+      }
+    });
+    std::thread thief([&] {
+      for (int i = 0; i < 50; ++i) {
+        auto r = h.service->renew(stolen);
+        if (!r && r.error().code == ErrorCode::refresh_token_reused) break;
+        if (r) {
+          std::lock_guard lock(mu);
+          handed_out.emplace_back(r->tokens.refresh_token.reveal());
+        }
+        h.clock.advance(seconds{1});  // pushes the stolen token out of grace
+      }
+      stop = true;
+    });
+    legit.join();
+    thief.join();
+    auto s = *h.store.find(issued.session.id);
+    ASSERT_TRUE(s->revoked()) << "round " << round;
+    EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+    for (const auto& t : handed_out) {
+      auto r = h.service->renew(t);
+      ASSERT_FALSE(r) << "a token of a revoked family still renews";
+      EXPECT_TRUE(r.error().code == ErrorCode::session_revoked || r.error().code == ErrorCode::refresh_token_reused);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tessera::testing
