@@ -100,73 +100,71 @@ std::optional<UnixSeconds> numeric_date(const json::value& v) {
   return std::nullopt;
 }
 
+// One pass over the members (a token's payload is small, and a lookup per
+// claim would scan it again each time).
 Result<JwtClaims> read_claims(const json::object& o) {
   JwtClaims c;
-  auto str = [&](std::string_view name, std::string& out, bool& present) -> Status {
-    present = false;
-    if (const auto* v = o.if_contains(name)) {
-      if (!v->is_string()) return fail(ErrorCode::invalid_token, fmt::format("claim {} is not a string", name));
-      out = v->get_string();
-      present = true;
-    }
-    return {};
+  bool have_sub = false, have_exp = false, have_iat = false;
+  json::object extra;
+  auto bad = [](std::string_view name, std::string_view what) {
+    return fail(ErrorCode::invalid_token, fmt::format("claim {} {}", name, what));
   };
-  bool present = false;
-  if (auto st = str("iss", c.iss, present); !st) return std::unexpected(st.error());
-  if (auto st = str("sub", c.sub, present); !st) return std::unexpected(st.error());
-  if (!present) return fail(ErrorCode::invalid_token, "claim sub is missing");
-  if (auto st = str("jti", c.jti, present); !st) return std::unexpected(st.error());
-  std::string sid;
-  if (auto st = str("sid", sid, present); !st) return std::unexpected(st.error());
-  if (present) c.sid = std::move(sid);
-  if (const auto* aud = o.if_contains("aud")) {
-    if (aud->is_string()) {
-      c.aud.emplace_back(aud->get_string());
-    } else if (aud->is_array()) {
-      for (const auto& a : aud->get_array()) {
-        if (!a.is_string()) return fail(ErrorCode::invalid_token, "claim aud holds a non-string");
-        c.aud.emplace_back(a.get_string());
+  for (const auto& kv : o) {
+    const std::string_view k = kv.key();
+    const json::value& v = kv.value();
+    if (k == "iss" || k == "sub" || k == "jti" || k == "sid") {
+      if (!v.is_string()) return bad(k, "is not a string");
+      const std::string_view text = v.get_string();
+      if (k == "iss") {
+        c.iss = text;
+      } else if (k == "sub") {
+        c.sub = text;
+        have_sub = true;
+      } else if (k == "jti") {
+        c.jti = text;
+      } else {
+        c.sid = std::string(text);
+      }
+    } else if (k == "aud") {
+      c.aud.clear();
+      if (v.is_string()) {
+        c.aud.emplace_back(v.get_string());
+      } else if (v.is_array()) {
+        for (const auto& a : v.get_array()) {
+          if (!a.is_string()) return bad(k, "holds a non-string");
+          c.aud.emplace_back(a.get_string());
+        }
+      } else {
+        return bad(k, "is neither a string nor an array");
+      }
+    } else if (k == "exp" || k == "iat" || k == "nbf") {
+      auto d = numeric_date(v);
+      if (!d) return bad(k, "is not a NumericDate");
+      if (k == "exp") {
+        c.exp = *d;
+        have_exp = true;
+      } else if (k == "iat") {
+        c.iat = *d;
+        have_iat = true;
+      } else {
+        c.nbf = *d;
+      }
+    } else if (k == "sv") {
+      if (v.is_uint64()) {
+        c.sv = v.get_uint64();
+      } else if (v.is_int64() && v.get_int64() >= 0) {
+        c.sv = static_cast<std::uint64_t>(v.get_int64());
+      } else {
+        return bad(k, "is not a non-negative integer");
       }
     } else {
-      return fail(ErrorCode::invalid_token, "claim aud is neither a string nor an array");
+      extra.emplace(k, v);
     }
   }
-  auto date = [&](std::string_view name, bool required) -> Result<std::optional<UnixSeconds>> {
-    const auto* v = o.if_contains(name);
-    if (v == nullptr) {
-      if (required) return fail(ErrorCode::invalid_token, fmt::format("claim {} is missing", name));
-      return std::optional<UnixSeconds>{};
-    }
-    auto d = numeric_date(*v);
-    if (!d) return fail(ErrorCode::invalid_token, fmt::format("claim {} is not a NumericDate", name));
-    return d;
-  };
-  auto exp = date("exp", true);
-  if (!exp) return std::unexpected(exp.error());
-  c.exp = **exp;
-  auto iat = date("iat", true);
-  if (!iat) return std::unexpected(iat.error());
-  c.iat = **iat;
-  auto nbf = date("nbf", false);
-  if (!nbf) return std::unexpected(nbf.error());
-  c.nbf = *nbf;
-  if (const auto* sv = o.if_contains("sv")) {
-    if (sv->is_uint64()) {
-      c.sv = sv->get_uint64();
-    } else if (sv->is_int64() && sv->get_int64() >= 0) {
-      c.sv = static_cast<std::uint64_t>(sv->get_int64());
-    } else {
-      return fail(ErrorCode::invalid_token, "claim sv is not a non-negative integer");
-    }
-  }
-  if (o.size() > static_cast<std::size_t>(std::count_if(kRegistered.begin(), kRegistered.end(),
-                                                        [&](std::string_view r) { return o.contains(r); }))) {
-    json::object extra;
-    for (const auto& kv : o) {
-      if (!is_registered(kv.key())) extra.emplace(kv.key(), kv.value());
-    }
-    c.custom = json::serialize(extra);
-  }
+  if (!have_sub) return bad("sub", "is missing");
+  if (!have_exp) return bad("exp", "is missing");
+  if (!have_iat) return bad("iat", "is missing");
+  if (!extra.empty()) c.custom = json::serialize(extra);
   return c;
 }
 
@@ -258,7 +256,7 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const
   if (!base64url_decode_into(payload_seg, scratch)) return fail(ErrorCode::invalid_token, "payload is not base64url");
   unsigned char buf[4096];
   json::monotonic_resource mr(buf, sizeof buf);
-  auto payload = detail::parse_json_object(scratch, ErrorCode::invalid_token, "payload", &mr);
+  auto payload = detail::parse_json_object_fast(scratch, ErrorCode::invalid_token, "payload", mr);
   if (!payload) return std::unexpected(payload.error());
   auto claims = read_claims(*payload);
   if (!claims) return std::unexpected(claims.error());
