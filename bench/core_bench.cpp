@@ -58,7 +58,8 @@ std::string member(const std::string& json, const std::string& name) {
 EVP_PKEY* raw_public_pkey(const Key& key) {
   const std::string jwk = *key.public_jwk();
   const Bytes x = *base64url_decode(member(jwk, "x"));
-  if (key.algorithm() == Algorithm::EdDSA) return EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, x.data(), x.size());
+  if (key.algorithm() == Algorithm::EdDSA)
+    return EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr, x.data(), x.size());
   const Bytes y = *base64url_decode(member(jwk, "y"));
   std::string point = "\x04";
   point.append(reinterpret_cast<const char*>(x.data()), x.size());
@@ -96,8 +97,9 @@ const std::string kKey(32, 'k');
 void BM_RawHmacSha256_ReusedCtx(benchmark::State& state) {
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
-                         OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
   EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(kKey.data()), kKey.size(), params);
   const SecretString token = generate_token(TokenKind::refresh, CsprngRandom::instance());
   std::string msg("tessera/v1/lookup\0refresh\0", 26);
@@ -124,7 +126,8 @@ void BM_RawHmacSha256_OneShot(benchmark::State& state) {
   for (auto _ : state) {
     std::size_t len = 0;
     EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, kKey.data(), kKey.size(),
-              reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, sizeof out, &len);
+              reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, sizeof out,
+              &len);
     benchmark::DoNotOptimize(out);
   }
   state.SetItemsProcessed(state.iterations());
@@ -146,8 +149,9 @@ void BM_RawHmacSha256_SigningInput(benchmark::State& state) {
   const Bytes secret = *base64url_decode(member(f.key.private_jwk(), "k"));
   EVP_MAC* mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(mac);
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
-                         OSSL_PARAM_construct_end()};
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
+      OSSL_PARAM_construct_end()};
   EVP_MAC_init(ctx, secret.data(), secret.size(), params);
   unsigned char out[32];
   for (auto _ : state) {
@@ -181,7 +185,8 @@ void BM_LibjwtVerify_HS256(benchmark::State& state) {
   // The same claims, signed by libjwt with a key it can be handed raw.
   jwt_t* j = nullptr;
   jwt_new(&j);
-  jwt_set_alg(j, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(kKey.data()), static_cast<int>(kKey.size()));
+  jwt_set_alg(j, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(kKey.data()),
+              static_cast<int>(kKey.size()));
   jwt_add_header(j, "kid", "k1");
   jwt_add_grant(j, "iss", "https://auth.example");
   jwt_add_grant(j, "sub", "user-12345");
@@ -205,7 +210,8 @@ void BM_LibjwtVerify_HS256(benchmark::State& state) {
     }
     // The claims checks tessera does: iss, aud, exp, iat.
     const bool ok = std::strcmp(jwt_get_grant(d, "iss"), "https://auth.example") == 0 &&
-                    std::strcmp(jwt_get_grant(d, "aud"), "api") == 0 && jwt_get_grant_int(d, "exp") > now - 30 &&
+                    std::strcmp(jwt_get_grant(d, "aud"), "api") == 0 &&
+                    jwt_get_grant_int(d, "exp") > now - 30 &&
                     jwt_get_grant_int(d, "iat") <= now + 30;
     benchmark::DoNotOptimize(ok);
     jwt_free(d);
@@ -222,7 +228,8 @@ void BM_RawOpenSslVerify(benchmark::State& state, Algorithm alg) {
   std::string sig;  // DER for ECDSA, as OpenSSL wants it; converted once, outside the loop
   if (alg == Algorithm::ES256) {
     ECDSA_SIG* es = ECDSA_SIG_new();
-    ECDSA_SIG_set0(es, BN_bin2bn(f.signature.data(), 32, nullptr), BN_bin2bn(f.signature.data() + 32, 32, nullptr));
+    ECDSA_SIG_set0(es, BN_bin2bn(f.signature.data(), 32, nullptr),
+                   BN_bin2bn(f.signature.data() + 32, 32, nullptr));
     unsigned char* p = nullptr;
     const int n = i2d_ECDSA_SIG(es, &p);
     sig.assign(reinterpret_cast<char*>(p), static_cast<std::size_t>(n));
@@ -233,10 +240,12 @@ void BM_RawOpenSslVerify(benchmark::State& state, Algorithm alg) {
   }
   for (auto _ : state) {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    const bool ok = EVP_DigestVerifyInit_ex(ctx, nullptr, alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
-                                            nullptr, pkey, nullptr) == 1 &&
-                    EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
-                                     reinterpret_cast<const unsigned char*>(f.input.data()), f.input.size()) == 1;
+    const bool ok =
+        EVP_DigestVerifyInit_ex(ctx, nullptr, alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
+                                nullptr, pkey, nullptr) == 1 &&
+        EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                         reinterpret_cast<const unsigned char*>(f.input.data()),
+                         f.input.size()) == 1;
     if (!ok) state.SkipWithError("raw verify failed");
     EVP_MD_CTX_free(ctx);
   }
@@ -259,7 +268,8 @@ BENCHMARK_CAPTURE(BM_SignJwt, EdDSA, Algorithm::EdDSA);
 BENCHMARK_CAPTURE(BM_SignJwt, ES256, Algorithm::ES256);
 
 void BM_GenerateToken(benchmark::State& state) {
-  for (auto _ : state) benchmark::DoNotOptimize(generate_token(TokenKind::session, CsprngRandom::instance()));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(generate_token(TokenKind::session, CsprngRandom::instance()));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_GenerateToken);
@@ -272,9 +282,12 @@ void BM_ParseToken(benchmark::State& state) {
 BENCHMARK(BM_ParseToken);
 
 void BM_TokenCipherSealOpen(benchmark::State& state) {
-  auto cipher = *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
+  auto cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
   const SecretString t = generate_token(TokenKind::refresh, CsprngRandom::instance());
-  for (auto _ : state) benchmark::DoNotOptimize(cipher.open(*cipher.seal(t, "01HZX3NDEKTSV4RRFFQ69G5FAW"), "01HZX3NDEKTSV4RRFFQ69G5FAW"));
+  for (auto _ : state)
+    benchmark::DoNotOptimize(
+        cipher.open(*cipher.seal(t, "01HZX3NDEKTSV4RRFFQ69G5FAW"), "01HZX3NDEKTSV4RRFFQ69G5FAW"));
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_TokenCipherSealOpen);

@@ -21,10 +21,10 @@ struct AuditEvent {
   std::string subject;
   std::string session_id;
   std::string family_id;
-  std::string scope;   // revoked: session | family | others | all
-  std::string reason;  // revoked/evicted: why
-  std::string actor;   // revoked: user | service | system
-  std::string code;    // validate_failed: the error code
+  std::string scope;        // revoked: session | family | others | all
+  std::string reason;       // revoked/evicted: why
+  std::string actor;        // revoked: user | service | system
+  std::string code;         // validate_failed: the error code
   std::uint64_t count = 0;  // revoked: how many sessions; epoch_bumped: the new epoch
 };
 

@@ -31,7 +31,8 @@ class SystemClock final : public Clock {
 class ManualClock final : public Clock {
  public:
   explicit ManualClock(UnixSeconds start = UnixSeconds{std::chrono::seconds{1'700'000'000}})
-      : ms_(std::chrono::duration_cast<std::chrono::milliseconds>(start.time_since_epoch()).count()) {}
+      : ms_(std::chrono::duration_cast<std::chrono::milliseconds>(start.time_since_epoch())
+                .count()) {}
 
   [[nodiscard]] UnixMillis now_ms() const noexcept override {
     return UnixMillis{std::chrono::milliseconds{ms_.load(std::memory_order_acquire)}};

@@ -21,7 +21,8 @@ namespace tessera {
 // not an Algorithm and cannot be asked for.
 enum class Algorithm : std::uint8_t { EdDSA, ES256, HS256 };
 
-inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256};
+inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256,
+                                               Algorithm::HS256};
 
 // "EdDSA", "ES256", "HS256".
 [[nodiscard]] std::string_view to_string(Algorithm alg) noexcept;

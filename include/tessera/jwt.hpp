@@ -50,7 +50,7 @@ struct VerifyOptions {
   std::vector<std::string> audiences;  // when non-empty, aud must name one
   std::chrono::seconds leeway{30};     // for exp, nbf and iat
   std::size_t max_token_bytes = kMaxTokenBytes;
-  bool require_at_jwt_typ = true;      // typ must be at+jwt (RFC 9068 §4)
+  bool require_at_jwt_typ = true;  // typ must be at+jwt (RFC 9068 §4)
 };
 
 struct VerifiedJwt {

@@ -43,7 +43,8 @@ class KeySet {
   [[nodiscard]] Status activate(std::string_view kid, UnixSeconds now);
   // Drops retired keys whose every token has expired: retired_at +
   // max_token_lifetime + leeway ≤ now. Returns how many went.
-  std::size_t prune(UnixSeconds now, std::chrono::seconds max_token_lifetime, std::chrono::seconds leeway);
+  std::size_t prune(UnixSeconds now, std::chrono::seconds max_token_lifetime,
+                    std::chrono::seconds leeway);
 
   [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
 

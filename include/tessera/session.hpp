@@ -69,9 +69,9 @@ struct CredentialHit {
 };
 
 enum class RotateResult : std::uint8_t {
-  rotated,         // the compare-and-swap won: generation is now expected + 1
-  lost_race,       // the generation had already moved (another renewal won)
-  session_gone,    // no such session, or it is revoked
+  rotated,       // the compare-and-swap won: generation is now expected + 1
+  lost_race,     // the generation had already moved (another renewal won)
+  session_gone,  // no such session, or it is revoked
 };
 
 struct RevokeResult {
@@ -92,8 +92,8 @@ class SessionStore {
   // ones with reason "evicted". If `replaces` names a session, it is revoked
   // with reason "rotated" in the same write. Returns the sessions revoked.
   [[nodiscard]] virtual Result<RevokeResult> create(const Session& session, TokenKind kind,
-                                                    const LookupKey& credential, std::size_t max_live,
-                                                    UnixSeconds now,
+                                                    const LookupKey& credential,
+                                                    std::size_t max_live, UnixSeconds now,
                                                     std::optional<std::string_view> replaces) = 0;
 
   [[nodiscard]] virtual Result<std::optional<Session>> find(std::string_view session_id) = 0;
@@ -108,9 +108,10 @@ class SessionStore {
   // sealed_current, last_seen_at = now and, when the session has an idle
   // deadline, idle_expires_at. Older credentials stay (replay detection)
   // until the session is deleted.
-  [[nodiscard]] virtual Result<RotateResult> rotate(std::string_view session_id, std::uint64_t expected,
-                                                    const LookupKey& next, const SealedToken& sealed,
-                                                    UnixSeconds now, std::optional<UnixSeconds> idle_expires_at) = 0;
+  [[nodiscard]] virtual Result<RotateResult> rotate(std::string_view session_id,
+                                                    std::uint64_t expected, const LookupKey& next,
+                                                    const SealedToken& sealed, UnixSeconds now,
+                                                    std::optional<UnixSeconds> idle_expires_at) = 0;
 
   // Records activity. Optionally re-keys a credential found under an old
   // lookup key version (old → fresh). A revoked session is not touched.
@@ -120,18 +121,22 @@ class SessionStore {
 
   // Revocations set revoked_at/revoke_reason on sessions that are not yet
   // revoked (monotonic: a revoked session is never revived) and return them.
-  [[nodiscard]] virtual Result<RevokeResult> revoke_session(std::string_view session_id, std::string_view reason,
+  [[nodiscard]] virtual Result<RevokeResult> revoke_session(std::string_view session_id,
+                                                            std::string_view reason,
                                                             UnixSeconds now) = 0;
   // (atomic) Every session of the family.
-  [[nodiscard]] virtual Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  [[nodiscard]] virtual Result<RevokeResult> revoke_family(std::string_view family_id,
+                                                           std::string_view reason,
                                                            UnixSeconds now) = 0;
   // (atomic) Every session of the subject, but `except` if given.
   [[nodiscard]] virtual Result<RevokeResult> revoke_subject(std::string_view subject,
                                                             std::optional<std::string_view> except,
-                                                            std::string_view reason, UnixSeconds now) = 0;
+                                                            std::string_view reason,
+                                                            UnixSeconds now) = 0;
 
   // Live sessions of the subject at `now`, most recently seen first.
-  [[nodiscard]] virtual Result<std::vector<Session>> list_live(std::string_view subject, UnixSeconds now) = 0;
+  [[nodiscard]] virtual Result<std::vector<Session>> list_live(std::string_view subject,
+                                                               UnixSeconds now) = 0;
 
   // Deletes sessions (and their credentials) whose expires_at, or
   // revoked_at, is before `before`. Returns how many sessions went.

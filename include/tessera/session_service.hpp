@@ -31,7 +31,7 @@ struct SessionPolicy {
   // 30 s), or 300 s without idle timeout.
   std::optional<std::chrono::seconds> touch_interval;
   std::chrono::seconds access_ttl{std::chrono::minutes{15}};
-  std::chrono::seconds refresh_grace{10};  // 0..60
+  std::chrono::seconds refresh_grace{10};     // 0..60
   std::size_t max_sessions_per_subject = 10;  // 0 is refused
   std::size_t max_data_bytes = 4096;
   bool bind_fingerprint = false;
@@ -48,8 +48,12 @@ struct SessionPolicy {
 class SharedKeySet {
  public:
   explicit SharedKeySet(KeySet keys) : p_(std::make_shared<const KeySet>(std::move(keys))) {}
-  [[nodiscard]] std::shared_ptr<const KeySet> get() const { return p_.load(std::memory_order_acquire); }
-  void set(KeySet keys) { p_.store(std::make_shared<const KeySet>(std::move(keys)), std::memory_order_release); }
+  [[nodiscard]] std::shared_ptr<const KeySet> get() const {
+    return p_.load(std::memory_order_acquire);
+  }
+  void set(KeySet keys) {
+    p_.store(std::make_shared<const KeySet>(std::move(keys)), std::memory_order_release);
+  }
 
  private:
   std::atomic<std::shared_ptr<const KeySet>> p_;
@@ -58,9 +62,9 @@ class SharedKeySet {
 struct IssueRequest {
   std::string subject;
   SessionMode mode = SessionMode::cookie;
-  SessionMetadata metadata;           // fingerprint_digest is computed, not taken
-  std::string data = "{}";            // JSON object, at most max_data_bytes
-  std::string claims;                 // custom access-token claims, JSON object or ""
+  SessionMetadata metadata;                // fingerprint_digest is computed, not taken
+  std::string data = "{}";                 // JSON object, at most max_data_bytes
+  std::string claims;                      // custom access-token claims, JSON object or ""
   std::optional<std::string> fingerprint;  // raw client fingerprint; only its digest is kept
 };
 
@@ -73,8 +77,8 @@ struct TokenPair {
 
 struct IssuedSession {
   Session session;
-  SecretString session_token;     // cookie mode
-  std::optional<TokenPair> tokens;  // token mode
+  SecretString session_token;        // cookie mode
+  std::optional<TokenPair> tokens;   // token mode
   std::vector<std::string> evicted;  // sessions revoked to honour the cap
 };
 
@@ -100,7 +104,8 @@ class SessionService {
   };
 
   // config_invalid if the policy is off, or if the key set has no active key.
-  [[nodiscard]] static Result<std::unique_ptr<SessionService>> create(Deps deps, SessionPolicy policy);
+  [[nodiscard]] static Result<std::unique_ptr<SessionService>> create(Deps deps,
+                                                                      SessionPolicy policy);
 
   // Creates a session and its family in one write; returns its secret(s).
   // invalid_request for a bad subject (1..255 bytes of UTF-8), data or claims.
@@ -110,8 +115,8 @@ class SessionService {
   // invalid_token (malformed or unknown), session_revoked, session_expired,
   // session_idle_timeout, fingerprint_mismatch (and the session is revoked).
   // Writes at most once per touch interval per session.
-  [[nodiscard]] Result<Session> validate(std::string_view session_token,
-                                         std::optional<std::string_view> fingerprint = std::nullopt);
+  [[nodiscard]] Result<Session> validate(
+      std::string_view session_token, std::optional<std::string_view> fingerprint = std::nullopt);
 
   // Token mode, the renewal algorithm of DESIGN.md §4:
   //  1. current token → rotate (compare-and-swap on the generation);
@@ -132,8 +137,8 @@ class SessionService {
   // or an unknown id is session_not_found. Returns 1, or 0 if already revoked.
   [[nodiscard]] Result<std::size_t> revoke(std::string_view subject, std::string_view session_id);
   // Every session of `subject`, but `except`.
-  [[nodiscard]] Result<std::size_t> revoke_all(std::string_view subject,
-                                               std::optional<std::string_view> except = std::nullopt);
+  [[nodiscard]] Result<std::size_t> revoke_all(
+      std::string_view subject, std::optional<std::string_view> except = std::nullopt);
 
   // Live sessions, most recently seen first.
   [[nodiscard]] Result<std::vector<Session>> list(std::string_view subject);

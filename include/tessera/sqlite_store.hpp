@@ -23,8 +23,8 @@ struct SqliteOptions {
 // Opens (creating if needed) the database at `path` and migrates it to the
 // current schema. store_unavailable if the file cannot be opened or is not
 // a tessera database of a known version.
-[[nodiscard]] Result<std::unique_ptr<SessionStore>> open_sqlite_store(const std::filesystem::path& path,
-                                                                      SqliteOptions options = {});
+[[nodiscard]] Result<std::unique_ptr<SessionStore>> open_sqlite_store(
+    const std::filesystem::path& path, SqliteOptions options = {});
 
 // The schema version this build writes.
 inline constexpr int kSqliteSchemaVersion = 1;

@@ -29,12 +29,15 @@ class TokenCipher {
  public:
   // Keys are exactly 32 bytes, versions unique; the highest seals.
   // (LookupKeyMaterial is reused as "a versioned 32-byte key".)
-  [[nodiscard]] static Result<TokenCipher> create(std::vector<LookupKeyMaterial> keys, Random& random);
+  [[nodiscard]] static Result<TokenCipher> create(std::vector<LookupKeyMaterial> keys,
+                                                  Random& random);
 
-  [[nodiscard]] Result<SealedToken> seal(const SecretString& plaintext, std::string_view aad = {}) const;
+  [[nodiscard]] Result<SealedToken> seal(const SecretString& plaintext,
+                                         std::string_view aad = {}) const;
   // decryption_failed for any tampering, a wrong key, wrong aad or bad
   // encoding; key_not_found for a version this cipher does not hold.
-  [[nodiscard]] Result<SecretString> open(const SealedToken& sealed, std::string_view aad = {}) const;
+  [[nodiscard]] Result<SecretString> open(const SealedToken& sealed,
+                                          std::string_view aad = {}) const;
 
   TokenCipher(TokenCipher&&) noexcept;
   TokenCipher& operator=(TokenCipher&&) noexcept;

@@ -17,7 +17,8 @@ constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 constexpr std::array<std::int8_t, 256> make_decode_table() {
   std::array<std::int8_t, 256> t{};
   for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+  for (int i = 0; i < 64; ++i)
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
   return t;
 }
 constexpr auto kDecode = make_decode_table();
@@ -31,7 +32,8 @@ bool decode_impl(std::string_view text, Out& out) {
   std::size_t i = 0;
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   for (; i + 4 <= text.size(); i += 4) {
-    const int a = kDecode[p[i]], b = kDecode[p[i + 1]], c = kDecode[p[i + 2]], d = kDecode[p[i + 3]];
+    const int a = kDecode[p[i]], b = kDecode[p[i + 1]], c = kDecode[p[i + 2]],
+              d = kDecode[p[i + 3]];
     if ((a | b | c | d) < 0) return false;
     const std::uint32_t v = (std::uint32_t(a) << 18) | (std::uint32_t(b) << 12) |
                             (std::uint32_t(c) << 6) | std::uint32_t(d);
@@ -60,7 +62,8 @@ std::string base64url_encode(std::span<const std::uint8_t> data) {
   std::size_t o = 0;
   std::size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
-    const std::uint32_t v = (std::uint32_t(data[i]) << 16) | (std::uint32_t(data[i + 1]) << 8) | data[i + 2];
+    const std::uint32_t v =
+        (std::uint32_t(data[i]) << 16) | (std::uint32_t(data[i + 1]) << 8) | data[i + 2];
     out[o++] = kAlphabet[(v >> 18) & 63];
     out[o++] = kAlphabet[(v >> 12) & 63];
     out[o++] = kAlphabet[(v >> 6) & 63];
@@ -79,7 +82,9 @@ std::string base64url_encode(std::span<const std::uint8_t> data) {
   return out;
 }
 
-std::string base64url_encode(std::string_view data) { return base64url_encode(as_bytes(data)); }
+std::string base64url_encode(std::string_view data) {
+  return base64url_encode(as_bytes(data));
+}
 
 std::optional<Bytes> base64url_decode(std::string_view text) {
   Bytes out;
@@ -102,7 +107,8 @@ std::string hex_encode(std::span<const std::uint8_t> data) {
   return out;
 }
 
-bool constant_time_equal(std::span<const std::uint8_t> a, std::span<const std::uint8_t> b) noexcept {
+bool constant_time_equal(std::span<const std::uint8_t> a,
+                         std::span<const std::uint8_t> b) noexcept {
   if (a.size() != b.size()) return false;
   if (a.empty()) return true;
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;

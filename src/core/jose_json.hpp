@@ -2,8 +2,9 @@
 // Boost headers stay out of the public API and out of most of the build).
 #pragma once
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "tessera/error.hpp"
 
@@ -12,7 +13,8 @@ namespace tessera::detail {
 // Parses `text` as one JSON object; `code` and `what` name the failure.
 // Duplicate member names keep the lexically last one, as RFC 7519 §4
 // allows (and as PyJWT and jose do).
-inline Result<boost::json::object> parse_json_object(std::string_view text, ErrorCode code, std::string_view what,
+inline Result<boost::json::object> parse_json_object(std::string_view text, ErrorCode code,
+                                                     std::string_view what,
                                                      boost::json::storage_ptr sp = {}) {
   boost::json::error_code ec;
   boost::json::parse_options opts;

@@ -1,12 +1,12 @@
 #include "tessera/jwk.hpp"
 
+#include <fmt/format.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/param_build.h>
 
 #include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "jose_json.hpp"
 #include "openssl.hpp"
@@ -19,9 +19,12 @@ namespace json = boost::json;
 
 std::string_view to_string(Algorithm alg) noexcept {
   switch (alg) {
-    case Algorithm::EdDSA: return "EdDSA";
-    case Algorithm::ES256: return "ES256";
-    case Algorithm::HS256: return "HS256";
+    case Algorithm::EdDSA:
+      return "EdDSA";
+    case Algorithm::ES256:
+      return "ES256";
+    case Algorithm::HS256:
+      return "HS256";
   }
   return "";
 }
@@ -37,9 +40,9 @@ struct Key::Impl {
   std::string kid;
   Algorithm alg = Algorithm::EdDSA;
   bool has_private = false;
-  ossl::PkeyPtr pkey;                         // EdDSA, ES256
-  std::string x, y, d;                        // raw public/private members (d secret)
-  std::unique_ptr<ossl::HmacSha256> hmac;     // HS256
+  ossl::PkeyPtr pkey;                      // EdDSA, ES256
+  std::string x, y, d;                     // raw public/private members (d secret)
+  std::unique_ptr<ossl::HmacSha256> hmac;  // HS256
   ~Impl() {
     if (!d.empty()) OPENSSL_cleanse(d.data(), d.size());
   }
@@ -61,40 +64,50 @@ using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
 Result<void> load_ed25519(Key::Impl& k) {
   if (!k.d.empty()) {
     k.pkey.reset(EVP_PKEY_new_raw_private_key_ex(nullptr, "ED25519", nullptr,
-                                                 reinterpret_cast<const unsigned char*>(k.d.data()), k.d.size()));
+                                                 reinterpret_cast<const unsigned char*>(k.d.data()),
+                                                 k.d.size()));
     if (!k.pkey) return fail(ErrorCode::key_invalid, "Ed25519 private key rejected");
     unsigned char pub[kEdKey];
     std::size_t len = sizeof pub;
     if (EVP_PKEY_get_raw_public_key(k.pkey.get(), pub, &len) != 1 || len != kEdKey) {
       return fail(ErrorCode::key_invalid, "Ed25519 public key not derivable");
     }
-    if (!k.x.empty() && !constant_time_equal(as_bytes(k.x), std::span<const std::uint8_t>(pub, len))) {
+    if (!k.x.empty() &&
+        !constant_time_equal(as_bytes(k.x), std::span<const std::uint8_t>(pub, len))) {
       return fail(ErrorCode::key_invalid, "Ed25519 x does not match d");
     }
     k.x.assign(reinterpret_cast<const char*>(pub), len);
     k.has_private = true;
     return {};
   }
-  k.pkey.reset(EVP_PKEY_new_raw_public_key_ex(nullptr, "ED25519", nullptr,
-                                              reinterpret_cast<const unsigned char*>(k.x.data()), k.x.size()));
+  k.pkey.reset(EVP_PKEY_new_raw_public_key_ex(
+      nullptr, "ED25519", nullptr, reinterpret_cast<const unsigned char*>(k.x.data()), k.x.size()));
   if (!k.pkey) return fail(ErrorCode::key_invalid, "Ed25519 public key rejected");
   return {};
 }
 
 Result<void> load_p256(Key::Impl& k) {
   std::string point = "\x04" + k.x + k.y;
-  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(),
+                                                                      OSSL_PARAM_BLD_free);
   BnPtr priv;
-  if (!k.d.empty()) priv.reset(BN_bin2bn(reinterpret_cast<const unsigned char*>(k.d.data()), static_cast<int>(k.d.size()), nullptr));
-  bool ok = bld && OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) == 1 &&
-            OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size()) == 1 &&
-            (k.d.empty() || (priv && OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, priv.get()) == 1));
-  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(ok ? OSSL_PARAM_BLD_to_param(bld.get()) : nullptr,
-                                                                 OSSL_PARAM_free);
+  if (!k.d.empty())
+    priv.reset(BN_bin2bn(reinterpret_cast<const unsigned char*>(k.d.data()),
+                         static_cast<int>(k.d.size()), nullptr));
+  bool ok =
+      bld &&
+      OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) == 1 &&
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
+                                       point.size()) == 1 &&
+      (k.d.empty() ||
+       (priv && OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, priv.get()) == 1));
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(
+      ok ? OSSL_PARAM_BLD_to_param(bld.get()) : nullptr, OSSL_PARAM_free);
   ossl::PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* raw = nullptr;
   ok = ok && params && ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
-       EVP_PKEY_fromdata(ctx.get(), &raw, k.d.empty() ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEYPAIR, params.get()) == 1;
+       EVP_PKEY_fromdata(ctx.get(), &raw, k.d.empty() ? EVP_PKEY_PUBLIC_KEY : EVP_PKEY_KEYPAIR,
+                         params.get()) == 1;
   k.pkey.reset(raw);
   if (!ok) {
     (void)ossl::drain_errors();
@@ -113,7 +126,8 @@ Result<void> load_p256(Key::Impl& k) {
 }
 
 Result<void> load_hmac(Key::Impl& k) {
-  if (k.d.size() < kMinHmacKey) return fail(ErrorCode::key_invalid, "HS256 key is shorter than 32 bytes");
+  if (k.d.size() < kMinHmacKey)
+    return fail(ErrorCode::key_invalid, "HS256 key is shorter than 32 bytes");
   k.hmac = std::make_unique<ossl::HmacSha256>(as_bytes(k.d));
   k.has_private = true;
   return {};
@@ -121,14 +135,18 @@ Result<void> load_hmac(Key::Impl& k) {
 
 Result<void> load(Key::Impl& k) {
   switch (k.alg) {
-    case Algorithm::EdDSA: return load_ed25519(k);
-    case Algorithm::ES256: return load_p256(k);
-    case Algorithm::HS256: return load_hmac(k);
+    case Algorithm::EdDSA:
+      return load_ed25519(k);
+    case Algorithm::ES256:
+      return load_p256(k);
+    case Algorithm::HS256:
+      return load_hmac(k);
   }
   return fail(ErrorCode::internal, "unknown algorithm");
 }
 
-Result<std::string> get_b64(const json::object& o, std::string_view name, std::size_t want_size, bool required) {
+Result<std::string> get_b64(const json::object& o, std::string_view name, std::size_t want_size,
+                            bool required) {
   const json::value* v = o.if_contains(name);
   if (v == nullptr) {
     if (required) return fail(ErrorCode::key_invalid, fmt::format("JWK lacks \"{}\"", name));
@@ -155,8 +173,8 @@ std::string_view get_str(const json::object& o, std::string_view name) {
 // DER ECDSA-Sig-Value → JOSE r||s (RFC 7518 §3.4).
 bool der_to_jose(const unsigned char* der, std::size_t len, std::string& out) {
   const unsigned char* p = der;
-  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)),
-                                                            ECDSA_SIG_free);
+  std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> sig(
+      d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(len)), ECDSA_SIG_free);
   if (!sig) return false;
   out.assign(2 * kEcCoord, '\0');
   auto* o = reinterpret_cast<unsigned char*>(out.data());
@@ -203,7 +221,8 @@ Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
       if (alg == Algorithm::EdDSA) {
         unsigned char buf[kEdKey];
         std::size_t len = sizeof buf;
-        if (EVP_PKEY_get_raw_private_key(pkey.get(), buf, &len) != 1) return fail(ErrorCode::internal, "no raw key");
+        if (EVP_PKEY_get_raw_private_key(pkey.get(), buf, &len) != 1)
+          return fail(ErrorCode::internal, "no raw key");
         impl->d.assign(reinterpret_cast<char*>(buf), len);
         OPENSSL_cleanse(buf, sizeof buf);
       } else {
@@ -215,7 +234,8 @@ Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
                         EVP_PKEY_get_bn_param(pkey.get(), OSSL_PKEY_PARAM_PRIV_KEY, &d) == 1;
         BnPtr bx(x), by(y), bd(d);
         if (!ok) return fail(ErrorCode::internal, "cannot export P-256 key");
-        for (auto [bn, out] : {std::pair{bx.get(), &impl->x}, std::pair{by.get(), &impl->y}, std::pair{bd.get(), &impl->d}}) {
+        for (auto [bn, out] : {std::pair{bx.get(), &impl->x}, std::pair{by.get(), &impl->y},
+                               std::pair{bd.get(), &impl->d}}) {
           out->assign(kEcCoord, '\0');
           BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out->data()), kEcCoord);
         }
@@ -272,16 +292,23 @@ Result<Key> Key::from_jwk(std::string_view text) {
   }
   if (o.contains("alg")) {
     if (get_str(o, "alg") != to_string(impl->alg)) {
-      return fail(ErrorCode::key_invalid, fmt::format("JWK \"alg\" does not fit a {} key", to_string(impl->alg)));
+      return fail(ErrorCode::key_invalid,
+                  fmt::format("JWK \"alg\" does not fit a {} key", to_string(impl->alg)));
     }
   }
   if (auto st = load(*impl); !st) return std::unexpected(st.error());
   return Key(std::move(impl));
 }
 
-const std::string& Key::kid() const noexcept { return impl_->kid; }
-Algorithm Key::algorithm() const noexcept { return impl_->alg; }
-bool Key::has_private() const noexcept { return impl_->has_private; }
+const std::string& Key::kid() const noexcept {
+  return impl_->kid;
+}
+Algorithm Key::algorithm() const noexcept {
+  return impl_->alg;
+}
+bool Key::has_private() const noexcept {
+  return impl_->has_private;
+}
 
 namespace {
 json::object jwk_object(const Key::Impl& k, bool with_private) {
@@ -302,7 +329,8 @@ json::object jwk_object(const Key::Impl& k, bool with_private) {
       o["kty"] = "oct";
       break;
   }
-  if (with_private && !k.d.empty()) o[k.alg == Algorithm::HS256 ? "k" : "d"] = base64url_encode(k.d);
+  if (with_private && !k.d.empty())
+    o[k.alg == Algorithm::HS256 ? "k" : "d"] = base64url_encode(k.d);
   o["kid"] = k.kid;
   o["alg"] = to_string(k.alg);
   o["use"] = "sig";
@@ -315,7 +343,9 @@ std::optional<std::string> Key::public_jwk() const {
   return json::serialize(jwk_object(*impl_, false));
 }
 
-std::string Key::private_jwk() const { return json::serialize(jwk_object(*impl_, true)); }
+std::string Key::private_jwk() const {
+  return json::serialize(jwk_object(*impl_, true));
+}
 
 Result<std::string> Key::sign(std::string_view input) const {
   const Impl& k = *impl_;
@@ -327,14 +357,17 @@ Result<std::string> Key::sign(std::string_view input) const {
   EVP_MD_CTX* ctx = thread_md_ctx();
   unsigned char sig[80];
   std::size_t len = sizeof sig;
-  const bool ok = EVP_DigestSignInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
-                                        nullptr, k.pkey.get(), nullptr) == 1 &&
-                  EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  const bool ok =
+      EVP_DigestSignInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
+                            nullptr, k.pkey.get(), nullptr) == 1 &&
+      EVP_DigestSign(ctx, sig, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size()) == 1;
   EVP_MD_CTX_reset(ctx);
   if (!ok) return fail(ErrorCode::internal, "signing failed: " + ossl::drain_errors());
   if (k.alg == Algorithm::EdDSA) return std::string(reinterpret_cast<const char*>(sig), len);
   std::string jose;
-  if (!der_to_jose(sig, len, jose)) return fail(ErrorCode::internal, "cannot convert ECDSA signature");
+  if (!der_to_jose(sig, len, jose))
+    return fail(ErrorCode::internal, "cannot convert ECDSA signature");
   return jose;
 }
 
@@ -359,10 +392,11 @@ bool Key::verify(std::string_view input, std::span<const std::uint8_t> signature
         sig_len = static_cast<std::size_t>(der_len);
       }
       EVP_MD_CTX* ctx = thread_md_ctx();
-      const bool ok = EVP_DigestVerifyInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr, nullptr,
-                                              nullptr, k.pkey.get(), nullptr) == 1 &&
-                      EVP_DigestVerify(ctx, sig, sig_len, reinterpret_cast<const unsigned char*>(input.data()),
-                                       input.size()) == 1;
+      const bool ok =
+          EVP_DigestVerifyInit_ex(ctx, nullptr, k.alg == Algorithm::ES256 ? "SHA256" : nullptr,
+                                  nullptr, nullptr, k.pkey.get(), nullptr) == 1 &&
+          EVP_DigestVerify(ctx, sig, sig_len, reinterpret_cast<const unsigned char*>(input.data()),
+                           input.size()) == 1;
       EVP_MD_CTX_reset(ctx);
       if (!ok) (void)ossl::drain_errors();
       return ok;

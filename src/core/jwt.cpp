@@ -45,18 +45,23 @@ struct Header {
 
 Result<Header> parse_header(std::string_view segment) {
   std::string text;
-  if (!base64url_decode_into(segment, text)) return fail(ErrorCode::invalid_token, "header is not base64url");
+  if (!base64url_decode_into(segment, text))
+    return fail(ErrorCode::invalid_token, "header is not base64url");
   unsigned char buf[1024];
   json::monotonic_resource mr(buf, sizeof buf);
   auto obj = detail::parse_json_object(text, ErrorCode::invalid_token, "header", &mr);
   if (!obj) return std::unexpected(obj.error());
   Header h;
-  if (obj->contains("crit")) return fail(ErrorCode::invalid_token, "header has crit parameters, none of which are supported");
+  if (obj->contains("crit"))
+    return fail(ErrorCode::invalid_token,
+                "header has crit parameters, none of which are supported");
   if (const auto* alg = obj->if_contains("alg")) {
     if (!alg->is_string()) return fail(ErrorCode::invalid_token, "header alg is not a string");
     h.alg_present = true;
     h.alg = algorithm_from_string(alg->get_string());
-    if (!h.alg) h.alg_name = std::string(alg->get_string().subview(0, std::min<std::size_t>(alg->get_string().size(), 32)));
+    if (!h.alg)
+      h.alg_name = std::string(
+          alg->get_string().subview(0, std::min<std::size_t>(alg->get_string().size(), 32)));
   }
   if (const auto* kid = obj->if_contains("kid")) {
     if (!kid->is_string()) return fail(ErrorCode::invalid_token, "header kid is not a string");
@@ -175,13 +180,17 @@ Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims) {
   json::object payload;
   if (!claims.custom.empty()) {
     if (claims.custom.size() > kMaxCustomClaimsBytes) {
-      return fail(ErrorCode::invalid_request, fmt::format("custom claims exceed {} bytes", kMaxCustomClaimsBytes));
+      return fail(ErrorCode::invalid_request,
+                  fmt::format("custom claims exceed {} bytes", kMaxCustomClaimsBytes));
     }
-    auto custom = detail::parse_json_object(claims.custom, ErrorCode::invalid_request, "custom claims");
+    auto custom =
+        detail::parse_json_object(claims.custom, ErrorCode::invalid_request, "custom claims");
     if (!custom) return std::unexpected(custom.error());
     for (const auto& kv : *custom) {
       if (is_registered(kv.key())) {
-        return fail(ErrorCode::invalid_request, fmt::format("custom claim '{}' shadows a registered claim", std::string_view(kv.key())));
+        return fail(ErrorCode::invalid_request,
+                    fmt::format("custom claim '{}' shadows a registered claim",
+                                std::string_view(kv.key())));
       }
     }
     payload = std::move(*custom);
@@ -215,15 +224,17 @@ Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims) {
   token += '.';
   token += base64url_encode(*sig);
   if (token.size() > kMaxTokenBytes) {
-    return fail(ErrorCode::invalid_request, fmt::format("token would exceed {} bytes", kMaxTokenBytes));
+    return fail(ErrorCode::invalid_request,
+                fmt::format("token would exceed {} bytes", kMaxTokenBytes));
   }
   return token;
 }
 
-Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const VerifyOptions& options,
-                               UnixSeconds now) {
+Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
+                               const VerifyOptions& options, UnixSeconds now) {
   if (token.size() > options.max_token_bytes) {
-    return fail(ErrorCode::token_too_large, fmt::format("token exceeds {} bytes", options.max_token_bytes));
+    return fail(ErrorCode::token_too_large,
+                fmt::format("token exceeds {} bytes", options.max_token_bytes));
   }
   const std::size_t d1 = token.find('.');
   const std::size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
@@ -232,7 +243,8 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const
   }
   // An empty signature is structurally fine (alg "none" tokens have one):
   // it fails later with the code that says why.
-  if (d1 == 0 || d2 == d1 + 1) return fail(ErrorCode::invalid_token, "token has an empty header or payload");
+  if (d1 == 0 || d2 == d1 + 1)
+    return fail(ErrorCode::invalid_token, "token has an empty header or payload");
   const std::string_view header_seg = token.substr(0, d1);
   const std::string_view payload_seg = token.substr(d1 + 1, d2 - d1 - 1);
   const std::string_view sig_seg = token.substr(d2 + 1);
@@ -240,20 +252,27 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const
   const Result<Header>& header = cached_header(header_seg);
   if (!header) return std::unexpected(header.error());
   if (!header->alg_present) return fail(ErrorCode::invalid_token, "header lacks alg");
-  if (!header->alg) return fail(ErrorCode::algorithm_not_allowed, fmt::format("algorithm '{}' is not allowed", header->alg_name));
+  if (!header->alg)
+    return fail(ErrorCode::algorithm_not_allowed,
+                fmt::format("algorithm '{}' is not allowed", header->alg_name));
   if (!header->kid_present) return fail(ErrorCode::key_not_found, "header lacks kid");
   const Key* key = keys.find(header->kid);
   if (key == nullptr) return fail(ErrorCode::key_not_found, "no key with that kid");
   if (key->algorithm() != *header->alg) {
     return fail(ErrorCode::algorithm_mismatch,
-                fmt::format("token says {} but the key is pinned to {}", to_string(*header->alg), to_string(key->algorithm())));
+                fmt::format("token says {} but the key is pinned to {}", to_string(*header->alg),
+                            to_string(key->algorithm())));
   }
   thread_local std::string scratch;
-  if (!base64url_decode_into(sig_seg, scratch)) return fail(ErrorCode::invalid_token, "signature is not base64url");
-  if (!key->verify(token.substr(0, d2), as_bytes(scratch))) return fail(ErrorCode::signature_invalid, "signature does not verify");
-  if (options.require_at_jwt_typ && !header->typ_ok) return fail(ErrorCode::token_type_invalid, "typ is not at+jwt");
+  if (!base64url_decode_into(sig_seg, scratch))
+    return fail(ErrorCode::invalid_token, "signature is not base64url");
+  if (!key->verify(token.substr(0, d2), as_bytes(scratch)))
+    return fail(ErrorCode::signature_invalid, "signature does not verify");
+  if (options.require_at_jwt_typ && !header->typ_ok)
+    return fail(ErrorCode::token_type_invalid, "typ is not at+jwt");
 
-  if (!base64url_decode_into(payload_seg, scratch)) return fail(ErrorCode::invalid_token, "payload is not base64url");
+  if (!base64url_decode_into(payload_seg, scratch))
+    return fail(ErrorCode::invalid_token, "payload is not base64url");
   unsigned char buf[4096];
   json::monotonic_resource mr(buf, sizeof buf);
   auto payload = detail::parse_json_object_fast(scratch, ErrorCode::invalid_token, "payload", mr);
@@ -261,17 +280,22 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys, const
   auto claims = read_claims(*payload);
   if (!claims) return std::unexpected(claims.error());
 
-  if (!options.issuer.empty() && claims->iss != options.issuer) return fail(ErrorCode::issuer_mismatch, "iss is not the expected issuer");
+  if (!options.issuer.empty() && claims->iss != options.issuer)
+    return fail(ErrorCode::issuer_mismatch, "iss is not the expected issuer");
   if (!options.audiences.empty()) {
     bool match = false;
     for (const auto& a : claims->aud) {
       for (const auto& want : options.audiences) match = match || a == want;
     }
-    if (!match) return fail(ErrorCode::audience_mismatch, "aud names none of the expected audiences");
+    if (!match)
+      return fail(ErrorCode::audience_mismatch, "aud names none of the expected audiences");
   }
-  if (now >= claims->exp + options.leeway) return fail(ErrorCode::token_expired, "token has expired");
-  if (claims->nbf && now + options.leeway < *claims->nbf) return fail(ErrorCode::token_not_yet_valid, "token is not valid yet (nbf)");
-  if (now + options.leeway < claims->iat) return fail(ErrorCode::token_not_yet_valid, "token was issued in the future (iat)");
+  if (now >= claims->exp + options.leeway)
+    return fail(ErrorCode::token_expired, "token has expired");
+  if (claims->nbf && now + options.leeway < *claims->nbf)
+    return fail(ErrorCode::token_not_yet_valid, "token is not valid yet (nbf)");
+  if (now + options.leeway < claims->iat)
+    return fail(ErrorCode::token_not_yet_valid, "token was issued in the future (iat)");
   return VerifiedJwt{*header->alg, header->kid, std::move(*claims)};
 }
 

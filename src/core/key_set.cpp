@@ -10,9 +10,12 @@ namespace json = boost::json;
 
 std::string_view to_string(KeyState state) noexcept {
   switch (state) {
-    case KeyState::next: return "next";
-    case KeyState::active: return "active";
-    case KeyState::retired: return "retired";
+    case KeyState::next:
+      return "next";
+    case KeyState::active:
+      return "active";
+    case KeyState::retired:
+      return "retired";
   }
   return "";
 }
@@ -27,7 +30,9 @@ std::optional<KeyState> key_state_from_string(std::string_view s) {
 }  // namespace
 
 Status KeySet::add(Key key, KeyState state, std::optional<UnixSeconds> retired_at) {
-  if (find(key.kid()) != nullptr) return fail(ErrorCode::invalid_request, fmt::format("kid '{}' is already in the key set", key.kid()));
+  if (find(key.kid()) != nullptr)
+    return fail(ErrorCode::invalid_request,
+                fmt::format("kid '{}' is already in the key set", key.kid()));
   if (state == KeyState::active && active() != nullptr) {
     return fail(ErrorCode::invalid_request, "the key set already has an active key");
   }
@@ -53,10 +58,13 @@ const Key* KeySet::active() const noexcept {
 }
 
 Status KeySet::activate(std::string_view kid, UnixSeconds now) {
-  auto it = std::find_if(entries_.begin(), entries_.end(), [&](const Entry& e) { return e.key.kid() == kid; });
+  auto it = std::find_if(entries_.begin(), entries_.end(),
+                         [&](const Entry& e) { return e.key.kid() == kid; });
   if (it == entries_.end()) return fail(ErrorCode::key_not_found, fmt::format("no key '{}'", kid));
-  if (it->state != KeyState::next) return fail(ErrorCode::invalid_request, fmt::format("key '{}' is not in state next", kid));
-  if (!it->key.has_private()) return fail(ErrorCode::invalid_request, "an active key must hold its private half");
+  if (it->state != KeyState::next)
+    return fail(ErrorCode::invalid_request, fmt::format("key '{}' is not in state next", kid));
+  if (!it->key.has_private())
+    return fail(ErrorCode::invalid_request, "an active key must hold its private half");
   for (auto& e : entries_) {
     if (e.state == KeyState::active) {
       e.state = KeyState::retired;
@@ -67,10 +75,12 @@ Status KeySet::activate(std::string_view kid, UnixSeconds now) {
   return {};
 }
 
-std::size_t KeySet::prune(UnixSeconds now, std::chrono::seconds max_token_lifetime, std::chrono::seconds leeway) {
+std::size_t KeySet::prune(UnixSeconds now, std::chrono::seconds max_token_lifetime,
+                          std::chrono::seconds leeway) {
   const auto before = entries_.size();
   std::erase_if(entries_, [&](const Entry& e) {
-    return e.state == KeyState::retired && e.retired_at && *e.retired_at + max_token_lifetime + leeway <= now;
+    return e.state == KeyState::retired && e.retired_at &&
+           *e.retired_at + max_token_lifetime + leeway <= now;
   });
   return before - entries_.size();
 }
@@ -90,7 +100,8 @@ std::string KeySet::private_jwks() const {
   for (const auto& e : entries_) {
     json::value v = json::parse(e.key.private_jwk());
     v.as_object()["tessera_state"] = to_string(e.state);
-    if (e.retired_at) v.as_object()["tessera_retired_at"] = e.retired_at->time_since_epoch().count();
+    if (e.retired_at)
+      v.as_object()["tessera_retired_at"] = e.retired_at->time_since_epoch().count();
     keys.push_back(std::move(v));
   }
   json::object set;
@@ -102,19 +113,24 @@ Result<KeySet> KeySet::from_jwks(std::string_view text) {
   auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK set");
   if (!parsed) return std::unexpected(parsed.error());
   const json::value* keys = parsed->if_contains("keys");
-  if (keys == nullptr || !keys->is_array()) return fail(ErrorCode::key_invalid, "JWK set lacks a \"keys\" array");
+  if (keys == nullptr || !keys->is_array())
+    return fail(ErrorCode::key_invalid, "JWK set lacks a \"keys\" array");
   KeySet set;
   for (const json::value& v : keys->get_array()) {
     if (!v.is_object()) return fail(ErrorCode::key_invalid, "JWK set member is not an object");
     const json::object& o = v.get_object();
     const json::value* kty = o.if_contains("kty");
     const json::value* crv = o.if_contains("crv");
-    const bool supported = kty && kty->is_string() &&
-                           (kty->get_string() == "oct" ||
-                            (kty->get_string() == "OKP" && crv && crv->is_string() && crv->get_string() == "Ed25519") ||
-                            (kty->get_string() == "EC" && crv && crv->is_string() && crv->get_string() == "P-256"));
+    const bool supported =
+        kty && kty->is_string() &&
+        (kty->get_string() == "oct" ||
+         (kty->get_string() == "OKP" && crv && crv->is_string() &&
+          crv->get_string() == "Ed25519") ||
+         (kty->get_string() == "EC" && crv && crv->is_string() && crv->get_string() == "P-256"));
     if (!supported) continue;  // RFC 7517 §5: ignore keys we do not understand
-    if (const auto* use = o.if_contains("use"); use && use->is_string() && use->get_string() == "enc") continue;
+    if (const auto* use = o.if_contains("use");
+        use && use->is_string() && use->get_string() == "enc")
+      continue;
     auto key = Key::from_jwk(json::serialize(o));
     if (!key) return std::unexpected(key.error());
     KeyState state = KeyState::next;

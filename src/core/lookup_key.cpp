@@ -1,14 +1,17 @@
 #include "tessera/lookup_key.hpp"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "openssl.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 
-std::string LookupKey::text() const { return base64url_encode(mac); }
+std::string LookupKey::text() const {
+  return base64url_encode(mac);
+}
 
 bool operator==(const LookupKey& a, const LookupKey& b) noexcept {
   return a.version == b.version && constant_time_equal(a.mac, b.mac);
@@ -28,18 +31,22 @@ LookupKeyRing& LookupKeyRing::operator=(LookupKeyRing&&) noexcept = default;
 LookupKeyRing::~LookupKeyRing() = default;
 
 Result<LookupKeyRing> LookupKeyRing::create(std::vector<LookupKeyMaterial> keys) {
-  if (keys.empty()) return fail(ErrorCode::config_invalid, "lookup key ring needs at least one key");
+  if (keys.empty())
+    return fail(ErrorCode::config_invalid, "lookup key ring needs at least one key");
   std::sort(keys.begin(), keys.end(),
             [](const auto& a, const auto& b) { return a.version > b.version; });
   auto impl = std::make_unique<Impl>();
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (i > 0 && keys[i].version == keys[i - 1].version) {
-      return fail(ErrorCode::config_invalid, fmt::format("lookup key version {} appears twice", keys[i].version));
+      return fail(ErrorCode::config_invalid,
+                  fmt::format("lookup key version {} appears twice", keys[i].version));
     }
     if (keys[i].key.reveal().size() < 32) {
-      return fail(ErrorCode::config_invalid, fmt::format("lookup key version {} is shorter than 32 bytes", keys[i].version));
+      return fail(ErrorCode::config_invalid,
+                  fmt::format("lookup key version {} is shorter than 32 bytes", keys[i].version));
     }
-    impl->entries.push_back({keys[i].version, std::make_unique<ossl::HmacSha256>(as_bytes(keys[i].key.reveal()))});
+    impl->entries.push_back(
+        {keys[i].version, std::make_unique<ossl::HmacSha256>(as_bytes(keys[i].key.reveal()))});
   }
   return LookupKeyRing(std::move(impl));
 }
@@ -63,7 +70,9 @@ std::vector<LookupKey> LookupKeyRing::candidates(TokenKind kind, const SecretStr
   return out;
 }
 
-std::uint32_t LookupKeyRing::active_version() const noexcept { return impl_->entries.front().version; }
+std::uint32_t LookupKeyRing::active_version() const noexcept {
+  return impl_->entries.front().version;
+}
 
 std::vector<std::uint32_t> LookupKeyRing::versions() const {
   std::vector<std::uint32_t> out;

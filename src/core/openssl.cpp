@@ -73,7 +73,8 @@ Digest256 HmacSha256::mac(std::initializer_list<std::string_view> parts) const {
   // A null key re-initialises with the key already set: no re-keying.
   bool ok = EVP_MAC_init(ctx.get(), nullptr, 0, nullptr) == 1;
   for (std::string_view p : parts) {
-    ok = ok && EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(p.data()), p.size()) == 1;
+    ok = ok &&
+         EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char*>(p.data()), p.size()) == 1;
   }
   ok = ok && EVP_MAC_final(ctx.get(), out.data(), &len, out.size()) == 1 && len == out.size();
   if (!ok) std::abort();  // cannot fail with a valid keyed context

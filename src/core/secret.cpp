@@ -25,7 +25,9 @@ SecretString& SecretString::operator=(SecretString&& other) noexcept {
   return *this;
 }
 
-SecretString::~SecretString() { wipe(); }
+SecretString::~SecretString() {
+  wipe();
+}
 
 void SecretString::wipe() noexcept {
   if (!value_.empty()) OPENSSL_cleanse(value_.data(), value_.size());
@@ -38,16 +40,20 @@ bool operator==(const SecretString& a, const SecretString& b) noexcept {
 
 std::string_view token_prefix(TokenKind kind) noexcept {
   switch (kind) {
-    case TokenKind::session: return "tss_";
-    case TokenKind::refresh: return "tsr_";
+    case TokenKind::session:
+      return "tss_";
+    case TokenKind::refresh:
+      return "tsr_";
   }
   return "";
 }
 
 std::string_view token_domain(TokenKind kind) noexcept {
   switch (kind) {
-    case TokenKind::session: return "session";
-    case TokenKind::refresh: return "refresh";
+    case TokenKind::session:
+      return "session";
+    case TokenKind::refresh:
+      return "refresh";
   }
   return "";
 }
@@ -63,8 +69,10 @@ SecretString generate_token(TokenKind kind, Random& random) {
 
 Result<SecretString> parse_token(TokenKind kind, std::string_view text) {
   const std::string_view prefix = token_prefix(kind);
-  if (text.size() != kTokenTextSize) return fail(ErrorCode::invalid_token, "token has the wrong length");
-  if (!text.starts_with(prefix)) return fail(ErrorCode::invalid_token, "token has the wrong prefix");
+  if (text.size() != kTokenTextSize)
+    return fail(ErrorCode::invalid_token, "token has the wrong length");
+  if (!text.starts_with(prefix))
+    return fail(ErrorCode::invalid_token, "token has the wrong prefix");
   std::string scratch;
   const bool ok = base64url_decode_into(text.substr(prefix.size()), scratch);
   if (!scratch.empty()) OPENSSL_cleanse(scratch.data(), scratch.size());

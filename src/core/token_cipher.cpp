@@ -1,9 +1,9 @@
 #include "tessera/token_cipher.hpp"
 
+#include <fmt/format.h>
 #include <openssl/crypto.h>
 
 #include <algorithm>
-#include <fmt/format.h>
 
 #include "openssl.hpp"
 #include "tessera/encoding.hpp"
@@ -37,15 +37,18 @@ TokenCipher::~TokenCipher() = default;
 
 Result<TokenCipher> TokenCipher::create(std::vector<LookupKeyMaterial> keys, Random& random) {
   if (keys.empty()) return fail(ErrorCode::config_invalid, "token cipher needs at least one key");
-  std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.version > b.version; });
+  std::sort(keys.begin(), keys.end(),
+            [](const auto& a, const auto& b) { return a.version > b.version; });
   auto impl = std::make_unique<Impl>();
   impl->random = &random;
   for (std::size_t i = 0; i < keys.size(); ++i) {
     if (i > 0 && keys[i].version == keys[i - 1].version) {
-      return fail(ErrorCode::config_invalid, fmt::format("cipher key version {} appears twice", keys[i].version));
+      return fail(ErrorCode::config_invalid,
+                  fmt::format("cipher key version {} appears twice", keys[i].version));
     }
     if (keys[i].key.reveal().size() != 32) {
-      return fail(ErrorCode::config_invalid, fmt::format("cipher key version {} is not 32 bytes", keys[i].version));
+      return fail(ErrorCode::config_invalid,
+                  fmt::format("cipher key version {} is not 32 bytes", keys[i].version));
     }
     impl->keys.push_back({keys[i].version, std::move(keys[i].key)});
   }
@@ -62,11 +65,15 @@ Result<SealedToken> TokenCipher::seal(const SecretString& plaintext, std::string
   ossl::CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   const bool ok =
-      ctx && EVP_EncryptInit_ex2(ctx.get(), ossl::algorithms().aes256gcm,
-                                 reinterpret_cast<const unsigned char*>(key.key.reveal().data()), out, nullptr) == 1 &&
-      (aad.empty() || EVP_EncryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+      ctx &&
+      EVP_EncryptInit_ex2(ctx.get(), ossl::algorithms().aes256gcm,
+                          reinterpret_cast<const unsigned char*>(key.key.reveal().data()), out,
+                          nullptr) == 1 &&
+      (aad.empty() || EVP_EncryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
                                         static_cast<int>(aad.size())) == 1) &&
-      EVP_EncryptUpdate(ctx.get(), out + kNonce, &len, reinterpret_cast<const unsigned char*>(pt.data()),
+      EVP_EncryptUpdate(ctx.get(), out + kNonce, &len,
+                        reinterpret_cast<const unsigned char*>(pt.data()),
                         static_cast<int>(pt.size())) == 1 &&
       EVP_EncryptFinal_ex(ctx.get(), out + kNonce + len, &len) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTag, out + kNonce + pt.size()) == 1;
@@ -80,7 +87,9 @@ Result<SealedToken> TokenCipher::seal(const SecretString& plaintext, std::string
 
 Result<SecretString> TokenCipher::open(const SealedToken& sealed, std::string_view aad) const {
   const auto* key = impl_->find(sealed.key_version);
-  if (key == nullptr) return fail(ErrorCode::key_not_found, fmt::format("no cipher key version {}", sealed.key_version));
+  if (key == nullptr)
+    return fail(ErrorCode::key_not_found,
+                fmt::format("no cipher key version {}", sealed.key_version));
   std::string raw;
   if (!base64url_decode_into(sealed.text, raw) || raw.size() < kNonce + kTag) {
     return fail(ErrorCode::decryption_failed, "sealed token is malformed");
@@ -92,9 +101,12 @@ Result<SecretString> TokenCipher::open(const SealedToken& sealed, std::string_vi
   ossl::CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   const bool ok =
-      ctx && EVP_DecryptInit_ex2(ctx.get(), ossl::algorithms().aes256gcm,
-                                 reinterpret_cast<const unsigned char*>(key->key.reveal().data()), in, nullptr) == 1 &&
-      (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+      ctx &&
+      EVP_DecryptInit_ex2(ctx.get(), ossl::algorithms().aes256gcm,
+                          reinterpret_cast<const unsigned char*>(key->key.reveal().data()), in,
+                          nullptr) == 1 &&
+      (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len,
+                                        reinterpret_cast<const unsigned char*>(aad.data()),
                                         static_cast<int>(aad.size())) == 1) &&
       EVP_DecryptUpdate(ctx.get(), out, &len, in + kNonce, static_cast<int>(ct_len)) == 1 &&
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag,

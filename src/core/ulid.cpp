@@ -11,7 +11,8 @@ constexpr std::array<std::int8_t, 256> make_table() {
   for (int i = 0; i < 32; ++i) {
     const char c = kCrockford[i];
     t[static_cast<unsigned char>(c)] = static_cast<std::int8_t>(i);
-    if (c >= 'A' && c <= 'Z') t[static_cast<unsigned char>(c - 'A' + 'a')] = static_cast<std::int8_t>(i);
+    if (c >= 'A' && c <= 'Z')
+      t[static_cast<unsigned char>(c - 'A' + 'a')] = static_cast<std::int8_t>(i);
   }
   return t;
 }
@@ -63,9 +64,11 @@ UnixMillis Ulid::timestamp() const noexcept {
 }
 
 Ulid UlidGenerator::next() {
-  const auto ms = static_cast<std::uint64_t>(clock_.now_ms().time_since_epoch().count()) & 0xffffffffffffULL;
+  const auto ms =
+      static_cast<std::uint64_t>(clock_.now_ms().time_since_epoch().count()) & 0xffffffffffffULL;
   std::array<std::uint8_t, 16> b{};
-  for (int i = 0; i < 6; ++i) b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
+  for (int i = 0; i < 6; ++i)
+    b[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
   random_.fill(std::span(b).subspan(6));
 
   std::lock_guard lock(mu_);

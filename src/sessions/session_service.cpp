@@ -1,7 +1,8 @@
 #include "tessera/session_service.hpp"
 
-#include <boost/json.hpp>
 #include <fmt/format.h>
+
+#include <boost/json.hpp>
 
 #include "core/openssl.hpp"
 #include "tessera/encoding.hpp"
@@ -12,8 +13,10 @@ using std::chrono::seconds;
 
 std::string_view to_string(SessionMode mode) noexcept {
   switch (mode) {
-    case SessionMode::cookie: return "cookie";
-    case SessionMode::token: return "token";
+    case SessionMode::cookie:
+      return "cookie";
+    case SessionMode::token:
+      return "token";
   }
   return "";
 }
@@ -27,16 +30,21 @@ std::optional<SessionMode> session_mode_from_string(std::string_view s) noexcept
 
 std::string_view to_string(RevokeScope scope) noexcept {
   switch (scope) {
-    case RevokeScope::session: return "session";
-    case RevokeScope::family: return "family";
-    case RevokeScope::others: return "others";
-    case RevokeScope::all: return "all";
+    case RevokeScope::session:
+      return "session";
+    case RevokeScope::family:
+      return "family";
+    case RevokeScope::others:
+      return "others";
+    case RevokeScope::all:
+      return "all";
   }
   return "";
 }
 
 std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept {
-  for (RevokeScope r : {RevokeScope::session, RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
+  for (RevokeScope r :
+       {RevokeScope::session, RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
     if (to_string(r) == s) return r;
   }
   return std::nullopt;
@@ -49,10 +57,13 @@ Status SessionPolicy::validate() const {
   if (session_ttl <= seconds{0}) return bad("session_ttl", "must be positive");
   if (idle_timeout < seconds{0}) return bad("idle_timeout", "must be 0 (off) or positive");
   if (idle_timeout > session_ttl) return bad("idle_timeout", "must not exceed session_ttl");
-  if (touch_interval && *touch_interval <= seconds{0}) return bad("touch_interval", "must be positive");
+  if (touch_interval && *touch_interval <= seconds{0})
+    return bad("touch_interval", "must be positive");
   if (access_ttl <= seconds{0}) return bad("access_ttl", "must be positive");
-  if (refresh_grace < seconds{0} || refresh_grace > seconds{60}) return bad("refresh_grace", "must be within 0..60 s");
-  if (max_sessions_per_subject == 0) return bad("max_sessions_per_subject", "0 would refuse every login; must be >= 1");
+  if (refresh_grace < seconds{0} || refresh_grace > seconds{60})
+    return bad("refresh_grace", "must be within 0..60 s");
+  if (max_sessions_per_subject == 0)
+    return bad("max_sessions_per_subject", "0 would refuse every login; must be >= 1");
   if (max_data_bytes == 0) return bad("max_data_bytes", "must be positive");
   if (cleanup_retention < seconds{0}) return bad("cleanup_retention", "must not be negative");
   if (issuer.empty()) return bad("issuer", "must not be empty");
@@ -92,8 +103,8 @@ bool valid_utf8(std::string_view s) {
       cp = (cp << 6) | (p[i + k] & 0x3f);
     }
     // Overlong forms, surrogates and out-of-range code points.
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff)) {
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
       return false;
     }
     i += n + 1;
@@ -121,7 +132,8 @@ SessionService::SessionService(Deps deps, SessionPolicy policy)
 
 Result<std::unique_ptr<SessionService>> SessionService::create(Deps deps, SessionPolicy policy) {
   if (auto st = policy.validate(); !st) return std::unexpected(st.error());
-  if (deps.keys.get()->active() == nullptr) return fail(ErrorCode::config_invalid, "keys: the key set has no active signing key");
+  if (deps.keys.get()->active() == nullptr)
+    return fail(ErrorCode::config_invalid, "keys: the key set has no active signing key");
   return std::unique_ptr<SessionService>(new SessionService(deps, std::move(policy)));
 }
 
@@ -132,11 +144,13 @@ void SessionService::audit(AuditEvent event) const {
 Status SessionService::check_live(const Session& s, UnixSeconds now) const {
   if (s.revoked()) return fail(ErrorCode::session_revoked, "session is revoked");
   if (now >= s.expires_at) return fail(ErrorCode::session_expired, "session has expired");
-  if (s.idle_expires_at && now >= *s.idle_expires_at) return fail(ErrorCode::session_idle_timeout, "session was idle too long");
+  if (s.idle_expires_at && now >= *s.idle_expires_at)
+    return fail(ErrorCode::session_idle_timeout, "session was idle too long");
   return {};
 }
 
-Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh, UnixSeconds now) {
+Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh,
+                                       UnixSeconds now) {
   auto epoch = this->epoch(s.subject);
   if (!epoch) return std::unexpected(epoch.error());
   const auto keys = deps_.keys.get();
@@ -163,14 +177,20 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   }
   const std::string data = req.data.empty() ? "{}" : req.data;
   if (data.size() > policy_.max_data_bytes) {
-    return fail(ErrorCode::invalid_request, fmt::format("data exceeds {} bytes", policy_.max_data_bytes));
+    return fail(ErrorCode::invalid_request,
+                fmt::format("data exceeds {} bytes", policy_.max_data_bytes));
   }
   if (!is_json_object(data)) return fail(ErrorCode::invalid_request, "data must be a JSON object");
-  if (!req.claims.empty() && (req.claims.size() > kMaxCustomClaimsBytes || !is_json_object(req.claims))) {
-    return fail(ErrorCode::invalid_request, fmt::format("claims must be a JSON object of at most {} bytes", kMaxCustomClaimsBytes));
+  if (!req.claims.empty() &&
+      (req.claims.size() > kMaxCustomClaimsBytes || !is_json_object(req.claims))) {
+    return fail(
+        ErrorCode::invalid_request,
+        fmt::format("claims must be a JSON object of at most {} bytes", kMaxCustomClaimsBytes));
   }
   for (const auto* field : {&req.metadata.ip, &req.metadata.user_agent, &req.metadata.device}) {
-    if (field->size() > 1024 || !valid_utf8(*field)) return fail(ErrorCode::invalid_request, "metadata fields must be UTF-8 of at most 1024 bytes");
+    if (field->size() > 1024 || !valid_utf8(*field))
+      return fail(ErrorCode::invalid_request,
+                  "metadata fields must be UTF-8 of at most 1024 bytes");
   }
   const UnixSeconds now = deps_.clock.now();
   auto epoch = this->epoch(req.subject);
@@ -187,7 +207,8 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   if (policy_.idle_timeout > seconds{0}) s.idle_expires_at = now + policy_.idle_timeout;
   s.epoch_at_issue = *epoch;
   s.metadata = req.metadata;
-  s.metadata.fingerprint_digest = req.fingerprint ? fingerprint_digest(*req.fingerprint) : std::string();
+  s.metadata.fingerprint_digest =
+      req.fingerprint ? fingerprint_digest(*req.fingerprint) : std::string();
   s.data = data;
   s.claims = req.claims;
 
@@ -201,12 +222,21 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
     if (!pair) return std::unexpected(pair.error());
     tokens = std::move(*pair);
   }
-  auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret), policy_.max_sessions_per_subject, now,
-                                    std::nullopt);
+  auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret),
+                                    policy_.max_sessions_per_subject, now, std::nullopt);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id});
+  audit({.type = "issued",
+         .at = now,
+         .subject = s.subject,
+         .session_id = s.id,
+         .family_id = s.family_id});
   for (const auto& id : created->session_ids) {
-    audit({.type = "evicted", .at = now, .subject = s.subject, .session_id = id, .reason = "evicted", .actor = "system"});
+    audit({.type = "evicted",
+           .at = now,
+           .subject = s.subject,
+           .session_id = id,
+           .reason = "evicted",
+           .actor = "system"});
   }
   out.session = std::move(s);
   if (req.mode == SessionMode::cookie) out.session_token = std::move(secret);
@@ -215,30 +245,44 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   return out;
 }
 
-Result<Session> SessionService::validate(std::string_view session_token, std::optional<std::string_view> fingerprint) {
+Result<Session> SessionService::validate(std::string_view session_token,
+                                         std::optional<std::string_view> fingerprint) {
   const UnixSeconds now = deps_.clock.now();
   auto fail_audit = [&](Error e, const Session* s) -> Result<Session> {
-    audit({.type = "validate_failed", .at = now, .subject = s ? s->subject : "", .session_id = s ? s->id : "",
+    audit({.type = "validate_failed",
+           .at = now,
+           .subject = s ? s->subject : "",
+           .session_id = s ? s->id : "",
            .code = std::string(to_string(e.code))});
     return std::unexpected(std::move(e));
   };
   auto token = parse_token(TokenKind::session, session_token);
   if (!token) return fail_audit(token.error(), nullptr);
-  auto hit = deps_.store.find_by_credential(TokenKind::session, deps_.lookup.candidates(TokenKind::session, *token));
+  auto hit = deps_.store.find_by_credential(TokenKind::session,
+                                            deps_.lookup.candidates(TokenKind::session, *token));
   if (!hit) return std::unexpected(hit.error());
   if (!*hit) return fail_audit({ErrorCode::invalid_token, "unknown session token"}, nullptr);
   Session s = std::move((*hit)->session);
   if (auto st = check_live(s, now); !st) return fail_audit(st.error(), &s);
 
   if (!s.metadata.fingerprint_digest.empty() && policy_.bind_fingerprint) {
-    const bool match = fingerprint && constant_time_equal(fingerprint_digest(*fingerprint), s.metadata.fingerprint_digest);
+    const bool match = fingerprint && constant_time_equal(fingerprint_digest(*fingerprint),
+                                                          s.metadata.fingerprint_digest);
     if (!match) {
       auto revoked = deps_.store.revoke_session(s.id, "fingerprint_mismatch", now);
       if (revoked && !revoked->session_ids.empty()) {
-        audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
-               .scope = "session", .reason = "fingerprint_mismatch", .actor = "system", .count = 1});
+        audit({.type = "revoked",
+               .at = now,
+               .subject = s.subject,
+               .session_id = s.id,
+               .family_id = s.family_id,
+               .scope = "session",
+               .reason = "fingerprint_mismatch",
+               .actor = "system",
+               .count = 1});
       }
-      return fail_audit({ErrorCode::fingerprint_mismatch, "fingerprint does not match the session's"}, &s);
+      return fail_audit(
+          {ErrorCode::fingerprint_mismatch, "fingerprint does not match the session's"}, &s);
     }
   }
 
@@ -247,7 +291,8 @@ Result<Session> SessionService::validate(std::string_view session_token, std::op
   std::optional<std::pair<LookupKey, LookupKey>> rekey;
   if ((*hit)->key_version != deps_.lookup.active_version()) {
     for (const auto& c : deps_.lookup.candidates(TokenKind::session, *token)) {
-      if (c.version == (*hit)->key_version) rekey.emplace(c, deps_.lookup.derive(TokenKind::session, *token));
+      if (c.version == (*hit)->key_version)
+        rekey.emplace(c, deps_.lookup.derive(TokenKind::session, *token));
     }
   }
   if (rekey || now - s.last_seen_at >= policy_.effective_touch_interval()) {
@@ -265,7 +310,8 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
   const UnixSeconds now = deps_.clock.now();
   auto token = parse_token(TokenKind::refresh, refresh_token);
   if (!token) return std::unexpected(token.error());
-  auto hit = deps_.store.find_by_credential(TokenKind::refresh, deps_.lookup.candidates(TokenKind::refresh, *token));
+  auto hit = deps_.store.find_by_credential(TokenKind::refresh,
+                                            deps_.lookup.candidates(TokenKind::refresh, *token));
   if (!hit) return std::unexpected(hit.error());
   if (!*hit) return fail(ErrorCode::invalid_token, "unknown refresh token");
   const std::uint64_t presented = (*hit)->generation;
@@ -282,7 +328,8 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
       SecretString next = generate_token(TokenKind::refresh, deps_.random);
       auto sealed = deps_.cipher.seal(next, s.id);
       if (!sealed) return std::unexpected(sealed.error());
-      auto r = deps_.store.rotate(s.id, presented, deps_.lookup.derive(TokenKind::refresh, next), *sealed, now, idle);
+      auto r = deps_.store.rotate(s.id, presented, deps_.lookup.derive(TokenKind::refresh, next),
+                                  *sealed, now, idle);
       if (!r) return std::unexpected(r.error());
       if (*r == RotateResult::rotated) {
         s.generation = presented + 1;
@@ -292,7 +339,11 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
         if (idle) s.idle_expires_at = idle;
         auto pair = mint(s, next, now);
         if (!pair) return std::unexpected(pair.error());
-        audit({.type = "renewed", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+        audit({.type = "renewed",
+               .at = now,
+               .subject = s.subject,
+               .session_id = s.id,
+               .family_id = s.family_id,
                .count = s.generation});
         return RenewedSession{std::move(s), std::move(*pair)};
       }
@@ -303,10 +354,12 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
       continue;
     }
 
-    if (presented + 1 == s.generation && s.rotated_at && now - *s.rotated_at < policy_.refresh_grace &&
+    if (presented + 1 == s.generation && s.rotated_at &&
+        now - *s.rotated_at < policy_.refresh_grace &&
         s.sealed_current) {  // rule 2: idempotent retry inside the grace window
       auto successor = deps_.cipher.open(*s.sealed_current, s.id);
-      if (!successor) return std::unexpected(Error{ErrorCode::internal, "cannot open the sealed successor"});
+      if (!successor)
+        return std::unexpected(Error{ErrorCode::internal, "cannot open the sealed successor"});
       auto pair = mint(s, *successor, now);
       if (!pair) return std::unexpected(pair.error());
       return RenewedSession{std::move(s), std::move(*pair)};
@@ -315,15 +368,26 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
     // Rule 3: replay. Whoever holds the newer token, someone holds a stolen
     // one: end the whole lineage.
     auto revoked = deps_.store.revoke_family(s.family_id, "refresh_token_reused", now);
-    audit({.type = "replay_detected", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
+    audit({.type = "replay_detected",
+           .at = now,
+           .subject = s.subject,
+           .session_id = s.id,
+           .family_id = s.family_id,
            .count = presented});
     if (revoked) {
-      audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
-             .scope = "family", .reason = "refresh_token_reused", .actor = "system",
+      audit({.type = "revoked",
+             .at = now,
+             .subject = s.subject,
+             .session_id = s.id,
+             .family_id = s.family_id,
+             .scope = "family",
+             .reason = "refresh_token_reused",
+             .actor = "system",
              .count = revoked->session_ids.size()});
     }
     if (!revoked) return std::unexpected(revoked.error());
-    return fail(ErrorCode::refresh_token_reused, "refresh token was already used; the session family is revoked");
+    return fail(ErrorCode::refresh_token_reused,
+                "refresh token was already used; the session family is revoked");
   }
   return fail(ErrorCode::store_unavailable, "renewal did not settle");
 }
@@ -358,13 +422,20 @@ Result<Session> SessionService::resolve(std::string_view token) {
   return std::move(**s);
 }
 
-Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope scope, std::string_view reason,
-                                                  std::string_view actor, UnixSeconds now) {
+Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope scope,
+                                                  std::string_view reason, std::string_view actor,
+                                                  UnixSeconds now) {
   Result<RevokeResult> r;
   switch (scope) {
-    case RevokeScope::session: r = deps_.store.revoke_session(s.id, reason, now); break;
-    case RevokeScope::family: r = deps_.store.revoke_family(s.family_id, reason, now); break;
-    case RevokeScope::others: r = deps_.store.revoke_subject(s.subject, s.id, reason, now); break;
+    case RevokeScope::session:
+      r = deps_.store.revoke_session(s.id, reason, now);
+      break;
+    case RevokeScope::family:
+      r = deps_.store.revoke_family(s.family_id, reason, now);
+      break;
+    case RevokeScope::others:
+      r = deps_.store.revoke_subject(s.subject, s.id, reason, now);
+      break;
     case RevokeScope::all: {
       auto bumped = bump_epoch(s.subject);
       if (!bumped) return std::unexpected(bumped.error());
@@ -373,8 +444,14 @@ Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope 
     }
   }
   if (r) {
-    audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id,
-           .scope = std::string(to_string(scope)), .reason = std::string(reason), .actor = std::string(actor),
+    audit({.type = "revoked",
+           .at = now,
+           .subject = s.subject,
+           .session_id = s.id,
+           .family_id = s.family_id,
+           .scope = std::string(to_string(scope)),
+           .reason = std::string(reason),
+           .actor = std::string(actor),
            .count = r->session_ids.size()});
   }
   return r;
@@ -400,18 +477,25 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
   auto s = deps_.store.find(session_id);
   if (!s) return std::unexpected(s.error());
   // Another subject's session is indistinguishable from a missing one.
-  if (!*s || (*s)->subject != subject) return fail(ErrorCode::session_not_found, "no such session for this subject");
+  if (!*s || (*s)->subject != subject)
+    return fail(ErrorCode::session_not_found, "no such session for this subject");
   auto r = revoke_scope(**s, RevokeScope::session, "revoked", "service", deps_.clock.now());
   if (!r) return std::unexpected(r.error());
   return r->session_ids.size();
 }
 
-Result<std::size_t> SessionService::revoke_all(std::string_view subject, std::optional<std::string_view> except) {
+Result<std::size_t> SessionService::revoke_all(std::string_view subject,
+                                               std::optional<std::string_view> except) {
   const UnixSeconds now = deps_.clock.now();
   auto r = deps_.store.revoke_subject(subject, except, "revoked", now);
   if (!r) return std::unexpected(r.error());
-  audit({.type = "revoked", .at = now, .subject = std::string(subject), .scope = except ? "others" : "all",
-         .reason = "revoked", .actor = "service", .count = r->session_ids.size()});
+  audit({.type = "revoked",
+         .at = now,
+         .subject = std::string(subject),
+         .scope = except ? "others" : "all",
+         .reason = "revoked",
+         .actor = "service",
+         .count = r->session_ids.size()});
   return r->session_ids.size();
 }
 
@@ -422,7 +506,8 @@ Result<std::vector<Session>> SessionService::list(std::string_view subject) {
 Result<IssuedSession> SessionService::rotate_session(std::string_view session_token) {
   auto old = validate(session_token);
   if (!old) return std::unexpected(old.error());
-  if (old->mode != SessionMode::cookie) return fail(ErrorCode::invalid_request, "only cookie sessions rotate this way");
+  if (old->mode != SessionMode::cookie)
+    return fail(ErrorCode::invalid_request, "only cookie sessions rotate this way");
   const UnixSeconds now = deps_.clock.now();
   Session s = *old;
   s.id = ids_.next().to_string();
@@ -432,12 +517,24 @@ Result<IssuedSession> SessionService::rotate_session(std::string_view session_to
   s.revoked_at.reset();
   s.revoke_reason.clear();
   SecretString secret = generate_token(TokenKind::session, deps_.random);
-  auto created = deps_.store.create(s, TokenKind::session, deps_.lookup.derive(TokenKind::session, secret),
-                                    policy_.max_sessions_per_subject, now, old->id);
+  auto created =
+      deps_.store.create(s, TokenKind::session, deps_.lookup.derive(TokenKind::session, secret),
+                         policy_.max_sessions_per_subject, now, old->id);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued", .at = now, .subject = s.subject, .session_id = s.id, .family_id = s.family_id});
-  audit({.type = "revoked", .at = now, .subject = s.subject, .session_id = old->id, .family_id = s.family_id,
-         .scope = "session", .reason = "rotated", .actor = "system", .count = 1});
+  audit({.type = "issued",
+         .at = now,
+         .subject = s.subject,
+         .session_id = s.id,
+         .family_id = s.family_id});
+  audit({.type = "revoked",
+         .at = now,
+         .subject = s.subject,
+         .session_id = old->id,
+         .family_id = s.family_id,
+         .scope = "session",
+         .reason = "rotated",
+         .actor = "system",
+         .count = 1});
   IssuedSession out;
   out.session = std::move(s);
   out.session_token = std::move(secret);
@@ -463,7 +560,8 @@ Result<std::uint64_t> SessionService::epoch(std::string_view subject) {
 }
 
 Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
-  if (subject.empty() || subject.size() > 255) return fail(ErrorCode::invalid_request, "subject must be 1..255 bytes");
+  if (subject.empty() || subject.size() > 255)
+    return fail(ErrorCode::invalid_request, "subject must be 1..255 bytes");
   auto current = epoch(subject);
   if (!current) return std::unexpected(current.error());
   // Bump the subject's own counter past the global one if needed, so that
@@ -471,7 +569,10 @@ Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
   Result<std::uint64_t> bumped = deps_.store.bump_epoch(subject);
   while (bumped && *bumped <= *current) bumped = deps_.store.bump_epoch(subject);
   if (!bumped) return std::unexpected(bumped.error());
-  audit({.type = "epoch_bumped", .at = deps_.clock.now(), .subject = std::string(subject), .count = *bumped});
+  audit({.type = "epoch_bumped",
+         .at = deps_.clock.now(),
+         .subject = std::string(subject),
+         .count = *bumped});
   return *bumped;
 }
 

@@ -19,7 +19,8 @@ StoreFactory sqlite_factory(std::string name, SqliteSync sync) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Embedded, StoreConformance,
-                         ::testing::Values(memory_factory(), sqlite_factory("sqlite", SqliteSync::normal)),
+                         ::testing::Values(memory_factory(),
+                                           sqlite_factory("sqlite", SqliteSync::normal)),
                          factory_name);
 
 }  // namespace

@@ -27,20 +27,24 @@ inline LookupKeyRing make_ring(std::initializer_list<std::pair<std::uint32_t, ch
 
 inline KeySet make_keys() {
   KeySet keys;
-  (void)keys.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()), KeyState::active);
+  (void)keys.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()),
+                 KeyState::active);
   return keys;
 }
 
 struct Harness {
-  explicit Harness(const StoreFactory& factory, SessionPolicy p = {}, LookupKeyRing ring = make_ring({{1, 'a'}}))
+  explicit Harness(const StoreFactory& factory, SessionPolicy p = {},
+                   LookupKeyRing ring = make_ring({{1, 'a'}}))
       : dir(make_scratch_dir()),
         lookup(std::move(ring)),
-        cipher(*TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance())),
+        cipher(*TokenCipher::create({{1, SecretString(std::string(32, 'c'))}},
+                                    CsprngRandom::instance())),
         keys(make_keys()),
         raw(factory.make(dir)),
         store(*raw),
         policy(std::move(p)) {
-    auto s = SessionService::create({store, lookup, cipher, keys, clock, CsprngRandom::instance(), &audit}, policy);
+    auto s = SessionService::create(
+        {store, lookup, cipher, keys, clock, CsprngRandom::instance(), &audit}, policy);
     if (!s) throw std::runtime_error("service: " + s.error().detail);
     service = std::move(*s);
   }
@@ -53,7 +57,8 @@ struct Harness {
 
   // A second service over the same store with another lookup key ring.
   std::unique_ptr<SessionService> with_ring(const LookupKeyRing& ring) {
-    return *SessionService::create({store, ring, cipher, keys, clock, CsprngRandom::instance(), &audit}, policy);
+    return *SessionService::create(
+        {store, ring, cipher, keys, clock, CsprngRandom::instance(), &audit}, policy);
   }
 
   IssuedSession issue(std::string subject = "alice", SessionMode mode = SessionMode::cookie) {

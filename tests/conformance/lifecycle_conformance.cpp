@@ -16,7 +16,8 @@ using std::chrono::seconds;
 
 TEST_P(StoreConformance, IssueCookieSessionThenValidate) {
   Harness h(GetParam());
-  IssueRequest req{.subject = "alice", .mode = SessionMode::cookie,
+  IssueRequest req{.subject = "alice",
+                   .mode = SessionMode::cookie,
                    .metadata = {.ip = "203.0.113.7", .user_agent = "curl/8", .device = "laptop"},
                    .data = R"({"cart":3})"};
   auto issued = h.service->issue(req);
@@ -56,11 +57,12 @@ TEST_P(StoreConformance, IssueTokenModeReturnsAVerifiableAccessTokenAndARefreshT
 
 TEST_P(StoreConformance, IssueRefusesBadSubjectsDataAndClaims) {
   Harness h(GetParam());
-  for (IssueRequest bad : {IssueRequest{.subject = ""}, IssueRequest{.subject = std::string(256, 'a')},
-                           IssueRequest{.subject = "bad\xff"}, IssueRequest{.subject = "a", .data = "[1]"},
-                           IssueRequest{.subject = "a", .data = std::string(5000, ' ') + "{}"},
-                           IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = "{"},
-                           IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = R"({"sub":"x"})"}}) {
+  for (IssueRequest bad :
+       {IssueRequest{.subject = ""}, IssueRequest{.subject = std::string(256, 'a')},
+        IssueRequest{.subject = "bad\xff"}, IssueRequest{.subject = "a", .data = "[1]"},
+        IssueRequest{.subject = "a", .data = std::string(5000, ' ') + "{}"},
+        IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = "{"},
+        IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = R"({"sub":"x"})"}}) {
     auto r = h.service->issue(bad);
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, ErrorCode::invalid_request);
@@ -71,7 +73,8 @@ TEST_P(StoreConformance, IssueRefusesBadSubjectsDataAndClaims) {
 TEST_P(StoreConformance, ValidateRejectsMalformedAndUnknownTokens) {
   Harness h(GetParam());
   EXPECT_EQ(h.service->validate("garbage").error().code, ErrorCode::invalid_token);
-  EXPECT_EQ(h.service->validate("tss_" + std::string(43, 'A')).error().code, ErrorCode::invalid_token);
+  EXPECT_EQ(h.service->validate("tss_" + std::string(43, 'A')).error().code,
+            ErrorCode::invalid_token);
   auto issued = h.issue();
   auto refresh_shaped = "tsr_" + std::string(issued.session_token.reveal().substr(4));
   EXPECT_EQ(h.service->validate(refresh_shaped).error().code, ErrorCode::invalid_token);
@@ -85,7 +88,8 @@ TEST_P(StoreConformance, SessionEndsAtItsAbsoluteExpiry) {
   h.clock.advance(seconds{3599});
   EXPECT_TRUE(h.service->validate(issued.session_token.reveal()));
   h.clock.advance(seconds{1});
-  EXPECT_EQ(h.service->validate(issued.session_token.reveal()).error().code, ErrorCode::session_expired);
+  EXPECT_EQ(h.service->validate(issued.session_token.reveal()).error().code,
+            ErrorCode::session_expired);
 }
 
 TEST_P(StoreConformance, IdleTimeoutEndsAnUnusedSessionButActivityKeepsItAlive) {
@@ -99,9 +103,11 @@ TEST_P(StoreConformance, IdleTimeoutEndsAnUnusedSessionButActivityKeepsItAlive) 
     h.clock.advance(seconds{100});
     ASSERT_TRUE(h.service->validate(active.session_token.reveal())) << i;
   }
-  EXPECT_EQ(h.service->validate(idle.session_token.reveal()).error().code, ErrorCode::session_idle_timeout);
+  EXPECT_EQ(h.service->validate(idle.session_token.reveal()).error().code,
+            ErrorCode::session_idle_timeout);
   h.clock.advance(seconds{600});
-  EXPECT_EQ(h.service->validate(active.session_token.reveal()).error().code, ErrorCode::session_idle_timeout);
+  EXPECT_EQ(h.service->validate(active.session_token.reveal()).error().code,
+            ErrorCode::session_idle_timeout);
 }
 
 TEST_P(StoreConformance, ThousandValidationsInsideOneTouchIntervalWriteAtMostOnce) {
@@ -139,8 +145,10 @@ TEST_P(StoreConformance, FingerprintMismatchRevokesTheSession) {
   EXPECT_EQ(issued->session.metadata.fingerprint_digest.find("firefox"), std::string::npos);
   const auto tok = issued->session_token.reveal();
   EXPECT_TRUE(h.service->validate(tok, "ua=firefox;tls=abc"));
-  EXPECT_EQ(h.service->validate(tok, "ua=chrome;tls=abc").error().code, ErrorCode::fingerprint_mismatch);
-  EXPECT_EQ(h.service->validate(tok, "ua=firefox;tls=abc").error().code, ErrorCode::session_revoked);
+  EXPECT_EQ(h.service->validate(tok, "ua=chrome;tls=abc").error().code,
+            ErrorCode::fingerprint_mismatch);
+  EXPECT_EQ(h.service->validate(tok, "ua=firefox;tls=abc").error().code,
+            ErrorCode::session_revoked);
   auto s = h.store.find(issued->session.id);
   EXPECT_EQ((*s)->revoke_reason, "fingerprint_mismatch");
 }
@@ -160,7 +168,8 @@ TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
   auto fourth = h.issue();
   ASSERT_EQ(fourth.evicted.size(), 1u);
   EXPECT_EQ(fourth.evicted[0], s[1].session.id);
-  EXPECT_EQ(h.service->validate(s[1].session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_EQ(h.service->validate(s[1].session_token.reveal()).error().code,
+            ErrorCode::session_revoked);
   EXPECT_TRUE(h.service->validate(s[0].session_token.reveal()));
   EXPECT_TRUE(h.service->validate(s[2].session_token.reveal()));
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
@@ -209,7 +218,8 @@ TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
   ASSERT_TRUE(r1);
   h.clock.advance(seconds{10});
   EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
-  EXPECT_EQ(h.service->renew(r1->tokens.refresh_token.reveal()).error().code, ErrorCode::session_revoked)
+  EXPECT_EQ(h.service->renew(r1->tokens.refresh_token.reveal()).error().code,
+            ErrorCode::session_revoked)
       << "the successor stops working";
   auto s = *h.store.find(issued.session.id);
   EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
@@ -223,9 +233,11 @@ TEST_P(StoreConformance, RenewWithAnOlderTokenRevokesTheFamilyEvenInsideGrace) {
   auto r2 = h.service->renew(r1->tokens.refresh_token.reveal());
   ASSERT_TRUE(r2);
   EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
-  EXPECT_EQ(h.service->renew(r2->tokens.refresh_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_EQ(h.service->renew(r2->tokens.refresh_token.reveal()).error().code,
+            ErrorCode::session_revoked);
   bool saw = false;
-  for (const auto& line : h.audit.lines()) saw = saw || line.find("\"replay_detected\"") != std::string::npos;
+  for (const auto& line : h.audit.lines())
+    saw = saw || line.find("\"replay_detected\"") != std::string::npos;
   EXPECT_TRUE(saw);
 }
 
@@ -250,10 +262,12 @@ TEST_P(StoreConformance, RenewRejectsUnknownRevokedAndExpiredWithTheirOwnCodes) 
   EXPECT_EQ(h.service->renew("tsr_" + std::string(43, 'A')).error().code, ErrorCode::invalid_token);
   auto a = h.issue("a", SessionMode::token);
   ASSERT_EQ(h.service->logout(a.tokens->refresh_token.reveal(), RevokeScope::session), 1u);
-  EXPECT_EQ(h.service->renew(a.tokens->refresh_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_EQ(h.service->renew(a.tokens->refresh_token.reveal()).error().code,
+            ErrorCode::session_revoked);
   auto b = h.issue("b", SessionMode::token);
   h.clock.advance(seconds{1000});
-  EXPECT_EQ(h.service->renew(b.tokens->refresh_token.reveal()).error().code, ErrorCode::session_expired);
+  EXPECT_EQ(h.service->renew(b.tokens->refresh_token.reveal()).error().code,
+            ErrorCode::session_expired);
 }
 
 TEST_P(StoreConformance, RefreshTokenNeverOutlivesTheSessionAndAccessTokenNeither) {
@@ -280,7 +294,8 @@ TEST_P(StoreConformance, LogoutScopesRevokeWhatTheySay) {
   EXPECT_EQ(h.service->logout(a1.session_token.reveal(), RevokeScope::session), 0u) << "idempotent";
   // others, presented with an access token
   EXPECT_EQ(h.service->logout(a2.tokens->access_token.reveal(), RevokeScope::others), 1u);
-  EXPECT_EQ(h.service->validate(a3.session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_EQ(h.service->validate(a3.session_token.reveal()).error().code,
+            ErrorCode::session_revoked);
   EXPECT_TRUE(h.service->renew(a2.tokens->refresh_token.reveal()));
   // all: bumps the epoch too
   EXPECT_EQ(*h.service->epoch("alice"), 0u);
@@ -290,7 +305,8 @@ TEST_P(StoreConformance, LogoutScopesRevokeWhatTheySay) {
   EXPECT_TRUE(h.service->list("alice")->empty());
   EXPECT_TRUE(h.service->validate(b1.session_token.reveal())) << "bob is untouched";
   // garbage is an error, a well-formed unknown token is a no-op
-  EXPECT_EQ(h.service->logout("nonsense", RevokeScope::session).error().code, ErrorCode::invalid_token);
+  EXPECT_EQ(h.service->logout("nonsense", RevokeScope::session).error().code,
+            ErrorCode::invalid_token);
   EXPECT_EQ(h.service->logout("tss_" + std::string(43, 'A'), RevokeScope::session), 0u);
 }
 
@@ -309,7 +325,8 @@ TEST_P(StoreConformance, RevokeByIdChecksOwnership) {
   auto a = h.issue("alice");
   auto b = h.issue("bob");
   EXPECT_EQ(h.service->revoke("alice", b.session.id).error().code, ErrorCode::session_not_found);
-  EXPECT_EQ(h.service->revoke("alice", "01ARZ3NDEKTSV4RRFFQ69G5FAV").error().code, ErrorCode::session_not_found);
+  EXPECT_EQ(h.service->revoke("alice", "01ARZ3NDEKTSV4RRFFQ69G5FAV").error().code,
+            ErrorCode::session_not_found);
   EXPECT_TRUE(h.service->validate(b.session_token.reveal()));
   EXPECT_EQ(h.service->revoke("alice", a.session.id), 1u);
   EXPECT_EQ(h.service->revoke("alice", a.session.id), 0u);
@@ -410,7 +427,8 @@ TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   ASSERT_TRUE(r) << r.error();
   const LookupKeyRing v2 = make_ring({{2, 'b'}});
   auto svc3 = h.with_ring(v2);
-  EXPECT_TRUE(svc3->validate(a.session_token.reveal())) << "the re-keyed row is found under v2 alone";
+  EXPECT_TRUE(svc3->validate(a.session_token.reveal()))
+      << "the re-keyed row is found under v2 alone";
   EXPECT_TRUE(svc3->renew(r->tokens.refresh_token.reveal()));
 }
 
@@ -448,14 +466,18 @@ TEST_P(StoreConformance, StoreFailuresAreStoreUnavailableNeverAWrongAnswer) {
   auto a = h.issue();
   auto t = h.issue("alice", SessionMode::token);
   h.store.fail_reads = true;
-  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::store_unavailable);
-  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code, ErrorCode::store_unavailable);
+  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code,
+            ErrorCode::store_unavailable);
+  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code,
+            ErrorCode::store_unavailable);
   h.store.fail_reads = false;
   h.store.fail_writes = true;
-  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code, ErrorCode::store_unavailable);
+  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code,
+            ErrorCode::store_unavailable);
   EXPECT_EQ(h.service->issue({.subject = "x"}).error().code, ErrorCode::store_unavailable);
   h.store.fail_writes = false;
-  EXPECT_TRUE(h.service->renew(t.tokens->refresh_token.reveal())) << "a failed rotation left nothing behind";
+  EXPECT_TRUE(h.service->renew(t.tokens->refresh_token.reveal()))
+      << "a failed rotation left nothing behind";
 }
 
 // --- races -----------------------------------------------------------------
@@ -526,7 +548,8 @@ TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
     for (const auto& t : handed_out) {
       auto r = h.service->renew(t);
       ASSERT_FALSE(r) << "a token of a revoked family still renews";
-      EXPECT_TRUE(r.error().code == ErrorCode::session_revoked || r.error().code == ErrorCode::refresh_token_reused);
+      EXPECT_TRUE(r.error().code == ErrorCode::session_revoked ||
+                  r.error().code == ErrorCode::refresh_token_reused);
     }
   }
 }

@@ -20,12 +20,15 @@ namespace {
   auto store = open_sqlite_store(db, {.synchronous = sync});
   if (!store) _exit(2);
   const LookupKeyRing ring = make_ring({{1, 'a'}});
-  auto cipher = *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
+  auto cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
   SharedKeySet keys(make_keys());
-  auto svc = SessionService::create({**store, ring, cipher, keys, SystemClock::instance(), CsprngRandom::instance()}, {});
+  auto svc = SessionService::create(
+      {**store, ring, cipher, keys, SystemClock::instance(), CsprngRandom::instance()}, {});
   if (!svc) _exit(3);
   for (int i = 0; i < 100000; ++i) {
-    auto issued = (*svc)->issue({.subject = "user" + std::to_string(i % 50), .mode = SessionMode::token});
+    auto issued =
+        (*svc)->issue({.subject = "user" + std::to_string(i % 50), .mode = SessionMode::token});
     if (!issued) _exit(4);
     std::string token(issued->tokens->refresh_token.reveal());
     std::uint64_t gen = 0;
@@ -98,8 +101,11 @@ TEST_P(SqliteDurability, EveryReportedCommitSurvivesKill9) {
   std::filesystem::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sync, SqliteDurability, ::testing::Values(SqliteSync::normal, SqliteSync::full),
-                         [](const auto& info) { return info.param == SqliteSync::full ? "full" : "normal"; });
+INSTANTIATE_TEST_SUITE_P(Sync, SqliteDurability,
+                         ::testing::Values(SqliteSync::normal, SqliteSync::full),
+                         [](const auto& info) {
+                           return info.param == SqliteSync::full ? "full" : "normal";
+                         });
 
 TEST(SqliteStore, RefusesADatabaseFromANewerSchema) {
   const auto dir = make_scratch_dir();

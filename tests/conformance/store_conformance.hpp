@@ -22,10 +22,14 @@ struct StoreFactory {
   std::function<std::unique_ptr<SessionStore>(const std::filesystem::path& dir)> make;
 };
 
-inline void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
+inline void PrintTo(const StoreFactory& f, std::ostream* os) {
+  *os << f.name;
+}
 
 class StoreConformance : public ::testing::TestWithParam<StoreFactory> {};
 
-inline std::string factory_name(const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; }
+inline std::string factory_name(const ::testing::TestParamInfo<StoreFactory>& info) {
+  return info.param.name;
+}
 
 }  // namespace tessera::testing

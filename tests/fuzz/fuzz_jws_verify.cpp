@@ -18,7 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   lax.require_at_jwt_typ = false;
   lax.leeway = std::chrono::seconds{0};
   for (const VerifyOptions* opts : {&strict, &lax}) {
-    auto v = verify_jwt(token, fuzz::fuzz_key_set(), *opts, UnixSeconds{std::chrono::seconds{1'300'000'000}});
+    auto v = verify_jwt(token, fuzz::fuzz_key_set(), *opts,
+                        UnixSeconds{std::chrono::seconds{1'300'000'000}});
     if (v && fuzz::fuzz_key_set().find(v->kid) == nullptr) std::abort();
     if (!v && v.error().code == ErrorCode::internal) std::abort();  // bad input is never "our bug"
   }

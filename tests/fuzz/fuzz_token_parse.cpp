@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!Ulid::parse(id->to_string()) || *Ulid::parse(id->to_string()) != *id) std::abort();
   }
   static DeterministicRandom random(1);
-  static const TokenCipher cipher = *TokenCipher::create({{1, SecretString(std::string(32, 'f'))}}, random);
+  static const TokenCipher cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'f'))}}, random);
   if (cipher.open({1, std::string(text)})) std::abort();  // forging AES-GCM is not on the menu
   return 0;
 }

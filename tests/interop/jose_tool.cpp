@@ -22,10 +22,13 @@ std::string read_file(const char* path) {
   return ss.str();
 }
 
-tessera::UnixSeconds secs(const char* s) { return tessera::UnixSeconds{std::chrono::seconds{std::stoll(s)}}; }
+tessera::UnixSeconds secs(const char* s) {
+  return tessera::UnixSeconds{std::chrono::seconds{std::stoll(s)}};
+}
 
 int usage() {
-  std::cerr << "usage: jose_tool keygen ALG KID | sign JWK SUB ISS AUD IAT EXP | verify JWKS TOKEN ISS AUD NOW\n";
+  std::cerr << "usage: jose_tool keygen ALG KID | sign JWK SUB ISS AUD IAT EXP | verify JWKS TOKEN "
+               "ISS AUD NOW\n";
   return 2;
 }
 
@@ -85,8 +88,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << "ok\nalg=" << to_string(v->alg) << "\nkid=" << v->kid << "\nsub=" << v->claims.sub
-              << "\nexp=" << v->claims.exp.time_since_epoch().count() << "\nsid=" << v->claims.sid.value_or("")
-              << "\nsv=" << (v->claims.sv ? std::to_string(*v->claims.sv) : "") << "\ncustom=" << v->claims.custom << "\n";
+              << "\nexp=" << v->claims.exp.time_since_epoch().count()
+              << "\nsid=" << v->claims.sid.value_or("")
+              << "\nsv=" << (v->claims.sv ? std::to_string(*v->claims.sv) : "")
+              << "\ncustom=" << v->claims.custom << "\n";
     return 0;
   }
   return usage();

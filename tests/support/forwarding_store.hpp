@@ -17,8 +17,8 @@ class ForwardingStore : public SessionStore {
   std::atomic<bool> fail_writes{false};  // every write answers store_unavailable
   std::atomic<bool> fail_reads{false};
 
-  Result<RevokeResult> create(const Session& s, TokenKind k, const LookupKey& c, std::size_t m, UnixSeconds n,
-                              std::optional<std::string_view> r) override {
+  Result<RevokeResult> create(const Session& s, TokenKind k, const LookupKey& c, std::size_t m,
+                              UnixSeconds n, std::optional<std::string_view> r) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.create(s, k, c, m, n, r);
   }
@@ -26,12 +26,14 @@ class ForwardingStore : public SessionStore {
     if (auto st = read(); !st) return std::unexpected(st.error());
     return inner_.find(id);
   }
-  Result<std::optional<CredentialHit>> find_by_credential(TokenKind k, std::span<const LookupKey> c) override {
+  Result<std::optional<CredentialHit>> find_by_credential(TokenKind k,
+                                                          std::span<const LookupKey> c) override {
     if (auto st = read(); !st) return std::unexpected(st.error());
     return inner_.find_by_credential(k, c);
   }
-  Result<RotateResult> rotate(std::string_view id, std::uint64_t e, const LookupKey& n, const SealedToken& s,
-                              UnixSeconds now, std::optional<UnixSeconds> idle) override {
+  Result<RotateResult> rotate(std::string_view id, std::uint64_t e, const LookupKey& n,
+                              const SealedToken& s, UnixSeconds now,
+                              std::optional<UnixSeconds> idle) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.rotate(id, e, n, s, now, idle);
   }
@@ -40,16 +42,18 @@ class ForwardingStore : public SessionStore {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.touch(id, l, i, r);
   }
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view r, UnixSeconds n) override {
+  Result<RevokeResult> revoke_session(std::string_view id, std::string_view r,
+                                      UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_session(id, r, n);
   }
-  Result<RevokeResult> revoke_family(std::string_view id, std::string_view r, UnixSeconds n) override {
+  Result<RevokeResult> revoke_family(std::string_view id, std::string_view r,
+                                     UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_family(id, r, n);
   }
-  Result<RevokeResult> revoke_subject(std::string_view s, std::optional<std::string_view> e, std::string_view r,
-                                      UnixSeconds n) override {
+  Result<RevokeResult> revoke_subject(std::string_view s, std::optional<std::string_view> e,
+                                      std::string_view r, UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_subject(s, e, r, n);
   }

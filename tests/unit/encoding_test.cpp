@@ -32,14 +32,16 @@ TEST(Base64Url, RoundTripsRandomBytesOfEveryLength) {
 }
 
 TEST(Base64Url, RejectsPaddingWhitespaceStandardAlphabetAndBadLengths) {
-  for (std::string_view bad : std::initializer_list<std::string_view>{"Zg==", "Zm9v YmFy", "Zm9v\n", "+/+/", "Z", "Zm9vY", "Zm9v!", std::string_view("Zm\0v", 4)}) {
+  for (std::string_view bad :
+       std::initializer_list<std::string_view>{"Zg==", "Zm9v YmFy", "Zm9v\n", "+/+/", "Z", "Zm9vY",
+                                               "Zm9v!", std::string_view("Zm\0v", 4)}) {
     EXPECT_FALSE(base64url_decode(bad).has_value()) << bad;
   }
 }
 
 TEST(Base64Url, RejectsNonCanonicalTrailingBits) {
   EXPECT_TRUE(base64url_decode("Zg").has_value());
-  EXPECT_FALSE(base64url_decode("Zh").has_value());   // same byte, low bits set
+  EXPECT_FALSE(base64url_decode("Zh").has_value());  // same byte, low bits set
   EXPECT_TRUE(base64url_decode("Zm8").has_value());
   EXPECT_FALSE(base64url_decode("Zm9").has_value());
 }

@@ -22,12 +22,17 @@ TEST(ErrorCode, EveryCodeHasAUniqueSnakeCaseNameThatRoundTrips) {
 
 TEST(ErrorCode, DesignDocumentCodesKeepTheirNames) {
   // DESIGN.md §6 names these; clients match on them, so they never change.
-  for (std::string_view name :
-       {"invalid_request", "invalid_token", "token_expired", "token_not_yet_valid", "audience_mismatch",
-        "issuer_mismatch", "algorithm_not_allowed", "key_not_found", "signature_invalid", "session_not_found",
-        "session_expired", "session_idle_timeout", "session_revoked", "refresh_token_reused", "epoch_stale",
-        "fingerprint_mismatch", "liveness_unavailable", "epoch_unavailable", "store_unavailable", "unauthorized",
-        "payload_too_large", "internal"}) {
+  for (std::string_view name : {"invalid_request",       "invalid_token",
+                                "token_expired",         "token_not_yet_valid",
+                                "audience_mismatch",     "issuer_mismatch",
+                                "algorithm_not_allowed", "key_not_found",
+                                "signature_invalid",     "session_not_found",
+                                "session_expired",       "session_idle_timeout",
+                                "session_revoked",       "refresh_token_reused",
+                                "epoch_stale",           "fingerprint_mismatch",
+                                "liveness_unavailable",  "epoch_unavailable",
+                                "store_unavailable",     "unauthorized",
+                                "payload_too_large",     "internal"}) {
     EXPECT_TRUE(error_code_from_string(name).has_value()) << name;
   }
 }

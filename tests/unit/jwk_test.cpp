@@ -58,9 +58,10 @@ TEST(Jwk, RefusesMalformedAndMismatchedKeys) {
       "",
       "[]",
       "{",
-      R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",  // no kid
+      R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",  // no
+                                                                                             // kid
       R"({"kty":"OKP","crv":"X25519","kid":"a","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
-      R"({"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKx"})",                       // short
+      R"({"kty":"OKP","crv":"Ed25519","kid":"a","x":"11qYAYKx"})",  // short
       R"({"kty":"OKP","crv":"Ed25519","kid":"a","x":12})",
       R"({"kty":"OKP","crv":"Ed25519","kid":"a","alg":"HS256","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
       R"({"kty":"OKP","crv":"Ed25519","kid":"a","use":"enc","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})",
@@ -84,7 +85,8 @@ TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
   auto& rnd = CsprngRandom::instance();
   ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "ed", rnd), KeyState::active));
   ASSERT_TRUE(set.add(*Key::generate(Algorithm::ES256, "ec", rnd), KeyState::next));
-  ASSERT_TRUE(set.add(*Key::generate(Algorithm::HS256, "hs", rnd), KeyState::retired, UnixSeconds{}));
+  ASSERT_TRUE(
+      set.add(*Key::generate(Algorithm::HS256, "hs", rnd), KeyState::retired, UnixSeconds{}));
   const std::string jwks = set.public_jwks();
   for (std::string_view secret_member : {"\"d\"", "\"k\"", "\"p\"", "\"q\""}) {
     EXPECT_EQ(jwks.find(secret_member), std::string::npos) << secret_member << " in " << jwks;

@@ -147,20 +147,29 @@ TEST_F(JwtChecks, IssuerAndAudienceMustMatch) {
 
 TEST_F(JwtChecks, AudienceMayBeAStringOrAnArray) {
   const std::string h = R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt"})";
-  EXPECT_TRUE(verify_jwt(craft(ed_, h, R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})"),
-                         keys_, options(), kNow));
-  EXPECT_TRUE(verify_jwt(craft(ed_, h, R"({"sub":"a","iss":"https://auth.example","aud":["x","api"],"exp":1700000900,"iat":1700000000})"),
-                         keys_, options(), kNow));
-  EXPECT_EQ(code_of(craft(ed_, h, R"({"sub":"a","iss":"https://auth.example","aud":7,"exp":1700000900,"iat":1700000000})")),
-            ErrorCode::invalid_token);
+  EXPECT_TRUE(verify_jwt(
+      craft(
+          ed_, h,
+          R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})"),
+      keys_, options(), kNow));
+  EXPECT_TRUE(verify_jwt(
+      craft(
+          ed_, h,
+          R"({"sub":"a","iss":"https://auth.example","aud":["x","api"],"exp":1700000900,"iat":1700000000})"),
+      keys_, options(), kNow));
+  EXPECT_EQ(
+      code_of(craft(
+          ed_, h,
+          R"({"sub":"a","iss":"https://auth.example","aud":7,"exp":1700000900,"iat":1700000000})")),
+      ErrorCode::invalid_token);
 }
 
 TEST_F(JwtChecks, RequiredClaimsAndClaimTypesAreEnforced) {
   const std::string h = R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt"})";
   const char* bad[] = {
-      R"({"iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})",              // no sub
-      R"({"sub":"a","iss":"https://auth.example","aud":"api","iat":1700000000})",                     // no exp
-      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900})",                     // no iat
+      R"({"iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})",  // no sub
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","iat":1700000000})",         // no exp
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900})",         // no iat
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":"1700000900","iat":1700000000})",  // exp a string
       R"({"sub":1,"iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})",
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000,"sv":-1})",
@@ -169,31 +178,42 @@ TEST_F(JwtChecks, RequiredClaimsAndClaimTypesAreEnforced) {
       R"(["not","an","object"])",
       R"({"sub":"a",)",
   };
-  for (const char* payload : bad) EXPECT_EQ(code_of(craft(ed_, h, payload)), ErrorCode::invalid_token) << payload;
+  for (const char* payload : bad)
+    EXPECT_EQ(code_of(craft(ed_, h, payload)), ErrorCode::invalid_token) << payload;
   // A fractional NumericDate is allowed (RFC 7519 §2).
-  EXPECT_TRUE(verify_jwt(craft(ed_, h, R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900.5,"iat":1700000000})"),
-                         keys_, options(), kNow));
+  EXPECT_TRUE(verify_jwt(
+      craft(
+          ed_, h,
+          R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900.5,"iat":1700000000})"),
+      keys_, options(), kNow));
 }
 
 TEST_F(JwtChecks, TypMustBeAtJwt) {
-  const std::string p = R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})";
+  const std::string p =
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})";
   EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed"})", p)), ErrorCode::token_type_invalid);
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p)), ErrorCode::token_type_invalid);
-  EXPECT_TRUE(verify_jwt(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"application/AT+JWT"})", p), keys_, options(), kNow));
+  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p)),
+            ErrorCode::token_type_invalid);
+  EXPECT_TRUE(verify_jwt(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"application/AT+JWT"})", p),
+                         keys_, options(), kNow));
   VerifyOptions lax = options();
   lax.require_at_jwt_typ = false;
-  EXPECT_TRUE(verify_jwt(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p), keys_, lax, kNow));
+  EXPECT_TRUE(
+      verify_jwt(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p), keys_, lax, kNow));
 }
 
 TEST_F(JwtChecks, AlgNoneIsNotAllowed) {
-  const std::string p = base64url_encode(std::string_view(R"({"sub":"a","exp":1700000900,"iat":1700000000})"));
+  const std::string p =
+      base64url_encode(std::string_view(R"({"sub":"a","exp":1700000900,"iat":1700000000})"));
   for (std::string_view alg : {"none", "None", "NONE", "nOnE"}) {
     const std::string h = base64url_encode(fmt_header(alg));
     EXPECT_EQ(code_of(h + "." + p + "."), ErrorCode::algorithm_not_allowed) << alg;
   }
-  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"alg":"RS256","kid":"ed"})")) + "." + p + ".AAAA"),
+  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"alg":"RS256","kid":"ed"})")) + "." + p +
+                    ".AAAA"),
             ErrorCode::algorithm_not_allowed);
-  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"kid":"ed"})")) + "." + p + ".AAAA"), ErrorCode::invalid_token);
+  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"kid":"ed"})")) + "." + p + ".AAAA"),
+            ErrorCode::invalid_token);
 }
 
 TEST_F(JwtChecks, Hs256SignedWithAPublicKeyAsSecretIsAnAlgorithmMismatch) {
@@ -205,23 +225,26 @@ TEST_F(JwtChecks, Hs256SignedWithAPublicKeyAsSecretIsAnAlgorithmMismatch) {
     auto forged_key = Key::from_jwk(R"({"kty":"oct","kid":")" + victim->kid() + R"(","k":")" +
                                     base64url_encode(std::string_view(pub)) + R"("})");
     ASSERT_TRUE(forged_key);
-    const std::string token = craft(*forged_key, R"({"alg":"HS256","kid":")" + victim->kid() + R"(","typ":"at+jwt"})",
-                                    R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
+    const std::string token = craft(
+        *forged_key, R"({"alg":"HS256","kid":")" + victim->kid() + R"(","typ":"at+jwt"})",
+        R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
     EXPECT_EQ(code_of(token), ErrorCode::algorithm_mismatch);
   }
 }
 
 TEST_F(JwtChecks, KidPointingAtAKeyOfAnotherAlgorithmIsAnAlgorithmMismatch) {
   // Honestly EdDSA-signed, but naming the ES256 key's kid.
-  const std::string token = craft(ed_, R"({"alg":"EdDSA","kid":"ec","typ":"at+jwt"})",
-                                  R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
+  const std::string token = craft(
+      ed_, R"({"alg":"EdDSA","kid":"ec","typ":"at+jwt"})",
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
   EXPECT_EQ(code_of(token), ErrorCode::algorithm_mismatch);
 }
 
 TEST_F(JwtChecks, UnknownOrMissingKidIsKeyNotFoundNotABadSignature) {
   auto other = *Key::generate(Algorithm::EdDSA, "stranger", CsprngRandom::instance());
   EXPECT_EQ(code_of(*sign_jwt(other, base_claims())), ErrorCode::key_not_found);
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","typ":"at+jwt"})", R"({"sub":"a"})")), ErrorCode::key_not_found);
+  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","typ":"at+jwt"})", R"({"sub":"a"})")),
+            ErrorCode::key_not_found);
 }
 
 TEST_F(JwtChecks, WrongKeyWithTheRightKidIsABadSignature) {
@@ -230,9 +253,10 @@ TEST_F(JwtChecks, WrongKeyWithTheRightKidIsABadSignature) {
 }
 
 TEST_F(JwtChecks, CritHeadersAreRefused) {
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":["b64"],"b64":false})",
-                          R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
-            ErrorCode::invalid_token);
+  EXPECT_EQ(
+      code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":["b64"],"b64":false})",
+                    R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
+      ErrorCode::invalid_token);
   EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":[]})",
                           R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
             ErrorCode::invalid_token);
@@ -240,9 +264,11 @@ TEST_F(JwtChecks, CritHeadersAreRefused) {
 
 TEST_F(JwtChecks, EmbeddedKeysInTheHeaderAreNeverTrusted) {
   auto attacker = *Key::generate(Algorithm::EdDSA, "ed", CsprngRandom::instance());
-  const std::string token = craft(attacker, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","jwk":)" + *attacker.public_jwk() +
-                                                R"(,"jku":"https://evil.example/jwks"})",
-                                  R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
+  const std::string token = craft(
+      attacker,
+      R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","jwk":)" + *attacker.public_jwk() +
+          R"(,"jku":"https://evil.example/jwks"})",
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
   EXPECT_EQ(code_of(token), ErrorCode::signature_invalid);
 }
 
@@ -250,9 +276,18 @@ TEST_F(JwtChecks, StructuralGarbageIsInvalidToken) {
   const std::string good = *sign_jwt(ed_, base_claims());
   const auto dot = good.find('.');
   for (const std::string& bad : {
-           std::string(""), std::string("."), std::string(".."), std::string("..."), std::string("abc"),
-           good + ".", good + ".x", good + " ", std::string(" ") + good, good.substr(0, dot) + ".." + good.substr(dot + 1),
-           good.substr(0, dot) + "=." + good.substr(dot + 1), "!!!." + good.substr(dot + 1),
+           std::string(""),
+           std::string("."),
+           std::string(".."),
+           std::string("..."),
+           std::string("abc"),
+           good + ".",
+           good + ".x",
+           good + " ",
+           std::string(" ") + good,
+           good.substr(0, dot) + ".." + good.substr(dot + 1),
+           good.substr(0, dot) + "=." + good.substr(dot + 1),
+           "!!!." + good.substr(dot + 1),
            base64url_encode(std::string_view("{not json")) + good.substr(dot),
            base64url_encode(std::string_view("[]")) + good.substr(dot),
            base64url_encode(std::string_view(R"({"alg":5})")) + good.substr(dot),

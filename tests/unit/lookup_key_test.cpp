@@ -52,7 +52,8 @@ TEST(LookupKeyRing, SecretHashedUnderV1IsStillFoundAfterV2BecomesActive) {
 
 TEST(LookupKeyRing, RefusesEmptyDuplicateAndShortKeys) {
   EXPECT_EQ(LookupKeyRing::create({}).error().code, ErrorCode::config_invalid);
-  EXPECT_EQ(LookupKeyRing::create({material(1, 'a'), material(1, 'b')}).error().code, ErrorCode::config_invalid);
+  EXPECT_EQ(LookupKeyRing::create({material(1, 'a'), material(1, 'b')}).error().code,
+            ErrorCode::config_invalid);
   auto short_key = LookupKeyRing::create({{1, SecretString(std::string(31, 'a'))}});
   ASSERT_FALSE(short_key);
   EXPECT_EQ(short_key.error().code, ErrorCode::config_invalid);

@@ -10,7 +10,8 @@ namespace tessera {
 namespace {
 
 constexpr std::string_view kRfc7515Payload =
-    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ";
+    "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlf"
+    "Q";
 
 Bytes b64(std::string_view s) {
   auto d = base64url_decode(s);
@@ -53,7 +54,8 @@ TEST(Rfc7515AppendixA1, Hs256SignatureMatchesAndVerifies) {
       "k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"})");
   ASSERT_TRUE(key) << key.error();
   EXPECT_EQ(key->algorithm(), Algorithm::HS256);
-  const std::string input = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." + std::string(kRfc7515Payload);
+  const std::string input =
+      "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9." + std::string(kRfc7515Payload);
   auto sig = key->sign(input);
   ASSERT_TRUE(sig);
   EXPECT_EQ(base64url_encode(*sig), "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
@@ -68,7 +70,8 @@ TEST(Rfc7515AppendixA3, Es256PublishedSignatureVerifies) {
   ASSERT_TRUE(key) << key.error();
   EXPECT_EQ(key->algorithm(), Algorithm::ES256);
   const std::string input = "eyJhbGciOiJFUzI1NiJ9." + std::string(kRfc7515Payload);
-  const Bytes sig = b64("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
+  const Bytes sig =
+      b64("DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q");
   EXPECT_TRUE(key->verify(input, sig));
   Bytes bad = sig;
   bad[10] ^= 1;

@@ -49,10 +49,10 @@ TEST(Token, StrictParsingRejectsWrongPrefixLengthAlphabetAndNonCanonical) {
 
   std::vector<std::string> bad = {
       "",
-      "tsr_" + good.substr(4),                // wrong kind
-      "TSS_" + good.substr(4),                // prefix is case-sensitive
-      good.substr(0, good.size() - 1),        // too short
-      good + "A",                             // too long
+      "tsr_" + good.substr(4),                     // wrong kind
+      "TSS_" + good.substr(4),                     // prefix is case-sensitive
+      good.substr(0, good.size() - 1),             // too short
+      good + "A",                                  // too long
       good.substr(0, 10) + "+" + good.substr(11),  // standard alphabet
       good.substr(0, 10) + "=" + good.substr(11),
       good.substr(0, 10) + " " + good.substr(11),
@@ -65,7 +65,8 @@ TEST(Token, StrictParsingRejectsWrongPrefixLengthAlphabetAndNonCanonical) {
     auto r = parse_token(TokenKind::session, b);
     ASSERT_FALSE(r.has_value()) << b;
     EXPECT_EQ(r.error().code, ErrorCode::invalid_token);
-    EXPECT_EQ(r.error().detail.find(b.empty() ? "\x01" : b.substr(4, 10)), std::string::npos) << "detail echoes input";
+    EXPECT_EQ(r.error().detail.find(b.empty() ? "\x01" : b.substr(4, 10)), std::string::npos)
+        << "detail echoes input";
   }
   EXPECT_EQ(token_kind_of("xyz_abc").error().code, ErrorCode::invalid_token);
 }

@@ -9,7 +9,9 @@
 namespace tessera {
 namespace {
 
-LookupKeyMaterial key(std::uint32_t version, char fill) { return {version, SecretString(std::string(32, fill))}; }
+LookupKeyMaterial key(std::uint32_t version, char fill) {
+  return {version, SecretString(std::string(32, fill))};
+}
 
 TEST(TokenCipher, SealsAndOpensWithAFreshNonceEachTime) {
   auto cipher = TokenCipher::create({key(1, 'c')}, CsprngRandom::instance());
@@ -46,7 +48,8 @@ TEST(TokenCipher, TamperingWithAnyByteFailsToDecrypt) {
     }
   }
   Bytes truncated(raw.begin(), raw.end() - 1);
-  EXPECT_EQ(cipher->open({1, base64url_encode(truncated)}).error().code, ErrorCode::decryption_failed);
+  EXPECT_EQ(cipher->open({1, base64url_encode(truncated)}).error().code,
+            ErrorCode::decryption_failed);
   EXPECT_EQ(cipher->open({1, "not base64!"}).error().code, ErrorCode::decryption_failed);
   EXPECT_EQ(cipher->open({1, ""}).error().code, ErrorCode::decryption_failed);
 }
@@ -75,8 +78,11 @@ TEST(TokenCipher, OldVersionsStillOpenAfterRotation) {
 }
 
 TEST(TokenCipher, RefusesBadKeys) {
-  EXPECT_EQ(TokenCipher::create({}, CsprngRandom::instance()).error().code, ErrorCode::config_invalid);
-  EXPECT_EQ(TokenCipher::create({{1, SecretString(std::string(16, 'a'))}}, CsprngRandom::instance()).error().code,
+  EXPECT_EQ(TokenCipher::create({}, CsprngRandom::instance()).error().code,
+            ErrorCode::config_invalid);
+  EXPECT_EQ(TokenCipher::create({{1, SecretString(std::string(16, 'a'))}}, CsprngRandom::instance())
+                .error()
+                .code,
             ErrorCode::config_invalid);
   EXPECT_EQ(TokenCipher::create({key(1, 'a'), key(1, 'b')}, CsprngRandom::instance()).error().code,
             ErrorCode::config_invalid);

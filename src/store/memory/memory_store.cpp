@@ -1,3 +1,5 @@
+#include "tessera/memory_store.hpp"
+
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -5,20 +7,23 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "tessera/memory_store.hpp"
-
 namespace tessera {
 namespace {
 
-std::string mac_key(const LookupKey& k) { return std::string(reinterpret_cast<const char*>(k.mac.data()), k.mac.size()); }
+std::string mac_key(const LookupKey& k) {
+  return std::string(reinterpret_cast<const char*>(k.mac.data()), k.mac.size());
+}
 
 class MemoryStore final : public SessionStore {
  public:
-  Result<RevokeResult> create(const Session& session, TokenKind kind, const LookupKey& credential, std::size_t max_live,
-                              UnixSeconds now, std::optional<std::string_view> replaces) override {
+  Result<RevokeResult> create(const Session& session, TokenKind kind, const LookupKey& credential,
+                              std::size_t max_live, UnixSeconds now,
+                              std::optional<std::string_view> replaces) override {
     std::unique_lock lock(mu_);
-    if (sessions_.contains(session.id)) return fail(ErrorCode::invalid_request, "session id already exists");
-    if (credentials_.contains(mac_key(credential))) return fail(ErrorCode::invalid_request, "credential already exists");
+    if (sessions_.contains(session.id))
+      return fail(ErrorCode::invalid_request, "session id already exists");
+    if (credentials_.contains(mac_key(credential)))
+      return fail(ErrorCode::invalid_request, "credential already exists");
     RevokeResult out;
     if (replaces) revoke_locked(std::string(*replaces), "rotated", now, out);
     sessions_.emplace(session.id, session);
@@ -56,48 +61,55 @@ class MemoryStore final : public SessionStore {
     return std::optional<Session>{it->second};
   }
 
-  Result<std::optional<CredentialHit>> find_by_credential(TokenKind kind,
-                                                          std::span<const LookupKey> candidates) override {
+  Result<std::optional<CredentialHit>> find_by_credential(
+      TokenKind kind, std::span<const LookupKey> candidates) override {
     std::shared_lock lock(mu_);
     for (const auto& c : candidates) {
       auto it = credentials_.find(mac_key(c));
-      if (it == credentials_.end() || it->second.kind != kind || it->second.version != c.version) continue;
+      if (it == credentials_.end() || it->second.kind != kind || it->second.version != c.version)
+        continue;
       auto s = sessions_.find(it->second.session_id);
       if (s == sessions_.end()) continue;
-      return std::optional<CredentialHit>{CredentialHit{s->second, it->second.generation, c.version}};
+      return std::optional<CredentialHit>{
+          CredentialHit{s->second, it->second.generation, c.version}};
     }
     return std::optional<CredentialHit>{};
   }
 
-  Result<RotateResult> rotate(std::string_view session_id, std::uint64_t expected, const LookupKey& next,
-                              const SealedToken& sealed, UnixSeconds now,
+  Result<RotateResult> rotate(std::string_view session_id, std::uint64_t expected,
+                              const LookupKey& next, const SealedToken& sealed, UnixSeconds now,
                               std::optional<UnixSeconds> idle_expires_at) override {
     std::unique_lock lock(mu_);
     auto it = sessions_.find(std::string(session_id));
     if (it == sessions_.end() || it->second.revoked()) return RotateResult::session_gone;
     Session& s = it->second;
     if (s.generation != expected) return RotateResult::lost_race;
-    if (credentials_.contains(mac_key(next))) return fail(ErrorCode::invalid_request, "credential already exists");
+    if (credentials_.contains(mac_key(next)))
+      return fail(ErrorCode::invalid_request, "credential already exists");
     s.generation = expected + 1;
     s.rotated_at = now;
     s.sealed_current = sealed;
     s.last_seen_at = std::max(s.last_seen_at, now);
-    if (idle_expires_at && s.idle_expires_at) s.idle_expires_at = std::max(*s.idle_expires_at, *idle_expires_at);
+    if (idle_expires_at && s.idle_expires_at)
+      s.idle_expires_at = std::max(*s.idle_expires_at, *idle_expires_at);
     add_credential(next, TokenKind::refresh, s.id, s.generation);
     return RotateResult::rotated;
   }
 
-  Status touch(std::string_view session_id, UnixSeconds last_seen, std::optional<UnixSeconds> idle_expires_at,
+  Status touch(std::string_view session_id, UnixSeconds last_seen,
+               std::optional<UnixSeconds> idle_expires_at,
                std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
     std::unique_lock lock(mu_);
     auto it = sessions_.find(std::string(session_id));
     if (it == sessions_.end() || it->second.revoked()) return {};
     Session& s = it->second;
     s.last_seen_at = std::max(s.last_seen_at, last_seen);
-    if (idle_expires_at && s.idle_expires_at) s.idle_expires_at = std::max(*s.idle_expires_at, *idle_expires_at);
+    if (idle_expires_at && s.idle_expires_at)
+      s.idle_expires_at = std::max(*s.idle_expires_at, *idle_expires_at);
     if (rekey) {
       auto old = credentials_.find(mac_key(rekey->first));
-      if (old != credentials_.end() && old->second.session_id == s.id && old->second.version == rekey->first.version) {
+      if (old != credentials_.end() && old->second.session_id == s.id &&
+          old->second.version == rekey->first.version) {
         Credential c = old->second;
         c.version = rekey->second.version;
         credentials_.erase(old);
@@ -110,14 +122,16 @@ class MemoryStore final : public SessionStore {
     return {};
   }
 
-  Result<RevokeResult> revoke_session(std::string_view session_id, std::string_view reason, UnixSeconds now) override {
+  Result<RevokeResult> revoke_session(std::string_view session_id, std::string_view reason,
+                                      UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
     revoke_locked(std::string(session_id), reason, now, out);
     return out;
   }
 
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason, UnixSeconds now) override {
+  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+                                     UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
     auto it = families_.find(std::string(family_id));
@@ -127,7 +141,8 @@ class MemoryStore final : public SessionStore {
     return out;
   }
 
-  Result<RevokeResult> revoke_subject(std::string_view subject, std::optional<std::string_view> except,
+  Result<RevokeResult> revoke_subject(std::string_view subject,
+                                      std::optional<std::string_view> except,
                                       std::string_view reason, UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
@@ -192,12 +207,14 @@ class MemoryStore final : public SessionStore {
     std::uint32_t version;
   };
 
-  void add_credential(const LookupKey& k, TokenKind kind, const std::string& session_id, std::uint64_t generation) {
+  void add_credential(const LookupKey& k, TokenKind kind, const std::string& session_id,
+                      std::uint64_t generation) {
     credentials_.emplace(mac_key(k), Credential{kind, session_id, generation, k.version});
     by_session_[session_id].push_back(mac_key(k));
   }
 
-  void revoke_locked(const std::string& id, std::string_view reason, UnixSeconds now, RevokeResult& out) {
+  void revoke_locked(const std::string& id, std::string_view reason, UnixSeconds now,
+                     RevokeResult& out) {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || it->second.revoked()) return;
     it->second.revoked_at = now;
@@ -225,6 +242,8 @@ class MemoryStore final : public SessionStore {
 
 }  // namespace
 
-std::unique_ptr<SessionStore> make_memory_store() { return std::make_unique<MemoryStore>(); }
+std::unique_ptr<SessionStore> make_memory_store() {
+  return std::make_unique<MemoryStore>();
+}
 
 }  // namespace tessera

@@ -1,12 +1,11 @@
 #include "tessera/sqlite_store.hpp"
 
+#include <fmt/format.h>
 #include <sqlite3.h>
 
-#include <fmt/format.h>
-
 #include <mutex>
-#include <utility>
 #include <unordered_map>
+#include <utility>
 
 namespace tessera {
 namespace {
@@ -51,7 +50,8 @@ CREATE TABLE epochs (subject TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT R
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 constexpr const char* kSessionColumns =
-    "id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, expires_at, revoked_at, "
+    "id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, expires_at, "
+    "revoked_at, "
     "revoke_reason, generation, epoch_at_issue, ip, user_agent, device, fingerprint, data, claims, "
     "rotated_at, sealed_version, sealed_text";
 
@@ -76,7 +76,9 @@ class Stmt {
     sqlite3_bind_int64(s_, i, v);
     return *this;
   }
-  Stmt& bind(int i, UnixSeconds v) { return bind(i, static_cast<std::int64_t>(v.time_since_epoch().count())); }
+  Stmt& bind(int i, UnixSeconds v) {
+    return bind(i, static_cast<std::int64_t>(v.time_since_epoch().count()));
+  }
   Stmt& bind(int i, std::optional<UnixSeconds> v) {
     if (v) return bind(i, *v);
     sqlite3_bind_null(s_, i);
@@ -103,7 +105,8 @@ class Stmt {
   bool null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   std::string text(int col) const {
     const auto* p = sqlite3_column_text(s_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p), static_cast<std::size_t>(sqlite3_column_bytes(s_, col)))
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<std::size_t>(sqlite3_column_bytes(s_, col)))
              : std::string();
   }
   UnixSeconds time(int col) const { return UnixSeconds{std::chrono::seconds{i64(col)}}; }
@@ -127,15 +130,18 @@ class Conn {
   }
 
   Status open(const std::filesystem::path& path, const SqliteOptions& o) {
-    const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
       return fail(ErrorCode::store_unavailable,
-                  fmt::format("cannot open {}: {}", path.string(), db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
+                  fmt::format("cannot open {}: {}", path.string(),
+                              db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
     }
     sqlite3_busy_timeout(db_, static_cast<int>(o.busy_timeout.count()));
-    return exec(fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
-                            o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
+    return exec(
+        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+                    o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
   }
 
   Status exec(const std::string& sql) {
@@ -153,7 +159,8 @@ class Conn {
     if (it == cache_.end()) {
       sqlite3_stmt* s = nullptr;
       if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK) {
-        return fail(ErrorCode::store_unavailable, fmt::format("sqlite prepare: {}", sqlite3_errmsg(db_)));
+        return fail(ErrorCode::store_unavailable,
+                    fmt::format("sqlite prepare: {}", sqlite3_errmsg(db_)));
       }
       it = cache_.emplace(sql, s).first;
     }
@@ -167,14 +174,14 @@ class Conn {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
 };
 
-#define TRY(expr)                                          \
-  do {                                                     \
+#define TRY(expr)                                                     \
+  do {                                                                \
     if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
   } while (0)
 
-#define PREPARE(var, conn, sql)                            \
-  auto var##_r = (conn).prepare(sql);                      \
-  if (!var##_r) return std::unexpected(var##_r.error());   \
+#define PREPARE(var, conn, sql)                          \
+  auto var##_r = (conn).prepare(sql);                    \
+  if (!var##_r) return std::unexpected(var##_r.error()); \
   Stmt& var = *var##_r
 
 Session read_session(const Stmt& s, int base = 0) {
@@ -198,7 +205,8 @@ Session read_session(const Stmt& s, int base = 0) {
   x.data = s.text(base + 16);
   x.claims = s.text(base + 17);
   x.rotated_at = s.opt_time(base + 18);
-  if (!s.null(base + 19)) x.sealed_current = SealedToken{static_cast<std::uint32_t>(s.i64(base + 19)), s.text(base + 20)};
+  if (!s.null(base + 19))
+    x.sealed_current = SealedToken{static_cast<std::uint32_t>(s.i64(base + 19)), s.text(base + 20)};
   return x;
 }
 
@@ -234,8 +242,9 @@ class SqliteStore final : public SessionStore {
     return migrate();
   }
 
-  Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential, std::size_t max_live,
-                              UnixSeconds now, std::optional<std::string_view> replaces) override {
+  Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential,
+                              std::size_t max_live, UnixSeconds now,
+                              std::optional<std::string_view> replaces) override {
     std::lock_guard lock(write_mu_);
     WriteTx tx(writer_);
     TRY(tx.begin());
@@ -243,14 +252,24 @@ class SqliteStore final : public SessionStore {
     if (replaces) TRY(revoke_where_id(*replaces, "rotated", now, out));
     {
       PREPARE(ins, writer_,
-              "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, "
-              "expires_at, revoked_at, revoke_reason, generation, epoch_at_issue, ip, user_agent, device, "
+              "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
+              "idle_expires_at, "
+              "expires_at, revoked_at, revoke_reason, generation, epoch_at_issue, ip, user_agent, "
+              "device, "
               "fingerprint, data, claims, rotated_at, sealed_version, sealed_text) "
-              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, NULL, NULL, "
+              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+              "?16, NULL, NULL, "
               "NULL)");
-      ins.bind(1, s.id).bind(2, s.subject).bind(3, s.family_id).bind(4, std::int64_t{s.mode == SessionMode::token});
-      ins.bind(5, s.created_at).bind(6, s.last_seen_at).bind(7, s.idle_expires_at).bind(8, s.expires_at);
-      ins.bind(9, static_cast<std::int64_t>(s.generation)).bind(10, static_cast<std::int64_t>(s.epoch_at_issue));
+      ins.bind(1, s.id)
+          .bind(2, s.subject)
+          .bind(3, s.family_id)
+          .bind(4, std::int64_t{s.mode == SessionMode::token});
+      ins.bind(5, s.created_at)
+          .bind(6, s.last_seen_at)
+          .bind(7, s.idle_expires_at)
+          .bind(8, s.expires_at);
+      ins.bind(9, static_cast<std::int64_t>(s.generation))
+          .bind(10, static_cast<std::int64_t>(s.epoch_at_issue));
       ins.bind(11, s.metadata.ip).bind(12, s.metadata.user_agent).bind(13, s.metadata.device);
       ins.bind(14, s.metadata.fingerprint_digest).bind(15, s.data).bind(16, s.claims);
       TRY(ins.run());
@@ -259,11 +278,15 @@ class SqliteStore final : public SessionStore {
     // Eviction: live sessions beyond the cap, least recently seen first.
     std::vector<std::string> victims;
     {
-      PREPARE(q, writer_,
-              "SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL AND expires_at > ?2 "
-              "AND (idle_expires_at IS NULL OR idle_expires_at > ?2) AND id <> ?3 "
-              "ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?4");
-      q.bind(1, s.subject).bind(2, now).bind(3, s.id).bind(4, static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0));
+      PREPARE(
+          q, writer_,
+          "SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL AND expires_at > ?2 "
+          "AND (idle_expires_at IS NULL OR idle_expires_at > ?2) AND id <> ?3 "
+          "ORDER BY last_seen_at DESC, id DESC LIMIT -1 OFFSET ?4");
+      q.bind(1, s.subject)
+          .bind(2, now)
+          .bind(3, s.id)
+          .bind(4, static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0));
       for (;;) {
         auto row = q.step();
         if (!row) return std::unexpected(row.error());
@@ -280,7 +303,8 @@ class SqliteStore final : public SessionStore {
     auto conn = reader();
     if (!conn) return std::unexpected(conn.error());
     ReaderLease lease(*this, std::move(*conn));
-    static const std::string sql = fmt::format("SELECT {} FROM sessions WHERE id = ?1", kSessionColumns);
+    static const std::string sql =
+        fmt::format("SELECT {} FROM sessions WHERE id = ?1", kSessionColumns);
     PREPARE(q, *lease.conn, sql.c_str());
     q.bind(1, id);
     auto row = q.step();
@@ -289,8 +313,8 @@ class SqliteStore final : public SessionStore {
     return std::optional<Session>{read_session(q)};
   }
 
-  Result<std::optional<CredentialHit>> find_by_credential(TokenKind kind,
-                                                          std::span<const LookupKey> candidates) override {
+  Result<std::optional<CredentialHit>> find_by_credential(
+      TokenKind kind, std::span<const LookupKey> candidates) override {
     auto conn = reader();
     if (!conn) return std::unexpected(conn.error());
     ReaderLease lease(*this, std::move(*conn));
@@ -311,10 +335,14 @@ class SqliteStore final : public SessionStore {
         }());
     for (const auto& c : candidates) {
       PREPARE(q, *lease.conn, sql.c_str());
-      q.bind_blob(1, c.mac).bind(2, static_cast<std::int64_t>(kind)).bind(3, static_cast<std::int64_t>(c.version));
+      q.bind_blob(1, c.mac)
+          .bind(2, static_cast<std::int64_t>(kind))
+          .bind(3, static_cast<std::int64_t>(c.version));
       auto row = q.step();
       if (!row) return std::unexpected(row.error());
-      if (*row) return std::optional<CredentialHit>{CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c.version}};
+      if (*row)
+        return std::optional<CredentialHit>{
+            CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c.version}};
     }
     return std::optional<CredentialHit>{};
   }
@@ -327,13 +355,18 @@ class SqliteStore final : public SessionStore {
     TRY(tx.begin());
     {
       // The compare-and-swap: one conditional UPDATE.
-      PREPARE(u, writer_,
-              "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, sealed_text = ?5, "
-              "last_seen_at = max(last_seen_at, ?3), "
-              "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
-              "ELSE max(idle_expires_at, ?6) END "
-              "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL");
-      u.bind(1, id).bind(2, static_cast<std::int64_t>(expected)).bind(3, now).bind(6, idle_expires_at);
+      PREPARE(
+          u, writer_,
+          "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, "
+          "sealed_text = ?5, "
+          "last_seen_at = max(last_seen_at, ?3), "
+          "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
+          "ELSE max(idle_expires_at, ?6) END "
+          "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL");
+      u.bind(1, id)
+          .bind(2, static_cast<std::int64_t>(expected))
+          .bind(3, now)
+          .bind(6, idle_expires_at);
       u.bind(4, static_cast<std::int64_t>(sealed.key_version)).bind(5, sealed.text);
       TRY(u.run());
     }
@@ -349,31 +382,37 @@ class SqliteStore final : public SessionStore {
     return RotateResult::rotated;
   }
 
-  Status touch(std::string_view id, UnixSeconds last_seen, std::optional<UnixSeconds> idle_expires_at,
+  Status touch(std::string_view id, UnixSeconds last_seen,
+               std::optional<UnixSeconds> idle_expires_at,
                std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
     std::lock_guard lock(write_mu_);
     WriteTx tx(writer_);
     TRY(tx.begin());
     {
-      PREPARE(u, writer_,
-              "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2), "
-              "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?3 IS NULL THEN idle_expires_at "
-              "ELSE max(idle_expires_at, ?3) END WHERE id = ?1 AND revoked_at IS NULL");
+      PREPARE(
+          u, writer_,
+          "UPDATE sessions SET last_seen_at = max(last_seen_at, ?2), "
+          "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?3 IS NULL THEN idle_expires_at "
+          "ELSE max(idle_expires_at, ?3) END WHERE id = ?1 AND revoked_at IS NULL");
       u.bind(1, id).bind(2, last_seen).bind(3, idle_expires_at);
       TRY(u.run());
     }
     if (rekey && sqlite3_changes(writer_.db()) > 0) {
       PREPARE(r, writer_,
-              "UPDATE credentials SET lookup = ?3, key_version = ?4 WHERE lookup = ?1 AND key_version = ?2 "
+              "UPDATE credentials SET lookup = ?3, key_version = ?4 WHERE lookup = ?1 AND "
+              "key_version = ?2 "
               "AND session_id = ?5");
       r.bind_blob(1, rekey->first.mac).bind(2, static_cast<std::int64_t>(rekey->first.version));
-      r.bind_blob(3, rekey->second.mac).bind(4, static_cast<std::int64_t>(rekey->second.version)).bind(5, id);
+      r.bind_blob(3, rekey->second.mac)
+          .bind(4, static_cast<std::int64_t>(rekey->second.version))
+          .bind(5, id);
       TRY(r.run());
     }
     return tx.commit();
   }
 
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason, UnixSeconds now) override {
+  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+                                      UnixSeconds now) override {
     std::lock_guard lock(write_mu_);
     WriteTx tx(writer_);
     TRY(tx.begin());
@@ -383,15 +422,17 @@ class SqliteStore final : public SessionStore {
     return out;
   }
 
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason, UnixSeconds now) override {
-    return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL", family_id, {}, reason,
-                       now);
+  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+                                     UnixSeconds now) override {
+    return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL",
+                       family_id, {}, reason, now);
   }
 
-  Result<RevokeResult> revoke_subject(std::string_view subject, std::optional<std::string_view> except,
+  Result<RevokeResult> revoke_subject(std::string_view subject,
+                                      std::optional<std::string_view> except,
                                       std::string_view reason, UnixSeconds now) override {
-    return revoke_many("SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL", subject, except, reason,
-                       now);
+    return revoke_many("SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL", subject,
+                       except, reason, now);
   }
 
   Result<std::vector<Session>> list_live(std::string_view subject, UnixSeconds now) override {
@@ -487,26 +528,34 @@ class SqliteStore final : public SessionStore {
     const int version = static_cast<int>(v.i64(0));
     if (version > kSqliteSchemaVersion) {
       return fail(ErrorCode::store_unavailable,
-                  fmt::format("database schema version {} is newer than this build ({})", version, kSqliteSchemaVersion));
+                  fmt::format("database schema version {} is newer than this build ({})", version,
+                              kSqliteSchemaVersion));
     }
     for (int i = version; i < kSqliteSchemaVersion; ++i) {
-      TRY(writer_.exec(fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;", kMigrations[i], i + 1)));
+      TRY(writer_.exec(fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
+                                   kMigrations[i], i + 1)));
     }
     return {};
   }
 
-  Status insert_credential(const LookupKey& k, TokenKind kind, std::string_view session_id, std::uint64_t generation) {
+  Status insert_credential(const LookupKey& k, TokenKind kind, std::string_view session_id,
+                           std::uint64_t generation) {
     PREPARE(c, writer_,
-            "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES (?1, ?2, ?3, ?4, ?5)");
-    c.bind_blob(1, k.mac).bind(2, static_cast<std::int64_t>(k.version)).bind(3, static_cast<std::int64_t>(kind));
+            "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES "
+            "(?1, ?2, ?3, ?4, ?5)");
+    c.bind_blob(1, k.mac)
+        .bind(2, static_cast<std::int64_t>(k.version))
+        .bind(3, static_cast<std::int64_t>(kind));
     c.bind(4, session_id).bind(5, static_cast<std::int64_t>(generation));
     return c.run();
   }
 
   // Inside a write transaction.
-  Status revoke_where_id(std::string_view id, std::string_view reason, UnixSeconds now, RevokeResult& out) {
+  Status revoke_where_id(std::string_view id, std::string_view reason, UnixSeconds now,
+                         RevokeResult& out) {
     PREPARE(u, writer_,
-            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, sealed_text = NULL "
+            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, "
+            "sealed_text = NULL "
             "WHERE id = ?1 AND revoked_at IS NULL");
     u.bind(1, id).bind(2, now).bind(3, reason);
     TRY(u.run());
@@ -514,8 +563,9 @@ class SqliteStore final : public SessionStore {
     return {};
   }
 
-  Result<RevokeResult> revoke_many(const char* select, std::string_view key, std::optional<std::string_view> except,
-                                   std::string_view reason, UnixSeconds now) {
+  Result<RevokeResult> revoke_many(const char* select, std::string_view key,
+                                   std::optional<std::string_view> except, std::string_view reason,
+                                   UnixSeconds now) {
     std::lock_guard lock(write_mu_);
     WriteTx tx(writer_);
     TRY(tx.begin());
@@ -549,7 +599,8 @@ class SqliteStore final : public SessionStore {
 
 }  // namespace
 
-Result<std::unique_ptr<SessionStore>> open_sqlite_store(const std::filesystem::path& path, SqliteOptions options) {
+Result<std::unique_ptr<SessionStore>> open_sqlite_store(const std::filesystem::path& path,
+                                                        SqliteOptions options) {
   auto store = std::make_unique<SqliteStore>();
   if (auto st = store->open(path, options); !st) return std::unexpected(st.error());
   return std::unique_ptr<SessionStore>(std::move(store));
