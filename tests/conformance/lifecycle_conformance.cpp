@@ -1,5 +1,6 @@
 // The lifecycle rules of DESIGN.md §4, run through SessionService against
 // every store adapter.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <barrier>
@@ -551,6 +552,62 @@ TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
       EXPECT_TRUE(r.error().code == ErrorCode::session_revoked ||
                   r.error().code == ErrorCode::refresh_token_reused);
     }
+  }
+}
+
+// Concurrent writes may share one transaction (SQLite's group commit): a
+// write that fails must fail alone, leaving nothing of itself behind and
+// taking no other write with it.
+TEST_P(StoreConformance, AConcurrentWriteThatFailsTakesNothingWithItAndLeavesNothingBehind) {
+  Harness h(GetParam());
+  constexpr int kThreads = 32;
+  const auto now = h.clock.now();
+  for (int round = 0; round < 30; ++round) {
+    LookupKey shared{.version = 1};
+    shared.mac.fill(static_cast<std::uint8_t>(round));
+    std::vector<Session> sessions(kThreads);
+    std::vector<Result<RevokeResult>> results(kThreads, fail(ErrorCode::internal));
+    for (int i = 0; i < kThreads; ++i) {
+      auto& s = sessions[static_cast<std::size_t>(i)];
+      s.id = fmt::format("01J{:02}{:02}0000000000000000000", round, i);
+      s.subject = fmt::format("s{}", i);
+      s.family_id = s.id;
+      s.created_at = s.last_seen_at = now;
+      s.expires_at = now + seconds{3600};
+    }
+    std::barrier start(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        const auto k = static_cast<std::size_t>(i);
+        // Even threads all present the same credential: one may win.
+        LookupKey credential{.version = 1};
+        credential.mac.fill(0xee);
+        credential.mac[0] = static_cast<std::uint8_t>(round);
+        credential.mac[1] = static_cast<std::uint8_t>(i);
+        start.arrive_and_wait();
+        results[k] = h.store.create(sessions[k], TokenKind::session,
+                                    i % 2 == 0 ? shared : credential, 10, now, std::nullopt);
+      });
+    }
+    for (auto& th : threads) th.join();
+    int even_won = 0;
+    for (int i = 0; i < kThreads; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      auto found = h.store.find(sessions[k].id);
+      ASSERT_TRUE(found) << found.error();
+      if (i % 2 == 1) {
+        ASSERT_TRUE(results[k]) << "round " << round << ": " << results[k].error();
+      }
+      if (results[k]) {
+        EXPECT_TRUE(found->has_value()) << "a reported write is missing, round " << round;
+        even_won += i % 2 == 0;
+      } else {
+        EXPECT_EQ(results[k].error().code, ErrorCode::invalid_request);
+        EXPECT_FALSE(found->has_value()) << "a failed write left its session row, round " << round;
+      }
+    }
+    ASSERT_EQ(even_won, 1) << "round " << round;
   }
 }
 

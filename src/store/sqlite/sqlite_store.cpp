@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -210,29 +213,6 @@ Session read_session(const Stmt& s, int base = 0) {
   return x;
 }
 
-// One write transaction on the writer connection; rolls back unless committed.
-class WriteTx {
- public:
-  explicit WriteTx(Conn& c) : c_(c) {}
-  Status begin() {
-    auto r = c_.exec("BEGIN IMMEDIATE");
-    open_ = r.has_value();
-    return r;
-  }
-  Status commit() {
-    auto r = c_.exec("COMMIT");
-    if (r) open_ = false;
-    return r;
-  }
-  ~WriteTx() {
-    if (open_) (void)c_.exec("ROLLBACK");
-  }
-
- private:
-  Conn& c_;
-  bool open_ = false;
-};
-
 class SqliteStore final : public SessionStore {
  public:
   Status open(const std::filesystem::path& path, const SqliteOptions& o) {
@@ -245,10 +225,15 @@ class SqliteStore final : public SessionStore {
   Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential,
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
     RevokeResult out;
+    TRY(write(
+        [&]() -> Status { return create_tx(s, kind, credential, max_live, now, replaces, out); }));
+    return out;
+  }
+
+  Status create_tx(const Session& s, TokenKind kind, const LookupKey& credential,
+                   std::size_t max_live, UnixSeconds now, std::optional<std::string_view> replaces,
+                   RevokeResult& out) {
     if (replaces) TRY(revoke_where_id(*replaces, "rotated", now, out));
     {
       PREPARE(ins, writer_,
@@ -295,8 +280,7 @@ class SqliteStore final : public SessionStore {
       }
     }
     for (const auto& id : victims) TRY(revoke_where_id(id, "evicted", now, out));
-    TRY(tx.commit());
-    return out;
+    return {};
   }
 
   Result<std::optional<Session>> find(std::string_view id) override {
@@ -350,9 +334,19 @@ class SqliteStore final : public SessionStore {
   Result<RotateResult> rotate(std::string_view id, std::uint64_t expected, const LookupKey& next,
                               const SealedToken& sealed, UnixSeconds now,
                               std::optional<UnixSeconds> idle_expires_at) override {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
+    RotateResult result = RotateResult::session_gone;
+    TRY(write([&]() -> Status {
+      auto r = rotate_tx(id, expected, next, sealed, now, idle_expires_at);
+      if (!r) return std::unexpected(r.error());
+      result = *r;
+      return {};
+    }));
+    return result;
+  }
+
+  Result<RotateResult> rotate_tx(std::string_view id, std::uint64_t expected, const LookupKey& next,
+                                 const SealedToken& sealed, UnixSeconds now,
+                                 std::optional<UnixSeconds> idle_expires_at) {
     {
       // The compare-and-swap: one conditional UPDATE.
       PREPARE(
@@ -378,16 +372,18 @@ class SqliteStore final : public SessionStore {
       return (!*row || q.i64(0) != 0) ? RotateResult::session_gone : RotateResult::lost_race;
     }
     TRY(insert_credential(next, TokenKind::refresh, id, expected + 1));
-    TRY(tx.commit());
     return RotateResult::rotated;
   }
 
   Status touch(std::string_view id, UnixSeconds last_seen,
                std::optional<UnixSeconds> idle_expires_at,
                std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
+    return write([&] { return touch_tx(id, last_seen, idle_expires_at, rekey); });
+  }
+
+  Status touch_tx(std::string_view id, UnixSeconds last_seen,
+                  std::optional<UnixSeconds> idle_expires_at,
+                  const std::optional<std::pair<LookupKey, LookupKey>>& rekey) {
     {
       PREPARE(
           u, writer_,
@@ -408,17 +404,13 @@ class SqliteStore final : public SessionStore {
           .bind(5, id);
       TRY(r.run());
     }
-    return tx.commit();
+    return {};
   }
 
   Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
                                       UnixSeconds now) override {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
     RevokeResult out;
-    TRY(revoke_where_id(id, reason, now, out));
-    TRY(tx.commit());
+    TRY(write([&] { return revoke_where_id(id, reason, now, out); }));
     return out;
   }
 
@@ -456,16 +448,14 @@ class SqliteStore final : public SessionStore {
   }
 
   Result<std::size_t> cleanup(UnixSeconds before) override {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
-    {
+    std::size_t n = 0;
+    TRY(write([&]() -> Status {
       PREPARE(d, writer_, "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1");
       d.bind(1, before);
       TRY(d.run());
-    }
-    const auto n = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
-    TRY(tx.commit());
+      n = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
+      return {};
+    }));
     return n;
   }
 
@@ -481,16 +471,18 @@ class SqliteStore final : public SessionStore {
   }
 
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
-    std::lock_guard lock(write_mu_);
-    PREPARE(u, writer_,
-            "INSERT INTO epochs (subject, epoch) VALUES (?1, 1) "
-            "ON CONFLICT(subject) DO UPDATE SET epoch = epoch + 1 RETURNING epoch");
-    u.bind(1, subject);
-    auto row = u.step();
-    if (!row) return std::unexpected(row.error());
-    if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
-    const auto epoch = static_cast<std::uint64_t>(u.i64(0));
-    TRY(u.run());  // finish the statement so its implicit transaction commits
+    std::uint64_t epoch = 0;
+    TRY(write([&]() -> Status {
+      PREPARE(u, writer_,
+              "INSERT INTO epochs (subject, epoch) VALUES (?1, 1) "
+              "ON CONFLICT(subject) DO UPDATE SET epoch = epoch + 1 RETURNING epoch");
+      u.bind(1, subject);
+      auto row = u.step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
+      epoch = static_cast<std::uint64_t>(u.i64(0));
+      return u.run();  // finish the statement
+    }));
     return epoch;
   }
 
@@ -566,9 +558,14 @@ class SqliteStore final : public SessionStore {
   Result<RevokeResult> revoke_many(const char* select, std::string_view key,
                                    std::optional<std::string_view> except, std::string_view reason,
                                    UnixSeconds now) {
-    std::lock_guard lock(write_mu_);
-    WriteTx tx(writer_);
-    TRY(tx.begin());
+    RevokeResult out;
+    TRY(write([&] { return revoke_many_tx(select, key, except, reason, now, out); }));
+    return out;
+  }
+
+  Status revoke_many_tx(const char* select, std::string_view key,
+                        std::optional<std::string_view> except, std::string_view reason,
+                        UnixSeconds now, RevokeResult& out) {
     std::vector<std::string> ids;
     {
       PREPARE(q, writer_, select);
@@ -580,19 +577,111 @@ class SqliteStore final : public SessionStore {
         ids.push_back(q.text(0));
       }
     }
-    RevokeResult out;
     for (const auto& id : ids) {
       if (except && id == *except) continue;
       TRY(revoke_where_id(id, reason, now, out));
     }
-    TRY(tx.commit());
-    return out;
+    return {};
+  }
+
+  // Group commit. Every write is a job: a function that runs its statements
+  // on the writer connection. Callers queue their job; the first caller to
+  // find no batch running leads: it takes every queued job (up to
+  // kMaxBatch), runs them in ONE transaction, each inside its own savepoint
+  // (a failing job rolls back to its savepoint and fails alone), commits
+  // once — one fsync for the whole batch — and only then reports every
+  // result; then it hands the lead to the first job still queued. While a
+  // batch commits, new callers queue, so batches grow with concurrency and
+  // a lone caller pays exactly one transaction, as before. If the
+  // transaction cannot commit, no job of the batch took effect and every
+  // one of them fails.
+  struct Job {
+    std::function<Status()> run;
+    Status result;
+    bool done = false;
+    bool lead = false;
+  };
+  static constexpr std::size_t kMaxBatch = 256;
+
+  Status write(std::function<Status()> fn) {
+    Job job{.run = std::move(fn)};
+    std::unique_lock lock(queue_mu_);
+    queue_.push_back(&job);
+    if (!leading_) {
+      leading_ = true;
+      job.lead = true;
+    } else {
+      queue_cv_.wait(lock, [&] { return job.done || job.lead; });
+      if (job.done) return job.result;
+    }
+    std::vector<Job*> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    run_batch(batch);
+    lock.lock();
+    for (Job* j : batch) j->done = true;
+    if (queue_.empty()) {
+      leading_ = false;
+    } else {
+      queue_.front()->lead = true;
+    }
+    queue_cv_.notify_all();
+    return job.result;  // the leader's own job was queued first, so it ran in this batch
+  }
+
+  void run_batch(const std::vector<Job*>& batch) {
+    const auto fail_all = [&](const Error& e) {
+      for (Job* j : batch) j->result = std::unexpected(e);
+    };
+    if (auto st = writer_.exec("BEGIN IMMEDIATE"); !st) return fail_all(st.error());
+    const bool savepoints = batch.size() > 1;
+    for (Job* j : batch) {
+      if (savepoints) {
+        if (auto st = writer_.exec("SAVEPOINT job"); !st) {
+          (void)writer_.exec("ROLLBACK");
+          return fail_all(st.error());
+        }
+      }
+      j->result = j->run();
+      if (sqlite3_get_autocommit(writer_.db()) != 0) {
+        // SQLite rolled the whole transaction back (I/O error, disk full):
+        // nothing of this batch is written.
+        return fail_all(j->result
+                            ? Error{ErrorCode::store_unavailable, "sqlite: transaction aborted"}
+                            : j->result.error());
+      }
+      if (!savepoints) {
+        if (!j->result) {
+          (void)writer_.exec("ROLLBACK");
+          return;
+        }
+        continue;
+      }
+      const auto end = writer_.exec(j->result ? "RELEASE job" : "ROLLBACK TO job; RELEASE job");
+      if (!end) {
+        (void)writer_.exec("ROLLBACK");
+        return fail_all(end.error());
+      }
+    }
+    if (auto st = writer_.exec("COMMIT"); !st) {
+      (void)writer_.exec("ROLLBACK");
+      for (Job* j : batch) {
+        if (j->result) j->result = std::unexpected(st.error());
+      }
+    }
   }
 
   std::filesystem::path path_;
   SqliteOptions options_;
-  std::mutex write_mu_;
-  Conn writer_;
+  Conn writer_;  // used by the batch leader only (and by open() before any job)
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Job*> queue_;
+  bool leading_ = false;
+
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> readers_;
 };
