@@ -1,12 +1,23 @@
-// Session engine on SQLite against raw SQLite doing the same point lookup.
+// Session engine on SQLite against raw SQLite doing the same work.
 //   validate (cookie session, inside one touch interval: a read)
-//     vs raw: one indexed SELECT by primary key per transaction (autocommit)
+//     vs raw: one indexed SELECT by primary key per transaction (autocommit),
+//     and the same SELECT inside one long read transaction
+//   renew (token mode, durable: synchronous FULL and NORMAL; 1 and 32 callers)
+//     vs raw: the same rotate (conditional UPDATE + INSERT of the new
+//     credential) in one transaction per rotate, with 1 and 32 callers
+//   memory per live session (memory store) and SQLite bytes per session
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cstring>
 #include <filesystem>
+#include <thread>
 
+#include "tessera/memory_store.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -50,6 +61,8 @@ void BM_RawSqlitePointLookup(benchmark::State& state) {
   sqlite3_finalize(all);
   sqlite3_stmt* q = nullptr;
   sqlite3_prepare_v2(db, "SELECT v FROM t WHERE k = ?1", -1, &q, nullptr);
+  const bool one_read_tx = state.range(0) == 1;
+  if (one_read_tx) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
   std::size_t i = 0;
   for (auto _ : state) {
     const auto& k = keys[i++ % keys.size()];
@@ -59,26 +72,45 @@ void BM_RawSqlitePointLookup(benchmark::State& state) {
     sqlite3_reset(q);
   }
   state.SetItemsProcessed(state.iterations());
+  if (one_read_tx) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
   sqlite3_finalize(q);
   sqlite3_close(db);
   std::filesystem::remove_all(dir);
 }
-BENCHMARK(BM_RawSqlitePointLookup);
+// Arg 0: one transaction per SELECT (autocommit); 1: all inside one read transaction.
+BENCHMARK(BM_RawSqlitePointLookup)->ArgName("one_read_tx")->Arg(0)->Arg(1);
+
+// The engine's wiring, shared by the engine benchmarks.
+struct Engine {
+  explicit Engine(std::unique_ptr<SessionStore> s) : store(std::move(s)) {
+    KeySet ks;
+    (void)ks.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()),
+                 KeyState::active);
+    keys = std::make_unique<SharedKeySet>(std::move(ks));
+    SessionPolicy policy;
+    policy.max_sessions_per_subject = 1000;
+    service = *SessionService::create(
+        {*store, ring, cipher, *keys, clock, CsprngRandom::instance()}, policy);
+  }
+  Engine& operator=(std::nullptr_t) {
+    service.reset();
+    store.reset();
+    return *this;
+  }
+
+  std::unique_ptr<SessionStore> store;
+  LookupKeyRing ring = *LookupKeyRing::create({{1, SecretString(std::string(32, 'a'))}});
+  TokenCipher cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
+  std::unique_ptr<SharedKeySet> keys;
+  ManualClock clock;
+  std::unique_ptr<SessionService> service;
+};
 
 void BM_ValidateSqlite(benchmark::State& state) {
   const auto dir = scratch();
-  auto store = *open_sqlite_store(dir / "sessions.db");
-  auto ring = *LookupKeyRing::create({{1, SecretString(std::string(32, 'a'))}});
-  auto cipher =
-      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
-  KeySet ks;
-  (void)ks.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()), KeyState::active);
-  SharedKeySet keys(std::move(ks));
-  ManualClock clock;
-  SessionPolicy policy;
-  policy.max_sessions_per_subject = 1000;
-  auto svc = *SessionService::create({*store, ring, cipher, keys, clock, CsprngRandom::instance()},
-                                     policy);
+  Engine e(*open_sqlite_store(dir / "sessions.db"));
+  auto& svc = e.service;
   std::vector<std::string> tokens;
   for (int i = 0; i < kSessions; ++i) {
     auto issued = svc->issue({.subject = "user" + std::to_string(i % 100)});
@@ -91,11 +123,274 @@ void BM_ValidateSqlite(benchmark::State& state) {
     benchmark::DoNotOptimize(s);
   }
   state.SetItemsProcessed(state.iterations());
-  svc.reset();
-  store.reset();
+  e = nullptr;
   std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_ValidateSqlite);
+
+SqliteSync sync_of(std::int64_t full) {
+  return full != 0 ? SqliteSync::full : SqliteSync::normal;
+}
+
+constexpr int kRenewsPerCaller = 40;
+
+// Durable renew through the engine: every caller walks its own refresh
+// chain (each renew presents the token the previous one returned), so every
+// call rotates: one read, one write transaction, one EdDSA signature.
+void BM_RenewSqlite(benchmark::State& state) {
+  const auto dir = scratch();
+  const auto callers = static_cast<std::size_t>(state.range(1));
+  Engine e(*open_sqlite_store(dir / "sessions.db",
+                              {.synchronous = sync_of(state.range(0)), .readers = callers}));
+  std::vector<std::string> current;
+  for (std::size_t c = 0; c < callers; ++c) {
+    auto issued =
+        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token});
+    current.emplace_back(issued->tokens->refresh_token.reveal());
+  }
+  for (auto _ : state) {
+    std::atomic<bool> failed{false};
+    std::vector<std::thread> threads;
+    for (std::size_t c = 0; c < callers; ++c) {
+      threads.emplace_back([&, c] {
+        for (int k = 0; k < kRenewsPerCaller; ++k) {
+          auto r = e.service->renew(current[c]);
+          if (!r) {
+            failed = true;
+            return;
+          }
+          current[c] = std::string(r->tokens.refresh_token.reveal());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed) state.SkipWithError("renew failed");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
+                          kRenewsPerCaller);
+  e = nullptr;
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_RenewSqlite)
+    ->ArgNames({"full", "callers"})
+    ->ArgsProduct({{0, 1}, {1, 32}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The store alone: SessionStore::rotate (the compare-and-swap and the new
+// credential, as in BM_RawRotateSqlite) with no token crypto around it, so
+// group commit is compared with raw SQLite like for like.
+void BM_StoreRotateSqlite(benchmark::State& state) {
+  const auto dir = scratch();
+  const auto callers = static_cast<std::size_t>(state.range(1));
+  Engine e(*open_sqlite_store(dir / "sessions.db",
+                              {.synchronous = sync_of(state.range(0)), .readers = callers}));
+  std::vector<std::string> ids;
+  std::vector<std::uint64_t> generation(callers, 0);
+  for (std::size_t c = 0; c < callers; ++c) {
+    ids.push_back(
+        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token})
+            ->session.id);
+  }
+  const SealedToken sealed{1, std::string(80, 's')};
+  std::atomic<std::uint64_t> serial{0};
+  for (auto _ : state) {
+    std::atomic<bool> failed{false};
+    std::vector<std::thread> threads;
+    for (std::size_t c = 0; c < callers; ++c) {
+      threads.emplace_back([&, c] {
+        for (int k = 0; k < kRenewsPerCaller; ++k) {
+          LookupKey next{.version = 1};
+          const std::uint64_t n = serial.fetch_add(1);
+          std::memcpy(next.mac.data(), &n, sizeof n);
+          next.mac[31] = 0x5e;
+          auto r =
+              e.store->rotate(ids[c], generation[c], next, sealed, e.clock.now(), std::nullopt);
+          if (!r || *r != RotateResult::rotated) {
+            failed = true;
+            return;
+          }
+          ++generation[c];
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed) state.SkipWithError("rotate failed");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
+                          kRenewsPerCaller);
+  e = nullptr;
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_StoreRotateSqlite)
+    ->ArgNames({"full", "callers"})
+    ->ArgsProduct({{0, 1}, {1, 32}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The baseline: the same rotate by hand on raw SQLite — the store's own
+// schema (created by the store, then closed), the same two statements (the
+// conditional UPDATE and the credential INSERT) and pragmas, one
+// transaction per rotate, each caller on its own connection (SQLite's own
+// locking serialises them).
+void BM_RawRotateSqlite(benchmark::State& state) {
+  const auto dir = scratch();
+  const auto callers = static_cast<std::size_t>(state.range(1));
+  std::vector<std::string> ids;
+  {
+    Engine e(*open_sqlite_store(dir / "sessions.db", {.synchronous = SqliteSync::normal}));
+    for (std::size_t c = 0; c < callers; ++c) {
+      ids.push_back(
+          e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token})
+              ->session.id);
+    }
+  }
+  const std::string pragmas = fmt::format(
+      "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
+      "PRAGMA mmap_size=268435456;",
+      state.range(0) != 0 ? "FULL" : "NORMAL");
+  struct Caller {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* update = nullptr;
+    sqlite3_stmt* insert = nullptr;
+    std::int64_t generation = 0;
+  };
+  std::vector<Caller> cs(callers);
+  for (auto& x : cs) {
+    sqlite3_open((dir / "sessions.db").c_str(), &x.db);
+    sqlite3_busy_timeout(x.db, 10'000);
+    sqlite3_exec(x.db, pragmas.c_str(), nullptr, nullptr, nullptr);
+    sqlite3_prepare_v2(
+        x.db,
+        "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, "
+        "sealed_text = ?5, last_seen_at = max(last_seen_at, ?3), "
+        "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
+        "ELSE max(idle_expires_at, ?6) END "
+        "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL",
+        -1, &x.update, nullptr);
+    sqlite3_prepare_v2(x.db,
+                       "INSERT INTO credentials (lookup, key_version, kind, session_id, "
+                       "generation) VALUES (?1, 1, 1, ?2, ?3)",
+                       -1, &x.insert, nullptr);
+  }
+  const std::string sealed(80, 's');
+  std::atomic<std::uint64_t> serial{0};
+  for (auto _ : state) {
+    std::atomic<bool> failed{false};
+    std::vector<std::thread> threads;
+    for (std::size_t c = 0; c < callers; ++c) {
+      threads.emplace_back([&, c] {
+        auto& x = cs[c];
+        const std::string& id = ids[c];
+        for (int k = 0; k < kRenewsPerCaller; ++k) {
+          std::array<std::uint64_t, 4> lookup{serial.fetch_add(1), c, 0x7e55e7a, 0};
+          bool ok = sqlite3_exec(x.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+          sqlite3_bind_text(x.update, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(x.update, 2, x.generation);
+          sqlite3_bind_int64(x.update, 3, 1'700'000'000 + k);
+          sqlite3_bind_int64(x.update, 4, 1);
+          sqlite3_bind_text(x.update, 5, sealed.data(), static_cast<int>(sealed.size()),
+                            SQLITE_STATIC);
+          sqlite3_bind_null(x.update, 6);
+          ok = ok && sqlite3_step(x.update) == SQLITE_DONE && sqlite3_changes(x.db) == 1;
+          sqlite3_reset(x.update);
+          sqlite3_bind_blob(x.insert, 1, lookup.data(), 32, SQLITE_STATIC);
+          sqlite3_bind_text(x.insert, 2, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+          sqlite3_bind_int64(x.insert, 3, x.generation + 1);
+          ok = ok && sqlite3_step(x.insert) == SQLITE_DONE;
+          sqlite3_reset(x.insert);
+          ok = ok && sqlite3_exec(x.db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
+          if (!ok) {
+            sqlite3_exec(x.db, "ROLLBACK", nullptr, nullptr, nullptr);
+            failed = true;
+            return;
+          }
+          ++x.generation;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed) state.SkipWithError("raw rotate failed");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
+                          kRenewsPerCaller);
+  for (auto& x : cs) {
+    sqlite3_finalize(x.update);
+    sqlite3_finalize(x.insert);
+    sqlite3_close(x.db);
+  }
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_RawRotateSqlite)
+    ->ArgNames({"full", "callers"})
+    ->ArgsProduct({{0, 1}, {1, 32}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Sessions as a browser login leaves them: metadata like a real client's.
+constexpr int kSizedSessions = 20'000;
+IssueRequest realistic(int i, SessionMode mode) {
+  return {.subject = fmt::format("user-{:06}@example.com", i),
+          .mode = mode,
+          .metadata = {.ip = "203.0.113.7",
+                       .user_agent = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 "
+                                     "Firefox/128.0",
+                       .device = "laptop"}};
+}
+
+// Issues kSizedSessions (token mode: then renews each twice, so three
+// generations of refresh credentials are held) and reports the growth.
+void issue_sized(Engine& e, SessionMode mode) {
+  for (int i = 0; i < kSizedSessions; ++i) {
+    auto issued = e.service->issue(realistic(i, mode));
+    if (mode == SessionMode::token) {
+      auto r1 = e.service->renew(issued->tokens->refresh_token.reveal());
+      (void)e.service->renew(r1->tokens.refresh_token.reveal());
+    }
+  }
+}
+
+// Heap bytes per live session in the memory store (glibc's in-use count).
+void BM_MemoryStoreBytesPerSession(benchmark::State& state) {
+  const auto mode = state.range(0) == 1 ? SessionMode::token : SessionMode::cookie;
+  for (auto _ : state) {
+    Engine e(make_memory_store());
+    const auto before = mallinfo2().uordblks;
+    issue_sized(e, mode);
+    const auto after = mallinfo2().uordblks;
+    state.counters["bytes_per_session"] =
+        static_cast<double>(after - before) / static_cast<double>(kSizedSessions);
+  }
+}
+BENCHMARK(BM_MemoryStoreBytesPerSession)
+    ->ArgName("token")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
+
+// Database file bytes per session in SQLite, after the last connection
+// closed (WAL checkpointed into the file).
+void BM_SqliteBytesPerSession(benchmark::State& state) {
+  const auto mode = state.range(0) == 1 ? SessionMode::token : SessionMode::cookie;
+  for (auto _ : state) {
+    const auto dir = scratch();
+    {
+      Engine e(*open_sqlite_store(dir / "sessions.db", {.synchronous = SqliteSync::normal}));
+      issue_sized(e, mode);
+    }
+    state.counters["bytes_per_session"] =
+        static_cast<double>(std::filesystem::file_size(dir / "sessions.db")) /
+        static_cast<double>(kSizedSessions);
+    std::filesystem::remove_all(dir);
+  }
+}
+BENCHMARK(BM_SqliteBytesPerSession)
+    ->ArgName("token")
+    ->Arg(0)
+    ->Arg(1)
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

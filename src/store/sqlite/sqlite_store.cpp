@@ -143,7 +143,8 @@ class Conn {
     }
     sqlite3_busy_timeout(db_, static_cast<int>(o.busy_timeout.count()));
     return exec(
-        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
+                    "PRAGMA mmap_size=268435456;",
                     o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
   }
 
@@ -168,6 +169,14 @@ class Conn {
       it = cache_.emplace(sql, s).first;
     }
     return Stmt(it->second, db_);
+  }
+
+  // One statement without parameters, from the statement cache (no parse
+  // per call: transaction control runs once per write).
+  Status run(const char* sql) {
+    auto st = prepare(sql);
+    if (!st) return std::unexpected(st.error());
+    return st->run();
   }
 
   sqlite3* db() const { return db_; }
@@ -600,6 +609,7 @@ class SqliteStore final : public SessionStore {
     Status result;
     bool done = false;
     bool lead = false;
+    std::condition_variable cv;  // woken once: when done, or when handed the lead
   };
   static constexpr std::size_t kMaxBatch = 256;
 
@@ -611,7 +621,7 @@ class SqliteStore final : public SessionStore {
       leading_ = true;
       job.lead = true;
     } else {
-      queue_cv_.wait(lock, [&] { return job.done || job.lead; });
+      job.cv.wait(lock, [&] { return job.done || job.lead; });
       if (job.done) return job.result;
     }
     std::vector<Job*> batch;
@@ -622,13 +632,17 @@ class SqliteStore final : public SessionStore {
     lock.unlock();
     run_batch(batch);
     lock.lock();
-    for (Job* j : batch) j->done = true;
+    // Wake exactly the callers that have something to do: no herd.
+    for (Job* j : batch) {
+      j->done = true;
+      if (j != &job) j->cv.notify_one();
+    }
     if (queue_.empty()) {
       leading_ = false;
     } else {
       queue_.front()->lead = true;
+      queue_.front()->cv.notify_one();
     }
-    queue_cv_.notify_all();
     return job.result;  // the leader's own job was queued first, so it ran in this batch
   }
 
@@ -636,12 +650,12 @@ class SqliteStore final : public SessionStore {
     const auto fail_all = [&](const Error& e) {
       for (Job* j : batch) j->result = std::unexpected(e);
     };
-    if (auto st = writer_.exec("BEGIN IMMEDIATE"); !st) return fail_all(st.error());
+    if (auto st = writer_.run("BEGIN IMMEDIATE"); !st) return fail_all(st.error());
     const bool savepoints = batch.size() > 1;
     for (Job* j : batch) {
       if (savepoints) {
-        if (auto st = writer_.exec("SAVEPOINT job"); !st) {
-          (void)writer_.exec("ROLLBACK");
+        if (auto st = writer_.run("SAVEPOINT job"); !st) {
+          (void)writer_.run("ROLLBACK");
           return fail_all(st.error());
         }
       }
@@ -655,19 +669,20 @@ class SqliteStore final : public SessionStore {
       }
       if (!savepoints) {
         if (!j->result) {
-          (void)writer_.exec("ROLLBACK");
+          (void)writer_.run("ROLLBACK");
           return;
         }
         continue;
       }
-      const auto end = writer_.exec(j->result ? "RELEASE job" : "ROLLBACK TO job; RELEASE job");
+      auto end = j->result ? Status{} : writer_.run("ROLLBACK TO job");
+      if (end) end = writer_.run("RELEASE job");
       if (!end) {
-        (void)writer_.exec("ROLLBACK");
+        (void)writer_.run("ROLLBACK");
         return fail_all(end.error());
       }
     }
-    if (auto st = writer_.exec("COMMIT"); !st) {
-      (void)writer_.exec("ROLLBACK");
+    if (auto st = writer_.run("COMMIT"); !st) {
+      (void)writer_.run("ROLLBACK");
       for (Job* j : batch) {
         if (j->result) j->result = std::unexpected(st.error());
       }
@@ -678,7 +693,6 @@ class SqliteStore final : public SessionStore {
   SqliteOptions options_;
   Conn writer_;  // used by the batch leader only (and by open() before any job)
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
   std::deque<Job*> queue_;
   bool leading_ = false;
 
