@@ -146,6 +146,20 @@ class SessionStore {
   // holds the global epoch.
   [[nodiscard]] virtual Result<std::uint64_t> epoch(std::string_view subject) = 0;
   [[nodiscard]] virtual Result<std::uint64_t> bump_epoch(std::string_view subject) = 0;
+
+  struct Epochs {
+    std::uint64_t global = 0;
+    std::uint64_t subject = 0;
+  };
+  // The global epoch and the subject's, read together (one round trip where
+  // the adapter can; the default asks twice).
+  [[nodiscard]] virtual Result<Epochs> epochs(std::string_view subject) {
+    auto global = epoch("");
+    if (!global) return std::unexpected(global.error());
+    auto own = epoch(subject);
+    if (!own) return std::unexpected(own.error());
+    return Epochs{*global, *own};
+  }
 };
 
 }  // namespace tessera

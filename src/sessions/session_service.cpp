@@ -552,11 +552,9 @@ Result<bool> SessionService::is_live(std::string_view session_id) {
 
 Result<std::uint64_t> SessionService::epoch(std::string_view subject) {
   // The one place the effective epoch is computed.
-  auto global = deps_.store.epoch("");
-  if (!global) return std::unexpected(global.error());
-  auto own = deps_.store.epoch(subject);
-  if (!own) return std::unexpected(own.error());
-  return std::max(*global, *own);
+  auto e = deps_.store.epochs(subject);
+  if (!e) return std::unexpected(e.error());
+  return std::max(e->global, e->subject);
 }
 
 Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {

@@ -69,6 +69,10 @@ class ForwardingStore : public SessionStore {
     if (auto st = read(); !st) return std::unexpected(st.error());
     return inner_.epoch(s);
   }
+  Result<Epochs> epochs(std::string_view s) override {
+    if (auto st = read(); !st) return std::unexpected(st.error());
+    return inner_.epochs(s);
+  }
   Result<std::uint64_t> bump_epoch(std::string_view s) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.bump_epoch(s);

@@ -479,6 +479,20 @@ class SqliteStore final : public SessionStore {
     return *row ? static_cast<std::uint64_t>(q.i64(0)) : 0;
   }
 
+  Result<Epochs> epochs(std::string_view subject) override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    PREPARE(q, *lease.conn,
+            "SELECT coalesce(max(CASE WHEN subject = '' THEN epoch END), 0), "
+            "coalesce(max(CASE WHEN subject = ?1 THEN epoch END), 0) "
+            "FROM epochs WHERE subject IN ('', ?1)");
+    q.bind(1, subject);
+    auto row = q.step();
+    if (!row) return std::unexpected(row.error());
+    return Epochs{static_cast<std::uint64_t>(q.i64(0)), static_cast<std::uint64_t>(q.i64(1))};
+  }
+
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
     std::uint64_t epoch = 0;
     TRY(write([&]() -> Status {
