@@ -1,0 +1,662 @@
+#include "tessera/postgres_store.hpp"
+
+#include <fmt/format.h>
+#include <libpq-fe.h>
+
+#include <array>
+#include <charconv>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "tessera/encoding.hpp"
+
+namespace tessera {
+namespace {
+
+#define TRY_ST(expr)                                                  \
+  do {                                                                \
+    if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
+  } while (0)
+#define TRY_R(expr)                                                \
+  do {                                                             \
+    if (auto _r = (expr); !_r) return std::unexpected(_r.error()); \
+  } while (0)
+
+// Versioned migrations: entry i takes the schema from version i to i + 1.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE sessions (
+  id TEXT PRIMARY KEY,
+  subject TEXT NOT NULL,
+  family_id TEXT NOT NULL,
+  mode SMALLINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  last_seen_at BIGINT NOT NULL,
+  idle_expires_at BIGINT,
+  expires_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  revoke_reason TEXT NOT NULL DEFAULT '',
+  generation BIGINT NOT NULL,
+  epoch_at_issue BIGINT NOT NULL,
+  ip TEXT NOT NULL, user_agent TEXT NOT NULL, device TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  data TEXT NOT NULL,
+  claims TEXT NOT NULL,
+  rotated_at BIGINT,
+  sealed_version BIGINT,
+  sealed_text TEXT
+);
+CREATE INDEX sessions_by_subject ON sessions(subject, last_seen_at);
+CREATE INDEX sessions_by_family ON sessions(family_id);
+CREATE INDEX sessions_by_expiry ON sessions(expires_at);
+CREATE TABLE credentials (
+  lookup TEXT PRIMARY KEY,
+  key_version BIGINT NOT NULL,
+  kind SMALLINT NOT NULL,
+  session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+  generation BIGINT NOT NULL
+);
+CREATE INDEX credentials_by_session ON credentials(session_id);
+CREATE TABLE epochs (subject TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
+)sql",
+};
+static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
+
+#define SESSION_COLUMNS                                                                       \
+  "s.id, s.subject, s.family_id, s.mode, s.created_at, s.last_seen_at, s.idle_expires_at, "   \
+  "s.expires_at, s.revoked_at, s.revoke_reason, s.generation, s.epoch_at_issue, s.ip, "       \
+  "s.user_agent, s.device, s.fingerprint, s.data, s.claims, s.rotated_at, s.sealed_version, " \
+  "s.sealed_text"
+
+#define REVOKE_SET                                                                           \
+  "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $3, sealed_version = NULL, " \
+  "sealed_text = NULL "
+
+// Every statement, prepared once per connection under its index.
+enum Sql : int {
+  kFind,
+  kFindByCredential,
+  kRotate,
+  kRotateCheck,
+  kTouch,
+  kRekey,
+  kRevokeId,
+  kRevokeFamily,
+  kRevokeSubject,
+  kListLive,
+  kCleanup,
+  kEpoch,
+  kEpochs,
+  kBumpEpoch,
+  kSubjectLock,
+  kInsertSession,
+  kInsertCredential,
+  kEvict,
+  kSqlCount,
+};
+
+constexpr std::array<const char*, kSqlCount> kSql = {
+    /* kFind */ "SELECT " SESSION_COLUMNS " FROM sessions s WHERE s.id = $1",
+    /* kFindByCredential */
+    "SELECT c.generation, " SESSION_COLUMNS
+    " FROM credentials c JOIN sessions s ON s.id = c.session_id "
+    "WHERE c.lookup = $1 AND c.kind = $2::smallint AND c.key_version = $3::bigint",
+    /* kRotate: the compare-and-swap and the new credential, one statement */
+    "WITH u AS (UPDATE sessions SET generation = $2::bigint + 1, rotated_at = $3::bigint, "
+    "sealed_version = $4::bigint, sealed_text = $5, last_seen_at = GREATEST(last_seen_at, "
+    "$3::bigint), idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $6::bigint IS NULL THEN "
+    "idle_expires_at ELSE GREATEST(idle_expires_at, $6::bigint) END "
+    "WHERE id = $1 AND generation = $2::bigint AND revoked_at IS NULL RETURNING id) "
+    "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) "
+    "SELECT $7, $8::bigint, $9::smallint, u.id, $2::bigint + 1 FROM u RETURNING 1",
+    /* kRotateCheck */ "SELECT revoked_at IS NOT NULL FROM sessions WHERE id = $1",
+    /* kTouch */
+    "UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2::bigint), "
+    "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
+    "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
+    "WHERE id = $1 AND revoked_at IS NULL",
+    /* kRekey */
+    "UPDATE credentials SET lookup = $4, key_version = $5::bigint WHERE lookup = $2 AND "
+    "key_version = $3::bigint AND session_id = $1",
+    /* kRevokeId */ REVOKE_SET "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+    /* kRevokeFamily */ REVOKE_SET "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id",
+    /* kRevokeSubject */
+    REVOKE_SET
+    "WHERE subject = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR id <> $4) RETURNING id",
+    /* kListLive */
+    "SELECT " SESSION_COLUMNS
+    " FROM sessions s WHERE s.subject = $1 AND s.revoked_at IS NULL AND s.expires_at > "
+    "$2::bigint AND (s.idle_expires_at IS NULL OR s.idle_expires_at > $2::bigint) "
+    "ORDER BY s.last_seen_at DESC, s.id DESC",
+    /* kCleanup */ "DELETE FROM sessions WHERE expires_at < $1::bigint OR revoked_at < $1::bigint",
+    /* kEpoch */ "SELECT epoch FROM epochs WHERE subject = $1",
+    /* kEpochs */
+    "SELECT COALESCE(MAX(epoch) FILTER (WHERE subject = ''), 0), "
+    "COALESCE(MAX(epoch) FILTER (WHERE subject = $1), 0) FROM epochs WHERE subject IN ('', $1)",
+    /* kBumpEpoch */
+    "INSERT INTO epochs (subject, epoch) VALUES ($1, 1) ON CONFLICT (subject) DO UPDATE SET "
+    "epoch = epochs.epoch + 1 RETURNING epoch",
+    /* kSubjectLock */ "SELECT pg_advisory_xact_lock(hashtextextended($1, 7468))",
+    /* kInsertSession */
+    "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
+    "idle_expires_at, expires_at, generation, epoch_at_issue, ip, user_agent, device, "
+    "fingerprint, data, claims) VALUES ($1, $2, $3, $4::smallint, $5::bigint, $6::bigint, "
+    "$7::bigint, $8::bigint, $9::bigint, $10::bigint, $11, $12, $13, $14, $15, $16)",
+    /* kInsertCredential */
+    "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES ($1, "
+    "$2::bigint, $3::smallint, $4, $5::bigint)",
+    /* kEvict: live sessions beyond the cap, least recently seen first */
+    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = 'evicted', sealed_version = "
+    "NULL, sealed_text = NULL WHERE id IN (SELECT id FROM sessions WHERE subject = $1 AND "
+    "revoked_at IS NULL AND expires_at > $2::bigint AND (idle_expires_at IS NULL OR "
+    "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
+    "$4::bigint) RETURNING id",
+};
+
+const char* statement_name(Sql sql) {
+  static const auto names = [] {
+    std::array<std::string, kSqlCount> n;
+    for (int i = 0; i < kSqlCount; ++i) n[static_cast<std::size_t>(i)] = fmt::format("t{}", i);
+    return n;
+  }();
+  return names[static_cast<std::size_t>(sql)].c_str();
+}
+
+struct PgResultDeleter {
+  void operator()(PGresult* r) const noexcept { PQclear(r); }
+};
+using PgResult = std::unique_ptr<PGresult, PgResultDeleter>;
+
+// Parameters are passed as text; std::nullopt is SQL NULL.
+class Params {
+ public:
+  Params& add(std::string_view v) {
+    values_.emplace_back(v);
+    return *this;
+  }
+  Params& add(std::int64_t v) { return add(std::string_view(fmt::format("{}", v))); }
+  Params& add(std::uint64_t v) { return add(std::string_view(fmt::format("{}", v))); }
+  Params& add(UnixSeconds t) { return add(std::int64_t{t.time_since_epoch().count()}); }
+  Params& add(std::optional<UnixSeconds> t) {
+    if (t) return add(*t);
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+  Params& add_null() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+  [[nodiscard]] std::vector<const char*> pointers() const {
+    std::vector<const char*> out;
+    out.reserve(values_.size());
+    for (const auto& v : values_) out.push_back(v ? v->c_str() : nullptr);
+    return out;
+  }
+  [[nodiscard]] int size() const { return static_cast<int>(values_.size()); }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+std::int64_t to_i64(const PGresult* r, int row, int col) {
+  const char* v = PQgetvalue(r, row, col);
+  std::int64_t out = 0;
+  std::from_chars(v, v + PQgetlength(r, row, col), out);
+  return out;
+}
+bool is_null(const PGresult* r, int row, int col) {
+  return PQgetisnull(r, row, col) != 0;
+}
+std::string text(const PGresult* r, int row, int col) {
+  return {PQgetvalue(r, row, col), static_cast<std::size_t>(PQgetlength(r, row, col))};
+}
+UnixSeconds time_at(const PGresult* r, int row, int col) {
+  return UnixSeconds{std::chrono::seconds{to_i64(r, row, col)}};
+}
+std::optional<UnixSeconds> opt_time(const PGresult* r, int row, int col) {
+  if (is_null(r, row, col)) return std::nullopt;
+  return time_at(r, row, col);
+}
+
+Session read_session(const PGresult* r, int row, int b = 0) {
+  Session x;
+  x.id = text(r, row, b + 0);
+  x.subject = text(r, row, b + 1);
+  x.family_id = text(r, row, b + 2);
+  x.mode = to_i64(r, row, b + 3) == 1 ? SessionMode::token : SessionMode::cookie;
+  x.created_at = time_at(r, row, b + 4);
+  x.last_seen_at = time_at(r, row, b + 5);
+  x.idle_expires_at = opt_time(r, row, b + 6);
+  x.expires_at = time_at(r, row, b + 7);
+  x.revoked_at = opt_time(r, row, b + 8);
+  x.revoke_reason = text(r, row, b + 9);
+  x.generation = static_cast<std::uint64_t>(to_i64(r, row, b + 10));
+  x.epoch_at_issue = static_cast<std::uint64_t>(to_i64(r, row, b + 11));
+  x.metadata.ip = text(r, row, b + 12);
+  x.metadata.user_agent = text(r, row, b + 13);
+  x.metadata.device = text(r, row, b + 14);
+  x.metadata.fingerprint_digest = text(r, row, b + 15);
+  x.data = text(r, row, b + 16);
+  x.claims = text(r, row, b + 17);
+  x.rotated_at = opt_time(r, row, b + 18);
+  if (!is_null(r, row, b + 19)) {
+    x.sealed_current =
+        SealedToken{static_cast<std::uint32_t>(to_i64(r, row, b + 19)), text(r, row, b + 20)};
+  }
+  return x;
+}
+
+std::vector<std::string> ids_of(const PGresult* r) {
+  std::vector<std::string> out;
+  for (int i = 0; i < PQntuples(r); ++i) out.push_back(text(r, i, 0));
+  return out;
+}
+
+// A failed command: a constraint or bad data is the caller's
+// (invalid_request); a lost or refused connection, a timeout, a
+// serialisation failure is transient (store_unavailable); anything else is
+// a bug here (internal). The server's message names no secret: parameters
+// are never echoed into it by PostgreSQL's standard errors except for
+// unique violations, whose detail we drop.
+Error classify(const PGresult* r, PGconn* conn) {
+  const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+  const std::string_view sqlstate = state ? state : "";
+  const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string msg = primary ? primary : PQerrorMessage(conn);
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  if (sqlstate.starts_with("23") || sqlstate.starts_with("22")) {
+    return {ErrorCode::invalid_request, fmt::format("postgresql {}: {}", sqlstate, msg)};
+  }
+  if (sqlstate.starts_with("42")) {
+    return {ErrorCode::internal, fmt::format("postgresql {}: {}", sqlstate, msg)};
+  }
+  return {ErrorCode::store_unavailable,
+          fmt::format("postgresql{}{}: {}", sqlstate.empty() ? "" : " ", sqlstate, msg)};
+}
+
+struct Conn {
+  PGconn* pg = nullptr;
+  ~Conn() {
+    if (pg) PQfinish(pg);
+  }
+  [[nodiscard]] bool ok() const { return pg && PQstatus(pg) == CONNECTION_OK; }
+
+  Result<PgResult> exec(Sql sql, const Params& p) {
+    const auto values = p.pointers();
+    PgResult r(
+        PQexecPrepared(pg, statement_name(sql), p.size(), values.data(), nullptr, nullptr, 0));
+    const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      return std::unexpected(classify(r.get(), pg));
+    }
+    return r;
+  }
+  Status simple(const char* sql) {
+    PgResult r(PQexec(pg, sql));
+    const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      return std::unexpected(classify(r.get(), pg));
+    }
+    return {};
+  }
+};
+
+bool valid_schema_name(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const bool ok = (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9');
+    if (!ok) return false;
+  }
+  return true;
+}
+
+class PostgresStore final : public SessionStore {
+ public:
+  explicit PostgresStore(PostgresOptions o) : o_(std::move(o)) {}
+
+  Status open() {
+    auto c = connect(/*prepare=*/false);
+    if (!c) return std::unexpected(c.error());
+    TRY_ST(migrate(**c));
+    // Statements are prepared after the tables exist.
+    for (int i = 0; i < kSqlCount; ++i) {
+      TRY_ST(prepare_one(**c, static_cast<Sql>(i)));
+    }
+    {
+      std::lock_guard lock(mu_);
+      ++open_;
+    }
+    release(std::move(*c));
+    return {};
+  }
+
+  Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential,
+                              std::size_t max_live, UnixSeconds now,
+                              std::optional<std::string_view> replaces) override {
+    RevokeResult out;
+    auto st = transaction([&](Conn& c) -> Status {
+      TRY_R(c.exec(kSubjectLock, Params().add(s.subject)));
+      if (replaces) {
+        auto r = c.exec(kRevokeId, Params().add(*replaces).add(now).add("rotated"));
+        if (!r) return std::unexpected(r.error());
+        for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
+      }
+      Params p;
+      p.add(s.id).add(s.subject).add(s.family_id).add(std::int64_t{s.mode == SessionMode::token});
+      p.add(s.created_at).add(s.last_seen_at).add(s.idle_expires_at).add(s.expires_at);
+      p.add(s.generation).add(s.epoch_at_issue);
+      p.add(s.metadata.ip).add(s.metadata.user_agent).add(s.metadata.device);
+      p.add(s.metadata.fingerprint_digest).add(s.data).add(s.claims);
+      TRY_R(c.exec(kInsertSession, p));
+      TRY_R(c.exec(kInsertCredential, Params()
+                                          .add(credential.text())
+                                          .add(std::uint64_t{credential.version})
+                                          .add(static_cast<std::int64_t>(kind))
+                                          .add(s.id)
+                                          .add(s.generation)));
+      auto evicted =
+          c.exec(kEvict, Params().add(s.subject).add(now).add(s.id).add(
+                             static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0)));
+      if (!evicted) return std::unexpected(evicted.error());
+      for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
+      return {};
+    });
+    if (!st) return std::unexpected(st.error());
+    return out;
+  }
+
+  Result<std::optional<Session>> find(std::string_view id) override {
+    auto r = run(kFind, Params().add(id));
+    if (!r) return std::unexpected(r.error());
+    if (PQntuples(r->get()) == 0) return std::optional<Session>{};
+    return std::optional<Session>{read_session(r->get(), 0)};
+  }
+
+  Result<std::optional<CredentialHit>> find_by_credential(
+      TokenKind kind, std::span<const LookupKey> candidates) override {
+    auto lease = acquire();
+    if (!lease) return std::unexpected(lease.error());
+    for (const auto& k : candidates) {
+      auto r = (*lease)->exec(kFindByCredential, Params()
+                                                     .add(k.text())
+                                                     .add(static_cast<std::int64_t>(kind))
+                                                     .add(std::uint64_t{k.version}));
+      if (!r) return fail_with(std::move(*lease), r.error());
+      if (PQntuples(r->get()) > 0) {
+        CredentialHit hit{read_session(r->get(), 0, 1),
+                          static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k.version};
+        release(std::move(*lease));
+        return std::optional<CredentialHit>{std::move(hit)};
+      }
+    }
+    release(std::move(*lease));
+    return std::optional<CredentialHit>{};
+  }
+
+  Result<RotateResult> rotate(std::string_view id, std::uint64_t expected, const LookupKey& next,
+                              const SealedToken& sealed, UnixSeconds now,
+                              std::optional<UnixSeconds> idle_expires_at) override {
+    auto lease = acquire();
+    if (!lease) return std::unexpected(lease.error());
+    auto r = (*lease)->exec(kRotate, Params()
+                                         .add(id)
+                                         .add(expected)
+                                         .add(now)
+                                         .add(std::uint64_t{sealed.key_version})
+                                         .add(sealed.text)
+                                         .add(idle_expires_at)
+                                         .add(next.text())
+                                         .add(std::uint64_t{next.version})
+                                         .add(static_cast<std::int64_t>(TokenKind::refresh)));
+    if (!r) return fail_with(std::move(*lease), r.error());
+    if (PQntuples(r->get()) == 1) {
+      release(std::move(*lease));
+      return RotateResult::rotated;
+    }
+    auto check = (*lease)->exec(kRotateCheck, Params().add(id));
+    if (!check) return fail_with(std::move(*lease), check.error());
+    const bool gone = PQntuples(check->get()) == 0 || text(check->get(), 0, 0) == "t";
+    release(std::move(*lease));
+    return gone ? RotateResult::session_gone : RotateResult::lost_race;
+  }
+
+  Status touch(std::string_view id, UnixSeconds last_seen,
+               std::optional<UnixSeconds> idle_expires_at,
+               std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
+    Params touch_params;
+    touch_params.add(id).add(last_seen).add(idle_expires_at);
+    if (!rekey) {
+      auto r = run(kTouch, touch_params);
+      if (!r) return std::unexpected(r.error());
+      return {};
+    }
+    return transaction([&](Conn& c) -> Status {
+      auto t = c.exec(kTouch, touch_params);
+      if (!t) return std::unexpected(t.error());
+      if (std::string_view(PQcmdTuples(t->get())) == "0") return {};
+      TRY_R(c.exec(kRekey, Params()
+                               .add(id)
+                               .add(rekey->first.text())
+                               .add(std::uint64_t{rekey->first.version})
+                               .add(rekey->second.text())
+                               .add(std::uint64_t{rekey->second.version})));
+      return {};
+    });
+  }
+
+  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+                                      UnixSeconds now) override {
+    return revoked(run(kRevokeId, Params().add(id).add(now).add(reason)));
+  }
+  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+                                     UnixSeconds now) override {
+    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(reason)));
+  }
+  Result<RevokeResult> revoke_subject(std::string_view subject,
+                                      std::optional<std::string_view> except,
+                                      std::string_view reason, UnixSeconds now) override {
+    Params p;
+    p.add(subject).add(now).add(reason);
+    if (except) {
+      p.add(*except);
+    } else {
+      p.add_null();
+    }
+    return revoked(run(kRevokeSubject, p));
+  }
+
+  Result<std::vector<Session>> list_live(std::string_view subject, UnixSeconds now) override {
+    auto r = run(kListLive, Params().add(subject).add(now));
+    if (!r) return std::unexpected(r.error());
+    std::vector<Session> out;
+    for (int i = 0; i < PQntuples(r->get()); ++i) out.push_back(read_session(r->get(), i));
+    return out;
+  }
+
+  Result<std::size_t> cleanup(UnixSeconds before) override {
+    auto r = run(kCleanup, Params().add(before));
+    if (!r) return std::unexpected(r.error());
+    std::size_t n = 0;
+    const std::string_view count = PQcmdTuples(r->get());
+    std::from_chars(count.data(), count.data() + count.size(), n);
+    return n;
+  }
+
+  Result<std::uint64_t> epoch(std::string_view subject) override {
+    auto r = run(kEpoch, Params().add(subject));
+    if (!r) return std::unexpected(r.error());
+    if (PQntuples(r->get()) == 0) return std::uint64_t{0};
+    return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
+  }
+
+  Result<Epochs> epochs(std::string_view subject) override {
+    auto r = run(kEpochs, Params().add(subject));
+    if (!r) return std::unexpected(r.error());
+    return Epochs{static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)),
+                  static_cast<std::uint64_t>(to_i64(r->get(), 0, 1))};
+  }
+
+  Result<std::uint64_t> bump_epoch(std::string_view subject) override {
+    auto r = run(kBumpEpoch, Params().add(subject));
+    if (!r) return std::unexpected(r.error());
+    return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
+  }
+
+ private:
+  static Result<RevokeResult> revoked(Result<PgResult> r) {
+    if (!r) return std::unexpected(r.error());
+    return RevokeResult{ids_of(r->get())};
+  }
+
+  Result<std::unique_ptr<Conn>> connect(bool prepare) {
+    auto c = std::make_unique<Conn>();
+    const std::string timeout = fmt::format("{}", o_.connect_timeout.count());
+    const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
+    const char* values[] = {o_.url.c_str(), timeout.c_str(), "tessera", nullptr};
+    c->pg = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+    if (!c->ok()) {
+      std::string msg = c->pg ? PQerrorMessage(c->pg) : "out of memory";
+      while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+      return fail(ErrorCode::store_unavailable, "postgresql: cannot connect: " + msg);
+    }
+    PQsetNoticeProcessor(
+        c->pg, [](void*, const char*) {}, nullptr);
+    TRY_ST(c->simple(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}; "
+                                 "SET statement_timeout = {1}",
+                                 o_.schema, o_.statement_timeout.count())
+                         .c_str()));
+    if (prepare) {
+      for (int i = 0; i < kSqlCount; ++i) TRY_ST(prepare_one(*c, static_cast<Sql>(i)));
+    }
+    return c;
+  }
+
+  static Status prepare_one(Conn& c, Sql sql) {
+    PgResult r(PQprepare(c.pg, statement_name(sql), kSql[sql], 0, nullptr));
+    if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) {
+      return std::unexpected(classify(r.get(), c.pg));
+    }
+    return {};
+  }
+
+  // Applies missing migrations in one transaction under an advisory lock,
+  // so that instances starting together migrate once.
+  Status migrate(Conn& c) {
+    TRY_ST(c.simple("BEGIN"));
+    auto body = [&]() -> Status {
+      TRY_ST(c.simple("SELECT pg_advisory_xact_lock(7468001)"));
+      TRY_ST(c.simple("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER NOT NULL)"));
+      PgResult r(PQexec(c.pg, "SELECT max(version) FROM tessera_schema"));
+      if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+        return std::unexpected(classify(r.get(), c.pg));
+      }
+      const int version = is_null(r.get(), 0, 0) ? 0 : static_cast<int>(to_i64(r.get(), 0, 0));
+      if (version > kPostgresSchemaVersion) {
+        return fail(ErrorCode::store_unavailable,
+                    fmt::format("database schema version {} is newer than this build ({})", version,
+                                kPostgresSchemaVersion));
+      }
+      for (int i = version; i < kPostgresSchemaVersion; ++i) {
+        TRY_ST(c.simple(kMigrations[i]));
+      }
+      if (version < kPostgresSchemaVersion) {
+        TRY_ST(c.simple("DELETE FROM tessera_schema"));
+        TRY_ST(c.simple(
+            fmt::format("INSERT INTO tessera_schema VALUES ({})", kPostgresSchemaVersion).c_str()));
+      }
+      return {};
+    };
+    if (auto st = body(); !st) {
+      (void)c.simple("ROLLBACK");
+      return st;
+    }
+    return c.simple("COMMIT");
+  }
+
+  // The pool: idle connections are reused; a broken one is dropped and a
+  // fresh one made on the next acquire, so service resumes by itself once
+  // the server is back.
+  Result<std::unique_ptr<Conn>> acquire() {
+    {
+      std::unique_lock lock(mu_);
+      const bool got = cv_.wait_for(lock, o_.acquire_timeout,
+                                    [&] { return !idle_.empty() || open_ < o_.pool_size; });
+      if (!got) return fail(ErrorCode::store_unavailable, "postgresql: no free connection");
+      if (!idle_.empty()) {
+        auto c = std::move(idle_.back());
+        idle_.pop_back();
+        if (c->ok()) return c;
+        --open_;  // dropped below, replaced by a fresh one
+      }
+      ++open_;
+    }
+    auto c = connect(/*prepare=*/true);
+    if (!c) {
+      std::lock_guard lock(mu_);
+      --open_;
+      cv_.notify_one();
+    }
+    return c;
+  }
+
+  void release(std::unique_ptr<Conn> c) {
+    std::lock_guard lock(mu_);
+    if (c && c->ok() && PQtransactionStatus(c->pg) == PQTRANS_IDLE) {
+      idle_.push_back(std::move(c));
+    } else {
+      --open_;
+    }
+    cv_.notify_one();
+  }
+
+  // Returns the connection (dropped if it broke) and the error.
+  std::unexpected<Error> fail_with(std::unique_ptr<Conn> c, const Error& e) {
+    release(std::move(c));
+    return std::unexpected(e);
+  }
+
+  Result<PgResult> run(Sql sql, const Params& p) {
+    auto lease = acquire();
+    if (!lease) return std::unexpected(lease.error());
+    auto r = (*lease)->exec(sql, p);
+    release(std::move(*lease));
+    return r;
+  }
+
+  Status transaction(const std::function<Status(Conn&)>& body) {
+    auto lease = acquire();
+    if (!lease) return std::unexpected(lease.error());
+    Conn& c = **lease;
+    if (auto st = c.simple("BEGIN"); !st) return fail_with(std::move(*lease), st.error());
+    auto st = body(c);
+    if (st) st = c.simple("COMMIT");
+    if (!st) (void)c.simple("ROLLBACK");
+    release(std::move(*lease));
+    return st;
+  }
+
+  PostgresOptions o_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Conn>> idle_;
+  std::size_t open_ = 0;  // connections handed out or idle
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SessionStore>> open_postgres_store(PostgresOptions options) {
+  if (options.url.empty()) return fail(ErrorCode::config_invalid, "store: empty PostgreSQL URL");
+  if (!valid_schema_name(options.schema)) {
+    return fail(ErrorCode::config_invalid,
+                "store: PostgreSQL schema must match [a-z_][a-z0-9_]{0,62}");
+  }
+  if (options.pool_size == 0) options.pool_size = 1;
+  auto store = std::make_unique<PostgresStore>(std::move(options));
+  if (auto st = store->open(); !st) return std::unexpected(st.error());
+  return std::unique_ptr<SessionStore>(std::move(store));
+}
+
+}  // namespace tessera
