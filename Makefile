@@ -9,28 +9,29 @@ CMAKE_FLAGS ?=
 all: build
 
 deps:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh servers
 
 build: deps
 	cmake -S . -B build -G Ninja $(CMAKE_FLAGS)
 	cmake --build build -j $(JOBS)
 
+# Tests run beside a throwaway PostgreSQL and Redis (scripts/with-servers.sh).
 test: build
-	ctest --test-dir build --output-on-failure --no-tests=error -j $(JOBS)
+	scripts/with-servers.sh ctest --test-dir build --output-on-failure --no-tests=error -j $(JOBS)
 
 # ASan+UBSan build of the library and every test.
 asan: deps
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=address -DTESSERA_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir build-asan --output-on-failure --no-tests=error -j $(JOBS)
+	  scripts/with-servers.sh ctest --test-dir build-asan --output-on-failure --no-tests=error -j $(JOBS)
 
 # TSan build; runs the tests labelled "concurrency".
 tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_SANITIZE=thread -DTESSERA_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --test-dir build-tsan --output-on-failure --no-tests=error -j $(JOBS) -L concurrency
+	  scripts/with-servers.sh ctest --test-dir build-tsan --output-on-failure --no-tests=error -j $(JOBS) -L concurrency
 
 fuzz-build:
 	@scripts/install-deps.sh fuzz
