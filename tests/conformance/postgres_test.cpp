@@ -3,7 +3,11 @@
 // one). Each test gets a schema of its own. Without the variable the suite
 // is not instantiated — unless TESSERA_REQUIRE_SERVERS=1 (make test, CI),
 // where a missing server fails every test instead of skipping silently.
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -92,6 +96,97 @@ TEST(PostgresStore, RefusesADatabaseFromANewerSchema) {
   EXPECT_EQ(s.error().code, ErrorCode::store_unavailable);
   EXPECT_NE(s.error().detail.find("newer"), std::string::npos);
   std::filesystem::remove_all(dir);
+}
+
+// A server of the test's own (restarting the shared one would break the
+// tests running beside it), started and stopped with pg_ctl.
+class OwnPostgres {
+ public:
+  OwnPostgres() : dir_(make_scratch_dir()) {
+    const char* bin = std::getenv("TESSERA_TEST_PG_BIN");
+    if (bin == nullptr) throw std::runtime_error("TESSERA_TEST_PG_BIN is not set");
+    bin_ = bin;
+    port_ = free_port();
+    if (geteuid() == 0) {
+      as_ = "runuser -u postgres -- ";
+      std::filesystem::permissions(dir_, std::filesystem::perms::all);
+    }
+    sh(fmt::format("{}{}/initdb -D {}/data -U postgres --auth=trust --no-sync >/dev/null", as_,
+                   bin_, dir_.string()));
+    start();
+  }
+  ~OwnPostgres() {
+    (void)std::system(fmt::format("{}{}/pg_ctl -D {}/data -m immediate stop >/dev/null 2>&1", as_,
+                                  bin_, dir_.string())
+                          .c_str());
+    std::filesystem::remove_all(dir_);
+  }
+  void start() {
+    sh(
+        fmt::format("{}{}/pg_ctl -D {}/data -l {}/log -w -t 60 -o '-h 127.0.0.1 -p {} -k {}' "
+                    "start >/dev/null",
+                    as_, bin_, dir_.string(), dir_.string(), port_, dir_.string()));
+  }
+  void kill() {
+    sh(fmt::format("{}{}/pg_ctl -D {}/data -m immediate stop >/dev/null", as_, bin_,
+                   dir_.string()));
+  }
+  [[nodiscard]] std::string url() const {
+    return fmt::format("postgresql://postgres@127.0.0.1:{}/postgres", port_);
+  }
+
+ private:
+  static void sh(const std::string& cmd) {
+    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+  }
+  static int free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      close(fd);
+      throw std::runtime_error("no free port");
+    }
+    close(fd);
+    return ntohs(a.sin_port);
+  }
+
+  std::filesystem::path dir_;
+  std::string bin_;
+  std::string as_;
+  int port_ = 0;
+};
+
+TEST(PostgresStore, AnOutageIsStoreUnavailableAndServiceResumesByItself) {
+  if (std::getenv("TESSERA_TEST_PG_BIN") == nullptr) {
+    if (servers_required()) FAIL() << "TESSERA_TEST_PG_BIN is not set";
+    GTEST_SKIP() << "no PostgreSQL binaries (run through scripts/with-servers.sh)";
+  }
+  OwnPostgres pg;
+  auto store = open_postgres_store({.url = pg.url(), .connect_timeout = std::chrono::seconds{2}});
+  ASSERT_TRUE(store) << store.error();
+  ASSERT_EQ(*(*store)->bump_epoch("alice"), 1u);
+
+  pg.kill();
+  for (int i = 0; i < 3; ++i) {
+    auto during = (*store)->epoch("alice");
+    ASSERT_FALSE(during) << "answered while the server is down";
+    EXPECT_EQ(during.error().code, ErrorCode::store_unavailable) << during.error();
+    auto write = (*store)->bump_epoch("alice");
+    ASSERT_FALSE(write);
+    EXPECT_EQ(write.error().code, ErrorCode::store_unavailable) << write.error();
+  }
+
+  pg.start();
+  // The first read after the restart already succeeds: the dead pooled
+  // connection is replaced and the read retried once.
+  auto after = (*store)->epoch("alice");
+  ASSERT_TRUE(after) << after.error();
+  EXPECT_EQ(*after, 1u);
+  EXPECT_EQ(*(*store)->bump_epoch("alice"), 2u);
 }
 
 }  // namespace

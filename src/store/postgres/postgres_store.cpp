@@ -377,22 +377,18 @@ class PostgresStore final : public SessionStore {
 
   Result<std::optional<CredentialHit>> find_by_credential(
       TokenKind kind, std::span<const LookupKey> candidates) override {
-    auto lease = acquire();
-    if (!lease) return std::unexpected(lease.error());
     for (const auto& k : candidates) {
-      auto r = (*lease)->exec(kFindByCredential, Params()
-                                                     .add(k.text())
-                                                     .add(static_cast<std::int64_t>(kind))
-                                                     .add(std::uint64_t{k.version}));
-      if (!r) return fail_with(std::move(*lease), r.error());
+      auto r = run(kFindByCredential, Params()
+                                          .add(k.text())
+                                          .add(static_cast<std::int64_t>(kind))
+                                          .add(std::uint64_t{k.version}));
+      if (!r) return std::unexpected(r.error());
       if (PQntuples(r->get()) > 0) {
-        CredentialHit hit{read_session(r->get(), 0, 1),
-                          static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k.version};
-        release(std::move(*lease));
-        return std::optional<CredentialHit>{std::move(hit)};
+        return std::optional<CredentialHit>{
+            CredentialHit{read_session(r->get(), 0, 1),
+                          static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k.version}};
       }
     }
-    release(std::move(*lease));
     return std::optional<CredentialHit>{};
   }
 
@@ -618,12 +614,46 @@ class PostgresStore final : public SessionStore {
     return std::unexpected(e);
   }
 
+  // One statement on a pooled connection. A connection that turns out dead
+  // (the server restarted since it was last used) is dropped; a read is
+  // then tried once more on a fresh connection, a write is not (whether it
+  // reached the server is unknown: the caller decides).
   Result<PgResult> run(Sql sql, const Params& p) {
-    auto lease = acquire();
-    if (!lease) return std::unexpected(lease.error());
-    auto r = (*lease)->exec(sql, p);
-    release(std::move(*lease));
-    return r;
+    for (int attempt = 0;; ++attempt) {
+      auto lease = acquire();
+      if (!lease) return std::unexpected(lease.error());
+      auto r = (*lease)->exec(sql, p);
+      const bool broke = !r && !(*lease)->ok();
+      release(std::move(*lease));
+      if (r || !broke || attempt > 0 || !is_read(sql)) return r;
+    }
+  }
+
+  static bool is_read(Sql sql) {
+    switch (sql) {
+      case kFind:
+      case kFindByCredential:
+      case kRotateCheck:
+      case kListLive:
+      case kEpoch:
+      case kEpochs:
+        return true;
+      case kRotate:
+      case kTouch:
+      case kRekey:
+      case kRevokeId:
+      case kRevokeFamily:
+      case kRevokeSubject:
+      case kCleanup:
+      case kBumpEpoch:
+      case kSubjectLock:
+      case kInsertSession:
+      case kInsertCredential:
+      case kEvict:
+      case kSqlCount:
+        return false;
+    }
+    return false;
   }
 
   Status transaction(const std::function<Status(Conn&)>& body) {
