@@ -1,0 +1,161 @@
+// The resource side (DESIGN.md §5): verify access tokens locally with public
+// keys, then optionally the subject's epoch (L1) and the session's liveness
+// (L2). No private key, no rotation, no writes. The ports (keys, epochs,
+// liveness) are where I/O happens; the verifier itself takes time from a
+// Clock and does none.
+//
+// Transient answers fail closed: an epoch that cannot be read is
+// epoch_unavailable, a liveness that cannot be checked is
+// liveness_unavailable — both HTTP 503, never "admit".
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "tessera/clock.hpp"
+#include "tessera/error.hpp"
+#include "tessera/jwt.hpp"
+#include "tessera/key_set.hpp"
+#include "tessera/session.hpp"
+
+namespace tessera::verify {
+
+// Where the verification keys come from. Thread-safe.
+class KeySource {
+ public:
+  virtual ~KeySource() = default;
+  // The current key set; never null once the source was created.
+  [[nodiscard]] virtual std::shared_ptr<const KeySet> keys() = 0;
+  // A token named a kid that keys() lacks: the source may look again (at
+  // most once per its interval) and returns the set to retry with, or
+  // nullptr when it did not look.
+  [[nodiscard]] virtual std::shared_ptr<const KeySet> refresh_for_unknown_kid() = 0;
+};
+
+// A fixed key set (a JWKS file, or the authority's own keys in one process).
+class StaticKeySource final : public KeySource {
+ public:
+  explicit StaticKeySource(KeySet keys) : keys_(std::make_shared<const KeySet>(std::move(keys))) {}
+  std::shared_ptr<const KeySet> keys() override { return keys_; }
+  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override { return nullptr; }
+
+ private:
+  std::shared_ptr<const KeySet> keys_;
+};
+
+// L1: the subject's current epoch. Errors: epoch_unavailable (transient).
+class EpochSource {
+ public:
+  virtual ~EpochSource() = default;
+  [[nodiscard]] virtual Result<std::uint64_t> current(std::string_view subject) = 0;
+};
+
+// An in-process cache in front of another source (Redis, the authority over
+// HTTP): answers from memory for `ttl`, asks `inner` on a miss and writes
+// the answer back. invalidate() drops a subject at once (pub/sub on bump).
+// Bounded: at most `max_entries` subjects, the oldest dropped first.
+class CachedEpochSource final : public EpochSource {
+ public:
+  CachedEpochSource(EpochSource& inner, const Clock& clock, std::chrono::milliseconds ttl,
+                    std::size_t max_entries = 100'000);
+  Result<std::uint64_t> current(std::string_view subject) override;
+  void invalidate(std::string_view subject);
+  void invalidate_all();
+
+ private:
+  struct Entry {
+    std::uint64_t epoch;
+    UnixMillis fetched;
+  };
+  EpochSource& inner_;
+  const Clock& clock_;
+  std::chrono::milliseconds ttl_;
+  std::size_t max_entries_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> entries_;
+  std::uint64_t generation_ = 0;  // bumped by invalidate_all: late fetches don't write back
+};
+
+// L2: is the session live? Errors: liveness_unavailable (transient).
+enum class Liveness : std::uint8_t { live, revoked };
+struct LivenessQuery {
+  std::string_view session_id;
+  std::string_view token;  // the access token itself, for checks that introspect it
+};
+class LivenessCheck {
+ public:
+  virtual ~LivenessCheck() = default;
+  [[nodiscard]] virtual Result<Liveness> check(const LivenessQuery& query) = 0;
+};
+
+// Asks the session store directly (a resource service that shares the
+// authority's database, or the authority itself).
+class StoreLivenessCheck final : public LivenessCheck {
+ public:
+  StoreLivenessCheck(SessionStore& store, const Clock& clock) : store_(store), clock_(clock) {}
+  Result<Liveness> check(const LivenessQuery& query) override;
+
+ private:
+  SessionStore& store_;
+  const Clock& clock_;
+};
+
+struct VerifierOptions {
+  std::string issuer;                  // required
+  std::vector<std::string> audiences;  // required: the token's aud must name one
+  std::chrono::seconds leeway{30};
+  std::size_t max_token_bytes = kMaxTokenBytes;
+  // Verified-token cache: entries (0 turns it off). Keyed by SHA-256 of the
+  // token; an entry ends at the token's exp. L1 and L2 still run on a hit.
+  std::size_t cache_entries = 10'000;
+};
+
+struct VerifiedAccess {
+  JwtClaims claims;
+  std::string kid;
+  bool from_cache = false;
+};
+
+// Thread-safe. The key, epoch and liveness sources must outlive it.
+class AccessVerifier {
+ public:
+  AccessVerifier(VerifierOptions options, KeySource& keys, const Clock& clock,
+                 EpochSource* epochs = nullptr, LivenessCheck* liveness = nullptr);
+  ~AccessVerifier();
+
+  // The checks of DESIGN.md §5 in order, stopping at the first failure with
+  // its own code: size → parse → key by kid (one refresh of the key source
+  // on an unknown kid) → algorithm pinned to the key → signature → typ →
+  // iss → aud → exp/nbf/iat with leeway → L1 epoch (epoch_stale; only when
+  // wired and the token has sv) → L2 liveness (session_revoked; only when
+  // wired and the token has sid).
+  [[nodiscard]] Result<VerifiedAccess> verify(std::string_view token);
+
+ private:
+  struct Cache;
+  VerifierOptions options_;
+  VerifyOptions jwt_options_;
+  KeySource& keys_;
+  const Clock& clock_;
+  EpochSource* epochs_;
+  LivenessCheck* liveness_;
+  std::unique_ptr<Cache> cache_;
+};
+
+// What an HTTP resource server answers for a failed verification: 401 with
+// a Bearer challenge for a token problem, 503 for a transient one (fail
+// closed: the client may retry; it is not told to log in again).
+struct HttpRejection {
+  unsigned status;
+  std::string www_authenticate;  // empty for 503
+};
+[[nodiscard]] HttpRejection to_http(const Error& error);
+
+}  // namespace tessera::verify

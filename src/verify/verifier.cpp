@@ -1,0 +1,256 @@
+#include <fmt/format.h>
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "core/openssl.hpp"
+#include "tessera/verify.hpp"
+
+namespace tessera::verify {
+
+// ---- CachedEpochSource ------------------------------------------------------
+
+CachedEpochSource::CachedEpochSource(EpochSource& inner, const Clock& clock,
+                                     std::chrono::milliseconds ttl, std::size_t max_entries)
+    : inner_(inner),
+      clock_(clock),
+      ttl_(ttl),
+      max_entries_(std::max<std::size_t>(1, max_entries)) {}
+
+Result<std::uint64_t> CachedEpochSource::current(std::string_view subject) {
+  const UnixMillis now = clock_.now_ms();
+  std::uint64_t generation = 0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(std::string(subject));
+    if (it != entries_.end() && now - it->second.fetched < ttl_) return it->second.epoch;
+    generation = generation_;
+  }
+  auto fresh = inner_.current(subject);
+  if (!fresh) return fresh;  // transient: not cached, the next call asks again
+  std::lock_guard lock(mu_);
+  // A bump published while we fetched may have invalidated everything; this
+  // answer might predate it, so it is returned but not written back.
+  if (generation != generation_) return fresh;
+  if (entries_.size() >= max_entries_ && !entries_.contains(std::string(subject))) {
+    // Drop the stalest entry. O(n) but only when full, and bounded by n.
+    auto oldest = entries_.begin();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it->second.fetched < oldest->second.fetched) oldest = it;
+    }
+    entries_.erase(oldest);
+  }
+  entries_.insert_or_assign(std::string(subject), Entry{*fresh, now});
+  return fresh;
+}
+
+void CachedEpochSource::invalidate(std::string_view subject) {
+  std::lock_guard lock(mu_);
+  if (subject.empty()) {  // the global epoch moved: every subject's effective epoch did
+    entries_.clear();
+    ++generation_;
+    return;
+  }
+  entries_.erase(std::string(subject));
+  ++generation_;
+}
+
+void CachedEpochSource::invalidate_all() {
+  std::lock_guard lock(mu_);
+  entries_.clear();
+  ++generation_;
+}
+
+// ---- StoreLivenessCheck -----------------------------------------------------
+
+Result<Liveness> StoreLivenessCheck::check(const LivenessQuery& query) {
+  auto s = store_.find(query.session_id);
+  if (!s) return fail(ErrorCode::liveness_unavailable, s.error().detail);
+  if (!*s || !(*s)->live_at(clock_.now())) return Liveness::revoked;
+  return Liveness::live;
+}
+
+// ---- Verified-token cache ---------------------------------------------------
+
+namespace {
+
+using Digest = std::array<std::uint8_t, 32>;
+
+// The cache key. No digest (OpenSSL failing) means no caching for this call.
+std::optional<Digest> sha256(std::string_view s) {
+  Digest d{};
+  unsigned int len = 0;
+  thread_local ossl::MdCtxPtr ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex2(ctx.get(), ossl::algorithms().sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), s.data(), s.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1 || len != d.size()) {
+    return std::nullopt;
+  }
+  return d;
+}
+
+struct DigestHash {
+  std::size_t operator()(const Digest& d) const noexcept {
+    std::size_t h;
+    std::memcpy(&h, d.data(), sizeof h);
+    return h;
+  }
+};
+
+}  // namespace
+
+// Sharded so that verifiers on many threads rarely meet on one lock.
+struct AccessVerifier::Cache {
+  static constexpr std::size_t kShards = 16;
+  struct Entry {
+    JwtClaims claims;
+    std::string kid;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<Digest, Entry, DigestHash> map;
+  };
+  explicit Cache(std::size_t entries) : per_shard(std::max<std::size_t>(1, entries / kShards)) {}
+
+  std::optional<Entry> find(const Digest& d, UnixSeconds now) {
+    Shard& s = shards[d[31] % kShards];
+    std::lock_guard lock(s.mu);
+    auto it = s.map.find(d);
+    if (it == s.map.end()) return std::nullopt;
+    if (now >= it->second.claims.exp) {  // an entry ends at the token's exp
+      s.map.erase(it);
+      return std::nullopt;
+    }
+    return it->second;
+  }
+
+  void put(const Digest& d, const JwtClaims& claims, const std::string& kid, UnixSeconds now) {
+    Shard& s = shards[d[31] % kShards];
+    std::lock_guard lock(s.mu);
+    if (s.map.size() >= per_shard) {
+      std::erase_if(s.map, [&](const auto& kv) { return now >= kv.second.claims.exp; });
+      if (s.map.size() >= per_shard) s.map.erase(s.map.begin());
+    }
+    s.map.insert_or_assign(d, Entry{claims, kid});
+  }
+
+  std::size_t per_shard;
+  std::array<Shard, kShards> shards;
+};
+
+// ---- AccessVerifier ---------------------------------------------------------
+
+AccessVerifier::AccessVerifier(VerifierOptions options, KeySource& keys, const Clock& clock,
+                               EpochSource* epochs, LivenessCheck* liveness)
+    : options_(std::move(options)),
+      jwt_options_{.issuer = options_.issuer,
+                   .audiences = options_.audiences,
+                   .leeway = options_.leeway,
+                   .max_token_bytes = options_.max_token_bytes,
+                   .require_at_jwt_typ = true},
+      keys_(keys),
+      clock_(clock),
+      epochs_(epochs),
+      liveness_(liveness),
+      cache_(options_.cache_entries > 0 ? std::make_unique<Cache>(options_.cache_entries)
+                                        : nullptr) {}
+
+AccessVerifier::~AccessVerifier() = default;
+
+Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
+  const UnixSeconds now = clock_.now();
+  if (token.size() > options_.max_token_bytes) {
+    return fail(ErrorCode::token_too_large, "token exceeds the size limit");
+  }
+  VerifiedAccess out;
+  std::optional<Digest> digest;
+  std::optional<Cache::Entry> hit;
+  if (cache_) {
+    digest = sha256(token);
+    if (digest) hit = cache_->find(*digest, now);
+  }
+  if (hit) {
+    out.claims = std::move(hit->claims);
+    out.kid = std::move(hit->kid);
+    out.from_cache = true;
+  } else {
+    auto keys = keys_.keys();
+    auto v = verify_jwt(token, *keys, jwt_options_, now);
+    if (!v && v.error().code == ErrorCode::key_not_found) {
+      // A kid we do not hold: the authority may have rotated. The source
+      // decides whether to look again (at most once per its interval).
+      if (auto fresh = keys_.refresh_for_unknown_kid()) {
+        v = verify_jwt(token, *fresh, jwt_options_, now);
+      }
+    }
+    if (!v) return std::unexpected(v.error());
+    out.claims = std::move(v->claims);
+    out.kid = std::move(v->kid);
+    if (digest) cache_->put(*digest, out.claims, out.kid, now);
+  }
+
+  // L1: the subject's epoch.
+  if (epochs_ != nullptr && out.claims.sv) {
+    auto current = epochs_->current(out.claims.sub);
+    if (!current) {
+      return fail(ErrorCode::epoch_unavailable, "epoch unavailable: " + current.error().detail);
+    }
+    if (*out.claims.sv < *current) {
+      return fail(ErrorCode::epoch_stale, "the subject's sessions were ended after this token");
+    }
+  }
+  // L2: the session's liveness.
+  if (liveness_ != nullptr && out.claims.sid) {
+    auto live = liveness_->check({.session_id = *out.claims.sid, .token = token});
+    if (!live) {
+      return fail(ErrorCode::liveness_unavailable, "liveness unavailable: " + live.error().detail);
+    }
+    if (*live == Liveness::revoked) return fail(ErrorCode::session_revoked, "session is not live");
+  }
+  return out;
+}
+
+HttpRejection to_http(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::epoch_unavailable:
+    case ErrorCode::liveness_unavailable:
+    case ErrorCode::store_unavailable:
+      return {503, ""};
+    case ErrorCode::internal:
+      return {500, ""};
+    case ErrorCode::invalid_request:
+    case ErrorCode::config_invalid:
+    case ErrorCode::invalid_token:
+    case ErrorCode::token_too_large:
+    case ErrorCode::token_type_invalid:
+    case ErrorCode::token_expired:
+    case ErrorCode::token_not_yet_valid:
+    case ErrorCode::audience_mismatch:
+    case ErrorCode::issuer_mismatch:
+    case ErrorCode::algorithm_not_allowed:
+    case ErrorCode::algorithm_mismatch:
+    case ErrorCode::key_not_found:
+    case ErrorCode::key_invalid:
+    case ErrorCode::signature_invalid:
+    case ErrorCode::decryption_failed:
+    case ErrorCode::session_not_found:
+    case ErrorCode::session_expired:
+    case ErrorCode::session_idle_timeout:
+    case ErrorCode::session_revoked:
+    case ErrorCode::refresh_token_reused:
+    case ErrorCode::epoch_stale:
+    case ErrorCode::fingerprint_mismatch:
+    case ErrorCode::unauthorized:
+    case ErrorCode::payload_too_large:
+    case ErrorCode::rate_limited:
+      break;
+  }
+  // RFC 6750 §3: the code is ours and stable; error="invalid_token" is the
+  // standard's word for every token problem.
+  return {401, fmt::format("Bearer error=\"invalid_token\", error_description=\"{}\"",
+                           to_string(error.code))};
+}
+
+}  // namespace tessera::verify

@@ -1,0 +1,321 @@
+// AccessVerifier and its ports (DESIGN.md §5). The epoch and liveness
+// fakes stand for answers a real source cannot give on cue (a transient
+// failure at a chosen moment); the store-backed liveness check runs on the
+// real memory store.
+#include "tessera/verify.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "tessera/memory_store.hpp"
+#include "tessera/random.hpp"
+
+namespace tessera::verify {
+namespace {
+
+using std::chrono::seconds;
+
+class FakeEpochs final : public EpochSource {
+ public:
+  Result<std::uint64_t> current(std::string_view) override {
+    ++calls;
+    if (transient) return fail(ErrorCode::epoch_unavailable, "redis down");
+    return epoch.load();
+  }
+  std::atomic<std::uint64_t> epoch{0};
+  std::atomic<bool> transient{false};
+  std::atomic<int> calls{0};
+};
+
+class FakeLiveness final : public LivenessCheck {
+ public:
+  Result<Liveness> check(const LivenessQuery& q) override {
+    ++calls;
+    last_sid = std::string(q.session_id);
+    if (transient) return fail(ErrorCode::liveness_unavailable, "authority down");
+    return revoked ? Liveness::revoked : Liveness::live;
+  }
+  bool revoked = false;
+  bool transient = false;
+  int calls = 0;
+  std::string last_sid;
+};
+
+// A key source whose set can be swapped, counting refreshes.
+class RotatingKeySource final : public KeySource {
+ public:
+  explicit RotatingKeySource(KeySet k) : current_(std::make_shared<const KeySet>(std::move(k))) {}
+  std::shared_ptr<const KeySet> keys() override { return current_; }
+  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override {
+    ++refreshes;
+    if (!next_) return nullptr;
+    current_ = next_;
+    return current_;
+  }
+  void publish_on_refresh(KeySet k) { next_ = std::make_shared<const KeySet>(std::move(k)); }
+  int refreshes = 0;
+
+ private:
+  std::shared_ptr<const KeySet> current_;
+  std::shared_ptr<const KeySet> next_;
+};
+
+struct Fixture {
+  Fixture() : key(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance())) {
+    KeySet pub;
+    EXPECT_TRUE(pub.add(key, KeyState::active));
+    keys = std::make_unique<StaticKeySource>(std::move(pub));
+  }
+  std::string mint(std::optional<std::uint64_t> sv = 0,
+                   std::optional<std::string> sid = std::string("01JSESSION"),
+                   seconds ttl = seconds{900}, const Key* with = nullptr) {
+    JwtClaims c;
+    c.iss = "https://auth.example";
+    c.sub = "alice";
+    c.aud = {"api"};
+    c.iat = clock.now();
+    c.exp = clock.now() + ttl;
+    c.jti = std::to_string(++serial);
+    c.sid = std::move(sid);
+    c.sv = sv;
+    return *sign_jwt(with ? *with : key, c);
+  }
+  VerifierOptions options(std::size_t cache = 1000) {
+    return {.issuer = "https://auth.example", .audiences = {"api"}, .cache_entries = cache};
+  }
+
+  ManualClock clock;
+  Key key;
+  std::unique_ptr<StaticKeySource> keys;
+  FakeEpochs epochs;
+  FakeLiveness liveness;
+  int serial = 0;
+};
+
+TEST(AccessVerifier, AcceptsAValidTokenAndReturnsItsClaims) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  auto r = v.verify(f.mint());
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->claims.sub, "alice");
+  EXPECT_EQ(r->kid, "k1");
+  EXPECT_FALSE(r->from_cache);
+  EXPECT_EQ(f.liveness.last_sid, "01JSESSION");
+}
+
+TEST(AccessVerifier, TokenChecksComeBeforeEpochAndLiveness) {
+  Fixture f;
+  f.epochs.epoch = 5;
+  f.liveness.revoked = true;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  const auto t = f.mint(0);
+  f.clock.advance(seconds{900 + 31});
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::token_expired);
+  EXPECT_EQ(f.epochs.calls, 0);
+  EXPECT_EQ(f.liveness.calls, 0);
+  EXPECT_EQ(v.verify(std::string(9000, 'a')).error().code, ErrorCode::token_too_large);
+  EXPECT_EQ(v.verify("garbage").error().code, ErrorCode::invalid_token);
+}
+
+TEST(AccessVerifier, AnOlderEpochIsStaleAndEpochComesBeforeLiveness) {
+  Fixture f;
+  f.liveness.revoked = true;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  const auto t = f.mint(0);
+  f.epochs.epoch = 1;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_stale);
+  EXPECT_EQ(f.liveness.calls, 0);
+  f.epochs.epoch = 0;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::session_revoked);
+}
+
+TEST(AccessVerifier, TransientSourcesFailClosedWithTheirOwnCodes) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  const auto t = f.mint();
+  f.epochs.transient = true;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_unavailable);
+  f.epochs.transient = false;
+  f.liveness.transient = true;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::liveness_unavailable);
+  EXPECT_EQ(to_http(v.verify(t).error()).status, 503u);
+}
+
+TEST(AccessVerifier, TokensWithoutSvSkipL1AndWithoutSidSkipL2) {
+  Fixture f;
+  f.epochs.transient = true;
+  f.liveness.transient = true;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  auto r = v.verify(f.mint(std::nullopt, std::nullopt));
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(f.epochs.calls, 0);
+  EXPECT_EQ(f.liveness.calls, 0);
+}
+
+TEST(AccessVerifier, CacheHitsSkipTheSignatureButStillRunEpochAndLiveness) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  const auto t = f.mint(0);
+  ASSERT_FALSE(v.verify(t)->from_cache);
+  auto again = v.verify(t);
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_TRUE(again->from_cache);
+  EXPECT_EQ(again->claims.sub, "alice");
+  f.epochs.epoch = 1;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_stale);
+  f.epochs.epoch = 0;
+  f.liveness.revoked = true;
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::session_revoked);
+}
+
+TEST(AccessVerifier, ACachedEntryEndsAtTheTokensExp) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock);
+  const auto t = f.mint(0, "s", seconds{60});
+  ASSERT_TRUE(v.verify(t));
+  f.clock.advance(seconds{60});
+  // Past exp but inside the leeway: verified again from scratch, not served
+  // from the cache (an entry never outlives exp).
+  auto r = v.verify(t);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_FALSE(r->from_cache);
+  f.clock.advance(seconds{31});
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::token_expired);
+}
+
+TEST(AccessVerifier, TheCacheIsBounded) {
+  Fixture f;
+  AccessVerifier v(f.options(16), *f.keys, f.clock);
+  const auto first = f.mint();
+  ASSERT_TRUE(v.verify(first));
+  for (int i = 0; i < 300; ++i) ASSERT_TRUE(v.verify(f.mint()));
+  auto r = v.verify(first);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->from_cache) << "an entry survived 300 others in a 16-entry cache";
+}
+
+TEST(AccessVerifier, CacheOffVerifiesEveryTime) {
+  Fixture f;
+  AccessVerifier v(f.options(0), *f.keys, f.clock);
+  const auto t = f.mint();
+  ASSERT_TRUE(v.verify(t));
+  EXPECT_FALSE(v.verify(t)->from_cache);
+}
+
+TEST(AccessVerifier, AnUnknownKidRefreshesTheKeySourceOnce) {
+  Fixture f;
+  const Key k2 = *Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance());
+  KeySet only_k1;
+  ASSERT_TRUE(only_k1.add(f.key, KeyState::active));
+  RotatingKeySource source(std::move(only_k1));
+  AccessVerifier v(f.options(), source, f.clock);
+  const auto t = f.mint(0, "s", seconds{900}, &k2);
+  EXPECT_EQ(v.verify(t).error().code, ErrorCode::key_not_found);
+  EXPECT_EQ(source.refreshes, 1);
+  KeySet both;
+  ASSERT_TRUE(both.add(f.key, KeyState::retired, f.clock.now()));
+  ASSERT_TRUE(both.add(k2, KeyState::active));
+  source.publish_on_refresh(std::move(both));
+  auto r = v.verify(t);
+  ASSERT_TRUE(r) << r.error();
+  EXPECT_EQ(r->kid, "k2");
+  EXPECT_EQ(source.refreshes, 2);
+  ASSERT_TRUE(v.verify(f.mint()));  // the old key still verifies
+}
+
+TEST(AccessVerifier, ForgedOrMisdirectedTokensAreRefused) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock);
+  // Signed by a key with the right kid but other material.
+  const Key impostor = *Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance());
+  EXPECT_EQ(v.verify(f.mint(0, "s", seconds{900}, &impostor)).error().code,
+            ErrorCode::signature_invalid);
+  AccessVerifier other_aud({.issuer = "https://auth.example", .audiences = {"billing"}}, *f.keys,
+                           f.clock);
+  EXPECT_EQ(other_aud.verify(f.mint()).error().code, ErrorCode::audience_mismatch);
+  AccessVerifier other_iss({.issuer = "https://evil.example", .audiences = {"api"}}, *f.keys,
+                           f.clock);
+  EXPECT_EQ(other_iss.verify(f.mint()).error().code, ErrorCode::issuer_mismatch);
+}
+
+TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {
+  const auto expired = to_http({ErrorCode::token_expired, ""});
+  EXPECT_EQ(expired.status, 401u);
+  EXPECT_NE(expired.www_authenticate.find("token_expired"), std::string::npos);
+  EXPECT_EQ(to_http({ErrorCode::epoch_stale, ""}).status, 401u);
+  EXPECT_EQ(to_http({ErrorCode::epoch_unavailable, ""}).status, 503u);
+  EXPECT_EQ(to_http({ErrorCode::liveness_unavailable, ""}).www_authenticate, "");
+}
+
+TEST(CachedEpochSource, AnswersFromMemoryForTheTtlThenAsksAgain) {
+  ManualClock clock;
+  FakeEpochs inner;
+  CachedEpochSource cache(inner, clock, std::chrono::milliseconds{500});
+  EXPECT_EQ(*cache.current("alice"), 0u);
+  inner.epoch = 3;
+  EXPECT_EQ(*cache.current("alice"), 0u);
+  EXPECT_EQ(inner.calls, 1);
+  clock.advance(std::chrono::milliseconds{500});
+  EXPECT_EQ(*cache.current("alice"), 3u);
+  EXPECT_EQ(inner.calls, 2);
+}
+
+TEST(CachedEpochSource, InvalidateDropsASubjectAndTheGlobalEpochDropsAll) {
+  ManualClock clock;
+  FakeEpochs inner;
+  CachedEpochSource cache(inner, clock, std::chrono::seconds{60});
+  (void)cache.current("alice");
+  (void)cache.current("bob");
+  inner.epoch = 1;
+  cache.invalidate("alice");
+  EXPECT_EQ(*cache.current("alice"), 1u);
+  EXPECT_EQ(*cache.current("bob"), 0u);
+  cache.invalidate("");
+  EXPECT_EQ(*cache.current("bob"), 1u);
+}
+
+TEST(CachedEpochSource, TransientFailuresAreNotCached) {
+  ManualClock clock;
+  FakeEpochs inner;
+  CachedEpochSource cache(inner, clock, std::chrono::seconds{60});
+  inner.transient = true;
+  EXPECT_EQ(cache.current("alice").error().code, ErrorCode::epoch_unavailable);
+  inner.transient = false;
+  inner.epoch = 2;
+  EXPECT_EQ(*cache.current("alice"), 2u);
+}
+
+TEST(CachedEpochSource, IsBounded) {
+  ManualClock clock;
+  FakeEpochs inner;
+  CachedEpochSource cache(inner, clock, std::chrono::seconds{60}, 10);
+  for (int i = 0; i < 100; ++i) {
+    (void)cache.current("user" + std::to_string(i));
+    clock.advance(std::chrono::milliseconds{1});
+  }
+  const int before = inner.calls;
+  (void)cache.current("user0");  // long evicted
+  EXPECT_EQ(inner.calls, before + 1);
+}
+
+TEST(StoreLivenessCheck, LiveRevokedAndUnknownSessions) {
+  ManualClock clock;
+  auto store = make_memory_store();
+  Session s;
+  s.id = "01JLIVE";
+  s.subject = "alice";
+  s.family_id = s.id;
+  s.created_at = s.last_seen_at = clock.now();
+  s.expires_at = clock.now() + seconds{60};
+  LookupKey k{.version = 1};
+  ASSERT_TRUE(store->create(s, TokenKind::session, k, 10, clock.now(), std::nullopt));
+  StoreLivenessCheck check(*store, clock);
+  EXPECT_EQ(*check.check({.session_id = "01JLIVE"}), Liveness::live);
+  EXPECT_EQ(*check.check({.session_id = "01JNOPE"}), Liveness::revoked);
+  clock.advance(seconds{60});
+  EXPECT_EQ(*check.check({.session_id = "01JLIVE"}), Liveness::revoked);
+}
+
+}  // namespace
+}  // namespace tessera::verify
