@@ -1,0 +1,105 @@
+// Epochs over Redis (DESIGN.md §5, §7): the fan-out that makes "log out
+// everywhere" reach every resource service in well under a second.
+//
+//   authority:  epoch bump → SET sv:{subject} <effective epoch>  (sv: for the
+//               global epoch) → PUBLISH tessera:epochs <subject>
+//   verifier:   L1 reads MGET sv:{subject} sv: → max; a missing subject key
+//               is fetched from the fallback source (the authority) and
+//               written back with SET NX (a bump written meanwhile wins);
+//               a subscriber thread turns each PUBLISH into an invalidation
+//               of the in-process cache (CachedEpochSource).
+//
+// Redis is a cache and a bus here, not the system of record: run it with
+// a `volatile-*` or `noeviction` policy so that the global key (written
+// without expiry) is never evicted before the per-subject keys.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "tessera/audit.hpp"
+#include "tessera/error.hpp"
+#include "tessera/verify.hpp"
+
+namespace tessera {
+
+struct RedisOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  std::chrono::milliseconds timeout{500};  // connect and each command
+  std::size_t pool_size = 4;
+  std::chrono::seconds key_ttl{std::chrono::days{1}};  // per-subject keys
+  std::string channel = "tessera:epochs";
+};
+
+// redis://host[:port] → options (other fields default). config_invalid.
+[[nodiscard]] Result<RedisOptions> parse_redis_url(std::string_view url);
+
+class RedisPool;
+
+// L1 epoch source over Redis. Errors: epoch_unavailable (Redis down, or
+// the fallback's own error). Thread-safe.
+class RedisEpochSource final : public verify::EpochSource {
+ public:
+  // `fallback` answers for subjects Redis does not hold (may be null: then
+  // a missing key reads as 0 — only when Redis is written on every bump and
+  // never loses data).
+  RedisEpochSource(RedisOptions options, verify::EpochSource* fallback);
+  ~RedisEpochSource() override;
+  Result<std::uint64_t> current(std::string_view subject) override;
+
+ private:
+  RedisOptions options_;
+  verify::EpochSource* fallback_;
+  std::unique_ptr<RedisPool> pool_;
+};
+
+// The authority's side: an AuditSink decorator that, on every
+// `epoch_bumped` event, writes the new epoch to Redis and publishes the
+// subject; every event is forwarded to `next`. A failed write is counted
+// and logged by the caller via failures(); verifiers then fall back to
+// their cache TTL.
+class RedisEpochPublisher final : public AuditSink {
+ public:
+  RedisEpochPublisher(RedisOptions options, AuditSink* next = nullptr);
+  ~RedisEpochPublisher() override;
+  void emit(const AuditEvent& event) noexcept override;
+  // Publishes one bump directly (what emit() does for epoch_bumped).
+  [[nodiscard]] Status publish(std::string_view subject, std::uint64_t epoch);
+  [[nodiscard]] std::uint64_t failures() const noexcept { return failures_.load(); }
+
+ private:
+  RedisOptions options_;
+  AuditSink* next_;
+  std::unique_ptr<RedisPool> pool_;
+  std::atomic<std::uint64_t> failures_{0};
+};
+
+// A thread subscribed to the channel: calls on_bump(subject) for each
+// published bump ("" for the global epoch). After a lost connection it
+// reconnects (backing off up to 1 s) and calls on_resync(), since bumps
+// may have been missed meanwhile.
+class RedisEpochSubscriber {
+ public:
+  RedisEpochSubscriber(RedisOptions options, std::function<void(std::string_view)> on_bump,
+                       std::function<void()> on_resync);
+  ~RedisEpochSubscriber();  // stops the thread
+  // True once the subscription is confirmed (for tests and /readyz).
+  [[nodiscard]] bool subscribed() const noexcept { return subscribed_.load(); }
+
+ private:
+  void run();
+  RedisOptions options_;
+  std::function<void(std::string_view)> on_bump_;
+  std::function<void()> on_resync_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> subscribed_{false};
+  std::atomic<void*> live_context_{nullptr};
+  std::thread thread_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,260 @@
+#include "tessera/redis_epochs.hpp"
+
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <mutex>
+#include <vector>
+
+namespace tessera {
+
+namespace {
+
+struct ReplyFree {
+  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
+struct ContextFree {
+  void operator()(redisContext* c) const noexcept { redisFree(c); }
+};
+using Context = std::unique_ptr<redisContext, ContextFree>;
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  return {.tv_sec = static_cast<time_t>(ms.count() / 1000),
+          .tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
+}
+
+Result<Context> connect(const RedisOptions& o) {
+  const timeval tv = to_timeval(o.timeout);
+  Context c(redisConnectWithTimeout(o.host.c_str(), o.port, tv));
+  if (!c) return fail(ErrorCode::epoch_unavailable, "redis: out of memory");
+  if (c->err != 0) {
+    return fail(ErrorCode::epoch_unavailable,
+                fmt::format("redis {}:{}: {}", o.host, o.port, c->errstr));
+  }
+  redisSetTimeout(c.get(), tv);
+  return c;
+}
+
+std::string epoch_key(std::string_view subject) {
+  return fmt::format("sv:{}", subject);
+}
+
+std::optional<std::uint64_t> parse_u64(const redisReply* r) {
+  if (r == nullptr || r->type != REDIS_REPLY_STRING) return std::nullopt;
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(r->str, r->str + r->len, v);
+  if (ec != std::errc{} || p != r->str + r->len) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+// A few blocking connections, reused; a broken one is dropped and replaced
+// on next use.
+class RedisPool {
+ public:
+  explicit RedisPool(RedisOptions o) : o_(std::move(o)) {}
+
+  Result<Reply> command(std::initializer_list<std::string_view> args) {
+    Context c;
+    {
+      std::lock_guard lock(mu_);
+      if (!idle_.empty()) {
+        c = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    if (!c) {
+      auto fresh = connect(o_);
+      if (!fresh) return std::unexpected(fresh.error());
+      c = std::move(*fresh);
+    }
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (auto a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    Reply r(static_cast<redisReply*>(
+        redisCommandArgv(c.get(), static_cast<int>(argv.size()), argv.data(), lens.data())));
+    if (!r || c->err != 0) {
+      return fail(ErrorCode::epoch_unavailable,
+                  fmt::format("redis: {}", c->err != 0 ? c->errstr : "no reply"));
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+      const std::string msg(r->str, r->len);
+      release(std::move(c));
+      return fail(ErrorCode::epoch_unavailable, "redis: " + msg);
+    }
+    release(std::move(c));
+    return r;
+  }
+
+ private:
+  void release(Context c) {
+    std::lock_guard lock(mu_);
+    if (idle_.size() < o_.pool_size) idle_.push_back(std::move(c));
+  }
+
+  RedisOptions o_;
+  std::mutex mu_;
+  std::vector<Context> idle_;
+};
+
+Result<RedisOptions> parse_redis_url(std::string_view url) {
+  constexpr std::string_view kScheme = "redis://";
+  if (!url.starts_with(kScheme)) {
+    return fail(ErrorCode::config_invalid, "redis URL must start with redis://");
+  }
+  std::string_view rest = url.substr(kScheme.size());
+  if (const auto slash = rest.find('/'); slash != std::string_view::npos) {
+    rest = rest.substr(0, slash);
+  }
+  RedisOptions o;
+  const auto colon = rest.rfind(':');
+  o.host = std::string(rest.substr(0, colon));
+  if (colon != std::string_view::npos) {
+    const auto port = rest.substr(colon + 1);
+    const auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), o.port);
+    if (ec != std::errc{} || p != port.data() + port.size() || o.port <= 0 || o.port > 65535) {
+      return fail(ErrorCode::config_invalid, "redis URL: bad port");
+    }
+  }
+  if (o.host.empty()) return fail(ErrorCode::config_invalid, "redis URL: no host");
+  return o;
+}
+
+// ---- RedisEpochSource -------------------------------------------------------
+
+RedisEpochSource::RedisEpochSource(RedisOptions options, verify::EpochSource* fallback)
+    : options_(std::move(options)),
+      fallback_(fallback),
+      pool_(std::make_unique<RedisPool>(options_)) {}
+
+RedisEpochSource::~RedisEpochSource() = default;
+
+Result<std::uint64_t> RedisEpochSource::current(std::string_view subject) {
+  const std::string key = epoch_key(subject);
+  auto r = pool_->command({"MGET", key, "sv:"});
+  if (!r) return std::unexpected(r.error());
+  if ((*r)->type != REDIS_REPLY_ARRAY || (*r)->elements != 2) {
+    return fail(ErrorCode::epoch_unavailable, "redis: unexpected MGET reply");
+  }
+  const auto own = parse_u64((*r)->element[0]);
+  const std::uint64_t global = parse_u64((*r)->element[1]).value_or(0);
+  if (own) return std::max(*own, global);
+  if (fallback_ == nullptr) return global;
+  auto fetched = fallback_->current(subject);
+  if (!fetched) return fetched;
+  // Write back, unless a bump wrote the key meanwhile (NX): the newer wins.
+  (void)pool_->command({"SET", key, fmt::format("{}", *fetched), "NX", "EX",
+                        fmt::format("{}", options_.key_ttl.count())});
+  return std::max(*fetched, global);
+}
+
+// ---- RedisEpochPublisher ----------------------------------------------------
+
+RedisEpochPublisher::RedisEpochPublisher(RedisOptions options, AuditSink* next)
+    : options_(std::move(options)), next_(next), pool_(std::make_unique<RedisPool>(options_)) {}
+
+RedisEpochPublisher::~RedisEpochPublisher() = default;
+
+Status RedisEpochPublisher::publish(std::string_view subject, std::uint64_t epoch) {
+  const std::string value = fmt::format("{}", epoch);
+  auto set = subject.empty() ? pool_->command({"SET", "sv:", value})
+                             : pool_->command({"SET", epoch_key(subject), value, "EX",
+                                               fmt::format("{}", options_.key_ttl.count())});
+  if (!set) return std::unexpected(set.error());
+  auto pub = pool_->command({"PUBLISH", options_.channel, subject});
+  if (!pub) return std::unexpected(pub.error());
+  return {};
+}
+
+void RedisEpochPublisher::emit(const AuditEvent& event) noexcept {
+  if (event.type == "epoch_bumped") {
+    try {
+      if (!publish(event.subject, event.count)) ++failures_;
+    } catch (...) {  // allocation failure: the sink must not throw
+      ++failures_;
+    }
+  }
+  if (next_ != nullptr) next_->emit(event);
+}
+
+// ---- RedisEpochSubscriber ---------------------------------------------------
+
+namespace {
+std::mutex g_subscriber_mu;  // guards the live context of every subscriber during shutdown
+}
+
+RedisEpochSubscriber::RedisEpochSubscriber(RedisOptions options,
+                                           std::function<void(std::string_view)> on_bump,
+                                           std::function<void()> on_resync)
+    : options_(std::move(options)),
+      on_bump_(std::move(on_bump)),
+      on_resync_(std::move(on_resync)),
+      thread_([this] { run(); }) {}
+
+RedisEpochSubscriber::~RedisEpochSubscriber() {
+  stop_ = true;
+  {
+    // Unblock a read in progress: the thread owns the context, we only shut
+    // its socket down, under the lock the thread takes to free it.
+    std::lock_guard lock(g_subscriber_mu);
+    if (auto* c = static_cast<redisContext*>(live_context_.load())) shutdown(c->fd, SHUT_RDWR);
+  }
+  thread_.join();
+}
+
+void RedisEpochSubscriber::run() {
+  auto backoff = std::chrono::milliseconds{50};
+  bool first = true;
+  while (!stop_) {
+    auto c = connect(options_);
+    if (c) {
+      // Subscriptions wait for messages without a deadline.
+      redisSetTimeout(c->get(), timeval{0, 0});
+      Reply ok(static_cast<redisReply*>(redisCommand(
+          c->get(), "SUBSCRIBE %b", options_.channel.data(), options_.channel.size())));
+      if (ok && (*c)->err == 0) {
+        {
+          std::lock_guard lock(g_subscriber_mu);
+          live_context_ = c->get();
+          if (stop_) {  // the destructor ran before it could see this context
+            live_context_ = nullptr;
+            break;
+          }
+        }
+        subscribed_ = true;
+        if (!first) on_resync_();  // bumps may have been missed while away
+        first = false;
+        backoff = std::chrono::milliseconds{50};
+        while (!stop_) {
+          void* raw = nullptr;
+          if (redisGetReply(c->get(), &raw) != REDIS_OK) break;
+          Reply msg(static_cast<redisReply*>(raw));
+          if (msg && msg->type == REDIS_REPLY_ARRAY && msg->elements == 3 &&
+              msg->element[2]->type == REDIS_REPLY_STRING) {
+            on_bump_(std::string_view(msg->element[2]->str, msg->element[2]->len));
+          }
+        }
+        subscribed_ = false;
+        {
+          std::lock_guard lock(g_subscriber_mu);
+          live_context_ = nullptr;
+        }
+      }
+    }
+    for (auto waited = std::chrono::milliseconds{0}; waited < backoff && !stop_;
+         waited += std::chrono::milliseconds{10}) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{10});
+    }
+    backoff = std::min(backoff * 2, std::chrono::milliseconds{1000});
+  }
+}
+
+}  // namespace tessera

@@ -1,0 +1,183 @@
+// Epochs over a real Redis (TESSERA_TEST_REDIS_URL; scripts/with-servers.sh
+// starts one): the authority's publisher, the verifier's source with its
+// fallback and write-back, and the pub/sub invalidation that carries a
+// "log out everywhere" to a resource service.
+#include "tessera/redis_epochs.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "tessera/random.hpp"
+#include "tessera/ulid.hpp"
+
+namespace tessera {
+namespace {
+
+using namespace std::chrono_literals;
+
+RedisOptions redis_or_skip() {
+  const char* url = std::getenv("TESSERA_TEST_REDIS_URL");
+  if (url == nullptr) return {};
+  auto o = parse_redis_url(url);
+  if (!o) throw std::runtime_error(o.error().detail);
+  return *o;
+}
+
+#define REQUIRE_REDIS()                                                        \
+  do {                                                                         \
+    if (std::getenv("TESSERA_TEST_REDIS_URL") == nullptr) {                    \
+      const char* r = std::getenv("TESSERA_REQUIRE_SERVERS");                  \
+      if (r != nullptr && std::string_view(r) == "1")                          \
+        FAIL() << "TESSERA_TEST_REDIS_URL is not set";                         \
+      GTEST_SKIP() << "no Redis server (run through scripts/with-servers.sh)"; \
+    }                                                                          \
+  } while (0)
+
+// Subjects unique per test run, so that tests sharing one Redis never meet.
+std::string fresh_subject(std::string_view name) {
+  return fmt::format(
+      "{}-{}", name,
+      UlidGenerator(SystemClock::instance(), CsprngRandom::instance()).next().to_string());
+}
+
+class CountingFallback final : public verify::EpochSource {
+ public:
+  Result<std::uint64_t> current(std::string_view) override {
+    ++calls;
+    return answer.load();
+  }
+  std::atomic<std::uint64_t> answer{0};
+  std::atomic<int> calls{0};
+};
+
+TEST(ParseRedisUrl, AcceptsHostAndPortAndRefusesTheRest) {
+  auto o = parse_redis_url("redis://10.0.0.5:6380/0");
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->host, "10.0.0.5");
+  EXPECT_EQ(o->port, 6380);
+  EXPECT_EQ(parse_redis_url("redis://cache")->port, 6379);
+  EXPECT_EQ(parse_redis_url("http://x").error().code, ErrorCode::config_invalid);
+  EXPECT_EQ(parse_redis_url("redis://x:99999").error().code, ErrorCode::config_invalid);
+  EXPECT_EQ(parse_redis_url("redis://:1").error().code, ErrorCode::config_invalid);
+}
+
+TEST(RedisEpochs, APublishedBumpIsWhatTheSourceReads) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  RedisEpochPublisher pub(o);
+  RedisEpochSource source(o, nullptr);
+  const auto alice = fresh_subject("alice");
+  ASSERT_TRUE(pub.publish(alice, 3));
+  EXPECT_EQ(*source.current(alice), 3u);
+}
+
+TEST(RedisEpochs, AMissingSubjectIsFetchedOnceAndWrittenBack) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  CountingFallback authority;
+  authority.answer = 7;
+  RedisEpochSource source(o, &authority);
+  const auto carol = fresh_subject("carol");
+  EXPECT_EQ(*source.current(carol), 7u);
+  EXPECT_EQ(*source.current(carol), 7u);
+  EXPECT_EQ(authority.calls, 1);
+  // A bump written by the authority wins over what was written back.
+  RedisEpochPublisher pub(o);
+  ASSERT_TRUE(pub.publish(carol, 8));
+  EXPECT_EQ(*source.current(carol), 8u);
+}
+
+TEST(RedisEpochs, TheAuditEventOfABumpIsPublished) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  RedisEpochPublisher pub(o);
+  RedisEpochSource source(o, nullptr);
+  const auto dave = fresh_subject("dave");
+  pub.emit({.type = "epoch_bumped", .subject = dave, .count = 4});
+  EXPECT_EQ(*source.current(dave), 4u);
+  EXPECT_EQ(pub.failures(), 0u);
+}
+
+TEST(RedisEpochs, RedisDownIsEpochUnavailable) {
+  RedisOptions o;
+  o.port = 1;  // nothing listens on loopback port 1
+  o.timeout = 200ms;
+  RedisEpochSource source(o, nullptr);
+  auto r = source.current("alice");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::epoch_unavailable);
+  RedisEpochPublisher pub(o);
+  pub.emit({.type = "epoch_bumped", .subject = "alice", .count = 1});
+  EXPECT_EQ(pub.failures(), 1u);
+}
+
+// The whole path of "log out everywhere" on the resource side: a verifier
+// with an in-process epoch cache (long TTL) in front of Redis, invalidated by
+// the subscriber. A bump published by the authority must make the
+// subject's older token fail within a second.
+TEST(RedisEpochs, ABumpReachesAVerifierWellUnderASecond) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  const auto erin = fresh_subject("erin");
+  RedisEpochSource redis(o, nullptr);
+  verify::CachedEpochSource cache(redis, SystemClock::instance(), 60s);
+  RedisEpochSubscriber sub(
+      o, [&](std::string_view s) { cache.invalidate(s); }, [&] { cache.invalidate_all(); });
+  for (int i = 0; i < 500 && !sub.subscribed(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(sub.subscribed());
+
+  Key key = *Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance());
+  KeySet keys;
+  ASSERT_TRUE(keys.add(key, KeyState::active));
+  verify::StaticKeySource source(std::move(keys));
+  verify::AccessVerifier verifier({.issuer = "iss", .audiences = {"api"}}, source,
+                                  SystemClock::instance(), &cache);
+  JwtClaims c{.iss = "iss", .sub = erin, .aud = {"api"}};
+  c.iat = SystemClock::instance().now();
+  c.exp = c.iat + 900s;
+  c.sv = 0;
+  const auto token = *sign_jwt(key, c);
+  ASSERT_TRUE(verifier.verify(token));  // epoch 0, now cached for 60 s
+
+  RedisEpochPublisher authority(o);
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(authority.publish(erin, 1));
+  std::chrono::steady_clock::duration took{};
+  for (;;) {
+    auto r = verifier.verify(token);
+    took = std::chrono::steady_clock::now() - start;
+    if (!r && r.error().code == ErrorCode::epoch_stale) break;
+    ASSERT_LT(took, 2s) << "the bump never reached the verifier";
+    std::this_thread::sleep_for(1ms);
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::microseconds>(took).count() / 1000.0;
+  RecordProperty("propagation_ms", fmt::format("{:.2f}", ms));
+  std::printf("epoch bump propagation: %.2f ms\n", ms);
+  EXPECT_LT(took, 1s);
+}
+
+TEST(RedisEpochs, ASubscriberThatLostItsConnectionResyncs) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  std::atomic<int> resyncs{0};
+  RedisEpochSubscriber sub(
+      o, [](std::string_view) {}, [&] { ++resyncs; });
+  for (int i = 0; i < 500 && !sub.subscribed(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(sub.subscribed());
+  // Cut every pub/sub client off, as a Redis restart or a network blip would.
+  redisContext* admin = redisConnect(o.host.c_str(), o.port);
+  ASSERT_TRUE(admin != nullptr && admin->err == 0);
+  freeReplyObject(redisCommand(admin, "CLIENT KILL TYPE pubsub"));
+  redisFree(admin);
+  for (int i = 0; i < 500 && resyncs == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(resyncs, 1);
+  EXPECT_TRUE(sub.subscribed());
+}
+
+}  // namespace
+}  // namespace tessera
