@@ -1,0 +1,101 @@
+// The resource side's HTTP ports: keys, epochs and liveness fetched from
+// the authority (API.md). Plain HTTP/1.1 over TCP with deadlines on every
+// step; TLS is expected to be terminated in front of the authority or
+// beside the resource service (a sidecar) for now.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "tessera/clock.hpp"
+#include "tessera/secret.hpp"
+#include "tessera/verify.hpp"
+
+namespace tessera::verify {
+
+struct HttpOptions {
+  std::chrono::milliseconds timeout{2000};  // connect + request + response
+  std::size_t max_response_bytes = 1 << 20;
+};
+
+// The authority's JWKS (GET <url>, usually .../.well-known/jwks.json).
+// Cached for the response's Cache-Control max-age (clamped to 30 s..1 day,
+// 300 s when absent); refetched kRefetchBeforeExpiry before it ends, by the
+// caller that notices, while the others keep the current set. A failed
+// refetch keeps the current keys and is retried after kRetryAfterFailure.
+// On a token with an unknown kid it looks again at most once per
+// `unknown_kid_interval`.
+class HttpJwksSource final : public KeySource {
+ public:
+  static constexpr std::chrono::seconds kRefetchBeforeExpiry{10};
+  static constexpr std::chrono::seconds kRetryAfterFailure{5};
+
+  // Fails closed: no key set, no source (the first fetch must succeed and
+  // hold at least one key). The clock must outlive the source.
+  [[nodiscard]] static Result<std::unique_ptr<HttpJwksSource>> create(
+      std::string url, const Clock& clock, HttpOptions http = {},
+      std::chrono::seconds unknown_kid_interval = std::chrono::seconds{30});
+
+  std::shared_ptr<const KeySet> keys() override;
+  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override;
+  [[nodiscard]] std::uint64_t fetches() const;
+
+ private:
+  HttpJwksSource(std::string url, const Clock& clock, HttpOptions http,
+                 std::chrono::seconds unknown_kid_interval);
+  Status fetch(UnixSeconds now);
+
+  std::string url_;
+  const Clock& clock_;
+  HttpOptions http_;
+  std::chrono::seconds unknown_kid_interval_;
+  mutable std::mutex mu_;  // guards the fields below
+  std::mutex fetch_mu_;    // one fetch at a time
+  std::shared_ptr<const KeySet> keys_;
+  UnixSeconds refresh_at_{};  // when to refetch
+  UnixSeconds last_unknown_kid_fetch_{};
+  std::uint64_t fetches_ = 0;
+};
+
+// L1 from the authority: GET <base>/v1/subjects/{subject}/epoch with the API
+// key. Anything but a 200 with {"epoch": n} is epoch_unavailable. Put a
+// CachedEpochSource (and Redis) in front of it.
+class HttpEpochSource final : public EpochSource {
+ public:
+  HttpEpochSource(std::string base_url, SecretString api_key, HttpOptions http = {});
+  Result<std::uint64_t> current(std::string_view subject) override;
+
+ private:
+  std::string base_;
+  SecretString api_key_;
+  HttpOptions http_;
+};
+
+// L2 by introspection (RFC 7662) of the access token at the authority, the
+// answer per session id cached for `ttl` (short: a revocation shows after at
+// most that long). Anything but a 200 with "active" is liveness_unavailable.
+class IntrospectionLivenessCheck final : public LivenessCheck {
+ public:
+  IntrospectionLivenessCheck(std::string base_url, SecretString api_key, const Clock& clock,
+                             std::chrono::milliseconds ttl = std::chrono::seconds{1},
+                             HttpOptions http = {});
+  Result<Liveness> check(const LivenessQuery& query) override;
+
+ private:
+  struct Entry {
+    Liveness answer;
+    UnixMillis at;
+  };
+  std::string base_;
+  SecretString api_key_;
+  const Clock& clock_;
+  std::chrono::milliseconds ttl_;
+  HttpOptions http_;
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> cache_;
+};
+
+}  // namespace tessera::verify

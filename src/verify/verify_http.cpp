@@ -1,0 +1,254 @@
+// The only translation unit of the verifier that compiles Beast.
+#include "tessera/verify_http.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+#include <charconv>
+
+namespace tessera::verify {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+struct HttpReply {
+  unsigned status = 0;
+  std::string body;
+  std::string cache_control;
+};
+
+// One request on a fresh connection, every step under one deadline. Errors
+// are `transient` (the caller's unavailable code) and never carry the body
+// or the Authorization header.
+Result<HttpReply> request(http::verb method, const std::string& url, std::string_view bearer,
+                          std::string_view content_type, std::string body, const HttpOptions& o,
+                          ErrorCode transient) {
+  auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) {
+    return fail(ErrorCode::config_invalid, fmt::format("not an http:// URL: {}", url));
+  }
+  const std::string host = parsed->host();
+  const std::string port = parsed->has_port() ? std::string(parsed->port()) : "80";
+  std::string target = std::string(parsed->encoded_path());
+  if (target.empty()) target = "/";
+  if (parsed->has_query()) target += "?" + std::string(parsed->encoded_query());
+
+  try {
+    asio::io_context io;
+    beast::tcp_stream stream(io);
+    stream.expires_after(o.timeout);
+    asio::ip::tcp::resolver resolver(io);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(host, port, ec);
+    if (ec) return fail(transient, fmt::format("{}: resolve: {}", host, ec.message()));
+    stream.async_connect(endpoints, [&](beast::error_code e, auto) { ec = e; });
+    io.run();
+    io.restart();
+    if (ec) return fail(transient, fmt::format("{}:{}: connect: {}", host, port, ec.message()));
+
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::user_agent, "tessera-verify");
+    if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
+    if (!content_type.empty()) req.set(http::field::content_type, content_type);
+    if (method != http::verb::get) {
+      req.body() = std::move(body);
+      req.prepare_payload();
+    }
+    http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+    io.run();
+    io.restart();
+    if (ec) return fail(transient, fmt::format("{}: write: {}", host, ec.message()));
+
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(o.max_response_bytes);
+    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+    io.run();
+    if (ec) return fail(transient, fmt::format("{}: read: {}", host, ec.message()));
+    auto res = parser.release();
+    HttpReply out;
+    out.status = res.result_int();
+    out.body = std::move(res.body());
+    if (auto it = res.find(http::field::cache_control); it != res.end()) {
+      out.cache_control = std::string(it->value());
+    }
+    beast::error_code ignored;
+    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    return out;
+  } catch (const std::exception& e) {
+    return fail(transient, fmt::format("{}: {}", host, e.what()));
+  }
+}
+
+// max-age from a Cache-Control value, clamped; 300 s when absent.
+std::chrono::seconds max_age(std::string_view cc) {
+  constexpr std::chrono::seconds kDefault{300}, kMin{30}, kMax{86'400};
+  const auto at = cc.find("max-age=");
+  if (at == std::string_view::npos) return kDefault;
+  const auto digits = cc.substr(at + 8);
+  long long v = 0;
+  const auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+  if (ec != std::errc{}) return kDefault;
+  return std::clamp(std::chrono::seconds{v}, kMin, kMax);
+}
+
+std::string trim_slash(std::string s) {
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// ---- HttpJwksSource ---------------------------------------------------------
+
+HttpJwksSource::HttpJwksSource(std::string url, const Clock& clock, HttpOptions http,
+                               std::chrono::seconds unknown_kid_interval)
+    : url_(std::move(url)),
+      clock_(clock),
+      http_(http),
+      unknown_kid_interval_(unknown_kid_interval) {}
+
+Result<std::unique_ptr<HttpJwksSource>> HttpJwksSource::create(
+    std::string url, const Clock& clock, HttpOptions http,
+    std::chrono::seconds unknown_kid_interval) {
+  std::unique_ptr<HttpJwksSource> s(
+      new HttpJwksSource(std::move(url), clock, http, unknown_kid_interval));
+  if (auto st = s->fetch(clock.now()); !st) return std::unexpected(st.error());
+  return s;
+}
+
+Status HttpJwksSource::fetch(UnixSeconds now) {
+  auto r = request(http::verb::get, url_, {}, {}, {}, http_, ErrorCode::key_not_found);
+  if (!r) return std::unexpected(r.error());
+  if (r->status != 200) {
+    return fail(ErrorCode::key_not_found, fmt::format("JWKS {}: HTTP {}", url_, r->status));
+  }
+  auto set = KeySet::from_jwks(r->body);
+  if (!set) return fail(ErrorCode::key_not_found, "JWKS: " + set.error().detail);
+  if (set->entries().empty()) return fail(ErrorCode::key_not_found, "JWKS holds no usable key");
+  const auto age = max_age(r->cache_control);
+  std::lock_guard lock(mu_);
+  keys_ = std::make_shared<const KeySet>(std::move(*set));
+  refresh_at_ = now + std::max(age - kRefetchBeforeExpiry, std::chrono::seconds{1});
+  ++fetches_;
+  return {};
+}
+
+std::shared_ptr<const KeySet> HttpJwksSource::keys() {
+  const UnixSeconds now = clock_.now();
+  {
+    std::lock_guard lock(mu_);
+    if (now < refresh_at_) return keys_;
+  }
+  // Due: one caller refetches, the others go on with the current set.
+  std::unique_lock fetching(fetch_mu_, std::try_to_lock);
+  if (fetching.owns_lock()) {
+    if (!fetch(now)) {
+      std::lock_guard lock(mu_);
+      refresh_at_ = now + kRetryAfterFailure;
+    }
+  }
+  std::lock_guard lock(mu_);
+  return keys_;
+}
+
+std::shared_ptr<const KeySet> HttpJwksSource::refresh_for_unknown_kid() {
+  const UnixSeconds now = clock_.now();
+  {
+    std::lock_guard lock(mu_);
+    if (now - last_unknown_kid_fetch_ < unknown_kid_interval_) return nullptr;
+    last_unknown_kid_fetch_ = now;
+  }
+  std::lock_guard fetching(fetch_mu_);
+  if (!fetch(now)) return nullptr;
+  std::lock_guard lock(mu_);
+  return keys_;
+}
+
+std::uint64_t HttpJwksSource::fetches() const {
+  std::lock_guard lock(mu_);
+  return fetches_;
+}
+
+// ---- HttpEpochSource --------------------------------------------------------
+
+HttpEpochSource::HttpEpochSource(std::string base_url, SecretString api_key, HttpOptions http)
+    : base_(trim_slash(std::move(base_url))), api_key_(std::move(api_key)), http_(http) {}
+
+Result<std::uint64_t> HttpEpochSource::current(std::string_view subject) {
+  boost::urls::url u(base_ + "/v1/subjects");
+  u.segments().push_back(subject);  // percent-encodes as needed
+  u.segments().push_back("epoch");
+  auto r = request(http::verb::get, std::string(u.buffer()), api_key_.reveal(), {}, {}, http_,
+                   ErrorCode::epoch_unavailable);
+  if (!r) return std::unexpected(r.error());
+  if (r->status != 200) {
+    return fail(ErrorCode::epoch_unavailable, fmt::format("authority: HTTP {}", r->status));
+  }
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r->body, ec);
+  const auto* obj = ec ? nullptr : v.if_object();
+  const auto* epoch = obj ? obj->if_contains("epoch") : nullptr;
+  if (epoch == nullptr) return fail(ErrorCode::epoch_unavailable, "authority: no epoch");
+  if (const auto* u64 = epoch->if_uint64()) return *u64;
+  if (const auto* i64 = epoch->if_int64(); i64 && *i64 >= 0) {
+    return static_cast<std::uint64_t>(*i64);
+  }
+  return fail(ErrorCode::epoch_unavailable, "authority: epoch is not a count");
+}
+
+// ---- IntrospectionLivenessCheck ---------------------------------------------
+
+IntrospectionLivenessCheck::IntrospectionLivenessCheck(std::string base_url, SecretString api_key,
+                                                       const Clock& clock,
+                                                       std::chrono::milliseconds ttl,
+                                                       HttpOptions http)
+    : base_(trim_slash(std::move(base_url))),
+      api_key_(std::move(api_key)),
+      clock_(clock),
+      ttl_(ttl),
+      http_(http) {}
+
+Result<Liveness> IntrospectionLivenessCheck::check(const LivenessQuery& q) {
+  const UnixMillis now = clock_.now_ms();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = cache_.find(std::string(q.session_id));
+        it != cache_.end() && now - it->second.at < ttl_) {
+      return it->second.answer;
+    }
+  }
+  boost::urls::url form;
+  form.params().append({"token", q.token});
+  auto r = request(http::verb::post, base_ + "/oauth2/introspect", api_key_.reveal(),
+                   "application/x-www-form-urlencoded", std::string(form.encoded_query()), http_,
+                   ErrorCode::liveness_unavailable);
+  if (!r) return std::unexpected(r.error());
+  if (r->status != 200) {
+    return fail(ErrorCode::liveness_unavailable, fmt::format("authority: HTTP {}", r->status));
+  }
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r->body, ec);
+  const auto* obj = ec ? nullptr : v.if_object();
+  const auto* active = obj ? obj->if_contains("active") : nullptr;
+  if (active == nullptr || !active->is_bool()) {
+    return fail(ErrorCode::liveness_unavailable, "authority: no \"active\" in the answer");
+  }
+  const Liveness answer = active->as_bool() ? Liveness::live : Liveness::revoked;
+  std::lock_guard lock(mu_);
+  if (cache_.size() > 100'000) cache_.clear();  // bounded; entries live a second anyway
+  cache_.insert_or_assign(std::string(q.session_id), Entry{answer, now});
+  return answer;
+}
+
+}  // namespace tessera::verify
