@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <thread>
 
 #include "tessera/memory_store.hpp"
+#include "tessera/postgres_store.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -324,6 +326,62 @@ void BM_RawRotateSqlite(benchmark::State& state) {
 BENCHMARK(BM_RawRotateSqlite)
     ->ArgNames({"full", "callers"})
     ->ArgsProduct({{0, 1}, {1, 32}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// Renew on PostgreSQL (TESSERA_BENCH_POSTGRES_URL; scripts/run-benchmarks.sh
+// starts a server with fsync on and measures pgbench's simple-update rate
+// against it in the same run).
+void BM_RenewPostgres(benchmark::State& state) {
+  const char* url = std::getenv("TESSERA_BENCH_POSTGRES_URL");
+  if (url == nullptr) {
+    state.SkipWithError("TESSERA_BENCH_POSTGRES_URL is not set");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  const auto callers = static_cast<std::size_t>(state.range(0));
+  static int run = 0;
+  auto store = open_postgres_store(
+      {.url = url, .schema = fmt::format("bench_{}_{}", getpid(), ++run), .pool_size = callers});
+  if (!store) {
+    state.SkipWithError(store.error().detail.c_str());
+    for (auto _ : state) {
+    }
+    return;
+  }
+  Engine e(std::move(*store));
+  std::vector<std::string> current;
+  for (std::size_t c = 0; c < callers; ++c) {
+    auto issued =
+        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token});
+    current.emplace_back(issued->tokens->refresh_token.reveal());
+  }
+  for (auto _ : state) {
+    std::atomic<bool> failed{false};
+    std::vector<std::thread> threads;
+    for (std::size_t c = 0; c < callers; ++c) {
+      threads.emplace_back([&, c] {
+        for (int k = 0; k < kRenewsPerCaller; ++k) {
+          auto r = e.service->renew(current[c]);
+          if (!r) {
+            failed = true;
+            return;
+          }
+          current[c] = std::string(r->tokens.refresh_token.reveal());
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    if (failed) state.SkipWithError("renew failed");
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
+                          kRenewsPerCaller);
+}
+BENCHMARK(BM_RenewPostgres)
+    ->ArgName("callers")
+    ->Arg(1)
+    ->Arg(32)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

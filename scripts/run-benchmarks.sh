@@ -22,12 +22,24 @@ row("BM_TesseraVerify/ES256", "BM_RawOpenSslVerify/ES256", "≥ 0.90: " + ("met"
 row("BM_RawHmacSha256_ReusedCtx", "BM_RawHmacSha256_OneShot", "why contexts are fetched once")
 PY
 sessions="$build/bench-sessions.json"
-"$build/bench/tessera_sessions_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-  --benchmark_min_time=0.5 --benchmark_out="$sessions" --benchmark_out_format=json
-/usr/bin/python3 - "$sessions" <<'PY'
+pgbench_out="$build/bench-pgbench.txt"
+# PostgreSQL with fsync on, for the engine and for pgbench's simple-update
+# (-N) baseline, one after the other in the same run.
+TESSERA_PG_FSYNC=on scripts/with-servers.sh bash -c '
+  set -euo pipefail
+  TESSERA_BENCH_POSTGRES_URL=$TESSERA_TEST_POSTGRES_URL "$0/bench/tessera_sessions_bench" \
+    --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_min_time=0.5 --benchmark_out="$1" --benchmark_out_format=json
+  pgbench -q -i -s 10 "$TESSERA_TEST_POSTGRES_URL" >/dev/null 2>&1
+  for c in 1 32; do
+    tps=$(pgbench -N -c $c -j 2 -T 10 -n "$TESSERA_TEST_POSTGRES_URL" 2>/dev/null | sed -n "s/^tps = \([0-9.]*\).*/\1/p")
+    echo "pgbench_simple_update_c$c $tps"
+  done >"$2"' "$build" "$sessions" "$pgbench_out"
+/usr/bin/python3 - "$sessions" "$pgbench_out" <<'PY'
 import json, sys
 data = json.load(open(sys.argv[1]))
 med = {b["run_name"]: b for b in data["benchmarks"] if b.get("aggregate_name") == "median"}
+pgbench = dict(line.split() for line in open(sys.argv[2]) if len(line.split()) == 2)
 rate = {k: b.get("items_per_second", 0) for k, b in med.items()}
 def r(name): return rate[name]
 def row(label, name, blabel, base, target=""):
@@ -53,6 +65,10 @@ for full, level in ((1, "FULL"), (0, "NORMAL")):
     row(f"renew, {level}, 32 callers", e32, "raw rotate, 32 callers", raw32)
     row(f"store rotate, {level}, 1 caller", s1, "raw rotate, 1 caller", raw1, target(s1, raw1, 1))
     row(f"store rotate, {level}, 32 callers", s32, "raw rotate, 1 caller", raw1, target(s32, raw1, 3))
+for c in (1, 32):
+    name = f"BM_RenewPostgres/callers:{c}/real_time"
+    base = float(pgbench.get(f"pgbench_simple_update_c{c}", "nan"))
+    print(f"| renew on PostgreSQL, {c} caller(s) | {r(name)/1e3:,.2f} k/s | pgbench simple-update (-N), {c} client(s) | {base/1e3:,.2f} k tps | {r(name)/base:.2f} | |")
 print("\n| size | cookie session | token session (3 refresh generations) |\n|---|---|---|")
 for label, name in (("memory store, heap bytes per live session", "BM_MemoryStoreBytesPerSession"),
                     ("SQLite, file bytes per session", "BM_SqliteBytesPerSession")):

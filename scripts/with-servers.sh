@@ -2,6 +2,8 @@
 # Runs a command with a throwaway PostgreSQL 15 and Redis on loopback, each
 # in a temporary directory on a free port, and stops them afterwards:
 #   scripts/with-servers.sh ctest --test-dir build
+# Tests run PostgreSQL with fsync off (faster, nothing to keep); set
+# TESSERA_PG_FSYNC=on for benchmarks, where durability is what is measured.
 # Exports TESSERA_TEST_POSTGRES_URL and TESSERA_TEST_REDIS_URL to the
 # command, and TESSERA_REQUIRE_SERVERS=1 so that tests needing them fail
 # (rather than skip) when they cannot reach them.
@@ -37,7 +39,7 @@ trap cleanup EXIT
 "${as_pg[@]}" "$pg_bin/initdb" -D "$work/pg/data" -U postgres --auth=trust -E UTF8 --no-sync >"$work/initdb.log" 2>&1 \
   || { cat "$work/initdb.log" >&2; exit 1; }
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/server.log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $pg_port -k $work/pg -c fsync=off -c max_connections=300" start >/dev/null \
+  -o "-h 127.0.0.1 -p $pg_port -k $work/pg -c fsync=${TESSERA_PG_FSYNC:-off} -c max_connections=300" start >/dev/null \
   || { cat "$work/pg/server.log" >&2; exit 1; }
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
