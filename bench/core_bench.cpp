@@ -3,6 +3,8 @@
 //   lookup key derivation      vs raw HMAC-SHA256 with a reused EVP_MAC_CTX
 //   HS256 verify + claims      vs raw HMAC-SHA256 over the signing input, and libjwt 1.10
 //   EdDSA/ES256 verify + claims vs raw EVP_DigestVerify of the same signature
+//   AccessVerifier (resource side), with and without its verified-token
+//     cache, and with L1 on an in-process epoch cache hit, vs the same raw verify
 #include <benchmark/benchmark.h>
 #include <jwt.h>
 #include <openssl/core_names.h>
@@ -18,6 +20,7 @@
 #include "tessera/secret.hpp"
 #include "tessera/token_cipher.hpp"
 #include "tessera/ulid.hpp"
+#include "tessera/verify.hpp"
 
 namespace {
 
@@ -261,6 +264,53 @@ void BM_RawOpenSslVerify(benchmark::State& state, Algorithm alg) {
 }
 BENCHMARK_CAPTURE(BM_RawOpenSslVerify, EdDSA, Algorithm::EdDSA);
 BENCHMARK_CAPTURE(BM_RawOpenSslVerify, ES256, Algorithm::ES256);
+
+// --- the resource-side verifier (tessera::verify) -----------------------------
+
+// A constant epoch source: what stands behind the in-process cache.
+class ConstantEpoch final : public verify::EpochSource {
+ public:
+  Result<std::uint64_t> current(std::string_view) override { return 3; }
+};
+
+// AccessVerifier::verify: the whole chain, with the verified-token cache off
+// (signature every time) or on (the same token again: a hit), optionally
+// with L1 answered from an in-process cache.
+void BM_AccessVerifier(benchmark::State& state, Algorithm alg, bool cache, bool l1) {
+  Fixture f(alg);
+  ManualClock clock(kNow);
+  verify::StaticKeySource source(f.keys);
+  ConstantEpoch behind;
+  verify::CachedEpochSource epochs(behind, clock, std::chrono::hours{1});
+  verify::AccessVerifier v({.issuer = "https://auth.example",
+                            .audiences = {"api"},
+                            .cache_entries = cache ? 10'000u : 0u},
+                           source, clock, l1 ? &epochs : nullptr);
+  for (auto _ : state) {
+    auto r = v.verify(f.token);
+    if (!r) state.SkipWithError("verify failed");
+    benchmark::DoNotOptimize(r);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK_CAPTURE(BM_AccessVerifier, EdDSA_nocache, Algorithm::EdDSA, false, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, EdDSA_cache, Algorithm::EdDSA, true, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, ES256_nocache, Algorithm::ES256, false, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, ES256_cache, Algorithm::ES256, true, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, HS256_nocache, Algorithm::HS256, false, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, HS256_cache, Algorithm::HS256, true, false);
+BENCHMARK_CAPTURE(BM_AccessVerifier, EdDSA_cache_L1, Algorithm::EdDSA, true, true);
+
+// The L1 check alone on an in-process cache hit.
+void BM_CachedEpochHit(benchmark::State& state) {
+  ManualClock clock(kNow);
+  ConstantEpoch behind;
+  verify::CachedEpochSource epochs(behind, clock, std::chrono::hours{1});
+  (void)epochs.current("user-12345");
+  for (auto _ : state) benchmark::DoNotOptimize(epochs.current("user-12345"));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CachedEpochHit);
 
 // --- the rest of the core ----------------------------------------------------
 

@@ -20,6 +20,14 @@ row("BM_TesseraVerify/HS256", "BM_LibjwtVerify_HS256", "peer libjwt 1.10")
 row("BM_TesseraVerify/EdDSA", "BM_RawOpenSslVerify/EdDSA", "≥ 0.90: " + ("met" if rate["BM_TesseraVerify/EdDSA"] >= 0.9 * rate["BM_RawOpenSslVerify/EdDSA"] else "NOT met"))
 row("BM_TesseraVerify/ES256", "BM_RawOpenSslVerify/ES256", "≥ 0.90: " + ("met" if rate["BM_TesseraVerify/ES256"] >= 0.9 * rate["BM_RawOpenSslVerify/ES256"] else "NOT met"))
 row("BM_RawHmacSha256_ReusedCtx", "BM_RawHmacSha256_OneShot", "why contexts are fetched once")
+print("\n| AccessVerifier | rate | baseline (same run) | rate | ratio |\n|---|---|---|---|---|")
+for alg, base in (("EdDSA", "BM_RawOpenSslVerify/EdDSA"), ("ES256", "BM_RawOpenSslVerify/ES256"), ("HS256", "BM_RawHmacSha256_SigningInput")):
+    for mode in ("nocache", "cache"):
+        name = f"BM_AccessVerifier/{alg}_{mode}"
+        print(f"| {alg}, cache {'on (hit)' if mode == 'cache' else 'off'} | {rate[name]/1e3:,.0f} k/s | {base} | {rate[base]/1e3:,.0f} k/s | {rate[name]/rate[base]:.2f} |")
+l1 = rate["BM_AccessVerifier/EdDSA_cache_L1"]
+print(f"| EdDSA, cache hit + L1 (in-process epoch hit) | {l1/1e3:,.0f} k/s | EdDSA, cache hit | {rate['BM_AccessVerifier/EdDSA_cache']/1e3:,.0f} k/s | {l1/rate['BM_AccessVerifier/EdDSA_cache']:.2f} |")
+print(f"\nL1 on an in-process cache hit alone: {1e9/rate['BM_CachedEpochHit']:.0f} ns ({rate['BM_CachedEpochHit']/1e6:.1f} M/s)")
 PY
 sessions="$build/bench-sessions.json"
 pgbench_out="$build/bench-pgbench.txt"
