@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,18 +46,25 @@ struct SessionPolicy {
 };
 
 // The signing keys, replaceable while the service runs (rotation).
+// A mutex rather than std::atomic<std::shared_ptr>: GCC 12's atomic
+// shared_ptr hides its lock from ThreadSanitizer (false reports on every
+// reload), and the lock is held only to copy a pointer.
 class SharedKeySet {
  public:
   explicit SharedKeySet(KeySet keys) : p_(std::make_shared<const KeySet>(std::move(keys))) {}
   [[nodiscard]] std::shared_ptr<const KeySet> get() const {
-    return p_.load(std::memory_order_acquire);
+    std::lock_guard lock(mu_);
+    return p_;
   }
   void set(KeySet keys) {
-    p_.store(std::make_shared<const KeySet>(std::move(keys)), std::memory_order_release);
+    auto fresh = std::make_shared<const KeySet>(std::move(keys));
+    std::lock_guard lock(mu_);
+    p_.swap(fresh);
   }
 
  private:
-  std::atomic<std::shared_ptr<const KeySet>> p_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const KeySet> p_;
 };
 
 struct IssueRequest {
