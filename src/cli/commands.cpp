@@ -67,7 +67,7 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
   auto store = open_store(config);
   if (!store) return std::unexpected(store.error());
   admin->store = std::move(*store);
-  auto audit = open_audit_sink(config);
+  auto audit = open_audit_sink(config, true);
   if (!audit) return std::unexpected(audit.error());
   admin->audit = std::move(*audit);
   SecretKeys ephemeral = generate_secret_keys(random);
@@ -149,7 +149,7 @@ Outcome keys_rotate(const Config& config) {
   if (!r) return failed(r.error());
   if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
     return failed(s.error());
-  auto audit = open_audit_sink(config);
+  auto audit = open_audit_sink(config, true);
   if (audit && *audit) {
     // The event has no kid field; the new active kid goes in `reason`.
     (*audit)->emit(AuditEvent{.type = "key_rotated",
