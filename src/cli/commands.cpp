@@ -165,6 +165,23 @@ Outcome keys_rotate(const Config& config) {
   return {};
 }
 
+Outcome keys_rotate_secrets(const Config& config) {
+  std::error_code ec;
+  if (!fs::exists(config.secret_keys, ec))
+    return failed(
+        Error{ErrorCode::config_invalid,
+              fmt::format("secret_keys: \"{}\" does not exist (run `tessera keys generate`)",
+                          config.secret_keys.string())});
+  auto keys = load_secret_keys(config.secret_keys);
+  if (!keys) return failed(keys.error());
+  add_secret_key_versions(*keys, CsprngRandom::instance());
+  if (auto s = write_private_file(config.secret_keys, secret_keys_json(*keys)); !s)
+    return failed(s.error());
+  print_json(boost::json::object{{"lookup_key_version", keys->lookup.back().version},
+                                 {"cipher_key_version", keys->cipher.back().version}});
+  return {};
+}
+
 Outcome keys_list(const Config& config) {
   auto keys = load_existing_signing_keys(config);
   if (!keys) return failed(keys.error());
@@ -300,6 +317,10 @@ int run(int argc, char** argv, ServeFunction serve) {
       "rotate",
       "Promote the next signing key to active, retire the old one, add a new next key, "
       "prune expired retired keys. Safe while serve runs.");
+  auto* keys_rotate_secrets_cmd =
+      keys->add_subcommand("rotate-secrets",
+                           "Add a new version of the lookup and token-cipher keys (older versions "
+                           "stay readable: nobody is logged out). serve reads it on restart.");
   auto* keys_list_cmd =
       keys->add_subcommand("list", "Print the signing keys (kid, alg, state, retired_at) as JSON.");
 
@@ -365,6 +386,8 @@ int run(int argc, char** argv, ServeFunction serve) {
     outcome = keys_generate(*config, force);
   } else if (keys_rotate_cmd->parsed()) {
     outcome = keys_rotate(*config);
+  } else if (keys_rotate_secrets_cmd->parsed()) {
+    outcome = keys_rotate_secrets(*config);
   } else if (keys_list_cmd->parsed()) {
     outcome = keys_list(*config);
   } else if (sessions_list_cmd->parsed()) {

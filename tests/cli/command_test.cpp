@@ -197,6 +197,23 @@ TEST(TesseraBinary, KeysRotateRetiresActiveAndPromotesNext) {
   EXPECT_NE(slurp(dir / "var/audit.jsonl").find("\"key_rotated\""), std::string::npos);
 }
 
+TEST(TesseraBinary, KeysRotateSecretsAddsAVersionAndKeepsSessionsReachable) {
+  TempDir dir;
+  ASSERT_EQ(run_tessera(dir.path(), {"keys", "generate"}).exit_code, 0);
+  const std::string before = slurp(dir / "var/keys/secrets.json");
+  auto r = run_tessera(dir.path(), {"keys", "rotate-secrets"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"lookup_key_version\":2,\"cipher_key_version\":2}\n");
+  EXPECT_EQ(file_mode(dir / "var/keys/secrets.json"), 0600u);
+  auto keys = load_secret_keys(dir / "var/keys/secrets.json");
+  ASSERT_TRUE(keys.has_value()) << keys.error();
+  EXPECT_EQ(keys->lookup.size(), 2u);
+  // Version 1 is unchanged: tokens stored under it are still found.
+  auto old = parse_secret_keys(before);
+  EXPECT_EQ(keys->lookup[0].key, old->lookup[0].key);
+  EXPECT_EQ(keys->cipher[0].key, old->cipher[0].key);
+}
+
 TEST(TesseraBinary, KeysListShowsNoPrivateMember) {
   TempDir dir;
   for (const char* alg : {"EdDSA", "ES256", "HS256"}) {

@@ -81,6 +81,24 @@ TEST(SecretKeys, MalformedFilesAreRefusedWithoutEchoingContent) {
   }
 }
 
+TEST(SecretKeys, AddingVersionsKeepsTheOldOnesAndMakesTheNewActive) {
+  DeterministicRandom random(13);
+  SecretKeys keys = generate_secret_keys(random);
+  const SecretString old_lookup = keys.lookup[0].key;
+  add_secret_key_versions(keys, random);
+  ASSERT_EQ(keys.lookup.size(), 2u);
+  ASSERT_EQ(keys.cipher.size(), 2u);
+  EXPECT_EQ(keys.lookup[0].key, old_lookup);
+  EXPECT_EQ(keys.lookup[1].version, 2u);
+  EXPECT_EQ(keys.cipher[1].version, 2u);
+  auto parsed = parse_secret_keys(secret_keys_json(keys));
+  ASSERT_TRUE(parsed.has_value()) << parsed.error();
+  auto ring = LookupKeyRing::create(std::move(parsed->lookup));
+  ASSERT_TRUE(ring.has_value());
+  EXPECT_EQ(ring->active_version(), 2u);
+  EXPECT_EQ(ring->versions().size(), 2u);
+}
+
 TEST(SigningKeys, GenerateMakesOneActiveAndOneNextKey) {
   DeterministicRandom random(1);
   ManualClock clock;

@@ -215,5 +215,32 @@ TEST_F(Serve, SighupReloadsAtOnceAndABadFileKeepsTheOldKeys) {
   EXPECT_EQ(serve.terminate(), 0);
 }
 
+TEST_F(Serve, RotatedSecretKeysKeepEarlierRefreshTokensWorkingAfterRestart) {
+  TempDir dir;
+  const std::string hash_setting =
+      "--api-key-hashes=sha256:" +
+      std::string("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");  // "test"
+  std::string refresh;
+  {
+    ServeProcess serve(dir, {hash_setting});
+    ASSERT_TRUE(serve.ready()) << serve.err();
+    const auto issued = http(serve.port(), "POST", "/v1/sessions",
+                             "Authorization: Bearer test\r\nContent-Type: application/json\r\n",
+                             R"({"subject":"carol","mode":"token"})");
+    ASSERT_EQ(issued.status, 201) << issued.body;
+    refresh = std::string(boost::json::parse(issued.body).at("refresh_token").as_string());
+    EXPECT_EQ(serve.terminate(), 0);
+  }
+  auto rot = testing::run_tessera(dir.path(), {"keys", "rotate-secrets"});
+  ASSERT_EQ(rot.exit_code, 0) << rot.err;
+  ServeProcess serve(dir, {hash_setting});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  const auto renewed =
+      http(serve.port(), "POST", "/v1/tokens/refresh", "Content-Type: application/json\r\n",
+           R"({"refresh_token":")" + refresh + R"("})");
+  EXPECT_EQ(renewed.status, 200) << renewed.body;
+  EXPECT_EQ(serve.terminate(), 0);
+}
+
 }  // namespace
 }  // namespace tessera::cli
