@@ -93,6 +93,9 @@ struct ServerState {
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> registry;
 
   asio::io_context ioc;
+  // Stopping, signals and the drain timer run on one strand, so stop() from
+  // any thread and a signal arriving at the same time do not race.
+  asio::strand<asio::io_context::executor_type> control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::steady_timer drain_timer;
@@ -102,9 +105,10 @@ struct ServerState {
         deps(std::move(d)),
         api(options, deps),
         ioc(static_cast<int>(threads)),
+        control(asio::make_strand(ioc)),
         acceptor(asio::make_strand(ioc)),
-        signals(ioc),
-        drain_timer(ioc) {}
+        signals(control),
+        drain_timer(control) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -315,7 +319,7 @@ void ServerState::connection_gone(std::uint64_t id) {
   std::lock_guard lock(registry_mu);
   registry.erase(id);
   if (connections.fetch_sub(1) == 1 && stopping && !ioc.stopped()) {
-    asio::post(ioc, [this] { drain_timer.cancel(); });
+    asio::post(control, [this] { drain_timer.cancel(); });
   }
 }
 
@@ -323,7 +327,10 @@ void ServerState::do_stop() {
   if (stopping.exchange(true)) return;
   spdlog::info("stopping: no new connections, draining in-flight requests");
   beast::error_code ec;
-  acceptor.close(ec);
+  asio::dispatch(acceptor.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+  });
   signals.cancel(ec);
   std::vector<std::shared_ptr<Connection>> live;
   {
@@ -455,7 +462,7 @@ void Server::run() {
 
 void Server::stop() noexcept {
   try {
-    asio::post(impl_->ioc, [impl = impl_.get()] { impl->do_stop(); });
+    asio::post(impl_->control, [impl = impl_.get()] { impl->do_stop(); });
   } catch (...) {
     impl_->ioc.stop();
   }
