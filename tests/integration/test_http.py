@@ -687,6 +687,56 @@ class TestParallelRefresh(AuthorityTest):
         self.assertProblem(self.a.refresh(successor), 401, "session_revoked")
 
 
+class TestConfiguredEdges(AuthorityTest):
+    ENV = {"TESSERA_METRICS_PUBLIC": "false", "TESSERA_COOKIE_NAME": "sid",
+           "TESSERA_COOKIE_DOMAIN": "example.test", "TESSERA_COOKIE_PATH": "/app",
+           "TESSERA_COOKIE_SAME_SITE": "Strict"}
+
+    def test_private_metrics_need_the_api_key(self):
+        self.assertProblem(self.a.request("GET", "/metrics"), 401, "unauthorized")
+        r = self.a.request("GET", "/metrics", auth=True)
+        self.assertEqual(r.status, 200)
+
+    def test_cookie_attributes_follow_the_settings(self):
+        r = self.a.request("POST", "/v1/sessions", {"subject": subject(), "mode": "cookie"},
+                           auth=True)
+        self.assertEqual(r.status, 201)
+        cookie = r.header("Set-Cookie")
+        self.assertTrue(cookie.startswith("sid="))
+        attrs = [a.strip() for a in cookie.split(";")[1:]]
+        for want in ("Domain=example.test", "Path=/app", "SameSite=Strict", "HttpOnly"):
+            self.assertIn(want, attrs)
+        token = r.json["session_token"]
+        r = self.a.request("POST", "/v1/sessions/validate", raw=b"", auth=True,
+                           headers={"Cookie": f"tessera_session={token}"})
+        self.assertProblem(r, 400, "invalid_request")  # not the configured name
+        r = self.a.request("POST", "/v1/sessions/validate", raw=b"", auth=True,
+                           headers={"Cookie": f"sid={token}"})
+        self.assertEqual(r.status, 200)
+
+    def test_expect_100_continue_is_answered(self):
+        body = json.dumps({"subject": subject(), "mode": "token"}).encode()
+        s = self.a.connect()
+        s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + self.a.api_key.encode() + b"\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        s.settimeout(5)
+        first = s.recv(64)
+        self.assertTrue(first.startswith(b"HTTP/1.1 100"), first[:20])
+        s.sendall(body)
+        data = first + recv_all(s)
+        s.close()
+        self.assertIn(b"HTTP/1.1 201", data)
+
+    def test_lifecycle_events_are_counted(self):
+        self.a.issue(subject())
+        text = self.a.request("GET", "/metrics", auth=True).body.decode()
+        line = next(l for l in text.splitlines()
+                    if l.startswith('tessera_lifecycle_events_total{event="issued"}'))
+        self.assertGreaterEqual(int(line.split()[-1]), 1)
+
+
 class TestProcessLifecycle(unittest.TestCase):
     def test_sigterm_answers_in_flight_request_and_exits_0(self):
         a = Authority().start()
@@ -754,6 +804,31 @@ class TestProcessLifecycle(unittest.TestCase):
             self.assertTrue(a.introspect(new["access_token"]).json["active"])
             kids = {k["kid"] for k in a.request("GET", "/.well-known/jwks.json").json["keys"]}
             self.assertLessEqual({old_kid, new_kid}, kids)
+        finally:
+            a.cleanup()
+
+
+class TestReload(unittest.TestCase):
+    def test_sighup_reloads_rotated_keys(self):
+        import subprocess
+        import jwt
+        a = Authority(args=["--key-reload-interval", "1h"]).start()
+        try:
+            old = a.issue(subject())
+            old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+            rc = subprocess.run([authority.TESSERA, "keys", "rotate", "--data-dir", a.data_dir],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            self.assertEqual(rc, 0)
+            a.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            new_kid = old_kid
+            while time.monotonic() < deadline and new_kid == old_kid:
+                time.sleep(0.1)
+                new = a.issue(subject())
+                new_kid = jwt.get_unverified_header(new["access_token"])["kid"]
+            self.assertNotEqual(new_kid, old_kid, "SIGHUP did not reload the keys")
+            self.assertTrue(a.introspect(old["access_token"]).json["active"])
+            self.assertEqual(a.stop(), 0)
         finally:
             a.cleanup()
 
