@@ -38,6 +38,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kReadChunk = 4096;
+constexpr std::chrono::milliseconds kAcceptRetry{50};
 
 // X-Request-Id: the client's if it is 1..64 of [A-Za-z0-9-_], else ours.
 bool sane_request_id(std::string_view id) {
@@ -99,6 +100,7 @@ struct ServerState {
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::steady_timer drain_timer;
+  asio::steady_timer accept_retry;  // on the acceptor's strand
 
   ServerState(ServerOptions o, ServerDeps d, unsigned threads)
       : options(std::move(o)),
@@ -108,7 +110,8 @@ struct ServerState {
         control(asio::make_strand(ioc)),
         acceptor(asio::make_strand(ioc)),
         signals(control),
-        drain_timer(control) {}
+        drain_timer(control),
+        accept_retry(acceptor.get_executor()) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -316,14 +319,13 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
       socket.close(ignored);
     } else {
       try {
-        std::uint64_t id;
-        std::shared_ptr<Connection> c;
+        std::uint64_t id = 0;
         {
           std::lock_guard lock(registry_mu);
           id = next_id++;
-          connections.fetch_add(1);
         }
-        c = std::make_shared<Connection>(*this, std::move(socket), id);
+        auto c = std::make_shared<Connection>(*this, std::move(socket), id);
+        connections.fetch_add(1);  // only once built: its destructor gives it back
         {
           std::lock_guard lock(registry_mu);
           registry.emplace(id, c);
@@ -334,7 +336,13 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
       }
     }
   } else {
+    // Out of descriptors, most likely: do not spin; try again shortly.
     spdlog::warn("accept failed: {}", ec.message());
+    accept_retry.expires_after(kAcceptRetry);
+    accept_retry.async_wait([this](beast::error_code e) {
+      if (!e) do_accept();
+    });
+    return;
   }
   do_accept();
 }
@@ -354,6 +362,7 @@ void ServerState::do_stop() {
   asio::dispatch(acceptor.get_executor(), [this] {
     beast::error_code ignored;
     acceptor.close(ignored);
+    accept_retry.cancel();
   });
   signals.cancel(ec);
   std::vector<std::shared_ptr<Connection>> live;
