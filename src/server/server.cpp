@@ -38,6 +38,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 constexpr std::size_t kReadChunk = 4096;
+constexpr std::chrono::milliseconds kAcceptRetry{50};
 
 // X-Request-Id: the client's if it is 1..64 of [A-Za-z0-9-_], else ours.
 bool sane_request_id(std::string_view id) {
@@ -93,18 +94,24 @@ struct ServerState {
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> registry;
 
   asio::io_context ioc;
+  // Stopping, signals and the drain timer run on one strand, so stop() from
+  // any thread and a signal arriving at the same time do not race.
+  asio::strand<asio::io_context::executor_type> control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::steady_timer drain_timer;
+  asio::steady_timer accept_retry;  // on the acceptor's strand
 
   ServerState(ServerOptions o, ServerDeps d, unsigned threads)
       : options(std::move(o)),
         deps(std::move(d)),
         api(options, deps),
         ioc(static_cast<int>(threads)),
+        control(asio::make_strand(ioc)),
         acceptor(asio::make_strand(ioc)),
-        signals(ioc),
-        drain_timer(ioc) {}
+        signals(control),
+        drain_timer(control),
+        accept_retry(acceptor.get_executor()) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -171,6 +178,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
     stream_.expires_after(server_.options.read_timeout);
+    // The header first: a body over the limit is refused on its declared
+    // length, and a client waiting on `Expect: 100-continue` is told to go on.
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    const auto expect = parser_->get()[http::field::expect];
+    if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                     parser_->get().version());
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code e, std::size_t) {
+                          if (e) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -288,14 +319,13 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
       socket.close(ignored);
     } else {
       try {
-        std::uint64_t id;
-        std::shared_ptr<Connection> c;
+        std::uint64_t id = 0;
         {
           std::lock_guard lock(registry_mu);
           id = next_id++;
-          connections.fetch_add(1);
         }
-        c = std::make_shared<Connection>(*this, std::move(socket), id);
+        auto c = std::make_shared<Connection>(*this, std::move(socket), id);
+        connections.fetch_add(1);  // only once built: its destructor gives it back
         {
           std::lock_guard lock(registry_mu);
           registry.emplace(id, c);
@@ -306,7 +336,13 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
       }
     }
   } else {
+    // Out of descriptors, most likely: do not spin; try again shortly.
     spdlog::warn("accept failed: {}", ec.message());
+    accept_retry.expires_after(kAcceptRetry);
+    accept_retry.async_wait([this](beast::error_code e) {
+      if (!e) do_accept();
+    });
+    return;
   }
   do_accept();
 }
@@ -315,7 +351,7 @@ void ServerState::connection_gone(std::uint64_t id) {
   std::lock_guard lock(registry_mu);
   registry.erase(id);
   if (connections.fetch_sub(1) == 1 && stopping && !ioc.stopped()) {
-    asio::post(ioc, [this] { drain_timer.cancel(); });
+    asio::post(control, [this] { drain_timer.cancel(); });
   }
 }
 
@@ -323,7 +359,11 @@ void ServerState::do_stop() {
   if (stopping.exchange(true)) return;
   spdlog::info("stopping: no new connections, draining in-flight requests");
   beast::error_code ec;
-  acceptor.close(ec);
+  asio::dispatch(acceptor.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    accept_retry.cancel();
+  });
   signals.cancel(ec);
   std::vector<std::shared_ptr<Connection>> live;
   {
@@ -455,7 +495,7 @@ void Server::run() {
 
 void Server::stop() noexcept {
   try {
-    asio::post(impl_->ioc, [impl = impl_.get()] { impl->do_stop(); });
+    asio::post(impl_->control, [impl = impl_.get()] { impl->do_stop(); });
   } catch (...) {
     impl_->ioc.stop();
   }
