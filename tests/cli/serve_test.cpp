@@ -99,6 +99,7 @@ class ServeProcess {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] std::string out() const { return slurp(dir_ / "serve.out"); }
   [[nodiscard]] std::string err() const { return slurp(dir_ / "serve.err"); }
+  void forget() { pid_ = -1; }  // reaped by the test
   int terminate() {
     ::kill(pid_, SIGTERM);
     const int code = testing::wait_exit(pid_);
@@ -213,6 +214,27 @@ TEST_F(Serve, SighupReloadsAtOnceAndABadFileKeepsTheOldKeys) {
       eventually([&] { return serve.out().find("key_reload_failed") != std::string::npos; }));
   EXPECT_TRUE(has(jwks_kids(serve.port()), next));
   EXPECT_EQ(serve.terminate(), 0);
+}
+
+// Regression: a supervisor that repeats SIGTERM while the process is already
+// shutting down (server gone, store closing) killed it with status -15.
+TEST_F(Serve, RepeatedSigtermDuringShutdownStillExitsZero) {
+  TempDir dir;
+  ServeProcess serve(dir, {});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  const pid_t pid = serve.pid();
+  int status = 0;
+  pid_t done = 0;
+  const auto end = std::chrono::steady_clock::now() + 10s;
+  while (done == 0 && std::chrono::steady_clock::now() < end) {
+    ::kill(pid, SIGTERM);
+    done = ::waitpid(pid, &status, WNOHANG);
+    std::this_thread::sleep_for(200us);
+  }
+  ASSERT_EQ(done, pid);
+  EXPECT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  serve.forget();
 }
 
 TEST_F(Serve, RotatedSecretKeysKeepEarlierRefreshTokensWorkingAfterRestart) {
