@@ -160,6 +160,13 @@ TEST(BuildConfig, MapsValuesOntoPolicyAndServerOptions) {
   EXPECT_EQ(c->cleanup_interval, seconds{0});
 }
 
+TEST(BuildConfig, ListenTakesLocalhostAsLoopback) {
+  auto c = build_config({{"listen", "localhost:9090"}});
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->server.host, "127.0.0.1");
+  EXPECT_EQ(c->server.port, 9090);
+}
+
 TEST(BuildConfig, StoreUrlForms) {
   auto abs = build_config({{"store", "sqlite:///tmp/x.db"}});
   ASSERT_TRUE(abs.has_value());
