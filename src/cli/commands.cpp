@@ -144,8 +144,9 @@ Outcome keys_rotate(const Config& config) {
   auto keys = load_existing_signing_keys(config);
   if (!keys) return failed(keys.error());
   const auto& clock = SystemClock::instance();
-  auto r = rotate_signing_keys(*keys, config.signing_alg, CsprngRandom::instance(), clock,
-                               config.policy.access_ttl);
+  const Algorithm alg = config.signing_alg_given ? config.signing_alg : current_algorithm(*keys);
+  auto r =
+      rotate_signing_keys(*keys, alg, CsprngRandom::instance(), clock, config.policy.access_ttl);
   if (!r) return failed(r.error());
   if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
     return failed(s.error());

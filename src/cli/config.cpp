@@ -301,6 +301,7 @@ Result<Config> build_config(const RawSettings& raw) {
   c.secret_keys = r.text("secret_keys", (c.data_dir / "keys" / "secrets.json").string());
   if (c.secret_keys.empty()) r.error("secret_keys", "must not be empty");
   {
+    c.signing_alg_given = r.given("signing_alg");
     const std::string alg = r.text("signing_alg", "EdDSA");
     if (const auto a = algorithm_from_string(alg)) {
       c.signing_alg = *a;

@@ -43,6 +43,7 @@ struct Config {
   std::filesystem::path secret_keys;
   bool secret_keys_given = false;
   Algorithm signing_alg = Algorithm::EdDSA;
+  bool signing_alg_given = false;  // else `keys rotate` keeps the set's algorithm
   std::chrono::seconds key_reload_interval{5};
   bool api_key_hashes_given = false;  // the hashes themselves are in server.api_key_hashes
 

@@ -265,6 +265,14 @@ Result<Rotation> rotate_signing_keys(const KeySet& keys, Algorithm alg, Random& 
   return r;
 }
 
+Algorithm current_algorithm(const KeySet& keys) {
+  for (const auto& e : keys.entries()) {
+    if (e.state == KeyState::next) return e.key.algorithm();
+  }
+  if (const Key* active = keys.active()) return active->algorithm();
+  return Algorithm::EdDSA;
+}
+
 std::string key_list_json(const KeySet& keys) {
   boost::json::array list;
   for (const auto& e : keys.entries()) {

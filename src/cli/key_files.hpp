@@ -78,10 +78,14 @@ struct Rotation {
 };
 // Promotes the next key (or a fresh one if the set has none), retires the
 // active one at `now`, adds a fresh next key of `alg`, and prunes retired keys
-// older than access_ttl + kVerifierLeeway.
+// older than access_ttl + kVerifierLeeway. Changing `alg` takes two
+// rotations to reach the signing key (the first one pre-publishes it).
 [[nodiscard]] Result<Rotation> rotate_signing_keys(const KeySet& keys, Algorithm alg,
                                                    Random& random, const Clock& clock,
                                                    std::chrono::seconds access_ttl);
+// The algorithm a rotation keeps when none is asked for: the next key's,
+// else the active key's, else EdDSA.
+[[nodiscard]] Algorithm current_algorithm(const KeySet& keys);
 // {"keys":[{"kid","alg","state","retired_at"}]}: never key material.
 [[nodiscard]] std::string key_list_json(const KeySet& keys);
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <map>
 
 #include "cli/commands.hpp"
 #include "cli/key_files.hpp"
@@ -164,7 +165,8 @@ TEST(TesseraBinary, KeysRotateRetiresActiveAndPromotesNext) {
   ASSERT_FALSE(active.empty());
   ASSERT_FALSE(next.empty());
 
-  auto rot = run_tessera(dir.path(), {"keys", "rotate", "--signing-alg", "ES256"});
+  // Without signing_alg, rotation keeps the set's algorithm.
+  auto rot = run_tessera(dir.path(), {"keys", "rotate"});
   ASSERT_EQ(rot.exit_code, 0) << rot.err;
   const auto result = json_of(rot.out);
   EXPECT_EQ(result.at("retired"), active.c_str());
@@ -187,6 +189,7 @@ TEST(TesseraBinary, KeysRotateRetiresActiveAndPromotesNext) {
       EXPECT_EQ(kid, next);
       EXPECT_NE(kid, active);
     }
+    EXPECT_EQ(k.at("alg"), "ES256");
     if (k.at("state") == "next") {
       ++nexts;
       EXPECT_NE(kid, next);
@@ -195,6 +198,26 @@ TEST(TesseraBinary, KeysRotateRetiresActiveAndPromotesNext) {
   EXPECT_EQ(actives, 1);
   EXPECT_EQ(nexts, 1);
   EXPECT_NE(slurp(dir / "var/audit.jsonl").find("\"key_rotated\""), std::string::npos);
+}
+
+TEST(TesseraBinary, KeysRotateToAnotherAlgorithmPrePublishesItFirst) {
+  TempDir dir;
+  ASSERT_EQ(run_tessera(dir.path(), {"keys", "generate"}).exit_code, 0);
+  auto algs = [&] {
+    std::map<std::string, std::string> by_state;
+    const auto listed = json_of(run_tessera(dir.path(), {"keys", "list"}).out);
+    for (const auto& k : listed.at("keys").as_array()) {
+      if (k.at("state") != "retired")
+        by_state[std::string(k.at("state").as_string())] = k.at("alg").as_string().c_str();
+    }
+    return by_state;
+  };
+  ASSERT_EQ(run_tessera(dir.path(), {"keys", "rotate", "--signing-alg", "ES256"}).exit_code, 0);
+  EXPECT_EQ(algs()["active"], "EdDSA");
+  EXPECT_EQ(algs()["next"], "ES256");
+  ASSERT_EQ(run_tessera(dir.path(), {"keys", "rotate"}).exit_code, 0);
+  EXPECT_EQ(algs()["active"], "ES256");
+  EXPECT_EQ(algs()["next"], "ES256");
 }
 
 TEST(TesseraBinary, KeysRotateSecretsAddsAVersionAndKeepsSessionsReachable) {
