@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
 #include <iostream>
@@ -41,7 +42,9 @@ void print_json(const boost::json::value& v) {
 }
 
 void setup_logging(const Config& config) {
-  auto logger = spdlog::stdout_logger_mt("tessera");
+  // Not registered by name: run() may be called more than once in a process.
+  auto logger = std::make_shared<spdlog::logger>("tessera",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
   logger->set_pattern("%v");
   logger->set_level(spdlog::level::from_str(config.log_level));
   logger->flush_on(spdlog::level::trace);
@@ -291,7 +294,9 @@ void print_error(const Error& error) {
                detail.c_str());
 }
 
-int run(int argc, char** argv, ServeFunction serve) {
+namespace {
+
+int run_command(int argc, char** argv, ServeFunction serve) {
   CLI::App app{
       "tessera: session lifecycle engine. The authority server (serve) and its\n"
       "operator commands: keys, sessions, epochs, migrations, cleanup.",
@@ -407,6 +412,18 @@ int run(int argc, char** argv, ServeFunction serve) {
     return outcome.error().exit_code;
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int run(int argc, char** argv, ServeFunction serve) {
+  try {
+    return run_command(argc, argv, serve);
+  } catch (const std::exception& e) {
+    // Our bug, or the system out of resources: still one line and exit 1.
+    print_error(Error{ErrorCode::internal, e.what()});
+    return kExitFailure;
+  }
 }
 
 }  // namespace tessera::cli
