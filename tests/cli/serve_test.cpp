@@ -216,6 +216,24 @@ TEST_F(Serve, SighupReloadsAtOnceAndABadFileKeepsTheOldKeys) {
   EXPECT_EQ(serve.terminate(), 0);
 }
 
+TEST_F(Serve, RunsCleanupEveryCleanupInterval) {
+  TempDir dir;
+  const std::string hash =
+      "--api-key-hashes=sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+  ServeProcess serve(dir, {hash, "--cleanup-interval", "1s", "--cleanup-retention", "0"});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  const auto issued = http(serve.port(), "POST", "/v1/sessions",
+                           "Authorization: Bearer test\r\nContent-Type: application/json\r\n",
+                           R"({"subject":"dave","mode":"cookie"})");
+  ASSERT_EQ(issued.status, 201) << issued.body;
+  auto revoked = testing::run_tessera(dir.path(), {"sessions", "revoke", "dave"});
+  ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
+  EXPECT_TRUE(eventually([&] {
+    return serve.out().find(R"("event":"cleanup","deleted":1)") != std::string::npos;
+  })) << serve.out();
+  EXPECT_EQ(serve.terminate(), 0);
+}
+
 // Regression: a supervisor that repeats SIGTERM while the process is already
 // shutting down (server gone, store closing) killed it with status -15.
 TEST_F(Serve, RepeatedSigtermDuringShutdownStillExitsZero) {
