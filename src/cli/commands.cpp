@@ -373,6 +373,9 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     return kExitOk;
   }
 
+  for (const auto& name : SettingsBinder::unknown_environment()) {
+    std::fprintf(stderr, "tessera: warning: %s names no setting; ignored\n", name.c_str());
+  }
   auto raw = binder.resolve();
   if (!raw) {
     print_error(raw.error());

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -410,6 +411,19 @@ SettingsBinder::SettingsBinder(CLI::App& app) {
                          ->group("Settings");
     options_.emplace(std::string(s.key), o);
   }
+}
+
+std::vector<std::string> SettingsBinder::unknown_environment() {
+  std::vector<std::string> unknown;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    if (!name.starts_with("TESSERA_") || name == "TESSERA_CONFIG") continue;
+    if (std::none_of(kSettings.begin(), kSettings.end(),
+                     [&](const Setting& s) { return env_name(s.key) == name; }))
+      unknown.emplace_back(name);
+  }
+  return unknown;
 }
 
 Result<RawSettings> SettingsBinder::resolve() const {

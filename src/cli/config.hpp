@@ -93,6 +93,10 @@ class SettingsBinder {
   // config_invalid if the file cannot be read or holds an unknown key.
   [[nodiscard]] Result<RawSettings> resolve() const;
 
+  // TESSERA_* variables of `environ` that name no setting (likely typos:
+  // CLI11 would silently ignore them).
+  [[nodiscard]] static std::vector<std::string> unknown_environment();
+
  private:
   std::string config_file_;
   CLI::Option* config_option_ = nullptr;

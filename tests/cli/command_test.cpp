@@ -94,6 +94,13 @@ TEST(TesseraBinary, BadConfigExitsTwoNamingTheSetting) {
   EXPECT_FALSE(std::filesystem::exists(dir / "var"));
 }
 
+TEST(TesseraBinary, MisspelledEnvironmentVariableIsWarnedAbout) {
+  TempDir dir;
+  auto r = run_tessera(dir.path(), {"migrate", "--store", "memory:"}, {"TESSERA_SESION_TTL=1h"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err, "tessera: warning: TESSERA_SESION_TTL names no setting; ignored\n");
+}
+
 TEST(TesseraBinary, FlagBeatsEnvironmentBeatsFile) {
   TempDir dir;
   write_text(dir / "t.conf", "store = sqlite://file.db\n");
