@@ -52,7 +52,10 @@ class AuthorityTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.a.cleanup()
+        try:
+            cls.a.stop_cleanly()
+        finally:
+            cls.a.cleanup()
 
     def assertProblem(self, r, status, code):
         self.assertEqual(r.status, status, f"{r!r}")
