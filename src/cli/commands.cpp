@@ -67,7 +67,7 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
   auto store = open_store(config);
   if (!store) return std::unexpected(store.error());
   admin->store = std::move(*store);
-  auto audit = open_audit_sink(config);
+  auto audit = open_audit_sink(config, true);
   if (!audit) return std::unexpected(audit.error());
   admin->audit = std::move(*audit);
   SecretKeys ephemeral = generate_secret_keys(random);
@@ -149,7 +149,7 @@ Outcome keys_rotate(const Config& config) {
   if (!r) return failed(r.error());
   if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
     return failed(s.error());
-  auto audit = open_audit_sink(config);
+  auto audit = open_audit_sink(config, true);
   if (audit && *audit) {
     // The event has no kid field; the new active kid goes in `reason`.
     (*audit)->emit(AuditEvent{.type = "key_rotated",
@@ -162,6 +162,23 @@ Outcome keys_rotate(const Config& config) {
                                  {"active", r->active_kid},
                                  {"next", r->next_kid},
                                  {"pruned", r->pruned}});
+  return {};
+}
+
+Outcome keys_rotate_secrets(const Config& config) {
+  std::error_code ec;
+  if (!fs::exists(config.secret_keys, ec))
+    return failed(
+        Error{ErrorCode::config_invalid,
+              fmt::format("secret_keys: \"{}\" does not exist (run `tessera keys generate`)",
+                          config.secret_keys.string())});
+  auto keys = load_secret_keys(config.secret_keys);
+  if (!keys) return failed(keys.error());
+  add_secret_key_versions(*keys, CsprngRandom::instance());
+  if (auto s = write_private_file(config.secret_keys, secret_keys_json(*keys)); !s)
+    return failed(s.error());
+  print_json(boost::json::object{{"lookup_key_version", keys->lookup.back().version},
+                                 {"cipher_key_version", keys->cipher.back().version}});
   return {};
 }
 
@@ -300,6 +317,10 @@ int run(int argc, char** argv, ServeFunction serve) {
       "rotate",
       "Promote the next signing key to active, retire the old one, add a new next key, "
       "prune expired retired keys. Safe while serve runs.");
+  auto* keys_rotate_secrets_cmd =
+      keys->add_subcommand("rotate-secrets",
+                           "Add a new version of the lookup and token-cipher keys (older versions "
+                           "stay readable: nobody is logged out). serve reads it on restart.");
   auto* keys_list_cmd =
       keys->add_subcommand("list", "Print the signing keys (kid, alg, state, retired_at) as JSON.");
 
@@ -365,6 +386,8 @@ int run(int argc, char** argv, ServeFunction serve) {
     outcome = keys_generate(*config, force);
   } else if (keys_rotate_cmd->parsed()) {
     outcome = keys_rotate(*config);
+  } else if (keys_rotate_secrets_cmd->parsed()) {
+    outcome = keys_rotate_secrets(*config);
   } else if (keys_list_cmd->parsed()) {
     outcome = keys_list(*config);
   } else if (sessions_list_cmd->parsed()) {

@@ -1,6 +1,8 @@
 #include "cli/config.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <array>
@@ -260,6 +262,12 @@ Result<Config> build_config(const RawSettings& raw) {
         p > 65535) {
       r.error("listen", fmt::format("must be host:port with a port 0..65535 (got \"{}\")", listen));
     } else {
+      if (host == "localhost") host = "127.0.0.1";
+      in6_addr probe{};
+      if (::inet_pton(AF_INET, host.c_str(), &probe) != 1 &&
+          ::inet_pton(AF_INET6, host.c_str(), &probe) != 1)
+        r.error("listen",
+                fmt::format("host must be an IP address or localhost (got \"{}\")", host));
       c.server.host = host;
       c.server.port = static_cast<std::uint16_t>(p);
     }

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
@@ -198,6 +199,14 @@ Result<SecretKeys> load_secret_keys(const fs::path& file) {
   if (!keys)
     return fail(keys.error().code, fmt::format("{}: {}", file.string(), keys.error().detail));
   return keys;
+}
+
+void add_secret_key_versions(SecretKeys& keys, Random& random) {
+  for (auto* list : {&keys.lookup, &keys.cipher}) {
+    std::uint32_t top = 0;
+    for (const auto& m : *list) top = std::max(top, m.version);
+    list->push_back(random_material(top + 1, random));
+  }
 }
 
 // --- signing keys -----------------------------------------------------------

@@ -57,6 +57,10 @@ struct SecretKeys {
 // key_invalid (never echoing the content) for anything malformed.
 [[nodiscard]] Result<SecretKeys> parse_secret_keys(std::string_view json);
 [[nodiscard]] Result<SecretKeys> load_secret_keys(const std::filesystem::path& file);
+// Adds a fresh version (highest + 1) to both lists; older versions stay, so
+// tokens stored under them are still found (and re-keyed on their next
+// write) and sealed successors still open.
+void add_secret_key_versions(SecretKeys& keys, Random& random);
 
 // --- signing keys ---------------------------------------------------------
 // A fresh set: one active and one next key of `alg`.

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <iostream>
 
 #include "tessera/memory_store.hpp"
 #include "tessera/sqlite_store.hpp"
@@ -31,15 +33,27 @@ class FileAuditSink final : public AuditSink {
   JsonLinesAuditSink lines_;
 };
 
+// Audit lines on stdout whatever log_level says: a logger of its own, on
+// spdlog's stdout sink, which shares the console lock with the default logger
+// so audit and log lines never interleave mid-line.
 class StdoutAuditSink final : public AuditSink {
  public:
+  StdoutAuditSink() : logger_(std::make_shared<spdlog::logger>("audit", make_sink())) {
+    logger_->set_pattern("%v");
+    logger_->set_level(spdlog::level::trace);
+    logger_->flush_on(spdlog::level::trace);
+  }
   void emit(const AuditEvent& event) noexcept override {
-    // Through the logger, so that audit lines and log lines never interleave mid-line.
     try {
-      spdlog::info(to_json_line(event));
+      logger_->info("{}", to_json_line(event));
     } catch (...) {
+      // Auditing never takes a request down with it.
     }
   }
+
+ private:
+  static spdlog::sink_ptr make_sink() { return std::make_shared<spdlog::sinks::stdout_sink_mt>(); }
+  std::shared_ptr<spdlog::logger> logger_;
 };
 
 std::string_view level_name(spdlog::level::level_enum level) {
@@ -76,11 +90,13 @@ Result<std::unique_ptr<SessionStore>> open_store(const Config& config) {
   return fail(ErrorCode::internal, "unknown store kind");
 }
 
-Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config) {
+Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config, bool one_shot) {
   switch (config.audit) {
     case AuditTarget::none:
       return std::unique_ptr<AuditSink>{};
     case AuditTarget::stdout_lines:
+      if (one_shot)
+        return std::unique_ptr<AuditSink>(std::make_unique<JsonLinesAuditSink>(std::cerr));
       return std::unique_ptr<AuditSink>(std::make_unique<StdoutAuditSink>());
     case AuditTarget::file: {
       if (auto s = make_private_dirs(config.audit_path.parent_path()); !s)

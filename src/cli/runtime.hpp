@@ -26,8 +26,10 @@ namespace tessera::cli {
 [[nodiscard]] Result<std::unique_ptr<SessionStore>> open_store(const Config& config);
 
 // The configured audit sink, or nullptr for none. Owns its file (appended,
-// created 0600).
-[[nodiscard]] Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config);
+// created 0600). One-shot commands pass `one_shot`: their stdout is one JSON
+// document, so audit_log "-" writes to stderr instead.
+[[nodiscard]] Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config,
+                                                                 bool one_shot = false);
 
 // `serve`'s start-up checks and, in dev mode, its first-start bootstrap:
 //  - production: signing_keys, secret_keys and api_key_hashes must be set

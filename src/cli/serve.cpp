@@ -1,9 +1,11 @@
 #include "cli/serve.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <condition_variable>
+#include <csignal>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -19,6 +21,21 @@ namespace tessera::cli {
 namespace {
 
 using std::chrono::seconds;
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread. The housekeeping
+// thread never takes them (the server's handlers run on any other thread),
+// and once the server has returned, the main thread blocks them too: the
+// server's handlers are gone by then, and a second SIGTERM (a supervisor
+// repeating itself) must not kill a process that is already shutting down
+// cleanly. A signal left pending is discarded at exit.
+void block_stop_signals() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
 
 // Polls the key file and runs cleanup on their intervals, until stopped.
 class Housekeeper {
@@ -137,6 +154,7 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   {
     Housekeeper housekeeper(config, reloader, **service);
     (*server)->run();
+    block_stop_signals();
   }
   log_event(spdlog::level::info, "stopped");
   return {};
