@@ -585,7 +585,17 @@ def recv_all(s, timeout=10):
 
 class TestSlowClients(AuthorityTest):
     ARGS = ["--read-timeout", "2s"]
-    ENV = {"TESSERA_MAX_CONNECTIONS": "16"}
+    ENV = {"TESSERA_MAX_CONNECTIONS": "16", "TESSERA_IDLE_CONNECTION_TIMEOUT": "1s"}
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = self.a.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        t0 = time.monotonic()
+        data = recv_all(s, timeout=10)  # the answer, then the close
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:20])
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        self.assertLess(time.monotonic() - t0, 1.9, "closed by read_timeout, not the idle one")
 
     def test_slowloris_does_not_block_and_is_dropped(self):
         s = self.a.connect()
