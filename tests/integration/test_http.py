@@ -774,6 +774,20 @@ class TestProcessLifecycle(unittest.TestCase):
         finally:
             a.cleanup()
 
+    def test_sigterm_gives_a_stuck_request_at_most_drain_timeout(self):
+        a = Authority(env={"TESSERA_DRAIN_TIMEOUT": "1s"}).start()
+        try:
+            s = a.connect()
+            s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100\r\n\r\n{")  # never finished
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            self.assertEqual(a.stop(timeout=10), 0)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            s.close()
+        finally:
+            a.cleanup()
+
     def test_sigkill_keeps_committed_sessions(self):
         a = Authority().start()
         try:
