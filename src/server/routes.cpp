@@ -647,9 +647,12 @@ struct Api::Impl {
     auto token = token_param(req);
     if (!token) return from_error(token.error());
     // RFC 7009 §2.2: the answer is 200 whether or not the token was valid;
-    // only a malformed request is refused.
-    if (auto n = deps.service.logout(*token, RevokeScope::session); !n) {
-      spdlog::debug("revoke: {}", to_string(n.error().code));
+    // only a malformed request is refused. A store that did not answer is
+    // 503 (§2.2.1): the client must not believe a revocation that did not
+    // happen.
+    if (auto n = deps.service.logout(*token, RevokeScope::session);
+        !n && is_transient(n.error().code)) {
+      return from_error(n.error());
     }
     HttpResponse r;
     r.status = 200;
