@@ -98,8 +98,8 @@ std::string Metrics::render() const {
       const auto n = impl_->requests[r][s].load(std::memory_order_relaxed);
       if (n == 0 && kStatuses[s] != 200) continue;
       const std::string status = kStatuses[s] == 0 ? "other" : fmt::format("{}", kStatuses[s]);
-      add(fmt::format("tessera_http_requests_total{{route=\"{}\",status=\"{}\"}} {}", kRoutes[r],
-                      status, n));
+      add(fmt::format("tessera_http_requests_total{{route=\"{}\",status=\"{}\"}} {}",
+                      kRouteTable[r].path, status, n));
     }
   }
   add("# HELP tessera_http_request_duration_seconds Time from a whole request read to its "
@@ -109,15 +109,17 @@ std::string Metrics::render() const {
     const Histogram& h = impl_->latency[r];
     for (std::size_t i = 0; i < kBuckets.size(); ++i) {
       add(fmt::format("tessera_http_request_duration_seconds_bucket{{route=\"{}\",le=\"{}\"}} {}",
-                      kRoutes[r], kBuckets[i], h.buckets[i].load(std::memory_order_relaxed)));
+                      kRouteTable[r].path, kBuckets[i],
+                      h.buckets[i].load(std::memory_order_relaxed)));
     }
     const auto count = h.count.load(std::memory_order_relaxed);
     add(fmt::format("tessera_http_request_duration_seconds_bucket{{route=\"{}\",le=\"+Inf\"}} {}",
-                    kRoutes[r], count));
-    add(fmt::format("tessera_http_request_duration_seconds_sum{{route=\"{}\"}} {}", kRoutes[r],
+                    kRouteTable[r].path, count));
+    add(fmt::format("tessera_http_request_duration_seconds_sum{{route=\"{}\"}} {}",
+                    kRouteTable[r].path,
                     static_cast<double>(h.sum_ns.load(std::memory_order_relaxed)) / 1e9));
-    add(fmt::format("tessera_http_request_duration_seconds_count{{route=\"{}\"}} {}", kRoutes[r],
-                    count));
+    add(fmt::format("tessera_http_request_duration_seconds_count{{route=\"{}\"}} {}",
+                    kRouteTable[r].path, count));
   }
   add("# HELP tessera_lifecycle_events_total Session lifecycle events (audit event types).");
   add("# TYPE tessera_lifecycle_events_total counter");

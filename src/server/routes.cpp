@@ -21,11 +21,20 @@ namespace tessera::server {
 namespace json = boost::json;
 using namespace std::string_view_literals;
 
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kRouteTable.size(); ++i) {
+        if (static_cast<std::size_t>(kRouteTable[i].id) != i) return false;
+      }
+      return true;
+    }(),
+    "kRouteTable must be in RouteId order");
+
 std::size_t route_index(std::string_view route) noexcept {
-  for (std::size_t i = 0; i < kRoutes.size(); ++i) {
-    if (kRoutes[i] == route) return i;
+  for (std::size_t i = 0; i < kRouteTable.size(); ++i) {
+    if (kRouteTable[i].path == route) return i;
   }
-  return kRoutes.size() - 1;
+  return static_cast<std::size_t>(RouteId::unmatched);
 }
 
 unsigned http_status(ErrorCode code) noexcept {
@@ -286,8 +295,8 @@ std::array<std::uint8_t, 32> sha256(std::string_view data) {
 }
 
 struct Route {
-  std::string_view name;  // a kRoutes entry
-  std::vector<std::string> params;
+  RouteId id = RouteId::unmatched;
+  std::vector<std::string> params;  // percent-decoded: {subject}[, {id}]
 };
 
 // Splits the (still encoded) path into segments, matches a template and
@@ -295,14 +304,9 @@ struct Route {
 // escape in a parameter.
 Result<std::optional<Route>> match(std::string_view path) {
   using Out = std::optional<Route>;
-  static constexpr std::array<std::string_view, 6> kFixed = {
-      "/v1/sessions", "/v1/sessions/validate", "/v1/tokens/refresh",
-      "/v1/logout",   "/oauth2/introspect",    "/oauth2/revoke"};
-  for (auto f : kFixed) {
-    if (path == f) return Out{Route{f, {}}};
-  }
-  for (auto f : {"/.well-known/jwks.json"sv, "/healthz"sv, "/readyz"sv, "/metrics"sv}) {
-    if (path == f) return Out{Route{f, {}}};
+  for (const RouteSpec& spec : kRouteTable) {
+    if (spec.path.find('{') == std::string_view::npos && path == spec.path)
+      return Out{Route{spec.id, {}}};
   }
   constexpr std::string_view kSubjects = "/v1/subjects/";
   if (!path.starts_with(kSubjects)) return Out{};
@@ -314,16 +318,17 @@ Result<std::optional<Route>> match(std::string_view path) {
     if (slash == std::string_view::npos) break;
     rest = rest.substr(slash + 1);
   }
-  std::string_view name;
-  if (seg.size() == 2 && seg[1] == "sessions")
-    name = kRoutes[4];
-  else if (seg.size() == 3 && seg[1] == "sessions")
-    name = kRoutes[5];
-  else if (seg.size() == 2 && seg[1] == "epoch")
-    name = kRoutes[6];
-  else
+  RouteId id = RouteId::unmatched;
+  if (seg.size() == 2 && seg[1] == "sessions") {
+    id = RouteId::subject_sessions;
+  } else if (seg.size() == 3 && seg[1] == "sessions") {
+    id = RouteId::subject_session;
+  } else if (seg.size() == 2 && seg[1] == "epoch") {
+    id = RouteId::subject_epoch;
+  } else {
     return Out{};
-  Route r{name, {}};
+  }
+  Route r{id, {}};
   for (std::size_t i = 0; i < seg.size(); i += 2) {
     auto decoded = percent_decode(seg[i], false);
     if (!decoded) return fail(ErrorCode::invalid_request, "bad percent-encoding in the path");
@@ -642,9 +647,12 @@ struct Api::Impl {
     auto token = token_param(req);
     if (!token) return from_error(token.error());
     // RFC 7009 §2.2: the answer is 200 whether or not the token was valid;
-    // only a malformed request is refused.
-    if (auto n = deps.service.logout(*token, RevokeScope::session); !n) {
-      spdlog::debug("revoke: {}", to_string(n.error().code));
+    // only a malformed request is refused. A store that did not answer is
+    // 503 (§2.2.1): the client must not believe a revocation that did not
+    // happen.
+    if (auto n = deps.service.logout(*token, RevokeScope::session);
+        !n && is_transient(n.error().code)) {
+      return from_error(n.error());
     }
     HttpResponse r;
     r.status = 200;
@@ -684,6 +692,15 @@ struct Api::Impl {
     return r;
   }
 
+  static bool method_allowed(std::string_view allow, std::string_view method) {
+    while (!allow.empty()) {
+      const auto comma = allow.find(',');
+      if (trim(allow.substr(0, comma)) == method) return true;
+      allow = comma == std::string_view::npos ? std::string_view{} : allow.substr(comma + 1);
+    }
+    return false;
+  }
+
   HttpResponse dispatch(const HttpRequest& req) {
     std::string_view target = req.target;
     const auto q = target.find('?');
@@ -695,85 +712,76 @@ struct Api::Impl {
     if (!matched) return from_error(matched.error());
     if (!*matched) return problem(404, ErrorCode::invalid_request, "no such route");
     const Route& route = **matched;
-    const std::string_view name = route.name;
+    const RouteSpec& spec = route_spec(route.id);
 
-    // Allowed methods and whether an API key is needed, per route.
-    std::string_view allow;
-    bool service = false;
-    if (name == kRoutes[0] || name == kRoutes[1]) {
-      allow = "POST";
-      service = true;
-    } else if (name == kRoutes[2] || name == kRoutes[3] || name == kRoutes[8]) {
-      allow = "POST";
-    } else if (name == kRoutes[4]) {
-      allow = "GET, DELETE";
-      service = true;
-    } else if (name == kRoutes[5]) {
-      allow = "DELETE";
-      service = true;
-    } else if (name == kRoutes[6]) {
-      allow = "GET, POST";
-      service = true;
-    } else if (name == kRoutes[7]) {
-      allow = "POST";
-      service = true;
-    } else if (name == kRoutes[12]) {
-      allow = "GET";
-      service = !options.metrics_public;
-    } else {
-      allow = "GET";
-    }
-    bool allowed = false;
-    std::string_view rest = allow;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      if (trim(rest.substr(0, comma)) == req.method) allowed = true;
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-    if (!allowed) {
+    if (!method_allowed(spec.allow, req.method)) {
       HttpResponse r = problem(405, ErrorCode::invalid_request,
-                               fmt::format("method not allowed; allowed: {}", allow));
-      r.headers.emplace_back("Allow", allow);
-      r.route = name;
+                               fmt::format("method not allowed; allowed: {}", spec.allow));
+      r.headers.emplace_back("Allow", spec.allow);
+      r.route = spec.path;
       return r;
     }
-    if (service && !authorized(req)) {
+    const bool needs_key = spec.access == Access::service ||
+                           (spec.access == Access::metrics && !options.metrics_public);
+    if (needs_key && !authorized(req)) {
       HttpResponse r = problem(ErrorCode::unauthorized, "a valid API key is required");
-      r.route = name;
+      r.route = spec.path;
       return r;
     }
 
     HttpResponse r;
-    if (name == kRoutes[0])
-      r = issue(req);
-    else if (name == kRoutes[1])
-      r = validate(req);
-    else if (name == kRoutes[2])
-      r = refresh(req);
-    else if (name == kRoutes[3])
-      r = logout(req);
-    else if (name == kRoutes[4])
-      r = subject_sessions(req, route, query);
-    else if (name == kRoutes[5])
-      r = subject_session(route);
-    else if (name == kRoutes[6])
-      r = epoch(req, route);
-    else if (name == kRoutes[7])
-      r = introspect(req);
-    else if (name == kRoutes[8])
-      r = revoke(req);
-    else if (name == kRoutes[9])
-      r = jwks();
-    else if (name == kRoutes[10])
-      r = json_response(200, json::object{{"status", "ok"}});
-    else if (name == kRoutes[11])
-      r = readyz();
-    else
-      r = metrics();
-    r.route = name;
-    if (name.starts_with("/v1/") || name.starts_with("/oauth2/")) {
-      r.headers.emplace_back("Cache-Control", "no-store");
+    bool no_store = true;  // token-bearing (or token-judging) answers
+    switch (route.id) {
+      case RouteId::issue:
+        r = issue(req);
+        break;
+      case RouteId::validate:
+        r = validate(req);
+        break;
+      case RouteId::refresh:
+        r = refresh(req);
+        break;
+      case RouteId::logout:
+        r = logout(req);
+        break;
+      case RouteId::subject_sessions:
+        r = subject_sessions(req, route, query);
+        break;
+      case RouteId::subject_session:
+        r = subject_session(route);
+        break;
+      case RouteId::subject_epoch:
+        r = epoch(req, route);
+        break;
+      case RouteId::introspect:
+        r = introspect(req);
+        break;
+      case RouteId::revoke:
+        r = revoke(req);
+        break;
+      case RouteId::jwks:
+        r = jwks();
+        no_store = false;
+        break;
+      case RouteId::healthz:
+        r = json_response(200, json::object{{"status", "ok"}});
+        no_store = false;
+        break;
+      case RouteId::readyz:
+        r = readyz();
+        no_store = false;
+        break;
+      case RouteId::metrics:
+        r = metrics();
+        no_store = false;
+        break;
+      case RouteId::unmatched:
+        r = problem(404, ErrorCode::invalid_request, "no such route");
+        no_store = false;
+        break;
     }
+    r.route = spec.path;
+    if (no_store) r.headers.emplace_back("Cache-Control", "no-store");
     return r;
   }
 };

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,28 +20,62 @@
 
 namespace tessera::server {
 
-// Route templates: the only values the `route` label of metrics and the
-// access log ever take (never a raw path, which could hold a subject).
-inline constexpr std::array<std::string_view, 14> kRoutes = {
-    "/v1/sessions",
-    "/v1/sessions/validate",
-    "/v1/tokens/refresh",
-    "/v1/logout",
-    "/v1/subjects/{subject}/sessions",
-    "/v1/subjects/{subject}/sessions/{id}",
-    "/v1/subjects/{subject}/epoch",
-    "/oauth2/introspect",
-    "/oauth2/revoke",
-    "/.well-known/jwks.json",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "unmatched",
+enum class RouteId : std::uint8_t {
+  issue,
+  validate,
+  refresh,
+  logout,
+  subject_sessions,
+  subject_session,
+  subject_epoch,
+  introspect,
+  revoke,
+  jwks,
+  healthz,
+  readyz,
+  metrics,
+  unmatched,
 };
-inline constexpr std::size_t kRouteCount = kRoutes.size();
-inline constexpr std::string_view kUnmatchedRoute = "unmatched";
 
-// Index into kRoutes; unknown names count as "unmatched".
+// Who may call a route: anyone, a holder of an API key, or (metrics) an API
+// key holder unless ServerOptions::metrics_public.
+enum class Access : std::uint8_t { open, service, metrics };
+
+struct RouteSpec {
+  RouteId id;
+  // The template: the only value the `route` label of metrics and the
+  // access log ever takes (never a raw path, which could hold a subject).
+  std::string_view path;
+  std::string_view allow;  // the methods, as in an Allow header
+  Access access;
+};
+
+// Every route, in RouteId order.
+inline constexpr std::array<RouteSpec, 14> kRouteTable = {{
+    {RouteId::issue, "/v1/sessions", "POST", Access::service},
+    {RouteId::validate, "/v1/sessions/validate", "POST", Access::service},
+    {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open},
+    {RouteId::logout, "/v1/logout", "POST", Access::open},
+    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service},
+    {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service},
+    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service},
+    {RouteId::introspect, "/oauth2/introspect", "POST", Access::service},
+    {RouteId::revoke, "/oauth2/revoke", "POST", Access::open},
+    {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open},
+    {RouteId::healthz, "/healthz", "GET", Access::open},
+    {RouteId::readyz, "/readyz", "GET", Access::open},
+    {RouteId::metrics, "/metrics", "GET", Access::metrics},
+    {RouteId::unmatched, "unmatched", "", Access::open},
+}};
+inline constexpr std::size_t kRouteCount = kRouteTable.size();
+
+[[nodiscard]] constexpr const RouteSpec& route_spec(RouteId id) noexcept {
+  return kRouteTable[static_cast<std::size_t>(id)];
+}
+inline constexpr std::string_view kUnmatchedRoute = route_spec(RouteId::unmatched).path;
+
+// Index into kRouteTable of a route template; unknown names count as
+// "unmatched".
 [[nodiscard]] std::size_t route_index(std::string_view route) noexcept;
 
 // The one mapping from error codes to HTTP statuses (API.md "Status codes").
@@ -61,7 +96,7 @@ struct HttpResponse {
   std::string content_type;  // "" with an empty body
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string_view route = kUnmatchedRoute;  // a kRoutes entry
+  std::string_view route = kUnmatchedRoute;  // a kRouteTable path
   std::string_view code;                     // error code name, "" on success
 };
 

@@ -165,6 +165,21 @@ TEST_F(RoutesTest, IntrospectionFailsClosedOnAnOutageInsteadOfSayingInactive) {
   EXPECT_TRUE(body_of(r).at("active").as_bool());
 }
 
+TEST_F(RoutesTest, RevocationIs200ForAnyTokenBut503WhenItCouldNotHappen) {
+  auto issued = issue("token");
+  const std::string refresh(issued.at("refresh_token").as_string());
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "token=garbage", false, form).status, 200u);
+  store.fail_reads = true;
+  auto r = call("POST", "/oauth2/revoke", "token=" + refresh, false, form);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.code, "store_unavailable");
+  store.fail_reads = false;
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "token=" + refresh, false, form).status, 200u);
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "", false, form).status, 400u);
+}
+
 TEST_F(RoutesTest, RoutesAreTemplatesNeverRawPaths) {
   auto r = call("GET", "/v1/subjects/secret-subject/sessions");
   EXPECT_EQ(r.status, 200u);

@@ -128,6 +128,27 @@ class Authority:
         self.log.close()
         return rc
 
+    def sanitizer_report(self):
+        """The first sanitizer finding in the log, or None."""
+        try:
+            text = self.log_text()
+        except OSError:
+            return None
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer"):
+            if marker in text:
+                i = text.index(marker)
+                return text[i:i + 300]
+        return None
+
+    def stop_cleanly(self):
+        """SIGTERM; raises unless the server exits 0 with no sanitizer finding."""
+        rc = self.stop()
+        finding = self.sanitizer_report()
+        if rc != 0 or finding:
+            raise AssertionError(f"tessera serve exited {rc}; sanitizer: {finding}; log:\n"
+                                 f"{self.log_tail()}")
+
     def cleanup(self):
         self.stop()
         if self.owns_dir:

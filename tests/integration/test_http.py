@@ -52,7 +52,10 @@ class AuthorityTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.a.cleanup()
+        try:
+            cls.a.stop_cleanly()
+        finally:
+            cls.a.cleanup()
 
     def assertProblem(self, r, status, code):
         self.assertEqual(r.status, status, f"{r!r}")
@@ -582,7 +585,17 @@ def recv_all(s, timeout=10):
 
 class TestSlowClients(AuthorityTest):
     ARGS = ["--read-timeout", "2s"]
-    ENV = {"TESSERA_MAX_CONNECTIONS": "16"}
+    ENV = {"TESSERA_MAX_CONNECTIONS": "16", "TESSERA_IDLE_CONNECTION_TIMEOUT": "1s"}
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = self.a.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        t0 = time.monotonic()
+        data = recv_all(s, timeout=10)  # the answer, then the close
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:20])
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        self.assertLess(time.monotonic() - t0, 1.9, "closed by read_timeout, not the idle one")
 
     def test_slowloris_does_not_block_and_is_dropped(self):
         s = self.a.connect()
@@ -758,6 +771,20 @@ class TestProcessLifecycle(unittest.TestCase):
             self.assertEqual(recv_all(idle, 5), b"")
             idle.close()
             self.assertEqual(a.stop(timeout=15), 0)
+        finally:
+            a.cleanup()
+
+    def test_sigterm_gives_a_stuck_request_at_most_drain_timeout(self):
+        a = Authority(env={"TESSERA_DRAIN_TIMEOUT": "1s"}).start()
+        try:
+            s = a.connect()
+            s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100\r\n\r\n{")  # never finished
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            self.assertEqual(a.stop(timeout=10), 0)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            s.close()
         finally:
             a.cleanup()
 

@@ -39,7 +39,10 @@ class OpenApiRoutes(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.a.cleanup()
+        try:
+            cls.a.stop_cleanly()
+        finally:
+            cls.a.cleanup()
 
     def resolve(self, node):
         while isinstance(node, dict) and "$ref" in node:
