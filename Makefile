@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test asan tsan fuzz fuzz-build bench format tidy clean
+.PHONY: all deps build run test asan tsan fuzz fuzz-build bench format tidy clean
 
 all: build
 
@@ -14,6 +14,11 @@ deps:
 build: deps
 	cmake -S . -B build -G Ninja $(CMAKE_FLAGS)
 	cmake --build build -j $(JOBS)
+
+# The authority on 127.0.0.1:8080 in dev mode, data under ./var/. The first
+# start prints an API key and a curl line to try it with.
+run: build
+	build/src/cli/tessera serve
 
 # Tests run beside a throwaway PostgreSQL and Redis (scripts/with-servers.sh).
 test: build

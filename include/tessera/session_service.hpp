@@ -95,6 +95,13 @@ struct RenewedSession {
   TokenPair tokens;
 };
 
+// What introspection may say about a session or refresh token.
+struct TokenInspection {
+  Session session;
+  TokenKind kind = TokenKind::session;
+  std::uint64_t generation = 0;  // the refresh generation the token belongs to
+};
+
 enum class RevokeScope : std::uint8_t { session, family, others, all };
 [[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
 [[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
@@ -154,6 +161,13 @@ class SessionService {
   // Cookie mode privilege change / anti-fixation: a new session in the same
   // family with the same absolute expiry; the old one is revoked ("rotated").
   [[nodiscard]] Result<IssuedSession> rotate_session(std::string_view session_token);
+
+  // Read-only (RFC 7662 introspection of opaque tokens): the live session
+  // whose current session token, or current or in-grace previous refresh
+  // token, `token` is. nullopt for anything else (malformed, unknown, an
+  // older generation, an ended session). Never writes, never audits, never
+  // counts as a use of the token. Fails only with store_unavailable.
+  [[nodiscard]] Result<std::optional<TokenInspection>> inspect(std::string_view token);
 
   // L2 liveness of a session id (for introspection and verifiers).
   [[nodiscard]] Result<bool> is_live(std::string_view session_id);

@@ -544,6 +544,28 @@ Result<IssuedSession> SessionService::rotate_session(std::string_view session_to
   return out;
 }
 
+Result<std::optional<TokenInspection>> SessionService::inspect(std::string_view token) {
+  using Out = std::optional<TokenInspection>;
+  auto kind = token_kind_of(token);
+  if (!kind) return Out{};
+  auto parsed = parse_token(*kind, token);
+  if (!parsed) return Out{};
+  auto hit = deps_.store.find_by_credential(*kind, deps_.lookup.candidates(*kind, *parsed));
+  if (!hit) return std::unexpected(hit.error());
+  if (!*hit) return Out{};
+  const UnixSeconds now = deps_.clock.now();
+  const Session& s = (*hit)->session;
+  if (!s.live_at(now)) return Out{};
+  const std::uint64_t g = (*hit)->generation;
+  if (*kind == TokenKind::refresh) {
+    const bool current = g == s.generation;
+    const bool in_grace =
+        g + 1 == s.generation && s.rotated_at && now - *s.rotated_at < policy_.refresh_grace;
+    if (!current && !in_grace) return Out{};
+  }
+  return Out{TokenInspection{std::move((*hit)->session), *kind, g}};
+}
+
 Result<bool> SessionService::is_live(std::string_view session_id) {
   auto s = deps_.store.find(session_id);
   if (!s) return std::unexpected(s.error());

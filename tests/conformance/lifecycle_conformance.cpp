@@ -81,6 +81,46 @@ TEST_P(StoreConformance, ValidateRejectsMalformedAndUnknownTokens) {
   EXPECT_EQ(h.service->validate(refresh_shaped).error().code, ErrorCode::invalid_token);
 }
 
+TEST_P(StoreConformance, InspectSaysActiveOnlyForCurrentOrInGraceTokensAndNeverWrites) {
+  SessionPolicy p;
+  p.refresh_grace = seconds{10};
+  Harness h(GetParam(), p);
+  auto cookie = h.issue("alice", SessionMode::cookie);
+  auto token = h.issue("alice", SessionMode::token);
+  const std::string t0(token.tokens->refresh_token.reveal());
+  const int writes = h.store.writes.load();
+  auto c = h.service->inspect(cookie.session_token.reveal());
+  ASSERT_TRUE(c && *c);
+  EXPECT_EQ((*c)->kind, TokenKind::session);
+  EXPECT_EQ((*c)->session.id, cookie.session.id);
+  ASSERT_TRUE(*h.service->inspect(t0));
+  EXPECT_EQ(h.store.writes.load(), writes) << "inspect wrote";
+  for (auto garbage : {"garbage", "tsr_", "tss_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}) {
+    auto r = h.service->inspect(garbage);
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(*r) << garbage;
+  }
+
+  auto r1 = h.service->renew(t0);
+  ASSERT_TRUE(r1);
+  const std::string t1(r1->tokens.refresh_token.reveal());
+  EXPECT_TRUE(*h.service->inspect(t0)) << "the previous token is in grace";
+  EXPECT_TRUE(*h.service->inspect(t1));
+  h.clock.advance(seconds{10});
+  EXPECT_FALSE(*h.service->inspect(t0)) << "grace is over";
+  auto r2 = h.service->renew(t1);
+  ASSERT_TRUE(r2);
+  EXPECT_FALSE(*h.service->inspect(t0)) << "two generations old";
+
+  ASSERT_TRUE(h.service->logout(cookie.session_token.reveal(), RevokeScope::session));
+  EXPECT_FALSE(*h.service->inspect(cookie.session_token.reveal()));
+
+  h.store.fail_reads = true;
+  auto down = h.service->inspect(r2->tokens.refresh_token.reveal());
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.error().code, ErrorCode::store_unavailable);
+}
+
 TEST_P(StoreConformance, SessionEndsAtItsAbsoluteExpiry) {
   SessionPolicy p;
   p.session_ttl = seconds{3600};

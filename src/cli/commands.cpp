@@ -1,0 +1,432 @@
+#include "cli/commands.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/key_files.hpp"
+#include "cli/runtime.hpp"
+#include "tessera/clock.hpp"
+#include "tessera/random.hpp"
+#include "tessera/sqlite_store.hpp"
+
+#ifndef TESSERA_VERSION
+#define TESSERA_VERSION "unknown"
+#endif
+
+namespace tessera::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A command's failure: what to print and how to exit.
+struct Failure {
+  Error error;
+  int exit_code;
+};
+using Outcome = std::expected<void, Failure>;
+
+std::unexpected<Failure> failed(Error e) {
+  const int code = exit_code_for(e.code);
+  return std::unexpected(Failure{std::move(e), code});
+}
+
+void print_json(const boost::json::value& v) {
+  std::cout << boost::json::serialize(v) << '\n' << std::flush;
+}
+
+void setup_logging(const Config& config) {
+  // Not registered by name: run() may be called more than once in a process.
+  auto logger = std::make_shared<spdlog::logger>("tessera",
+                                                 std::make_shared<spdlog::sinks::stdout_sink_mt>());
+  logger->set_pattern("%v");
+  logger->set_level(spdlog::level::from_str(config.log_level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+// What the admin commands (sessions, epoch, cleanup) run against: the
+// configured store and audit sink, and a SessionService whose keys are
+// ephemeral. These commands never mint or look up a token, so they need no
+// access to the key files.
+struct Admin {
+  std::unique_ptr<SessionStore> store;
+  std::unique_ptr<AuditSink> audit;
+  std::optional<LookupKeyRing> lookup;
+  std::optional<TokenCipher> cipher;
+  std::optional<SharedKeySet> keys;
+  std::unique_ptr<SessionService> service;
+};
+
+Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
+  auto admin = std::make_unique<Admin>();
+  auto& random = CsprngRandom::instance();
+  auto store = open_store(config);
+  if (!store) return std::unexpected(store.error());
+  admin->store = std::move(*store);
+  auto audit = open_audit_sink(config, true);
+  if (!audit) return std::unexpected(audit.error());
+  admin->audit = std::move(*audit);
+  SecretKeys ephemeral = generate_secret_keys(random);
+  auto lookup = LookupKeyRing::create(std::move(ephemeral.lookup));
+  if (!lookup) return std::unexpected(lookup.error());
+  admin->lookup.emplace(std::move(*lookup));
+  auto cipher = TokenCipher::create(std::move(ephemeral.cipher), random);
+  if (!cipher) return std::unexpected(cipher.error());
+  admin->cipher.emplace(std::move(*cipher));
+  auto keys = generate_signing_keys(Algorithm::EdDSA, random, SystemClock::instance());
+  if (!keys) return std::unexpected(keys.error());
+  admin->keys.emplace(std::move(*keys));
+  auto service = SessionService::create({.store = *admin->store,
+                                         .lookup = *admin->lookup,
+                                         .cipher = *admin->cipher,
+                                         .keys = *admin->keys,
+                                         .clock = SystemClock::instance(),
+                                         .random = random,
+                                         .audit = admin->audit.get()},
+                                        config.policy);
+  if (!service) return std::unexpected(service.error());
+  admin->service = std::move(*service);
+  return admin;
+}
+
+// --- keys --------------------------------------------------------------------
+
+Outcome keys_generate(const Config& config, bool force) {
+  std::error_code ec;
+  const bool have_signing = fs::exists(config.signing_keys, ec);
+  const bool have_secrets = fs::exists(config.secret_keys, ec);
+  if (have_signing && have_secrets && !force)
+    return std::unexpected(Failure{
+        Error{ErrorCode::invalid_request,
+              fmt::format("signing_keys, secret_keys: \"{}\" and \"{}\" exist; --force replaces "
+                          "them (and logs every session out)",
+                          config.signing_keys.string(), config.secret_keys.string())},
+        kExitRefused});
+  auto& random = CsprngRandom::instance();
+  boost::json::array created;
+  boost::json::array kept;
+  if (!have_signing || force) {
+    auto keys = generate_signing_keys(config.signing_alg, random, SystemClock::instance());
+    if (!keys) return failed(keys.error());
+    if (auto s = write_private_file(config.signing_keys, keys->private_jwks()); !s)
+      return failed(s.error());
+    created.emplace_back(config.signing_keys.string());
+  } else {
+    kept.emplace_back(config.signing_keys.string());
+  }
+  if (!have_secrets || force) {
+    if (auto s =
+            write_private_file(config.secret_keys, secret_keys_json(generate_secret_keys(random)));
+        !s)
+      return failed(s.error());
+    created.emplace_back(config.secret_keys.string());
+  } else {
+    kept.emplace_back(config.secret_keys.string());
+  }
+  print_json(boost::json::object{{"created", std::move(created)}, {"kept", std::move(kept)}});
+  return {};
+}
+
+Result<KeySet> load_existing_signing_keys(const Config& config) {
+  std::error_code ec;
+  if (!fs::exists(config.signing_keys, ec))
+    return fail(ErrorCode::config_invalid,
+                fmt::format("signing_keys: \"{}\" does not exist (run `tessera keys generate`)",
+                            config.signing_keys.string()));
+  return load_signing_keys(config.signing_keys);
+}
+
+Outcome keys_rotate(const Config& config) {
+  auto keys = load_existing_signing_keys(config);
+  if (!keys) return failed(keys.error());
+  const auto& clock = SystemClock::instance();
+  const Algorithm alg = config.signing_alg_given ? config.signing_alg : current_algorithm(*keys);
+  auto r =
+      rotate_signing_keys(*keys, alg, CsprngRandom::instance(), clock, config.policy.access_ttl);
+  if (!r) return failed(r.error());
+  if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
+    return failed(s.error());
+  auto audit = open_audit_sink(config, true);
+  if (audit && *audit) {
+    // The event has no kid field; the new active kid goes in `reason`.
+    (*audit)->emit(AuditEvent{.type = "key_rotated",
+                              .at = clock.now(),
+                              .reason = r->active_kid,
+                              .actor = "system",
+                              .count = r->pruned});
+  }
+  print_json(boost::json::object{{"retired", r->retired_kid},
+                                 {"active", r->active_kid},
+                                 {"next", r->next_kid},
+                                 {"pruned", r->pruned}});
+  return {};
+}
+
+Outcome keys_rotate_secrets(const Config& config) {
+  std::error_code ec;
+  if (!fs::exists(config.secret_keys, ec))
+    return failed(
+        Error{ErrorCode::config_invalid,
+              fmt::format("secret_keys: \"{}\" does not exist (run `tessera keys generate`)",
+                          config.secret_keys.string())});
+  auto keys = load_secret_keys(config.secret_keys);
+  if (!keys) return failed(keys.error());
+  add_secret_key_versions(*keys, CsprngRandom::instance());
+  if (auto s = write_private_file(config.secret_keys, secret_keys_json(*keys)); !s)
+    return failed(s.error());
+  print_json(boost::json::object{{"lookup_key_version", keys->lookup.back().version},
+                                 {"cipher_key_version", keys->cipher.back().version}});
+  return {};
+}
+
+Outcome keys_list(const Config& config) {
+  auto keys = load_existing_signing_keys(config);
+  if (!keys) return failed(keys.error());
+  std::cout << key_list_json(*keys) << '\n' << std::flush;
+  return {};
+}
+
+// --- store commands -----------------------------------------------------------
+
+Outcome migrate(const Config& config) {
+  auto store = open_store(config);
+  if (!store) return failed(store.error());
+  boost::json::object o{{"store", config.store_url}};
+  if (config.store_kind == StoreKind::sqlite) {
+    o["schema_version"] = kSqliteSchemaVersion;
+  } else {
+    o["schema_version"] = nullptr;  // nothing persists, nothing to migrate
+  }
+  print_json(o);
+  return {};
+}
+
+struct SessionArgs {
+  std::string subject;
+  std::string id;
+  std::string except;
+};
+
+Outcome sessions_list(const Config& config, const SessionArgs& args) {
+  auto admin = open_admin(config);
+  if (!admin) return failed(admin.error());
+  auto list = (*admin)->service->list(args.subject);
+  if (!list) return failed(list.error());
+  boost::json::array sessions;
+  for (const auto& s : *list) sessions.push_back(session_json(s));
+  print_json(boost::json::object{{"sessions", std::move(sessions)}});
+  return {};
+}
+
+Outcome sessions_revoke(const Config& config, const SessionArgs& args) {
+  auto admin = open_admin(config);
+  if (!admin) return failed(admin.error());
+  auto& service = *(*admin)->service;
+  auto n = !args.id.empty() ? service.revoke(args.subject, args.id)
+                            : service.revoke_all(
+                                  args.subject, args.except.empty()
+                                                    ? std::nullopt
+                                                    : std::optional<std::string_view>(args.except));
+  if (!n) return failed(n.error());
+  print_json(boost::json::object{{"revoked", *n}});
+  return {};
+}
+
+Outcome epoch(const Config& config, const std::string& subject, bool bump) {
+  auto admin = open_admin(config);
+  if (!admin) return failed(admin.error());
+  auto& service = *(*admin)->service;
+  auto n = bump ? service.bump_epoch(subject) : service.epoch(subject);
+  if (!n) return failed(n.error());
+  print_json(boost::json::object{{"subject", subject}, {"epoch", *n}});
+  return {};
+}
+
+Outcome cleanup(const Config& config) {
+  auto admin = open_admin(config);
+  if (!admin) return failed(admin.error());
+  auto n = (*admin)->service->cleanup();
+  if (!n) return failed(n.error());
+  print_json(boost::json::object{{"deleted", *n}});
+  return {};
+}
+
+Outcome serve_command(Config config, ServeFunction serve) {
+  auto key = prepare_serve(config, CsprngRandom::instance(), SystemClock::instance());
+  if (!key) return failed(key.error());
+  if (auto s = serve(config, std::move(*key)); !s) return failed(s.error());
+  return {};
+}
+
+constexpr const char* kFooter =
+    "Settings (the Settings group of `tessera --help`, docs/configuration.md) may be given\n"
+    "before or after the subcommand; a file (--config) < TESSERA_* variables < flags.\n"
+    "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error,\n"
+    "3 session not found, 4 refused to overwrite keys. Errors: one line on stderr,\n"
+    "`tessera: <code>: <detail>`. Lists print one JSON document on stdout.";
+
+}  // namespace
+
+int exit_code_for(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::invalid_request:
+    case ErrorCode::config_invalid:
+    case ErrorCode::key_invalid:
+      return kExitUsage;
+    case ErrorCode::session_not_found:
+      return kExitNotFound;
+    default:
+      return kExitFailure;
+  }
+}
+
+void print_error(const Error& error) {
+  std::string detail = error.detail;
+  std::replace(detail.begin(), detail.end(), '\n', ' ');
+  std::fprintf(stderr, "tessera: %s: %s\n", std::string(to_string(error.code)).c_str(),
+               detail.c_str());
+}
+
+namespace {
+
+int run_command(int argc, char** argv, ServeFunction serve) {
+  CLI::App app{
+      "tessera: session lifecycle engine. The authority server (serve) and its\n"
+      "operator commands: keys, sessions, epochs, migrations, cleanup.",
+      "tessera"};
+  app.fallthrough();  // settings given after a subcommand reach the root
+  app.require_subcommand(1);
+  app.footer(kFooter);
+  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  SettingsBinder binder(app);
+
+  auto* serve_cmd = app.add_subcommand(
+      "serve", "Run the HTTP authority until SIGTERM/SIGINT (SIGHUP reloads the signing keys).");
+
+  auto* keys = app.add_subcommand("keys", "Manage the signing and secret key files.");
+  keys->require_subcommand(1);
+  bool force = false;
+  auto* keys_generate_cmd = keys->add_subcommand(
+      "generate",
+      "Create the signing key set (one active, one next key) and the secret keys, "
+      "where missing.");
+  keys_generate_cmd->add_flag("--force", force,
+                              "replace existing key files (logs every session out)");
+  auto* keys_rotate_cmd = keys->add_subcommand(
+      "rotate",
+      "Promote the next signing key to active, retire the old one, add a new next key, "
+      "prune expired retired keys. Safe while serve runs.");
+  auto* keys_rotate_secrets_cmd =
+      keys->add_subcommand("rotate-secrets",
+                           "Add a new version of the lookup and token-cipher keys (older versions "
+                           "stay readable: nobody is logged out). serve reads it on restart.");
+  auto* keys_list_cmd =
+      keys->add_subcommand("list", "Print the signing keys (kid, alg, state, retired_at) as JSON.");
+
+  SessionArgs session_args;
+  auto* sessions = app.add_subcommand("sessions", "List or revoke a subject's sessions.");
+  sessions->require_subcommand(1);
+  auto* sessions_list_cmd =
+      sessions->add_subcommand("list", "Print the live sessions of SUBJECT as JSON.");
+  sessions_list_cmd->add_option("subject", session_args.subject, "the subject")->required();
+  auto* sessions_revoke_cmd = sessions->add_subcommand(
+      "revoke", "Revoke the session ID of SUBJECT, or every session of SUBJECT (but --except).");
+  sessions_revoke_cmd->add_option("subject", session_args.subject, "the subject")->required();
+  auto* id_opt = sessions_revoke_cmd->add_option("id", session_args.id, "one session id");
+  sessions_revoke_cmd
+      ->add_option("--except", session_args.except, "keep this session when revoking all")
+      ->excludes(id_opt);
+
+  std::string epoch_subject;
+  auto* epoch_cmd = app.add_subcommand("epoch", "Read or bump a subject's epoch.");
+  epoch_cmd->require_subcommand(1);
+  auto* epoch_get_cmd = epoch_cmd->add_subcommand("get", "Print SUBJECT's epoch.");
+  epoch_get_cmd->add_option("subject", epoch_subject, "the subject")->required();
+  auto* epoch_bump_cmd = epoch_cmd->add_subcommand(
+      "bump", "Bump SUBJECT's epoch: every access token minted before stops verifying.");
+  epoch_bump_cmd->add_option("subject", epoch_subject, "the subject")->required();
+
+  auto* migrate_cmd =
+      app.add_subcommand("migrate", "Open the store, apply schema migrations, print the version.");
+  auto* cleanup_cmd = app.add_subcommand(
+      "cleanup", "Delete sessions ended more than cleanup_retention ago; print the count.");
+  auto* version_cmd = app.add_subcommand("version", "Print the version.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    print_error(
+        Error{ErrorCode::invalid_request, fmt::format("{} (see tessera --help)", e.what())});
+    return kExitUsage;
+  }
+
+  if (version_cmd->parsed()) {
+    std::cout << "tessera " << TESSERA_VERSION << '\n';
+    return kExitOk;
+  }
+
+  for (const auto& name : SettingsBinder::unknown_environment()) {
+    std::fprintf(stderr, "tessera: warning: %s names no setting; ignored\n", name.c_str());
+  }
+  auto raw = binder.resolve();
+  if (!raw) {
+    print_error(raw.error());
+    return kExitUsage;
+  }
+  auto config = build_config(*raw);
+  if (!config) {
+    print_error(config.error());
+    return kExitUsage;
+  }
+  setup_logging(*config);
+
+  Outcome outcome;
+  if (serve_cmd->parsed()) {
+    outcome = serve_command(*config, serve);
+  } else if (keys_generate_cmd->parsed()) {
+    outcome = keys_generate(*config, force);
+  } else if (keys_rotate_cmd->parsed()) {
+    outcome = keys_rotate(*config);
+  } else if (keys_rotate_secrets_cmd->parsed()) {
+    outcome = keys_rotate_secrets(*config);
+  } else if (keys_list_cmd->parsed()) {
+    outcome = keys_list(*config);
+  } else if (sessions_list_cmd->parsed()) {
+    outcome = sessions_list(*config, session_args);
+  } else if (sessions_revoke_cmd->parsed()) {
+    outcome = sessions_revoke(*config, session_args);
+  } else if (epoch_get_cmd->parsed() || epoch_bump_cmd->parsed()) {
+    outcome = epoch(*config, epoch_subject, epoch_bump_cmd->parsed());
+  } else if (migrate_cmd->parsed()) {
+    outcome = migrate(*config);
+  } else if (cleanup_cmd->parsed()) {
+    outcome = cleanup(*config);
+  }
+  if (!outcome) {
+    print_error(outcome.error().error);
+    return outcome.error().exit_code;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int run(int argc, char** argv, ServeFunction serve) {
+  try {
+    return run_command(argc, argv, serve);
+  } catch (const std::exception& e) {
+    // Our bug, or the system out of resources: still one line and exit 1.
+    print_error(Error{ErrorCode::internal, e.what()});
+    return kExitFailure;
+  }
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,256 @@
+#include "cli/runtime.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "tessera/memory_store.hpp"
+#include "tessera/sqlite_store.hpp"
+
+namespace tessera::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::unexpected<Error> missing(std::string_view setting, std::string_view why) {
+  return fail(ErrorCode::config_invalid, fmt::format("{}: {}", setting, why));
+}
+
+// An audit sink that owns the file it appends to.
+class FileAuditSink final : public AuditSink {
+ public:
+  explicit FileAuditSink(const fs::path& path) : out_(path, std::ios::app), lines_(out_) {}
+  [[nodiscard]] bool ok() const { return static_cast<bool>(out_); }
+  void emit(const AuditEvent& event) noexcept override { lines_.emit(event); }
+
+ private:
+  std::ofstream out_;
+  JsonLinesAuditSink lines_;
+};
+
+// Audit lines on stdout whatever log_level says: a logger of its own, on
+// spdlog's stdout sink, which shares the console lock with the default logger
+// so audit and log lines never interleave mid-line.
+class StdoutAuditSink final : public AuditSink {
+ public:
+  StdoutAuditSink() : logger_(std::make_shared<spdlog::logger>("audit", make_sink())) {
+    logger_->set_pattern("%v");
+    logger_->set_level(spdlog::level::trace);
+    logger_->flush_on(spdlog::level::trace);
+  }
+  void emit(const AuditEvent& event) noexcept override {
+    try {
+      logger_->info("{}", to_json_line(event));
+    } catch (...) {
+      // Auditing never takes a request down with it.
+    }
+  }
+
+ private:
+  static spdlog::sink_ptr make_sink() { return std::make_shared<spdlog::sinks::stdout_sink_mt>(); }
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+std::string_view level_name(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+      return "trace";
+    case spdlog::level::debug:
+      return "debug";
+    case spdlog::level::info:
+      return "info";
+    case spdlog::level::warn:
+      return "warn";
+    case spdlog::level::err:
+      return "error";
+    case spdlog::level::critical:
+      return "critical";
+    default:
+      return "off";
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SessionStore>> open_store(const Config& config) {
+  switch (config.store_kind) {
+    case StoreKind::memory:
+      return make_memory_store();
+    case StoreKind::sqlite: {
+      if (auto s = make_private_dirs(config.sqlite_path.parent_path()); !s)
+        return fail(ErrorCode::store_unavailable, s.error().detail);
+      return open_sqlite_store(config.sqlite_path, config.sqlite);
+    }
+  }
+  return fail(ErrorCode::internal, "unknown store kind");
+}
+
+Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config, bool one_shot) {
+  switch (config.audit) {
+    case AuditTarget::none:
+      return std::unique_ptr<AuditSink>{};
+    case AuditTarget::stdout_lines:
+      if (one_shot)
+        return std::unique_ptr<AuditSink>(std::make_unique<JsonLinesAuditSink>(std::cerr));
+      return std::unique_ptr<AuditSink>(std::make_unique<StdoutAuditSink>());
+    case AuditTarget::file: {
+      if (auto s = make_private_dirs(config.audit_path.parent_path()); !s)
+        return fail(ErrorCode::config_invalid, fmt::format("audit_log: {}", s.error().detail));
+      // Create it 0600 before the stream opens it: it names subjects.
+      const int fd =
+          ::open(config.audit_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+      if (fd < 0)
+        return fail(ErrorCode::config_invalid,
+                    fmt::format("audit_log: cannot open \"{}\"", config.audit_path.string()));
+      ::close(fd);
+      auto sink = std::make_unique<FileAuditSink>(config.audit_path);
+      if (!sink->ok())
+        return fail(ErrorCode::config_invalid,
+                    fmt::format("audit_log: cannot open \"{}\"", config.audit_path.string()));
+      return std::unique_ptr<AuditSink>(std::move(sink));
+    }
+  }
+  return fail(ErrorCode::internal, "unknown audit target");
+}
+
+Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random,
+                                                  const Clock& clock) {
+  std::error_code ec;
+  if (config.mode == Mode::production) {
+    if (!config.signing_keys_given)
+      return missing("signing_keys", "production mode needs it set explicitly");
+    if (!fs::exists(config.signing_keys, ec))
+      return missing("signing_keys",
+                     fmt::format("\"{}\" does not exist", config.signing_keys.string()));
+    if (!config.secret_keys_given)
+      return missing("secret_keys", "production mode needs it set explicitly");
+    if (!fs::exists(config.secret_keys, ec))
+      return missing("secret_keys",
+                     fmt::format("\"{}\" does not exist", config.secret_keys.string()));
+    if (!config.api_key_hashes_given)
+      return missing("api_key_hashes", "production mode needs at least one");
+    return std::optional<SecretString>{};
+  }
+
+  if (auto s = make_private_dirs(config.data_dir); !s) return missing("data_dir", s.error().detail);
+  if (!fs::exists(config.signing_keys, ec)) {
+    auto keys = generate_signing_keys(config.signing_alg, random, clock);
+    if (!keys) return std::unexpected(keys.error());
+    if (auto s = write_private_file(config.signing_keys, keys->private_jwks()); !s)
+      return std::unexpected(s.error());
+    log_event(spdlog::level::info, "signing_keys_generated",
+              {{"file", config.signing_keys.string()}});
+  }
+  if (!fs::exists(config.secret_keys, ec)) {
+    if (auto s =
+            write_private_file(config.secret_keys, secret_keys_json(generate_secret_keys(random)));
+        !s)
+      return std::unexpected(s.error());
+    log_event(spdlog::level::info, "secret_keys_generated",
+              {{"file", config.secret_keys.string()}});
+  }
+  if (config.api_key_hashes_given) return std::optional<SecretString>{};
+  const fs::path file = config.api_keys_file();
+  if (fs::exists(file, ec)) {
+    auto hashes = load_api_key_hashes(file);
+    if (!hashes) return std::unexpected(hashes.error());
+    if (hashes->empty())
+      return missing("api_key_hashes", fmt::format("\"{}\" holds no hash", file.string()));
+    config.server.api_key_hashes = std::move(*hashes);
+    return std::optional<SecretString>{};
+  }
+  ApiKey key = generate_api_key(random);
+  if (auto s = write_private_file(
+          file, fmt::format("# SHA-256 of the dev API key generated on first start\n{}\n",
+                            key_hash_text(key.hash)));
+      !s)
+    return std::unexpected(s.error());
+  config.server.api_key_hashes = {key.hash};
+  return std::optional<SecretString>(std::move(key.key));
+}
+
+std::string dev_banner(const SecretString& api_key, const Config& config, std::uint16_t port) {
+  std::string host = config.server.host;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return fmt::format(
+      "\n"
+      "tessera dev mode: first start. Generated an API key; it is shown only this once\n"
+      "(only its hash is kept, in {}):\n"
+      "\n"
+      "  {}\n"
+      "\n"
+      "Try it:\n"
+      "\n"
+      "  curl -s -X POST http://{}:{}/v1/sessions -H 'Authorization: Bearer {}' "
+      "-H 'Content-Type: application/json' -d '{{\"subject\":\"alice\",\"mode\":\"token\"}}'\n",
+      config.api_keys_file().string(), api_key.reveal(), host, port, api_key.reveal());
+}
+
+KeyReloader::KeyReloader(fs::path file, SharedKeySet& keys)
+    : file_(std::move(file)), keys_(keys), last_(file_stamp(file_)) {}
+
+bool KeyReloader::check(bool force) {
+  std::lock_guard lock(mu_);
+  const auto stamp = file_stamp(file_);
+  if (!force && stamp == last_) return false;
+  last_ = stamp;  // a bad file is reported once, not at every poll
+  auto keys = load_signing_keys(file_);
+  if (!keys) {
+    log_event(spdlog::level::warn, "key_reload_failed",
+              {{"file", file_.string()},
+               {"code", to_string(keys.error().code)},
+               {"detail", keys.error().detail},
+               {"kept", "previous keys"}});
+    return false;
+  }
+  const std::string active = keys->active()->kid();
+  keys_.set(std::move(*keys));
+  log_event(spdlog::level::info, "keys_reloaded",
+            {{"file", file_.string()}, {"active_kid", active}});
+  return true;
+}
+
+void log_event(spdlog::level::level_enum level, std::string_view event,
+               boost::json::object fields) {
+  boost::json::object o;
+  o["level"] = level_name(level);
+  o["event"] = event;
+  for (auto& [k, v] : fields) o[k] = std::move(v);
+  spdlog::log(level, "{}", boost::json::serialize(o));
+}
+
+boost::json::object session_json(const Session& s) {
+  auto opt_time = [](const std::optional<UnixSeconds>& t) -> boost::json::value {
+    if (t) return t->time_since_epoch().count();
+    return nullptr;
+  };
+  boost::system::error_code ec;
+  boost::json::value data = boost::json::parse(s.data, ec);
+  if (ec) data = boost::json::object{};
+  boost::json::object o;
+  o["id"] = s.id;
+  o["subject"] = s.subject;
+  o["family_id"] = s.family_id;
+  o["mode"] = to_string(s.mode);
+  o["created_at"] = s.created_at.time_since_epoch().count();
+  o["last_seen_at"] = s.last_seen_at.time_since_epoch().count();
+  o["expires_at"] = s.expires_at.time_since_epoch().count();
+  o["idle_expires_at"] = opt_time(s.idle_expires_at);
+  o["revoked_at"] = opt_time(s.revoked_at);
+  o["revoke_reason"] =
+      s.revoke_reason.empty() ? boost::json::value(nullptr) : boost::json::value(s.revoke_reason);
+  o["generation"] = s.generation;
+  o["metadata"] = boost::json::object{
+      {"ip", s.metadata.ip}, {"user_agent", s.metadata.user_agent}, {"device", s.metadata.device}};
+  o["data"] = std::move(data);
+  return o;
+}
+
+}  // namespace tessera::cli

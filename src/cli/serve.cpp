@@ -1,0 +1,163 @@
+#include "cli/serve.hpp"
+
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <csignal>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cli/key_files.hpp"
+#include "cli/runtime.hpp"
+#include "server/server.hpp"
+#include "tessera/clock.hpp"
+#include "tessera/random.hpp"
+
+namespace tessera::cli {
+
+namespace {
+
+using std::chrono::seconds;
+
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread. The housekeeping
+// thread never takes them (the server's handlers run on any other thread),
+// and once the server has returned, the main thread blocks them too: the
+// server's handlers are gone by then, and a second SIGTERM (a supervisor
+// repeating itself) must not kill a process that is already shutting down
+// cleanly. A signal left pending is discarded at exit.
+void block_stop_signals() noexcept {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// Polls the key file and runs cleanup on their intervals, until stopped.
+class Housekeeper {
+ public:
+  Housekeeper(const Config& config, KeyReloader& reloader, SessionService& service)
+      : config_(config), reloader_(reloader), service_(service), thread_([this] { loop(); }) {}
+  ~Housekeeper() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    using clock = std::chrono::steady_clock;
+    const bool cleans = config_.cleanup_interval > seconds{0};
+    auto next_reload = clock::now() + config_.key_reload_interval;
+    auto next_cleanup = clock::now() + config_.cleanup_interval;
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      const auto wake = cleans ? std::min(next_reload, next_cleanup) : next_reload;
+      if (cv_.wait_until(lock, wake, [this] { return stop_; })) break;
+      lock.unlock();
+      const auto now = clock::now();
+      if (now >= next_reload) {
+        reloader_.check();
+        next_reload = now + config_.key_reload_interval;
+      }
+      if (cleans && now >= next_cleanup) {
+        if (auto n = service_.cleanup()) {
+          log_event(spdlog::level::info, "cleanup", {{"deleted", *n}});
+        } else {
+          log_event(spdlog::level::warn, "cleanup_failed",
+                    {{"code", to_string(n.error().code)}, {"detail", n.error().detail}});
+        }
+        next_cleanup = now + config_.cleanup_interval;
+      }
+      lock.lock();
+    }
+  }
+
+  const Config& config_;
+  KeyReloader& reloader_;
+  SessionService& service_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once everything above is built
+};
+
+}  // namespace
+
+Status serve(const Config& config, std::optional<SecretString> new_api_key) {
+  auto& random = CsprngRandom::instance();
+  const Clock& clock = SystemClock::instance();
+
+  auto store = open_store(config);
+  if (!store) return std::unexpected(store.error());
+  auto secrets = load_secret_keys(config.secret_keys);
+  if (!secrets) return std::unexpected(secrets.error());
+  auto lookup = LookupKeyRing::create(std::move(secrets->lookup));
+  if (!lookup)
+    return fail(ErrorCode::key_invalid,
+                fmt::format("secret_keys: lookup keys: {}", lookup.error().detail));
+  auto cipher = TokenCipher::create(std::move(secrets->cipher), random);
+  if (!cipher)
+    return fail(ErrorCode::key_invalid,
+                fmt::format("secret_keys: cipher keys: {}", cipher.error().detail));
+  auto signing = load_signing_keys(config.signing_keys);
+  if (!signing) return std::unexpected(signing.error());
+  SharedKeySet keys(std::move(*signing));
+  KeyReloader reloader(config.signing_keys, keys);
+
+  auto audit = open_audit_sink(config);
+  if (!audit) return std::unexpected(audit.error());
+  server::Metrics metrics(audit->get());
+
+  auto service = SessionService::create({.store = **store,
+                                         .lookup = *lookup,
+                                         .cipher = *cipher,
+                                         .keys = keys,
+                                         .clock = clock,
+                                         .random = random,
+                                         .audit = &metrics},
+                                        config.policy);
+  if (!service) return std::unexpected(service.error());
+
+  auto server = server::Server::create(
+      config.server, server::ServerDeps{.service = **service,
+                                        .keys = keys,
+                                        .store = **store,
+                                        .clock = clock,
+                                        .metrics = metrics,
+                                        .on_reload = [&reloader] { reloader.check(true); }});
+  if (!server) return std::unexpected(server.error());
+  const std::uint16_t port = (*server)->port();
+
+  if (config.ready_file) {
+    if (auto s = write_private_file(*config.ready_file, fmt::format("{}\n", port)); !s)
+      return fail(ErrorCode::config_invalid, fmt::format("ready_file: {}", s.error().detail));
+  }
+  if (new_api_key) {
+    // The one place a secret is printed: the dev mode's first start.
+    std::cout << dev_banner(*new_api_key, config, port) << std::endl;
+  }
+  log_event(spdlog::level::info, "listening",
+            {{"host", config.server.host},
+             {"port", port},
+             {"mode", config.mode == Mode::dev ? "dev" : "production"},
+             {"store", config.store_url},
+             {"active_kid", keys.get()->active()->kid()}});
+
+  {
+    Housekeeper housekeeper(config, reloader, **service);
+    (*server)->run();
+    block_stop_signals();
+  }
+  log_event(spdlog::level::info, "stopped");
+  return {};
+}
+
+}  // namespace tessera::cli

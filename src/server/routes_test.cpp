@@ -1,0 +1,213 @@
+// The routes without a network: Api::handle over a memory store behind a
+// fault-injecting wrapper and a manual clock, so expiry is tested by moving
+// time and store outages by asking for them.
+#include "server/routes.hpp"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <boost/json.hpp>
+#include <set>
+
+#include "forwarding_store.hpp"
+#include "tessera/memory_store.hpp"
+
+namespace tessera::server {
+namespace {
+
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kApiKey = "test-api-key";
+
+std::array<std::uint8_t, 32> sha256(std::string_view s) {
+  std::array<std::uint8_t, 32> out{};
+  unsigned len = 0;
+  EVP_Digest(s.data(), s.size(), out.data(), &len, EVP_sha256(), nullptr);
+  return out;
+}
+
+KeySet make_keys() {
+  KeySet keys;
+  (void)keys.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()),
+                 KeyState::active);
+  return keys;
+}
+
+class RoutesTest : public ::testing::Test {
+ protected:
+  RoutesTest()
+      : lookup(*LookupKeyRing::create({{1, SecretString(std::string(32, 'a'))}})),
+        cipher(*TokenCipher::create({{1, SecretString(std::string(32, 'c'))}},
+                                    CsprngRandom::instance())),
+        keys(make_keys()),
+        raw(make_memory_store()),
+        store(*raw) {
+    SessionPolicy policy;
+    policy.idle_timeout = 10min;
+    policy.session_ttl = 1h;
+    service = *SessionService::create(
+        {store, lookup, cipher, keys, clock, CsprngRandom::instance(), &metrics}, policy);
+    options.api_key_hashes.push_back(sha256(kApiKey));
+    deps = std::make_unique<ServerDeps>(ServerDeps{*service, keys, store, clock, metrics, nullptr});
+    api = std::make_unique<Api>(options, *deps);
+  }
+
+  HttpResponse call(std::string method, std::string target, std::string body = {}, bool auth = true,
+                    std::vector<std::pair<std::string, std::string>> headers = {}) {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    if (auth) r.headers.emplace_back("Authorization", fmt::format("Bearer {}", kApiKey));
+    return api->handle(r);
+  }
+
+  static json::object body_of(const HttpResponse& r) { return json::parse(r.body).as_object(); }
+
+  json::object issue(std::string_view mode, std::string_view subject = "alice") {
+    auto r = call("POST", "/v1/sessions",
+                  fmt::format(R"({{"subject":"{}","mode":"{}"}})", subject, mode));
+    EXPECT_EQ(r.status, 201u) << r.body;
+    return body_of(r);
+  }
+
+  ManualClock clock;
+  LookupKeyRing lookup;
+  TokenCipher cipher;
+  SharedKeySet keys;
+  std::unique_ptr<SessionStore> raw;
+  testing::ForwardingStore store;
+  Metrics metrics;
+  std::unique_ptr<SessionService> service;
+  ServerOptions options;
+  std::unique_ptr<ServerDeps> deps;
+  std::unique_ptr<Api> api;
+};
+
+TEST(HttpStatus, EveryCodeMapsToAContractStatus) {
+  const std::set<unsigned> allowed = {400, 401, 404, 413, 429, 500, 503};
+  for (ErrorCode c : kAllErrorCodes) EXPECT_TRUE(allowed.contains(http_status(c))) << c;
+  EXPECT_EQ(http_status(ErrorCode::invalid_request), 400u);
+  EXPECT_EQ(http_status(ErrorCode::refresh_token_reused), 401u);
+  EXPECT_EQ(http_status(ErrorCode::unauthorized), 401u);
+  EXPECT_EQ(http_status(ErrorCode::session_not_found), 404u);
+  EXPECT_EQ(http_status(ErrorCode::payload_too_large), 413u);
+  EXPECT_EQ(http_status(ErrorCode::rate_limited), 429u);
+  EXPECT_EQ(http_status(ErrorCode::store_unavailable), 503u);
+  EXPECT_EQ(http_status(ErrorCode::liveness_unavailable), 503u);
+  EXPECT_EQ(http_status(ErrorCode::epoch_unavailable), 503u);
+  EXPECT_EQ(http_status(ErrorCode::internal), 500u);
+}
+
+TEST(Problem, CarriesTheFiveMembersAndTheCode) {
+  auto r = problem(ErrorCode::session_revoked, "revoked");
+  EXPECT_EQ(r.content_type, "application/problem+json");
+  auto o = json::parse(r.body).as_object();
+  EXPECT_EQ(o.at("status").as_int64(), 401);
+  EXPECT_EQ(o.at("code").as_string(), "session_revoked");
+  EXPECT_TRUE(o.contains("type") && o.contains("title") && o.contains("detail"));
+}
+
+TEST_F(RoutesTest, IdleTimeoutShowsAsItsCodeWithoutSleeping) {
+  auto issued = issue("cookie");
+  const std::string token(issued.at("session_token").as_string());
+  const std::string body = fmt::format(R"({{"session_token":"{}"}})", token);
+  EXPECT_EQ(call("POST", "/v1/sessions/validate", body).status, 200u);
+  clock.advance(11min);
+  auto r = call("POST", "/v1/sessions/validate", body);
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.code, "session_idle_timeout");
+}
+
+TEST_F(RoutesTest, AbsoluteExpiryShowsAsSessionExpired) {
+  auto issued = issue("token");
+  std::string refresh(issued.at("refresh_token").as_string());
+  for (int i = 0; i < 6; ++i) {  // active every 9 minutes: never idle
+    clock.advance(9min);
+    auto r = call("POST", "/v1/tokens/refresh", fmt::format(R"({{"refresh_token":"{}"}})", refresh),
+                  false);
+    ASSERT_EQ(r.status, 200u) << r.code;
+    refresh = std::string(body_of(r).at("refresh_token").as_string());
+  }
+  clock.advance(9min);  // 63 minutes after issue
+  auto r = call("POST", "/v1/tokens/refresh", fmt::format(R"({{"refresh_token":"{}"}})", refresh),
+                false);
+  EXPECT_EQ(r.code, "session_expired");
+}
+
+TEST_F(RoutesTest, StoreOutageIs503WithRetryAfterAndReadyzFails) {
+  store.fail_reads = true;
+  store.fail_writes = true;
+  auto r = call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.code, "store_unavailable");
+  bool retry_after = false;
+  for (const auto& [k, v] : r.headers) retry_after |= k == "Retry-After";
+  EXPECT_TRUE(retry_after);
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 503u);
+  EXPECT_EQ(call("GET", "/healthz", {}, false).status, 200u);
+}
+
+TEST_F(RoutesTest, IntrospectionFailsClosedOnAnOutageInsteadOfSayingInactive) {
+  auto issued = issue("token");
+  const std::string access(issued.at("access_token").as_string());
+  store.fail_reads = true;
+  auto r = call("POST", "/oauth2/introspect", "token=" + access, true,
+                {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(r.status, 503u);
+  store.fail_reads = false;
+  r = call("POST", "/oauth2/introspect", "token=" + access, true,
+           {{"Content-Type", "application/x-www-form-urlencoded"}});
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_TRUE(body_of(r).at("active").as_bool());
+}
+
+TEST_F(RoutesTest, RevocationIs200ForAnyTokenBut503WhenItCouldNotHappen) {
+  auto issued = issue("token");
+  const std::string refresh(issued.at("refresh_token").as_string());
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "token=garbage", false, form).status, 200u);
+  store.fail_reads = true;
+  auto r = call("POST", "/oauth2/revoke", "token=" + refresh, false, form);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.code, "store_unavailable");
+  store.fail_reads = false;
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "token=" + refresh, false, form).status, 200u);
+  EXPECT_EQ(call("POST", "/oauth2/revoke", "", false, form).status, 400u);
+}
+
+TEST_F(RoutesTest, RoutesAreTemplatesNeverRawPaths) {
+  auto r = call("GET", "/v1/subjects/secret-subject/sessions");
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_EQ(r.route, "/v1/subjects/{subject}/sessions");
+  metrics.observe_request(r.route, r.status, r.code, 1ms);
+  const std::string text = metrics.render();
+  EXPECT_EQ(text.find("secret-subject"), std::string::npos);
+  EXPECT_NE(text.find(R"(route="/v1/subjects/{subject}/sessions",status="200"} 1)"),
+            std::string::npos);
+  EXPECT_EQ(call("GET", "/nope").route, kUnmatchedRoute);
+}
+
+TEST_F(RoutesTest, UnknownRouteAndWrongMethodAreProblems) {
+  auto r = call("GET", "/nope");
+  EXPECT_EQ(r.status, 404u);
+  EXPECT_EQ(r.code, "invalid_request");
+  r = call("PUT", "/v1/subjects/a/epoch");
+  EXPECT_EQ(r.status, 405u);
+  bool allow = false;
+  for (const auto& [k, v] : r.headers) allow |= k == "Allow" && v == "GET, POST";
+  EXPECT_TRUE(allow);
+}
+
+TEST_F(RoutesTest, LifecycleEventsAreCountedThroughTheAuditSink) {
+  issue("cookie");
+  EXPECT_NE(metrics.render().find(R"(tessera_lifecycle_events_total{event="issued"} 1)"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera::server

@@ -1,0 +1,351 @@
+#include "cli/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "cli_test_support.hpp"
+
+namespace tessera::cli {
+namespace {
+
+using std::chrono::seconds;
+using testing::TempDir;
+using testing::write_text;
+
+// Parses `args` (after the program name) through a SettingsBinder.
+Result<RawSettings> parse(const std::string& args) {
+  CLI::App app;
+  SettingsBinder binder(app);
+  app.parse(args, false);
+  return binder.resolve();
+}
+
+Result<Config> config_from(const std::string& args) {
+  auto raw = parse(args);
+  if (!raw) return std::unexpected(raw.error());
+  return build_config(*raw);
+}
+
+// Sets an environment variable for the scope of a test.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+TEST(ParseDuration, AcceptsUnitsAndBareSeconds) {
+  EXPECT_EQ(parse_duration("90s"), seconds{90});
+  EXPECT_EQ(parse_duration("15m"), seconds{900});
+  EXPECT_EQ(parse_duration("1h"), seconds{3600});
+  EXPECT_EQ(parse_duration("30d"), seconds{30 * 86400});
+  EXPECT_EQ(parse_duration("42"), seconds{42});
+  EXPECT_EQ(parse_duration("0"), seconds{0});
+}
+
+TEST(ParseDuration, RefusesAnythingElse) {
+  for (const char* bad : {"", "s", "-5s", "1.5h", "10 s", "10ms", "1w", "h1", "+3", "1e3",
+                          "99999999999999999999d", "36500000d"}) {
+    EXPECT_FALSE(parse_duration(bad).has_value()) << bad;
+  }
+}
+
+TEST(FormatDuration, UsesTheLargestExactUnit) {
+  EXPECT_EQ(format_duration(seconds{90}), "90s");
+  EXPECT_EQ(format_duration(seconds{900}), "15m");
+  EXPECT_EQ(format_duration(seconds{86400}), "1d");
+  EXPECT_EQ(format_duration(seconds{0}), "0s");
+}
+
+TEST(BuildConfig, DefaultsMatchTheDocumentation) {
+  auto c = build_config({});
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->mode, Mode::dev);
+  EXPECT_EQ(c->data_dir, "./var");
+  EXPECT_EQ(c->server.host, "127.0.0.1");
+  EXPECT_EQ(c->server.port, 8080);
+  EXPECT_EQ(c->server.threads, 0u);
+  EXPECT_EQ(c->store_kind, StoreKind::sqlite);
+  EXPECT_EQ(c->sqlite_path, "./var/tessera.db");
+  EXPECT_EQ(c->sqlite.synchronous, SqliteSync::full);
+  EXPECT_EQ(c->signing_keys, "./var/keys/signing.jwks");
+  EXPECT_FALSE(c->signing_keys_given);
+  EXPECT_EQ(c->secret_keys, "./var/keys/secrets.json");
+  EXPECT_FALSE(c->secret_keys_given);
+  EXPECT_EQ(c->signing_alg, Algorithm::EdDSA);
+  EXPECT_EQ(c->key_reload_interval, seconds{5});
+  EXPECT_TRUE(c->server.api_key_hashes.empty());
+  EXPECT_EQ(c->policy.issuer, "tessera");
+  EXPECT_EQ(c->policy.audience, std::vector<std::string>{"tessera"});
+  EXPECT_EQ(c->policy.session_ttl, std::chrono::days{30});
+  EXPECT_EQ(c->policy.idle_timeout, seconds{0});
+  EXPECT_FALSE(c->policy.touch_interval.has_value());
+  EXPECT_EQ(c->policy.access_ttl, std::chrono::minutes{15});
+  EXPECT_EQ(c->policy.refresh_grace, seconds{10});
+  EXPECT_EQ(c->policy.max_sessions_per_subject, 10u);
+  EXPECT_EQ(c->policy.max_data_bytes, 4096u);
+  EXPECT_FALSE(c->policy.bind_fingerprint);
+  EXPECT_EQ(c->policy.cleanup_retention, std::chrono::days{7});
+  EXPECT_EQ(c->cleanup_interval, std::chrono::hours{1});
+  EXPECT_EQ(c->server.cookie.name, "tessera_session");
+  EXPECT_EQ(c->server.cookie.domain, "");
+  EXPECT_EQ(c->server.cookie.path, "/");
+  EXPECT_TRUE(c->server.cookie.secure);
+  EXPECT_EQ(c->server.cookie.same_site, "Lax");
+  EXPECT_EQ(c->server.max_body_bytes, 65536u);
+  EXPECT_EQ(c->server.max_header_bytes, 8192u);
+  EXPECT_EQ(c->server.read_timeout, seconds{10});
+  EXPECT_EQ(c->server.idle_timeout, seconds{60});
+  EXPECT_EQ(c->server.drain_timeout, seconds{30});
+  EXPECT_EQ(c->server.max_connections, 4096u);
+  EXPECT_EQ(c->server.max_pipelined, 16u);
+  EXPECT_EQ(c->server.jwks_max_age, seconds{300});
+  EXPECT_TRUE(c->server.metrics_public);
+  EXPECT_TRUE(c->server.access_log);
+  EXPECT_EQ(c->audit, AuditTarget::file);
+  EXPECT_EQ(c->audit_path, "./var/audit.jsonl");
+  EXPECT_EQ(c->log_level, "info");
+}
+
+TEST(BuildConfig, DataDirMovesEveryDefaultPathWithIt) {
+  auto c = build_config({{"data_dir", "/srv/t"}});
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->sqlite_path, "/srv/t/tessera.db");
+  EXPECT_EQ(c->store_url, "sqlite:///srv/t/tessera.db");
+  EXPECT_EQ(c->signing_keys, "/srv/t/keys/signing.jwks");
+  EXPECT_EQ(c->secret_keys, "/srv/t/keys/secrets.json");
+  EXPECT_EQ(c->audit_path, "/srv/t/audit.jsonl");
+  EXPECT_EQ(c->api_keys_file(), "/srv/t/api_keys");
+}
+
+TEST(BuildConfig, MapsValuesOntoPolicyAndServerOptions) {
+  const std::string hash = "sha256:" + std::string(64, 'a');
+  auto c = build_config({{"listen", "[::1]:0"},
+                         {"store", "memory:"},
+                         {"sqlite_synchronous", "normal"},
+                         {"signing_alg", "ES256"},
+                         {"api_key_hashes", hash + ", sha256:" + std::string(64, 'B')},
+                         {"audience", "api, web"},
+                         {"idle_timeout", "1h"},
+                         {"touch_interval", "2m"},
+                         {"refresh_grace", "0"},
+                         {"max_sessions_per_subject", "1"},
+                         {"bind_fingerprint", "true"},
+                         {"cookie_same_site", "None"},
+                         {"audit_log", "-"},
+                         {"cleanup_interval", "0"}});
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->server.host, "::1");
+  EXPECT_EQ(c->server.port, 0);
+  EXPECT_EQ(c->store_kind, StoreKind::memory);
+  EXPECT_EQ(c->sqlite.synchronous, SqliteSync::normal);
+  EXPECT_EQ(c->signing_alg, Algorithm::ES256);
+  ASSERT_EQ(c->server.api_key_hashes.size(), 2u);
+  EXPECT_EQ(c->server.api_key_hashes[0][0], 0xaa);
+  EXPECT_EQ(c->server.api_key_hashes[1][31], 0xbb);
+  EXPECT_TRUE(c->api_key_hashes_given);
+  EXPECT_EQ(c->policy.audience, (std::vector<std::string>{"api", "web"}));
+  EXPECT_EQ(c->policy.idle_timeout, seconds{3600});
+  EXPECT_EQ(c->policy.touch_interval, seconds{120});
+  EXPECT_EQ(c->policy.refresh_grace, seconds{0});
+  EXPECT_EQ(c->policy.max_sessions_per_subject, 1u);
+  EXPECT_TRUE(c->policy.bind_fingerprint);
+  EXPECT_EQ(c->server.cookie.same_site, "None");
+  EXPECT_EQ(c->audit, AuditTarget::stdout_lines);
+  EXPECT_EQ(c->cleanup_interval, seconds{0});
+}
+
+TEST(BuildConfig, ListenTakesLocalhostAsLoopback) {
+  auto c = build_config({{"listen", "localhost:9090"}});
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->server.host, "127.0.0.1");
+  EXPECT_EQ(c->server.port, 9090);
+}
+
+TEST(BuildConfig, StoreUrlForms) {
+  auto abs = build_config({{"store", "sqlite:///tmp/x.db"}});
+  ASSERT_TRUE(abs.has_value());
+  EXPECT_EQ(abs->sqlite_path, "/tmp/x.db");
+  auto rel = build_config({{"store", "sqlite://rel/x.db"}});
+  ASSERT_TRUE(rel.has_value());
+  EXPECT_EQ(rel->sqlite_path, "rel/x.db");
+  auto none = build_config({{"audit_log", "none"}});
+  ASSERT_TRUE(none.has_value());
+  EXPECT_EQ(none->audit, AuditTarget::none);
+}
+
+struct BadSetting {
+  const char* key;
+  const char* value;
+};
+
+class BuildConfigRefuses : public ::testing::TestWithParam<BadSetting> {};
+
+TEST_P(BuildConfigRefuses, WithOneLineNamingTheSetting) {
+  const auto& [key, value] = GetParam();
+  auto c = build_config({{key, value}});
+  ASSERT_FALSE(c.has_value()) << key << "=" << value;
+  EXPECT_EQ(c.error().code, ErrorCode::config_invalid);
+  EXPECT_TRUE(c.error().detail.starts_with(std::string(key) + ": ")) << c.error().detail;
+  EXPECT_EQ(c.error().detail.find('\n'), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EverySetting, BuildConfigRefuses,
+    ::testing::Values(
+        BadSetting{"mode", "staging"}, BadSetting{"data_dir", ""}, BadSetting{"listen", "8080"},
+        BadSetting{"listen", "localhost:http"}, BadSetting{"listen", ":8080"},
+        BadSetting{"listen", "127.0.0.1:65536"}, BadSetting{"threads", "-1"},
+        BadSetting{"threads", "many"}, BadSetting{"store", "postgres://db"},
+        BadSetting{"store", "sqlite://"}, BadSetting{"store", "memory"},
+        BadSetting{"sqlite_synchronous", "off"}, BadSetting{"signing_keys", ""},
+        BadSetting{"secret_keys", ""}, BadSetting{"signing_alg", "none"},
+        BadSetting{"signing_alg", "RS256"}, BadSetting{"key_reload_interval", "0"},
+        BadSetting{"key_reload_interval", "5x"}, BadSetting{"api_key_hashes", "tsk_notahash"},
+        BadSetting{"api_key_hashes", "sha256:abcd"},
+        BadSetting{"api_key_hashes", "sha1:0000000000000000000000000000000000000000"},
+        BadSetting{"issuer", ""}, BadSetting{"audience", " , "}, BadSetting{"session_ttl", "0"},
+        BadSetting{"session_ttl", "forever"}, BadSetting{"idle_timeout", "-1"},
+        BadSetting{"idle_timeout", "31d"}, BadSetting{"touch_interval", "0"},
+        BadSetting{"access_ttl", "0s"}, BadSetting{"refresh_grace", "90s"},
+        BadSetting{"refresh_grace", "2m"}, BadSetting{"max_sessions_per_subject", "0"},
+        BadSetting{"max_data_bytes", "0"}, BadSetting{"bind_fingerprint", "yes"},
+        BadSetting{"cleanup_retention", "7 days"}, BadSetting{"cleanup_interval", "-1h"},
+        BadSetting{"cookie_name", "a b"}, BadSetting{"cookie_name", ""},
+        BadSetting{"cookie_path", "api"}, BadSetting{"cookie_secure", "1"},
+        BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
+        BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
+        BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
+        BadSetting{"max_connections", "0"}, BadSetting{"max_pipelined", "0"},
+        BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
+        BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
+        BadSetting{"no_such_setting", "1"}),
+    [](const ::testing::TestParamInfo<BadSetting>& info) {
+      return std::string(info.param.key) + "_" + std::to_string(info.index);
+    });
+
+TEST(BuildConfig, RefreshGraceMessageMatchesTheDocumentation) {
+  auto c = build_config({{"refresh_grace", "90s"}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().detail, "refresh_grace: must be between 0s and 60s (got 90s)");
+}
+
+TEST(BuildConfig, SameSiteNoneNeedsSecure) {
+  auto c = build_config({{"cookie_same_site", "None"}, {"cookie_secure", "false"}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_TRUE(c.error().detail.starts_with("cookie_same_site: ")) << c.error().detail;
+}
+
+TEST(BuildConfig, BadApiKeyHashIsNotEchoed) {
+  // A key pasted where its hash belongs must not end up in a terminal or log.
+  const std::string pasted = "tsk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  auto c = build_config({{"api_key_hashes", pasted}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().detail.find(pasted), std::string::npos);
+  EXPECT_EQ(c.error().detail.find("tsk_"), std::string::npos);
+}
+
+TEST(BuildConfig, EverySettingIsDocumentedInTheTable) {
+  // Each key of the table is accepted by build_config (no orphan rows).
+  for (const auto& s : settings()) {
+    RawSettings raw;
+    if (!s.default_text.empty() && s.default_text.find('<') == std::string_view::npos &&
+        s.default_text != "auto")
+      raw[std::string(s.key)] = std::string(s.default_text);
+    auto c = build_config(raw);
+    EXPECT_TRUE(c.has_value()) << s.key << ": " << (c ? "" : c.error().detail);
+  }
+}
+
+TEST(Settings, FlagsUseDashesAndReachTheSetting) {
+  auto c = config_from("--session-ttl 1h --listen 0.0.0.0:9000 --cookie-secure false");
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->policy.session_ttl, seconds{3600});
+  EXPECT_EQ(c->server.port, 9000);
+  EXPECT_FALSE(c->server.cookie.secure);
+}
+
+TEST(Settings, EnvironmentOverridesFileAndFlagsOverrideEnvironment) {
+  TempDir dir;
+  write_text(dir / "t.conf",
+             "# comment\n"
+             "session_ttl = 2h\n"
+             "access_ttl = 5m\n"
+             "issuer = \"https://file.example\"\n"
+             "refresh_grace = 20s\n");
+  const std::string file = (dir / "t.conf").string();
+  {
+    auto c = config_from("--config " + file);
+    ASSERT_TRUE(c.has_value()) << c.error();
+    EXPECT_EQ(c->policy.session_ttl, seconds{7200});
+    EXPECT_EQ(c->policy.access_ttl, seconds{300});
+    EXPECT_EQ(c->policy.issuer, "https://file.example");
+    EXPECT_EQ(c->policy.refresh_grace, seconds{20});
+  }
+  ScopedEnv e1("TESSERA_SESSION_TTL", "3h");
+  ScopedEnv e2("TESSERA_ACCESS_TTL", "6m");
+  {
+    auto c = config_from("--config " + file + " --access-ttl 7m");
+    ASSERT_TRUE(c.has_value()) << c.error();
+    EXPECT_EQ(c->policy.session_ttl, seconds{3 * 3600});  // env beats file
+    EXPECT_EQ(c->policy.access_ttl, seconds{420});        // flag beats env
+    EXPECT_EQ(c->policy.issuer, "https://file.example");  // file beats default
+    EXPECT_EQ(c->policy.refresh_grace, seconds{20});
+  }
+}
+
+TEST(Settings, ConfigFileMayComeFromTheEnvironment) {
+  TempDir dir;
+  write_text(dir / "t.conf", "max_sessions_per_subject = 3\n");
+  ScopedEnv env("TESSERA_CONFIG", (dir / "t.conf").c_str());
+  auto c = config_from("");
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->policy.max_sessions_per_subject, 3u);
+}
+
+TEST(Settings, FileAcceptsDashedKeysAndListValues) {
+  TempDir dir;
+  write_text(dir / "t.conf", "cookie-name = sid\naudience = [\"a\", \"b\"]\n");
+  auto c = config_from("--config " + (dir / "t.conf").string());
+  ASSERT_TRUE(c.has_value()) << c.error();
+  EXPECT_EQ(c->server.cookie.name, "sid");
+  EXPECT_EQ(c->policy.audience, (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(Settings, UnknownKeyInFileIsNamed) {
+  TempDir dir;
+  write_text(dir / "t.conf", "sesion_ttl = 1h\n");
+  auto raw = parse("--config " + (dir / "t.conf").string());
+  ASSERT_FALSE(raw.has_value());
+  EXPECT_EQ(raw.error().code, ErrorCode::config_invalid);
+  EXPECT_TRUE(raw.error().detail.starts_with("sesion_ttl: unknown setting")) << raw.error().detail;
+}
+
+TEST(Settings, SectionsInFileAreRefused) {
+  TempDir dir;
+  write_text(dir / "t.conf", "[server]\nlisten = 1.2.3.4:80\n");
+  auto raw = parse("--config " + (dir / "t.conf").string());
+  ASSERT_FALSE(raw.has_value());
+  EXPECT_TRUE(raw.error().detail.starts_with("server.listen: ")) << raw.error().detail;
+}
+
+TEST(Settings, MissingConfigFileIsNamed) {
+  auto raw = parse("--config /nonexistent/tessera.conf");
+  ASSERT_FALSE(raw.has_value());
+  EXPECT_TRUE(raw.error().detail.starts_with("config: ")) << raw.error().detail;
+}
+
+TEST(Settings, InvalidValueFromEnvironmentIsNamedBySetting) {
+  ScopedEnv env("TESSERA_REFRESH_GRACE", "61s");
+  auto c = config_from("");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_TRUE(c.error().detail.starts_with("refresh_grace: ")) << c.error().detail;
+}
+
+}  // namespace
+}  // namespace tessera::cli

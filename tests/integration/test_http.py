@@ -1,0 +1,875 @@
+#!/usr/bin/python3
+"""Integration tests: a real `tessera serve` process driven over HTTP.
+
+Run: /usr/bin/python3 test_http.py --tessera PATH [unittest args, e.g. a class name]
+"""
+
+import base64
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import authority  # noqa: E402
+from authority import Authority  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+_counter = [0]
+_counter_lock = threading.Lock()
+
+
+def subject(prefix="user"):
+    with _counter_lock:
+        _counter[0] += 1
+        return f"{prefix}-{os.getpid()}-{_counter[0]}"
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def fake_jwt(header, payload, signature=b"x" * 64):
+    return ".".join([b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()),
+                     b64url(signature)])
+
+
+class AuthorityTest(unittest.TestCase):
+    ENV = {}
+    ARGS = []
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = Authority(env=cls.ENV, args=cls.ARGS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.a.stop_cleanly()
+        finally:
+            cls.a.cleanup()
+
+    def assertProblem(self, r, status, code):
+        self.assertEqual(r.status, status, f"{r!r}")
+        self.assertEqual(r.header("Content-Type"), "application/problem+json")
+        p = r.json
+        for k in ("type", "title", "status", "code", "detail"):
+            self.assertIn(k, p)
+        self.assertEqual(p["status"], status)
+        self.assertEqual(p["code"], code, f"detail: {p.get('detail')}")
+
+    def assertServing(self):
+        self.assertEqual(self.a.request("GET", "/healthz").status, 200)
+
+
+class TestPublicEndpoints(AuthorityTest):
+    def test_healthz_and_readyz(self):
+        r = self.a.request("GET", "/healthz")
+        self.assertEqual(r.status, 200)
+        r = self.a.request("GET", "/readyz")
+        self.assertEqual(r.status, 200)
+
+    def test_jwks_has_public_keys_only_and_cache_control(self):
+        r = self.a.request("GET", "/.well-known/jwks.json")
+        self.assertEqual(r.status, 200)
+        self.assertIn("max-age=", r.header("Cache-Control"))
+        keys = r.json["keys"]
+        self.assertGreaterEqual(len(keys), 1)
+        for k in keys:
+            self.assertIn("kid", k)
+            for private in ("d", "p", "q", "dp", "dq", "qi", "k"):
+                self.assertNotIn(private, k)
+
+    def test_metrics_render_prometheus_text_with_route_templates(self):
+        s = subject()
+        self.a.request("GET", f"/v1/subjects/{s}/sessions", auth=True)
+        r = self.a.request("GET", "/metrics")
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.header("Content-Type").startswith("text/plain"))
+        text = r.body.decode()
+        self.assertIn("tessera_http_requests_total", text)
+        self.assertIn('route="/v1/subjects/{subject}/sessions"', text)
+        self.assertIn("tessera_http_request_duration_seconds_bucket", text)
+        self.assertIn("tessera_lifecycle_events_total", text)
+        self.assertIn("tessera_errors_total", text)
+        self.assertNotIn(s, text, "a raw path leaked into a metric label")
+
+    def test_unknown_route_is_404_problem(self):
+        r = self.a.request("GET", "/nope")
+        self.assertProblem(r, 404, "invalid_request")
+        r = self.a.request("GET", "/v1/subjects/x/whatever", auth=True)
+        self.assertProblem(r, 404, "invalid_request")
+
+    def test_wrong_method_is_405_with_allow(self):
+        for method, path, allow in [("PUT", "/healthz", "GET"), ("GET", "/v1/sessions", "POST"),
+                                    ("DELETE", "/oauth2/revoke", "POST"),
+                                    ("POST", "/v1/subjects/x/sessions", "GET, DELETE"),
+                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST")]:
+            r = self.a.request(method, path)
+            self.assertProblem(r, 405, "invalid_request")
+            self.assertEqual(r.header("Allow"), allow)
+
+    def test_request_id_is_echoed_if_sane_else_generated(self):
+        r = self.a.request("GET", "/healthz", headers={"X-Request-Id": "abc-DEF_123"})
+        self.assertEqual(r.header("X-Request-Id"), "abc-DEF_123")
+        r = self.a.request("GET", "/healthz", headers={"X-Request-Id": "bad id!"})
+        self.assertNotEqual(r.header("X-Request-Id"), "bad id!")
+        self.assertTrue(r.header("X-Request-Id"))
+        r = self.a.request("GET", "/healthz", headers={"X-Request-Id": "a" * 65})
+        self.assertNotEqual(r.header("X-Request-Id"), "a" * 65)
+
+
+class TestServiceAuth(AuthorityTest):
+    SERVICE = [("POST", "/v1/sessions"), ("POST", "/v1/sessions/validate"),
+               ("GET", "/v1/subjects/x/sessions"), ("DELETE", "/v1/subjects/x/sessions"),
+               ("DELETE", "/v1/subjects/x/sessions/01J0000000000000000000000"),
+               ("GET", "/v1/subjects/x/epoch"), ("POST", "/v1/subjects/x/epoch"),
+               ("POST", "/oauth2/introspect")]
+
+    def test_missing_or_wrong_api_key_is_401_unauthorized(self):
+        for method, path in self.SERVICE:
+            for auth in (False, "Bearer wrong-key", f"Basic {self.a.api_key}", "Bearer ",
+                         f"Bearer {self.a.api_key}x"):
+                r = self.a.request(method, path, body={}, auth=auth)
+                self.assertProblem(r, 401, "unauthorized")
+                self.assertEqual(r.header("WWW-Authenticate"), "Bearer")
+
+    def test_scheme_is_case_insensitive(self):
+        r = self.a.request("GET", "/v1/subjects/x/epoch", auth=f"bearer {self.a.api_key}")
+        self.assertEqual(r.status, 200)
+
+
+class TestCookieMode(AuthorityTest):
+    ENV = {"TESSERA_MAX_SESSIONS_PER_SUBJECT": "3", "TESSERA_BIND_FINGERPRINT": "true"}
+
+    def test_issue_sets_cookie_and_validate_reads_body_or_cookie(self):
+        s = subject()
+        r = self.a.request("POST", "/v1/sessions",
+                           {"subject": s, "mode": "cookie",
+                            "metadata": {"ip": "203.0.113.7", "user_agent": "ua", "device": "d"},
+                            "data": {"role": "admin"}, "unknown_field": 1}, auth=True)
+        self.assertEqual(r.status, 201)
+        body = r.json
+        for k in ("session", "session_token", "expires_at"):
+            self.assertIn(k, body)
+        sess = body["session"]
+        self.assertEqual(sess["subject"], s)
+        self.assertEqual(sess["mode"], "cookie")
+        self.assertEqual(sess["metadata"]["ip"], "203.0.113.7")
+        self.assertEqual(sess["data"], {"role": "admin"})
+        cookie = r.header("Set-Cookie")
+        self.assertIsNotNone(cookie)
+        name, _, rest = cookie.partition("=")
+        self.assertEqual(name, "tessera_session")
+        value = rest.split(";")[0]
+        self.assertEqual(value, body["session_token"])
+        attrs = [a.strip() for a in cookie.split(";")[1:]]
+        self.assertIn("HttpOnly", attrs)
+        self.assertIn("Path=/", attrs)
+        self.assertIn("SameSite=Lax", attrs)
+        self.assertNotIn("Secure", attrs)  # --cookie-secure false
+        max_age = [a for a in attrs if a.startswith("Max-Age=")]
+        self.assertEqual(len(max_age), 1)
+        self.assertGreater(int(max_age[0].split("=")[1]), 0)
+
+        r = self.a.validate(body["session_token"])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["active"], True)
+        self.assertEqual(r.json["session"]["id"], sess["id"])
+
+        r = self.a.request("POST", "/v1/sessions/validate", raw=b"", auth=True,
+                           headers={"Cookie": f"other=1; tessera_session={value}; x=y"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["session"]["id"], sess["id"])
+
+    def test_validate_without_token_is_400(self):
+        r = self.a.request("POST", "/v1/sessions/validate", {}, auth=True)
+        self.assertProblem(r, 400, "invalid_request")
+
+    def test_garbage_session_token_is_invalid_token(self):
+        for t in ("garbage", "tss_" + "A" * 43, "tss_short", ""):
+            r = self.a.validate(t)
+            self.assertProblem(r, 401, "invalid_token")
+
+    def test_logout_with_cookie_clears_it_and_revokes(self):
+        s = subject()
+        body = self.a.issue(s, "cookie")
+        token = body["session_token"]
+        r = self.a.request("POST", "/v1/logout", raw=b"",
+                           headers={"Cookie": f"tessera_session={token}"})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json, {"revoked": 1})
+        cookie = r.header("Set-Cookie")
+        self.assertTrue(cookie.startswith("tessera_session=;"))
+        self.assertIn("Max-Age=0", cookie)
+        self.assertProblem(self.a.validate(token), 401, "session_revoked")
+        # Idempotent.
+        r = self.a.request("POST", "/v1/logout", {"session_token": token})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json, {"revoked": 0})
+
+    def test_cap_evicts_least_recently_seen(self):
+        s = subject()
+        first = self.a.issue(s, "cookie")["session_token"]
+        time.sleep(1.05)  # last_seen_at is in seconds
+        others = [self.a.issue(s, "cookie")["session_token"] for _ in range(3)]
+        self.assertProblem(self.a.validate(first), 401, "session_revoked")
+        for t in others:
+            self.assertEqual(self.a.validate(t).status, 200)
+        r = self.a.request("GET", f"/v1/subjects/{s}/sessions", auth=True)
+        self.assertEqual(len(r.json["sessions"]), 3)
+
+    def test_fingerprint_mismatch_revokes(self):
+        s = subject()
+        token = self.a.issue(s, "cookie", fingerprint="fp-1")["session_token"]
+        self.assertEqual(self.a.validate(token, fingerprint="fp-1").status, 200)
+        self.assertProblem(self.a.validate(token, fingerprint="fp-2"), 401, "fingerprint_mismatch")
+        self.assertProblem(self.a.validate(token, fingerprint="fp-1"), 401, "session_revoked")
+
+
+class TestTokenMode(AuthorityTest):
+    def test_issue_token_mode_shape(self):
+        s = subject()
+        r = self.a.request("POST", "/v1/sessions",
+                           {"subject": s, "mode": "token", "claims": {"role": "reader"}},
+                           auth=True)
+        self.assertEqual(r.status, 201)
+        b = r.json
+        for k in ("session", "access_token", "token_type", "access_expires_at", "refresh_token",
+                  "refresh_expires_at"):
+            self.assertIn(k, b)
+        self.assertEqual(b["token_type"], "Bearer")
+        self.assertIsNone(r.header("Set-Cookie"))
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+
+    def test_refresh_rotates_and_old_token_replay_revokes_family(self):
+        s = subject()
+        b = self.a.issue(s)
+        r1 = self.a.refresh(b["refresh_token"])
+        self.assertEqual(r1.status, 200)
+        n1 = r1.json
+        self.assertNotEqual(n1["refresh_token"], b["refresh_token"])
+        self.assertEqual(n1["session"]["generation"], 1)
+        r2 = self.a.refresh(n1["refresh_token"])
+        self.assertEqual(r2.status, 200)
+        n2 = r2.json
+        # The first token is two generations old: replay.
+        self.assertProblem(self.a.refresh(b["refresh_token"]), 401, "refresh_token_reused")
+        self.assertProblem(self.a.refresh(n2["refresh_token"]), 401, "session_revoked")
+
+    def test_refresh_bad_input(self):
+        self.assertProblem(self.a.refresh("garbage"), 401, "invalid_token")
+        self.assertProblem(self.a.refresh("tsr_" + "B" * 43), 401, "invalid_token")
+        r = self.a.request("POST", "/v1/tokens/refresh", {"refresh_token": 42})
+        self.assertProblem(r, 400, "invalid_request")
+        r = self.a.request("POST", "/v1/tokens/refresh", {})
+        self.assertProblem(r, 400, "invalid_request")
+
+    def test_access_token_verifies_with_pyjwt_against_jwks(self):
+        import jwt
+        s = subject()
+        b = self.a.issue(s, claims={"role": "reader"})
+        jwks = self.a.request("GET", "/.well-known/jwks.json").json
+        header = jwt.get_unverified_header(b["access_token"])
+        self.assertEqual(header["typ"], "at+jwt")
+        jwk = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+        key = jwt.PyJWK(jwk).key
+        claims = jwt.decode(b["access_token"], key, algorithms=[header["alg"]],
+                            audience="tessera", issuer="tessera")
+        self.assertEqual(claims["sub"], s)
+        self.assertEqual(claims["sid"], b["session"]["id"])
+        self.assertEqual(claims["role"], "reader")
+        self.assertEqual(claims["exp"], b["access_expires_at"])
+
+    def test_logout_scopes(self):
+        s = subject()
+        a, b2, c = (self.a.issue(s) for _ in range(3))
+        # others: every session of the subject but the caller's.
+        r = self.a.request("POST", "/v1/logout", {"access_token": a["access_token"],
+                                                  "scope": "others"})
+        self.assertEqual(r.json, {"revoked": 2})
+        self.assertIsNone(r.header("Set-Cookie"))
+        self.assertProblem(self.a.refresh(b2["refresh_token"]), 401, "session_revoked")
+        self.assertEqual(self.a.refresh(a["refresh_token"]).status, 200)
+
+        # family: the refreshed lineage.
+        s2 = subject()
+        f = self.a.issue(s2)
+        g = self.a.issue(s2)
+        r = self.a.request("POST", "/v1/logout", {"refresh_token": f["refresh_token"],
+                                                  "scope": "family"})
+        self.assertEqual(r.json, {"revoked": 1})
+        self.assertEqual(self.a.refresh(g["refresh_token"]).status, 200)
+
+        # all: every session and the epoch moves.
+        s3 = subject()
+        x, y = self.a.issue(s3), self.a.issue(s3)
+        e0 = self.a.request("GET", f"/v1/subjects/{s3}/epoch", auth=True).json["epoch"]
+        r = self.a.request("POST", "/v1/logout", {"refresh_token": x["refresh_token"],
+                                                  "scope": "all"})
+        self.assertEqual(r.json, {"revoked": 2})
+        e1 = self.a.request("GET", f"/v1/subjects/{s3}/epoch", auth=True).json["epoch"]
+        self.assertGreater(e1, e0)
+        self.assertFalse(self.a.introspect(y["access_token"]).json["active"])
+
+        # session (default) by access token.
+        s4 = subject()
+        z = self.a.issue(s4)
+        r = self.a.request("POST", "/v1/logout", {"access_token": z["access_token"]})
+        self.assertEqual(r.json, {"revoked": 1})
+
+    def test_logout_bad_input(self):
+        r = self.a.request("POST", "/v1/logout", {})
+        self.assertProblem(r, 400, "invalid_request")
+        r = self.a.request("POST", "/v1/logout", {"refresh_token": ["x"]})
+        self.assertProblem(r, 400, "invalid_request")
+        b = self.a.issue(subject())
+        r = self.a.request("POST", "/v1/logout", {"refresh_token": b["refresh_token"],
+                                                  "scope": "galaxy"})
+        self.assertProblem(r, 400, "invalid_request")
+
+
+class TestSubjects(AuthorityTest):
+    def test_list_revoke_ownership_and_epoch(self):
+        s, other = subject(), subject()
+        a = self.a.issue(s)
+        b = self.a.issue(s, "cookie")
+        o = self.a.issue(other)
+        r = self.a.request("GET", f"/v1/subjects/{s}/sessions", auth=True)
+        self.assertEqual(r.status, 200)
+        ids = [x["id"] for x in r.json["sessions"]]
+        self.assertEqual(sorted(ids), sorted([a["session"]["id"], b["session"]["id"]]))
+
+        # Ownership: another subject's id is 404, and nothing is revoked.
+        r = self.a.request("DELETE", f"/v1/subjects/{s}/sessions/{o['session']['id']}", auth=True)
+        self.assertProblem(r, 404, "session_not_found")
+        self.assertEqual(self.a.introspect(o["access_token"]).json["active"], True)
+        r = self.a.request("DELETE", f"/v1/subjects/{s}/sessions/01J0000000000000000000000X",
+                           auth=True)
+        self.assertProblem(r, 404, "session_not_found")
+
+        r = self.a.request("DELETE", f"/v1/subjects/{s}/sessions/{a['session']['id']}", auth=True)
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.body, b"")
+        self.assertProblem(self.a.refresh(a["refresh_token"]), 401, "session_revoked")
+
+        c = self.a.issue(s)
+        r = self.a.request("DELETE",
+                           f"/v1/subjects/{s}/sessions?except={c['session']['id']}", auth=True)
+        self.assertEqual(r.json, {"revoked": 1})
+        self.assertEqual(self.a.refresh(c["refresh_token"]).status, 200)
+        r = self.a.request("DELETE", f"/v1/subjects/{s}/sessions", auth=True)
+        self.assertEqual(r.json, {"revoked": 1})
+
+        r = self.a.request("GET", f"/v1/subjects/{s}/epoch", auth=True)
+        self.assertEqual(r.status, 200)
+        e = r.json["epoch"]
+        r = self.a.request("POST", f"/v1/subjects/{s}/epoch", auth=True)
+        self.assertEqual(r.json, {"epoch": e + 1})
+
+    def test_subject_in_path_is_percent_decoded(self):
+        s = subject("ä/b c")
+        b = self.a.issue(s)
+        path = "/v1/subjects/" + urllib.parse.quote(s, safe="") + "/sessions"
+        r = self.a.request("GET", path, auth=True)
+        self.assertEqual(r.status, 200)
+        self.assertEqual([x["id"] for x in r.json["sessions"]], [b["session"]["id"]])
+        r = self.a.request("GET", "/v1/subjects/%zz/sessions", auth=True)
+        self.assertProblem(r, 400, "invalid_request")
+
+    def test_epoch_bump_makes_access_tokens_inactive(self):
+        s = subject()
+        b = self.a.issue(s)
+        self.assertTrue(self.a.introspect(b["access_token"]).json["active"])
+        self.a.request("POST", f"/v1/subjects/{s}/epoch", auth=True)
+        self.assertFalse(self.a.introspect(b["access_token"]).json["active"])
+        # A fresh access token carries the new epoch.
+        n = self.a.refresh(b["refresh_token"]).json
+        self.assertTrue(self.a.introspect(n["access_token"]).json["active"])
+
+
+class TestOAuth(AuthorityTest):
+    def test_introspect_access_refresh_session_and_garbage(self):
+        s = subject()
+        t = self.a.issue(s)
+        c = self.a.issue(s, "cookie")
+        r = self.a.introspect(t["access_token"])
+        self.assertEqual(r.status, 200)
+        j = r.json
+        self.assertEqual(j["active"], True)
+        for k in ("sub", "sid", "exp", "iat", "iss", "aud", "token_type"):
+            self.assertIn(k, j)
+        self.assertEqual(j["sub"], s)
+        self.assertEqual(j["sid"], t["session"]["id"])
+        self.assertEqual(j["token_type"], "access_token")
+        j = self.a.introspect(t["refresh_token"]).json
+        self.assertEqual((j["active"], j["token_type"], j["sid"]),
+                         (True, "refresh_token", t["session"]["id"]))
+        j = self.a.introspect(c["session_token"]).json
+        self.assertEqual((j["active"], j["token_type"]), (True, "session_token"))
+        for garbage in ("garbage", "tsr_" + "A" * 43, "tss_", "a.b.c", "x" * 9000,
+                        fake_jwt({"alg": "none", "typ": "at+jwt"}, {"sub": "x"}, b"")):
+            r = self.a.introspect(garbage)
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.json, {"active": False})
+        # JSON bodies are accepted too.
+        r = self.a.request("POST", "/oauth2/introspect", {"token": t["access_token"]}, auth=True)
+        self.assertEqual(r.json["active"], True)
+        # Missing token parameter.
+        r = self.a.request("POST", "/oauth2/introspect", form={"nottoken": "x"}, auth=True)
+        self.assertProblem(r, 400, "invalid_request")
+
+    def test_introspect_after_refresh_and_logout(self):
+        s = subject()
+        t = self.a.issue(s)
+        n = self.a.refresh(t["refresh_token"]).json
+        # The retired token is in grace (default 10 s): still active.
+        self.assertTrue(self.a.introspect(t["refresh_token"]).json["active"])
+        self.assertTrue(self.a.introspect(n["refresh_token"]).json["active"])
+        self.a.request("POST", "/v1/logout", {"refresh_token": n["refresh_token"]})
+        for tok in (t["access_token"], n["access_token"], n["refresh_token"]):
+            self.assertEqual(self.a.introspect(tok).json, {"active": False})
+
+    def test_revoke_is_always_200_and_revokes(self):
+        s = subject()
+        t = self.a.issue(s)
+        r = self.a.request("POST", "/oauth2/revoke", form={"token": t["refresh_token"],
+                                                            "token_type_hint": "refresh_token"})
+        self.assertEqual(r.status, 200)
+        self.assertFalse(self.a.introspect(t["access_token"]).json["active"])
+        for tok in ("garbage", t["refresh_token"], "tss_" + "A" * 43, "a.b.c"):
+            r = self.a.request("POST", "/oauth2/revoke", form={"token": tok})
+            self.assertEqual(r.status, 200)
+        c = self.a.issue(s, "cookie")
+        r = self.a.request("POST", "/oauth2/revoke", form={"token": c["session_token"]})
+        self.assertEqual(r.status, 200)
+        self.assertProblem(self.a.validate(c["session_token"]), 401, "session_revoked")
+
+
+class TestTokenErrorCodes(AuthorityTest):
+    """Every token code reachable over HTTP, through logout with an access token."""
+
+    def logout(self, token):
+        return self.a.request("POST", "/v1/logout", {"access_token": token})
+
+    def test_codes(self):
+        jwks = self.a.request("GET", "/.well-known/jwks.json").json
+        kid = jwks["keys"][0]["kid"]
+        alg = jwks["keys"][0]["alg"]
+        other_alg = "ES256" if alg != "ES256" else "EdDSA"
+        now = int(time.time())
+        claims = {"iss": "tessera", "sub": "x", "aud": "tessera", "iat": now, "exp": now + 60}
+        cases = [
+            ("x" * 9000, "token_too_large"),
+            ("a.b.c", "invalid_token"),
+            (fake_jwt({"alg": "none", "typ": "at+jwt"}, claims, b""), "algorithm_not_allowed"),
+            (fake_jwt({"alg": alg, "kid": "no-such-kid", "typ": "at+jwt"}, claims),
+             "key_not_found"),
+            (fake_jwt({"alg": other_alg, "kid": kid, "typ": "at+jwt"}, claims),
+             "algorithm_mismatch"),
+            (fake_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims), "signature_invalid"),
+        ]
+        for token, code in cases:
+            self.assertProblem(self.logout(token), 401, code)
+        self.assertServing()
+
+
+class TestBadInput(AuthorityTest):
+    def test_malformed_json_wrong_types_invalid_utf8(self):
+        cases = [b"{", b"[]", b"null", b'{"subject": "a", "mode": "token"', b"\xff\xfe",
+                 b'{"subject": "\xff", "mode": "token"}', b'{"subject": 1, "mode": "token"}',
+                 b'{"subject": "a"}', b'{"subject": "a", "mode": "bogus"}',
+                 b'{"subject": "a", "mode": "token", "data": [1]}',
+                 b'{"subject": "a", "mode": "token", "metadata": {"ip": 5}}',
+                 b'{"subject": "a", "mode": "token", "claims": "x"}',
+                 b'{"subject": "", "mode": "token"}',
+                 b'{"subject": "a", "mode": "token", "fingerprint": 3}',
+                 b"[" * 10000 + b"]" * 10000]
+        for raw in cases:
+            r = self.a.request("POST", "/v1/sessions", raw=raw, auth=True,
+                               headers={"Content-Type": "application/json"})
+            self.assertProblem(r, 400, "invalid_request")
+        self.assertServing()
+
+    def test_huge_body_is_413(self):
+        r = self.a.request("POST", "/v1/sessions", raw=b"x" * (65 * 1024), auth=True)
+        self.assertProblem(r, 413, "payload_too_large")
+        # Declared too large: refused before the body is read.
+        s = self.a.connect()
+        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 100000000\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:40])
+        # Chunked past the limit.
+        s = self.a.connect()
+        chunk = b"x" * 8192
+        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            for _ in range(10):
+                s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:
+            pass
+        data = recv_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:40])
+        self.assertServing()
+
+    def test_header_too_large_is_431(self):
+        s = self.a.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 431"), data[:40])
+        self.assertServing()
+
+    def test_garbage_http_is_400_and_closed(self):
+        s = self.a.connect()
+        s.sendall(b"\x00\x01 garbage\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 400"), data[:40])
+        self.assertServing()
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        s = self.a.connect()
+        req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: r%d\r\n\r\n"
+        s.sendall(b"".join(req % i for i in range(5)) +
+                  b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        self.assertEqual(data.count(b"HTTP/1.1 200"), 6)
+        positions = [data.index(b"X-Request-Id: r%d" % i) for i in range(5)]
+        self.assertEqual(positions, sorted(positions))
+
+    def test_access_log_never_holds_a_secret(self):
+        b = self.a.issue(subject(), "cookie")
+        self.a.validate(b["session_token"])
+        t = self.a.issue(subject())
+        self.a.refresh(t["refresh_token"])
+        self.a.introspect(t["access_token"])
+        time.sleep(0.2)
+        log = self.a.log_text()
+        for secret in (b["session_token"], t["refresh_token"], t["access_token"],
+                       self.a.api_key):
+            self.assertNotIn(secret, log)
+        lines = [l for l in log.splitlines() if '"route"' in l]
+        self.assertTrue(lines)
+        j = json.loads(lines[-1][lines[-1].index("{"):])
+        for k in ("method", "route", "status", "code", "latency_us", "request_id", "remote"):
+            self.assertIn(k, j)
+
+
+def recv_all(s, timeout=10):
+    s.settimeout(timeout)
+    chunks = []
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            chunks.append(d)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return b"".join(chunks)
+
+
+class TestSlowClients(AuthorityTest):
+    ARGS = ["--read-timeout", "2s"]
+    ENV = {"TESSERA_MAX_CONNECTIONS": "16", "TESSERA_IDLE_CONNECTION_TIMEOUT": "1s"}
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = self.a.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        t0 = time.monotonic()
+        data = recv_all(s, timeout=10)  # the answer, then the close
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:20])
+        self.assertGreater(time.monotonic() - t0, 0.8)
+        self.assertLess(time.monotonic() - t0, 1.9, "closed by read_timeout, not the idle one")
+
+    def test_slowloris_does_not_block_and_is_dropped(self):
+        s = self.a.connect()
+        start = time.monotonic()
+        dropped = threading.Event()
+
+        def dribble():
+            try:
+                for ch in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+                    s.sendall(bytes([ch]))
+                    time.sleep(0.1)
+            except OSError:
+                dropped.set()
+        t = threading.Thread(target=dribble)
+        t.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        self.assertEqual(self.a.request("GET", "/healthz").status, 200)
+        self.assertLess(time.monotonic() - t0, 1.0)
+        t.join(timeout=15)
+        elapsed = time.monotonic() - start
+        self.assertTrue(dropped.is_set() or recv_all(s, 1) == b"")
+        self.assertLess(elapsed, 6.0, "the slow client was not dropped after read_timeout")
+        s.close()
+
+    def test_idle_connection_without_request_is_dropped(self):
+        s = self.a.connect()
+        t0 = time.monotonic()
+        data = recv_all(s, timeout=10)
+        self.assertEqual(data, b"")
+        self.assertLess(time.monotonic() - t0, 5.0)
+        s.close()
+
+    def test_connections_beyond_the_limit_are_closed_at_once(self):
+        held = [self.a.connect() for _ in range(16)]
+        time.sleep(0.2)
+        extra = self.a.connect()
+        t0 = time.monotonic()
+        self.assertEqual(recv_all(extra, timeout=5), b"")
+        self.assertLess(time.monotonic() - t0, 1.5)
+        extra.close()
+        for h in held:
+            h.close()
+        time.sleep(0.3)
+        self.assertServing()
+
+
+class TestExpiry(AuthorityTest):
+    # Times are whole seconds on the server, so every deadline below lands
+    # up to 1 s earlier than its nominal value: the checks leave that margin.
+    ENV = {"TESSERA_IDLE_TIMEOUT": "2s", "TESSERA_SESSION_TTL": "4s",
+           "TESSERA_REFRESH_GRACE": "2s", "TESSERA_TOUCH_INTERVAL": "1s"}
+
+    def test_idle_and_absolute_expiry(self):
+        s = subject()
+        t0 = time.monotonic()
+        idle = self.a.issue(s, "cookie")["session_token"]
+        refresh = self.a.issue(s)["refresh_token"]
+        idle_checked = False
+        while True:
+            time.sleep(0.5)
+            elapsed = time.monotonic() - t0
+            if elapsed > 2.05 and not idle_checked:
+                self.assertProblem(self.a.validate(idle), 401, "session_idle_timeout")
+                idle_checked = True
+            r = self.a.refresh(refresh)  # activity: the idle deadline moves, not the absolute
+            if r.status != 200:
+                break
+            refresh = r.json["refresh_token"]
+            self.assertLess(elapsed, 4.2, "the session outlived its absolute expiry")
+        self.assertTrue(idle_checked)
+        self.assertProblem(r, 401, "session_expired")
+        self.assertGreater(elapsed, 2.9, "expired before the absolute deadline")
+        self.assertFalse(self.a.introspect(refresh).json["active"])
+
+
+class TestParallelRefresh(AuthorityTest):
+    ENV = {"TESSERA_REFRESH_GRACE": "2s"}
+
+    def test_parallel_refresh_converges_then_replay_revokes(self):
+        s = subject()
+        b = self.a.issue(s)
+        original = b["refresh_token"]
+        results = [None] * 50
+        barrier = threading.Barrier(50)
+
+        def worker(i):
+            barrier.wait()
+            results[i] = self.a.refresh(original)
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = [r.status for r in results]
+        self.assertEqual(statuses, [200] * 50, [r.code for r in results if r.status != 200])
+        successors = {r.json["refresh_token"] for r in results}
+        self.assertEqual(len(successors), 1, "parallel refreshes forked the lineage")
+        successor = successors.pop()
+        time.sleep(3.05)  # past the 2 s grace (whole seconds on the server)
+        self.assertProblem(self.a.refresh(original), 401, "refresh_token_reused")
+        self.assertProblem(self.a.refresh(successor), 401, "session_revoked")
+
+
+class TestConfiguredEdges(AuthorityTest):
+    ENV = {"TESSERA_METRICS_PUBLIC": "false", "TESSERA_COOKIE_NAME": "sid",
+           "TESSERA_COOKIE_DOMAIN": "example.test", "TESSERA_COOKIE_PATH": "/app",
+           "TESSERA_COOKIE_SAME_SITE": "Strict"}
+
+    def test_private_metrics_need_the_api_key(self):
+        self.assertProblem(self.a.request("GET", "/metrics"), 401, "unauthorized")
+        r = self.a.request("GET", "/metrics", auth=True)
+        self.assertEqual(r.status, 200)
+
+    def test_cookie_attributes_follow_the_settings(self):
+        r = self.a.request("POST", "/v1/sessions", {"subject": subject(), "mode": "cookie"},
+                           auth=True)
+        self.assertEqual(r.status, 201)
+        cookie = r.header("Set-Cookie")
+        self.assertTrue(cookie.startswith("sid="))
+        attrs = [a.strip() for a in cookie.split(";")[1:]]
+        for want in ("Domain=example.test", "Path=/app", "SameSite=Strict", "HttpOnly"):
+            self.assertIn(want, attrs)
+        token = r.json["session_token"]
+        r = self.a.request("POST", "/v1/sessions/validate", raw=b"", auth=True,
+                           headers={"Cookie": f"tessera_session={token}"})
+        self.assertProblem(r, 400, "invalid_request")  # not the configured name
+        r = self.a.request("POST", "/v1/sessions/validate", raw=b"", auth=True,
+                           headers={"Cookie": f"sid={token}"})
+        self.assertEqual(r.status, 200)
+
+    def test_expect_100_continue_is_answered(self):
+        body = json.dumps({"subject": subject(), "mode": "token"}).encode()
+        s = self.a.connect()
+        s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+                  b"Authorization: Bearer " + self.a.api_key.encode() + b"\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        s.settimeout(5)
+        first = s.recv(64)
+        self.assertTrue(first.startswith(b"HTTP/1.1 100"), first[:20])
+        s.sendall(body)
+        data = first + recv_all(s)
+        s.close()
+        self.assertIn(b"HTTP/1.1 201", data)
+
+    def test_lifecycle_events_are_counted(self):
+        self.a.issue(subject())
+        text = self.a.request("GET", "/metrics", auth=True).body.decode()
+        line = next(l for l in text.splitlines()
+                    if l.startswith('tessera_lifecycle_events_total{event="issued"}'))
+        self.assertGreaterEqual(int(line.split()[-1]), 1)
+
+
+class TestProcessLifecycle(unittest.TestCase):
+    def test_sigterm_answers_in_flight_request_and_exits_0(self):
+        a = Authority().start()
+        try:
+            body = json.dumps({"subject": subject(), "mode": "token"}).encode()
+            s = a.connect()
+            s.sendall(b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+                      b"Authorization: Bearer " + a.api_key.encode() + b"\r\n"
+                      b"Content-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+            idle = a.connect()  # a keep-alive connection with no request
+            time.sleep(0.3)
+            a.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            s.sendall(body[10:])
+            data = recv_all(s)
+            s.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 201"), data[:40])
+            self.assertEqual(recv_all(idle, 5), b"")
+            idle.close()
+            self.assertEqual(a.stop(timeout=15), 0)
+        finally:
+            a.cleanup()
+
+    def test_sigterm_gives_a_stuck_request_at_most_drain_timeout(self):
+        a = Authority(env={"TESSERA_DRAIN_TIMEOUT": "1s"}).start()
+        try:
+            s = a.connect()
+            s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100\r\n\r\n{")  # never finished
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            self.assertEqual(a.stop(timeout=10), 0)
+            self.assertLess(time.monotonic() - t0, 3.0)
+            s.close()
+        finally:
+            a.cleanup()
+
+    def test_sigkill_keeps_committed_sessions(self):
+        a = Authority().start()
+        try:
+            s = subject()
+            issued = [a.issue(s, "cookie") for _ in range(3)]
+            tok = a.issue(s)
+            self.assertNotEqual(a.stop(signal.SIGKILL), 0)
+            b = Authority(data_dir=a.data_dir)
+            b.api_key = a.api_key
+            b.start()
+            try:
+                for i in issued:
+                    self.assertEqual(b.validate(i["session_token"]).status, 200)
+                self.assertEqual(b.refresh(tok["refresh_token"]).status, 200)
+                r = b.request("GET", f"/v1/subjects/{s}/sessions", auth=True)
+                self.assertEqual(len(r.json["sessions"]), 4)
+            finally:
+                b.stop()
+        finally:
+            a.cleanup()
+
+    def test_key_rotation_while_serving(self):
+        import subprocess
+        import jwt
+        a = Authority(args=["--key-reload-interval", "1s"]).start()
+        try:
+            s = subject()
+            old = a.issue(s)
+            old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+            rc = subprocess.run([authority.TESSERA, "keys", "rotate", "--data-dir", a.data_dir],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            self.assertEqual(rc, 0)
+            deadline = time.monotonic() + 10
+            new_kid = old_kid
+            while time.monotonic() < deadline and new_kid == old_kid:
+                time.sleep(0.3)
+                new = a.issue(s)
+                new_kid = jwt.get_unverified_header(new["access_token"])["kid"]
+            self.assertNotEqual(new_kid, old_kid, "the rotated key was not picked up")
+            self.assertTrue(a.introspect(old["access_token"]).json["active"])
+            self.assertTrue(a.introspect(new["access_token"]).json["active"])
+            kids = {k["kid"] for k in a.request("GET", "/.well-known/jwks.json").json["keys"]}
+            self.assertLessEqual({old_kid, new_kid}, kids)
+        finally:
+            a.cleanup()
+
+
+class TestReload(unittest.TestCase):
+    def test_sighup_reloads_rotated_keys(self):
+        import subprocess
+        import jwt
+        a = Authority(args=["--key-reload-interval", "1h"]).start()
+        try:
+            old = a.issue(subject())
+            old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+            rc = subprocess.run([authority.TESSERA, "keys", "rotate", "--data-dir", a.data_dir],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+            self.assertEqual(rc, 0)
+            a.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            new_kid = old_kid
+            while time.monotonic() < deadline and new_kid == old_kid:
+                time.sleep(0.1)
+                new = a.issue(subject())
+                new_kid = jwt.get_unverified_header(new["access_token"])["kid"]
+            self.assertNotEqual(new_kid, old_kid, "SIGHUP did not reload the keys")
+            self.assertTrue(a.introspect(old["access_token"]).json["active"])
+            self.assertEqual(a.stop(), 0)
+        finally:
+            a.cleanup()
+
+
+def main():
+    argv = list(sys.argv)
+    if "--tessera" in argv:
+        i = argv.index("--tessera")
+        authority.TESSERA = os.path.abspath(argv[i + 1])
+        del argv[i:i + 2]
+    if authority.TESSERA is None:
+        sys.exit("usage: test_http.py --tessera PATH [unittest args]")
+    unittest.main(argv=argv, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+#!/usr/bin/python3
+"""Route-shape test: every operation of docs/openapi.yaml, called with its
+request example, answers with its documented status (`x-expect-status`) and
+a body of the documented schema; every path refuses an undocumented method
+with 405 and an `Allow` naming exactly the documented ones; service
+operations refuse a missing API key with a documented 401.
+
+Run: /usr/bin/python3 test_openapi.py --tessera PATH --openapi docs/openapi.yaml
+"""
+
+import json
+import os
+import sys
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import authority  # noqa: E402
+from authority import Authority  # noqa: E402
+
+SPEC_PATH = None
+METHODS = ["get", "put", "post", "delete", "patch"]
+
+
+def load_spec(path):
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - python3-yaml is expected
+        raise unittest.SkipTest("python3-yaml is not installed")
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+class OpenApiRoutes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.spec = load_spec(SPEC_PATH)
+        cls.a = Authority().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.a.stop_cleanly()
+        finally:
+            cls.a.cleanup()
+
+    def resolve(self, node):
+        while isinstance(node, dict) and "$ref" in node:
+            ref = node["$ref"]
+            self.assertTrue(ref.startswith("#/"), ref)
+            target = self.spec
+            for part in ref[2:].split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    def matches(self, schema, value, where="$"):
+        """Raises AssertionError naming the first mismatch."""
+        schema = self.resolve(schema)
+        if value is None:
+            if schema.get("nullable"):
+                return
+            raise AssertionError(f"{where}: null where not nullable")
+        if "oneOf" in schema:
+            errors = []
+            for option in schema["oneOf"]:
+                try:
+                    self.matches(option, value, where)
+                    return
+                except AssertionError as e:
+                    errors.append(str(e))
+            raise AssertionError(f"{where}: no oneOf option matches: {errors}")
+        t = schema.get("type")
+        types = {"object": dict, "array": list, "string": str, "boolean": bool}
+        if t == "integer":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise AssertionError(f"{where}: not an integer")
+        elif t in types and not isinstance(value, types[t]):
+            raise AssertionError(f"{where}: not a {t}")
+        if "enum" in schema and value not in schema["enum"]:
+            raise AssertionError(f"{where}: {value!r} not in {schema['enum']}")
+        if t == "object":
+            for k in schema.get("required", []):
+                if k not in value:
+                    raise AssertionError(f"{where}: missing {k}")
+            for k, sub in schema.get("properties", {}).items():
+                if k in value:
+                    self.matches(sub, value[k], f"{where}.{k}")
+        if t == "array" and "items" in schema:
+            for i, item in enumerate(value):
+                self.matches(schema["items"], item, f"{where}[{i}]")
+
+    def fill_path(self, template):
+        if "{subject}" not in template:
+            return template
+        s = f"openapi-{os.getpid()}-{abs(hash(template)) % 100000}"
+        issued = self.a.issue(s)
+        path = template.replace("{subject}", urllib.parse.quote(s, safe=""))
+        return path.replace("{id}", issued["session"]["id"])
+
+    def call(self, method, path, op, auth=True):
+        service = bool(op.get("security"))
+        body = op.get("requestBody", {}).get("content", {})
+        kwargs = {"auth": auth and service}
+        if "application/json" in body and "example" in body["application/json"]:
+            kwargs["body"] = body["application/json"]["example"]
+        elif "application/x-www-form-urlencoded" in body:
+            kwargs["form"] = body["application/x-www-form-urlencoded"]["example"]
+        return self.a.request(method.upper(), path, **kwargs)
+
+    def check_response(self, op, r, where):
+        documented = op["responses"]
+        self.assertIn(str(r.status), documented, f"{where}: undocumented status {r!r}")
+        resp = self.resolve(documented[str(r.status)])
+        content = resp.get("content")
+        if not content:
+            self.assertEqual(r.body, b"", f"{where}: a body where none is documented")
+            return
+        ctype = (r.header("Content-Type") or "").split(";")[0].strip()
+        self.assertIn(ctype, content, f"{where}: content type {ctype}")
+        schema = content[ctype].get("schema", {})
+        if ctype.endswith("json"):
+            try:
+                self.matches(schema, json.loads(r.body), where)
+            except AssertionError as e:
+                self.fail(f"{where}: {e}")
+
+    def test_every_operation_answers_as_documented(self):
+        paths = self.spec["paths"]
+        self.assertGreaterEqual(len(paths), 13)
+        for template, item in paths.items():
+            ops = {m: item[m] for m in METHODS if m in item}
+            self.assertTrue(ops, template)
+            for method, op in ops.items():
+                where = f"{method.upper()} {template}"
+                with self.subTest(op=where):
+                    path = self.fill_path(template)
+                    r = self.call(method, path, op)
+                    self.check_response(op, r, where)
+                    self.assertEqual(r.status, op["x-expect-status"], f"{where}: {r!r}")
+                    self.assertTrue(r.header("X-Request-Id"))
+                    if op.get("security"):
+                        r = self.call(method, path, op, auth=False)
+                        self.assertEqual(r.status, 401, where)
+                        self.check_response(op, r, where + " (no key)")
+
+    def test_undocumented_methods_are_405_with_allow(self):
+        for template, item in self.spec["paths"].items():
+            documented = [m.upper() for m in METHODS if m in item]
+            path = self.fill_path(template)
+            for method in METHODS:
+                if method in item:
+                    continue
+                with self.subTest(op=f"{method.upper()} {template}"):
+                    r = self.a.request(method.upper(), path, auth=True)
+                    self.assertEqual(r.status, 405)
+                    self.assertEqual(r.json["code"], "invalid_request")
+                    self.assertEqual(sorted(x.strip() for x in r.header("Allow").split(",")),
+                                     sorted(documented))
+
+    def test_an_undocumented_path_is_404(self):
+        r = self.a.request("GET", "/v2/sessions")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json["code"], "invalid_request")
+
+
+def main():
+    global SPEC_PATH
+    argv = list(sys.argv)
+    for flag in ("--tessera", "--openapi"):
+        if flag in argv:
+            i = argv.index(flag)
+            value = os.path.abspath(argv[i + 1])
+            del argv[i:i + 2]
+            if flag == "--tessera":
+                authority.TESSERA = value
+            else:
+                SPEC_PATH = value
+    if authority.TESSERA is None:
+        sys.exit("usage: test_openapi.py --tessera PATH [--openapi FILE]")
+    if SPEC_PATH is None:
+        here = os.path.dirname(os.path.abspath(__file__))
+        SPEC_PATH = os.path.join(here, "..", "..", "docs", "openapi.yaml")
+    unittest.main(argv=argv, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
