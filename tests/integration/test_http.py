@@ -643,6 +643,43 @@ class TestSlowClients(AuthorityTest):
         self.assertServing()
 
 
+class TestConcurrentClients(AuthorityTest):
+    def test_many_keep_alive_clients_at_once_all_answered(self):
+        import http.client
+        errors = []
+
+        def client(n):
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.a.port, timeout=20)
+                auth = {"Authorization": f"Bearer {self.a.api_key}",
+                        "Content-Type": "application/json"}
+                for i in range(20):
+                    conn.request("POST", "/v1/sessions",
+                                 json.dumps({"subject": f"load-{n}", "mode": "cookie"}), auth)
+                    r = conn.getresponse()
+                    token = json.loads(r.read())["session_token"]
+                    if r.status != 201:
+                        errors.append(("issue", r.status))
+                    conn.request("POST", "/v1/sessions/validate",
+                                 json.dumps({"session_token": token}), auth)
+                    r = conn.getresponse()
+                    r.read()
+                    if r.status != 200:
+                        errors.append(("validate", r.status))
+                conn.close()
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(("exception", type(e).__name__))
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(24)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        # The cap (10 by default) held under concurrent issuing.
+        r = self.a.request("GET", "/v1/subjects/load-0/sessions", auth=True)
+        self.assertLessEqual(len(r.json["sessions"]), 10)
+
+
 class TestExpiry(AuthorityTest):
     # Times are whole seconds on the server, so every deadline below lands
     # up to 1 s earlier than its nominal value: the checks leave that margin.
