@@ -39,6 +39,8 @@ namespace {
 
 constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::milliseconds kAcceptRetry{50};
+constexpr std::chrono::seconds kLinger{1};
+constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
 
 // X-Request-Id: the client's if it is 1..64 of [A-Za-z0-9-_], else ours.
 bool sane_request_id(std::string_view id) {
@@ -228,7 +230,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       } else {
         res = problem(ErrorCode::invalid_request, "malformed HTTP request");
       }
-      return respond(nullptr, "-", std::move(res), new_request_id(), false, 11, started);
+      std::string request_id = new_request_id();
+      if (parser_ && parser_->is_header_done()) {
+        if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
+          request_id = std::string(id);
+      }
+      return respond(nullptr, "-", std::move(res), std::move(request_id), false, 11, started);
     }
 
     const auto& msg = parser_->get();
@@ -279,13 +286,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
       http::async_write(
           stream_, *out,
           [self = shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
-            if (ec || !keep_alive) return self->close();
+            if (ec) return self->close();
+            if (!keep_alive) return self->linger_close();
             self->wait_request();
           });
     } catch (const std::exception& e) {
       spdlog::error("cannot write a response: {}", e.what());
       close();
     }
+  }
+
+  // After a last answer: stop sending, then read and drop what the client
+  // still sends (the rest of a refused body), briefly and boundedly, so
+  // that closing does not reset the connection before the client has read
+  // the answer.
+  void linger_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    idle_ = true;  // stop() need not wait for it
+    lingered_ = 0;
+    stream_.expires_after(kLinger);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kMaxLingerBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -301,6 +333,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
   std::string remote_;
+  std::size_t lingered_ = 0;
   bool first_ = true;
   bool idle_ = false;
 };

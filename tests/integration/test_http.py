@@ -504,11 +504,12 @@ class TestBadInput(AuthorityTest):
         self.assertProblem(r, 413, "payload_too_large")
         # Declared too large: refused before the body is read.
         s = self.a.connect()
-        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-1\r\n"
                   b"Content-Length: 100000000\r\n\r\n")
         data = recv_all(s)
         s.close()
         self.assertTrue(data.startswith(b"HTTP/1.1 413"), data[:40])
+        self.assertIn(b"X-Request-Id: big-1", data)
         # Chunked past the limit.
         s = self.a.connect()
         chunk = b"x" * 8192
