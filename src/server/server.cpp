@@ -231,7 +231,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         res = problem(ErrorCode::invalid_request, "malformed HTTP request");
       }
       std::string request_id = new_request_id();
-      if (parser_ && parser_->is_header_done()) {
+      if (parser_) {  // the fields read so far
         if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
           request_id = std::string(id);
       }
