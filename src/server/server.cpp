@@ -291,7 +291,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
             self->wait_request();
           });
     } catch (const std::exception& e) {
-      spdlog::error("cannot write a response: {}", e.what());
+      log_event(LogLevel::error, "write_failed", e.what());
       close();
     }
   }
@@ -365,12 +365,12 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
         }
         c->start();
       } catch (const std::exception& e) {
-        spdlog::error("cannot start a connection: {}", e.what());
+        log_event(LogLevel::error, "connection_failed", e.what());
       }
     }
   } else {
     // Out of descriptors, most likely: do not spin; try again shortly.
-    spdlog::warn("accept failed: {}", ec.message());
+    log_event(LogLevel::warn, "accept_failed", ec.message());
     accept_retry.expires_after(kAcceptRetry);
     accept_retry.async_wait([this](beast::error_code e) {
       if (!e) do_accept();
@@ -390,7 +390,7 @@ void ServerState::connection_gone(std::uint64_t id) {
 
 void ServerState::do_stop() {
   if (stopping.exchange(true)) return;
-  spdlog::info("stopping: no new connections, draining in-flight requests");
+  log_event(LogLevel::info, "draining", "no new connections; in-flight requests finish");
   beast::error_code ec;
   asio::dispatch(acceptor.get_executor(), [this] {
     beast::error_code ignored;
@@ -411,7 +411,7 @@ void ServerState::do_stop() {
   drain_timer.expires_after(options.drain_timeout);
   drain_timer.async_wait([this](beast::error_code e) {
     if (e) return;  // cancelled: every connection is gone
-    spdlog::warn("drain timeout: closing the remaining connections");
+    log_event(LogLevel::warn, "drain_timeout", "closing the remaining connections");
     ioc.stop();
   });
 }
@@ -420,12 +420,12 @@ void ServerState::wait_signal() {
   signals.async_wait([this](beast::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: reloading");
+      log_event(LogLevel::info, "sighup_reload");
       if (deps.on_reload) {
         try {
           deps.on_reload();
         } catch (const std::exception& e) {
-          spdlog::error("reload failed: {}", e.what());
+          log_event(LogLevel::error, "reload_failed", e.what());
         }
       }
       return wait_signal();
@@ -514,7 +514,7 @@ void Server::run() {
         s.ioc.run();
         return;
       } catch (const std::exception& e) {
-        spdlog::error("io thread: {}", e.what());
+        log_event(LogLevel::error, "io_thread_exception", e.what());
       }
     }
   };
@@ -523,7 +523,7 @@ void Server::run() {
   for (unsigned i = 1; i < s.options.threads; ++i) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
-  spdlog::info("stopped");
+  log_event(LogLevel::info, "server_stopped");
 }
 
 void Server::stop() noexcept {
