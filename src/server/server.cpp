@@ -439,7 +439,7 @@ void ServerState::log_access(const HttpRequest* req, std::string_view method,
                              std::string_view request_id, std::string_view remote) {
   (void)req;
   spdlog::info(
-      R"({{"method":"{}","route":"{}","status":{},"code":"{}","latency_us":{},"request_id":"{}","remote":"{}"}})",
+      R"({{"level":"info","event":"http_request","method":"{}","route":"{}","status":{},"code":"{}","latency_us":{},"request_id":"{}","remote":"{}"}})",
       json_escape(method), json_escape(res.route), res.status, json_escape(res.code),
       std::chrono::duration_cast<std::chrono::microseconds>(latency).count(),
       json_escape(request_id), json_escape(remote));
