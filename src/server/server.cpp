@@ -120,7 +120,7 @@ struct ServerState {
   void do_stop();
   void wait_signal();
   void connection_gone(std::uint64_t id);
-  void log_access(const HttpRequest* req, std::string_view method, const HttpResponse& res,
+  void log_access(std::string_view method, const HttpResponse& res,
                   std::chrono::nanoseconds latency, std::string_view request_id,
                   std::string_view remote);
 };
@@ -235,7 +235,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
           request_id = std::string(id);
       }
-      return respond(nullptr, "-", std::move(res), std::move(request_id), false, 11, started);
+      return respond("-", std::move(res), std::move(request_id), false, 11, started);
     }
 
     const auto& msg = parser_->get();
@@ -258,12 +258,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     HttpResponse res = server_.api.handle(req);
     const bool keep_alive = client_keep_alive && !server_.stopping;
-    respond(&req, req.method, std::move(res), std::move(request_id), keep_alive, version, started);
+    respond(req.method, std::move(res), std::move(request_id), keep_alive, version, started);
   }
 
-  void respond(const HttpRequest* req, std::string_view method, HttpResponse res,
-               std::string request_id, bool keep_alive, unsigned version,
-               std::chrono::steady_clock::time_point started) {
+  void respond(std::string_view method, HttpResponse res, std::string request_id, bool keep_alive,
+               unsigned version, std::chrono::steady_clock::time_point started) {
     try {
       auto out = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(res.status), version);
@@ -279,7 +278,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const auto latency = std::chrono::steady_clock::now() - started;
       server_.deps.metrics.observe_request(res.route, res.status, res.code, latency);
       if (server_.options.access_log) {
-        server_.log_access(req, method, res, latency, request_id, remote_);
+        server_.log_access(method, res, latency, request_id, remote_);
       }
 
       stream_.expires_after(server_.options.read_timeout);
@@ -434,10 +433,9 @@ void ServerState::wait_signal() {
   });
 }
 
-void ServerState::log_access(const HttpRequest* req, std::string_view method,
-                             const HttpResponse& res, std::chrono::nanoseconds latency,
-                             std::string_view request_id, std::string_view remote) {
-  (void)req;
+void ServerState::log_access(std::string_view method, const HttpResponse& res,
+                             std::chrono::nanoseconds latency, std::string_view request_id,
+                             std::string_view remote) {
   spdlog::info(
       R"({{"level":"info","event":"http_request","method":"{}","route":"{}","status":{},"code":"{}","latency_us":{},"request_id":"{}","remote":"{}"}})",
       json_escape(method), json_escape(res.route), res.status, json_escape(res.code),
