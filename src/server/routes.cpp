@@ -347,6 +347,38 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
   return std::nullopt;
 }
 
+void log_event(LogLevel level, std::string_view event, std::string_view detail) noexcept {
+  try {
+    json::object o;
+    switch (level) {
+      case LogLevel::info:
+        o["level"] = "info";
+        break;
+      case LogLevel::warn:
+        o["level"] = "warn";
+        break;
+      case LogLevel::error:
+        o["level"] = "error";
+        break;
+    }
+    o["event"] = event;
+    if (!detail.empty()) o["detail"] = detail;
+    const std::string line = json::serialize(o);
+    switch (level) {
+      case LogLevel::info:
+        spdlog::info("{}", line);
+        break;
+      case LogLevel::warn:
+        spdlog::warn("{}", line);
+        break;
+      case LogLevel::error:
+        spdlog::error("{}", line);
+        break;
+    }
+  } catch (...) {  // logging must never take a request down
+  }
+}
+
 HttpResponse problem(ErrorCode code, std::string_view detail) {
   return problem(http_status(code), code, detail);
 }
@@ -794,9 +826,9 @@ HttpResponse Api::handle(const HttpRequest& request) noexcept {
   try {
     return impl_->dispatch(request);
   } catch (const std::exception& e) {
-    spdlog::error("handler threw: {}", e.what());
+    log_event(LogLevel::error, "handler_exception", e.what());
   } catch (...) {
-    spdlog::error("handler threw a non-standard exception");
+    log_event(LogLevel::error, "handler_exception", "not a std::exception");
   }
   try {
     return problem(ErrorCode::internal, "internal error");

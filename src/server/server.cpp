@@ -39,6 +39,8 @@ namespace {
 
 constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::milliseconds kAcceptRetry{50};
+constexpr std::chrono::seconds kLinger{1};
+constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
 
 // X-Request-Id: the client's if it is 1..64 of [A-Za-z0-9-_], else ours.
 bool sane_request_id(std::string_view id) {
@@ -118,7 +120,7 @@ struct ServerState {
   void do_stop();
   void wait_signal();
   void connection_gone(std::uint64_t id);
-  void log_access(const HttpRequest* req, std::string_view method, const HttpResponse& res,
+  void log_access(std::string_view method, const HttpResponse& res,
                   std::chrono::nanoseconds latency, std::string_view request_id,
                   std::string_view remote);
 };
@@ -228,7 +230,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
       } else {
         res = problem(ErrorCode::invalid_request, "malformed HTTP request");
       }
-      return respond(nullptr, "-", std::move(res), new_request_id(), false, 11, started);
+      std::string request_id = new_request_id();
+      if (parser_) {  // the fields read so far
+        if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
+          request_id = std::string(id);
+      }
+      return respond("-", std::move(res), std::move(request_id), false, 11, started);
     }
 
     const auto& msg = parser_->get();
@@ -251,12 +258,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     HttpResponse res = server_.api.handle(req);
     const bool keep_alive = client_keep_alive && !server_.stopping;
-    respond(&req, req.method, std::move(res), std::move(request_id), keep_alive, version, started);
+    respond(req.method, std::move(res), std::move(request_id), keep_alive, version, started);
   }
 
-  void respond(const HttpRequest* req, std::string_view method, HttpResponse res,
-               std::string request_id, bool keep_alive, unsigned version,
-               std::chrono::steady_clock::time_point started) {
+  void respond(std::string_view method, HttpResponse res, std::string request_id, bool keep_alive,
+               unsigned version, std::chrono::steady_clock::time_point started) {
     try {
       auto out = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(res.status), version);
@@ -272,20 +278,45 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const auto latency = std::chrono::steady_clock::now() - started;
       server_.deps.metrics.observe_request(res.route, res.status, res.code, latency);
       if (server_.options.access_log) {
-        server_.log_access(req, method, res, latency, request_id, remote_);
+        server_.log_access(method, res, latency, request_id, remote_);
       }
 
       stream_.expires_after(server_.options.read_timeout);
       http::async_write(
           stream_, *out,
           [self = shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
-            if (ec || !keep_alive) return self->close();
+            if (ec) return self->close();
+            if (!keep_alive) return self->linger_close();
             self->wait_request();
           });
     } catch (const std::exception& e) {
-      spdlog::error("cannot write a response: {}", e.what());
+      log_event(LogLevel::error, "write_failed", e.what());
       close();
     }
+  }
+
+  // After a last answer: stop sending, then read and drop what the client
+  // still sends (the rest of a refused body), briefly and boundedly, so
+  // that closing does not reset the connection before the client has read
+  // the answer.
+  void linger_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    idle_ = true;  // stop() need not wait for it
+    lingered_ = 0;
+    stream_.expires_after(kLinger);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kMaxLingerBytes) return self->close();
+                              self->drain();
+                            });
   }
 
   void close() {
@@ -301,6 +332,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
   std::string remote_;
+  std::size_t lingered_ = 0;
   bool first_ = true;
   bool idle_ = false;
 };
@@ -332,12 +364,12 @@ void ServerState::on_accept(beast::error_code ec, tcp::socket socket) {
         }
         c->start();
       } catch (const std::exception& e) {
-        spdlog::error("cannot start a connection: {}", e.what());
+        log_event(LogLevel::error, "connection_failed", e.what());
       }
     }
   } else {
     // Out of descriptors, most likely: do not spin; try again shortly.
-    spdlog::warn("accept failed: {}", ec.message());
+    log_event(LogLevel::warn, "accept_failed", ec.message());
     accept_retry.expires_after(kAcceptRetry);
     accept_retry.async_wait([this](beast::error_code e) {
       if (!e) do_accept();
@@ -357,7 +389,7 @@ void ServerState::connection_gone(std::uint64_t id) {
 
 void ServerState::do_stop() {
   if (stopping.exchange(true)) return;
-  spdlog::info("stopping: no new connections, draining in-flight requests");
+  log_event(LogLevel::info, "draining", "no new connections; in-flight requests finish");
   beast::error_code ec;
   asio::dispatch(acceptor.get_executor(), [this] {
     beast::error_code ignored;
@@ -378,7 +410,7 @@ void ServerState::do_stop() {
   drain_timer.expires_after(options.drain_timeout);
   drain_timer.async_wait([this](beast::error_code e) {
     if (e) return;  // cancelled: every connection is gone
-    spdlog::warn("drain timeout: closing the remaining connections");
+    log_event(LogLevel::warn, "drain_timeout", "closing the remaining connections");
     ioc.stop();
   });
 }
@@ -387,12 +419,12 @@ void ServerState::wait_signal() {
   signals.async_wait([this](beast::error_code ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: reloading");
+      log_event(LogLevel::info, "sighup_reload");
       if (deps.on_reload) {
         try {
           deps.on_reload();
         } catch (const std::exception& e) {
-          spdlog::error("reload failed: {}", e.what());
+          log_event(LogLevel::error, "reload_failed", e.what());
         }
       }
       return wait_signal();
@@ -401,12 +433,11 @@ void ServerState::wait_signal() {
   });
 }
 
-void ServerState::log_access(const HttpRequest* req, std::string_view method,
-                             const HttpResponse& res, std::chrono::nanoseconds latency,
-                             std::string_view request_id, std::string_view remote) {
-  (void)req;
+void ServerState::log_access(std::string_view method, const HttpResponse& res,
+                             std::chrono::nanoseconds latency, std::string_view request_id,
+                             std::string_view remote) {
   spdlog::info(
-      R"({{"method":"{}","route":"{}","status":{},"code":"{}","latency_us":{},"request_id":"{}","remote":"{}"}})",
+      R"({{"level":"info","event":"http_request","method":"{}","route":"{}","status":{},"code":"{}","latency_us":{},"request_id":"{}","remote":"{}"}})",
       json_escape(method), json_escape(res.route), res.status, json_escape(res.code),
       std::chrono::duration_cast<std::chrono::microseconds>(latency).count(),
       json_escape(request_id), json_escape(remote));
@@ -481,7 +512,7 @@ void Server::run() {
         s.ioc.run();
         return;
       } catch (const std::exception& e) {
-        spdlog::error("io thread: {}", e.what());
+        log_event(LogLevel::error, "io_thread_exception", e.what());
       }
     }
   };
@@ -490,7 +521,7 @@ void Server::run() {
   for (unsigned i = 1; i < s.options.threads; ++i) pool.emplace_back(work);
   work();
   for (auto& t : pool) t.join();
-  spdlog::info("stopped");
+  log_event(LogLevel::info, "server_stopped");
 }
 
 void Server::stop() noexcept {
