@@ -198,7 +198,7 @@ Outcome keys_list(const Config& config) {
 Outcome migrate(const Config& config) {
   auto store = open_store(config);
   if (!store) return failed(store.error());
-  boost::json::object o{{"store", config.store_url}};
+  boost::json::object o{{"store", config.store_url_for_logs()}};
   if (config.store_kind == StoreKind::sqlite) {
     o["schema_version"] = kSqliteSchemaVersion;
   } else {

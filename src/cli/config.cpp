@@ -31,8 +31,14 @@ constexpr std::array kSettings{
     Setting{"ready_file", "", "once listening, the bound port is written here (atomically)"},
     Setting{"threads", "0", "io threads; 0: one per core"},
     Setting{"store", "sqlite://<data_dir>/tessera.db",
-            "sqlite:///abs/path.db, sqlite://relative.db or memory:"},
+            "sqlite:///abs/path.db, sqlite://relative.db, postgresql://user@host:port/db or "
+            "memory:"},
     Setting{"sqlite_synchronous", "full", "full or normal"},
+    Setting{"postgres_schema", "public", "PostgreSQL schema for tessera's tables (created)"},
+    Setting{"postgres_pool_size", "16", "PostgreSQL connections per instance"},
+    Setting{"redis_url", "",
+            "redis://host:port: epoch bumps are written there and published to resource "
+            "services; empty: none"},
     Setting{"signing_keys", "<data_dir>/keys/signing.jwks",
             "private JWK set with key states (0600)"},
     Setting{"secret_keys", "<data_dir>/keys/secrets.json",
@@ -282,18 +288,34 @@ Result<Config> build_config(const RawSettings& raw) {
     c.store_url = r.text("store", fallback);
     if (c.store_url == "memory:") {
       c.store_kind = StoreKind::memory;
+    } else if (c.store_url.starts_with("postgresql://") || c.store_url.starts_with("postgres://")) {
+      c.store_kind = StoreKind::postgresql;
+      c.postgres.url = c.store_url;
     } else if (c.store_url.starts_with("sqlite://")) {
       c.store_kind = StoreKind::sqlite;
       c.sqlite_path = c.store_url.substr(std::string_view("sqlite://").size());
       if (c.sqlite_path.empty()) r.error("store", "sqlite:// needs a file path");
     } else {
-      r.error("store", fmt::format("unsupported store \"{}\" (expected sqlite://PATH or memory:)",
-                                   c.store_url));
+      r.error("store", fmt::format("unsupported store \"{}\" (expected sqlite://PATH, "
+                                   "postgresql://... or memory:)",
+                                   c.store_url_for_logs()));
     }
   }
   c.sqlite.synchronous = r.choice("sqlite_synchronous", "full", {"full", "normal"}) == "normal"
                              ? SqliteSync::normal
                              : SqliteSync::full;
+  c.postgres.schema = r.text("postgres_schema", "public");
+  c.postgres.pool_size = static_cast<std::size_t>(r.integer("postgres_pool_size", "16", 1, 1000));
+  {
+    const std::string url = r.text("redis_url", "");
+    if (!url.empty()) {
+      if (auto o = parse_redis_url(url)) {
+        c.redis = *o;
+      } else {
+        r.error("redis_url", o.error().detail);
+      }
+    }
+  }
 
   c.signing_keys_given = r.given("signing_keys");
   c.signing_keys = r.text("signing_keys", (c.data_dir / "keys" / "signing.jwks").string());
@@ -460,6 +482,28 @@ Result<RawSettings> SettingsBinder::resolve() const {
     if (option->count() > 0) raw[key] = values_.at(key);
   }
   return raw;
+}
+
+std::string Config::store_url_for_logs() const {
+  std::string out = store_url;
+  // user:password@ in the authority part.
+  if (const auto scheme = out.find("://"); scheme != std::string::npos) {
+    const auto start = scheme + 3;
+    const auto at = out.find('@', start);
+    const auto slash = out.find('/', start);
+    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
+      const auto colon = out.find(':', start);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+  }
+  // password=... among the query parameters.
+  for (auto at = out.find("password="); at != std::string::npos;
+       at = out.find("password=", at + 1)) {
+    const auto value = at + 9;
+    const auto end = out.find('&', value);
+    out.replace(value, (end == std::string::npos ? out.size() : end) - value, "***");
+  }
+  return out;
 }
 
 }  // namespace tessera::cli

@@ -17,13 +17,15 @@
 #include "server/server.hpp"
 #include "tessera/error.hpp"
 #include "tessera/jwk.hpp"
+#include "tessera/postgres_store.hpp"
+#include "tessera/redis_epochs.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
 namespace tessera::cli {
 
 enum class Mode : std::uint8_t { dev, production };
-enum class StoreKind : std::uint8_t { sqlite, memory };
+enum class StoreKind : std::uint8_t { sqlite, memory, postgresql };
 enum class AuditTarget : std::uint8_t { none, stdout_lines, file };
 
 // Every setting, validated. Paths are as given (relative to the working
@@ -34,9 +36,15 @@ struct Config {
   std::optional<std::filesystem::path> ready_file;
 
   StoreKind store_kind = StoreKind::sqlite;
-  std::string store_url;  // as configured (or defaulted), for messages
+  std::string store_url;  // as configured (or defaulted); may hold a password
   std::filesystem::path sqlite_path;
   SqliteOptions sqlite;
+  PostgresOptions postgres;  // when store_kind is postgresql
+  // Epoch bumps are written to Redis and published to resource services.
+  std::optional<RedisOptions> redis;
+
+  // store_url with any password replaced by "***": the form for logs.
+  [[nodiscard]] std::string store_url_for_logs() const;
 
   std::filesystem::path signing_keys;
   bool signing_keys_given = false;  // set explicitly, not defaulted

@@ -86,6 +86,8 @@ Result<std::unique_ptr<SessionStore>> open_store(const Config& config) {
         return fail(ErrorCode::store_unavailable, s.error().detail);
       return open_sqlite_store(config.sqlite_path, config.sqlite);
     }
+    case StoreKind::postgresql:
+      return open_postgres_store(config.postgres);
   }
   return fail(ErrorCode::internal, "unknown store kind");
 }

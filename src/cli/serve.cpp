@@ -115,6 +115,15 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   auto audit = open_audit_sink(config);
   if (!audit) return std::unexpected(audit.error());
   server::Metrics metrics(audit->get());
+  // With Redis, every epoch bump (and logout scope "all") is also written
+  // there and published, so resource services drop the subject's cached
+  // epoch at once; the service sees one sink either way.
+  std::unique_ptr<RedisEpochPublisher> publisher;
+  AuditSink* sink = &metrics;
+  if (config.redis) {
+    publisher = std::make_unique<RedisEpochPublisher>(*config.redis, &metrics);
+    sink = publisher.get();
+  }
 
   auto service = SessionService::create({.store = **store,
                                          .lookup = *lookup,
@@ -122,7 +131,7 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
                                          .keys = keys,
                                          .clock = clock,
                                          .random = random,
-                                         .audit = &metrics},
+                                         .audit = sink},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 
@@ -148,7 +157,7 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
             {{"host", config.server.host},
              {"port", port},
              {"mode", config.mode == Mode::dev ? "dev" : "production"},
-             {"store", config.store_url},
+             {"store", config.store_url_for_logs()},
              {"active_kid", keys.get()->active()->kid()}});
 
   {

@@ -87,7 +87,7 @@ TEST(TesseraBinary, BadConfigExitsTwoNamingTheSetting) {
   expect_error_line(file.err, "config_invalid");
   EXPECT_NE(file.err.find("cookie_same_site: "), std::string::npos);
 
-  auto store = run_tessera(dir.path(), {"migrate", "--store", "postgres://x"});
+  auto store = run_tessera(dir.path(), {"migrate", "--store", "mysql://x"});
   EXPECT_EQ(store.exit_code, kExitUsage);
   EXPECT_NE(store.err.find("store: "), std::string::npos);
   // Nothing was created for a refused configuration.

@@ -177,6 +177,32 @@ TEST(BuildConfig, StoreUrlForms) {
   auto none = build_config({{"audit_log", "none"}});
   ASSERT_TRUE(none.has_value());
   EXPECT_EQ(none->audit, AuditTarget::none);
+  auto pg = build_config({{"store", "postgresql://tessera:s3cret@db:5432/auth?sslmode=require"},
+                          {"postgres_schema", "auth"},
+                          {"postgres_pool_size", "4"}});
+  ASSERT_TRUE(pg.has_value()) << pg.error();
+  EXPECT_EQ(pg->store_kind, StoreKind::postgresql);
+  EXPECT_EQ(pg->postgres.url, "postgresql://tessera:s3cret@db:5432/auth?sslmode=require");
+  EXPECT_EQ(pg->postgres.schema, "auth");
+  EXPECT_EQ(pg->postgres.pool_size, 4u);
+  EXPECT_EQ(build_config({{"store", "postgres://db/x"}})->store_kind, StoreKind::postgresql);
+  auto redis = build_config({{"redis_url", "redis://10.0.0.9:6380"}});
+  ASSERT_TRUE(redis.has_value()) << redis.error();
+  ASSERT_TRUE(redis->redis.has_value());
+  EXPECT_EQ(redis->redis->host, "10.0.0.9");
+  EXPECT_EQ(redis->redis->port, 6380);
+  EXPECT_FALSE(build_config({})->redis.has_value());
+}
+
+TEST(BuildConfig, StorePasswordsNeverReachLogsOrErrors) {
+  auto pg = build_config({{"store", "postgresql://tessera:s3cret@db:5432/auth"}});
+  ASSERT_TRUE(pg.has_value());
+  EXPECT_EQ(pg->store_url_for_logs(), "postgresql://tessera:***@db:5432/auth");
+  auto query = build_config({{"store", "postgresql://db/auth?user=t&password=s3cret&x=1"}});
+  EXPECT_EQ(query->store_url_for_logs(), "postgresql://db/auth?user=t&password=***&x=1");
+  auto bad = build_config({{"store", "mysql://root:s3cret@db/x"}});
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().detail.find("s3cret"), std::string::npos) << bad.error().detail;
 }
 
 struct BadSetting {
@@ -201,13 +227,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"mode", "staging"}, BadSetting{"data_dir", ""}, BadSetting{"listen", "8080"},
         BadSetting{"listen", "localhost:http"}, BadSetting{"listen", ":8080"},
         BadSetting{"listen", "127.0.0.1:65536"}, BadSetting{"threads", "-1"},
-        BadSetting{"threads", "many"}, BadSetting{"store", "postgres://db"},
-        BadSetting{"store", "sqlite://"}, BadSetting{"store", "memory"},
-        BadSetting{"sqlite_synchronous", "off"}, BadSetting{"signing_keys", ""},
-        BadSetting{"secret_keys", ""}, BadSetting{"signing_alg", "none"},
-        BadSetting{"signing_alg", "RS256"}, BadSetting{"key_reload_interval", "0"},
-        BadSetting{"key_reload_interval", "5x"}, BadSetting{"api_key_hashes", "tsk_notahash"},
-        BadSetting{"api_key_hashes", "sha256:abcd"},
+        BadSetting{"threads", "many"}, BadSetting{"store", "mysql://db"},
+        BadSetting{"postgres_pool_size", "0"}, BadSetting{"redis_url", "http://cache"},
+        BadSetting{"redis_url", "redis://cache:0"}, BadSetting{"store", "sqlite://"},
+        BadSetting{"store", "memory"}, BadSetting{"sqlite_synchronous", "off"},
+        BadSetting{"signing_keys", ""}, BadSetting{"secret_keys", ""},
+        BadSetting{"signing_alg", "none"}, BadSetting{"signing_alg", "RS256"},
+        BadSetting{"key_reload_interval", "0"}, BadSetting{"key_reload_interval", "5x"},
+        BadSetting{"api_key_hashes", "tsk_notahash"}, BadSetting{"api_key_hashes", "sha256:abcd"},
         BadSetting{"api_key_hashes", "sha1:0000000000000000000000000000000000000000"},
         BadSetting{"issuer", ""}, BadSetting{"audience", " , "}, BadSetting{"session_ttl", "0"},
         BadSetting{"session_ttl", "forever"}, BadSetting{"idle_timeout", "-1"},

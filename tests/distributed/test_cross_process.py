@@ -1,0 +1,267 @@
+"""Across processes (DESIGN.md §1, §5, §7): several `tessera serve`
+instances on one PostgreSQL, an epoch bump reaching a resource service
+through Redis, and a PostgreSQL outage under HTTP traffic.
+
+Needs the servers of scripts/with-servers.sh (TESSERA_TEST_POSTGRES_URL,
+TESSERA_TEST_REDIS_URL, TESSERA_TEST_PG_BIN). Without them the tests fail
+when TESSERA_REQUIRE_SERVERS=1 (make test, CI), and are skipped otherwise.
+
+  test_cross_process.py --tessera PATH --resource-service PATH [unittest args]
+"""
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import authority  # noqa: E402
+from authority import Authority  # noqa: E402
+
+RESOURCE_SERVICE = None
+
+
+def need(var):
+    value = os.environ.get(var)
+    if value:
+        return value
+    if os.environ.get("TESSERA_REQUIRE_SERVERS") == "1":
+        raise AssertionError(f"{var} is not set (run through scripts/with-servers.sh)")
+    raise unittest.SkipTest(f"{var} is not set")
+
+
+def fresh_schema():
+    return "x_" + secrets.token_hex(6)
+
+
+def shared_keys():
+    """Signing and secret keys that every instance of a test loads."""
+    d = tempfile.mkdtemp(prefix="tessera-keys-")
+    subprocess.run([authority.TESSERA, "keys", "generate", "--data-dir", d], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return d, ["--signing-keys", os.path.join(d, "keys", "signing.jwks"),
+               "--secret-keys", os.path.join(d, "keys", "secrets.json")]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class TestTwoAuthoritiesOnePostgres(unittest.TestCase):
+    """Two instances, one database: the renewal rules hold across them."""
+
+    def setUp(self):
+        url = need("TESSERA_TEST_POSTGRES_URL")
+        self.keys_dir, key_args = shared_keys()
+        args = key_args + ["--store", url, "--postgres-schema", fresh_schema(),
+                           "--refresh-grace", "1s"]
+        self.a = Authority(args=args).start()
+        self.b = Authority(args=args).start()
+
+    def tearDown(self):
+        self.a.cleanup()
+        self.b.cleanup()
+        shutil.rmtree(self.keys_dir, ignore_errors=True)
+
+    def test_concurrent_refreshes_split_across_instances_make_one_lineage(self):
+        issued = self.a.issue("alice-" + secrets.token_hex(4))
+        token = issued["refresh_token"]
+        results = [None] * 50
+        barrier = threading.Barrier(50)
+
+        def go(i):
+            barrier.wait()
+            results[i] = (self.a if i % 2 == 0 else self.b).refresh(token)
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted({r.status for r in results})
+        self.assertEqual(statuses, [200], f"statuses {statuses}, codes "
+                         f"{sorted({str(r.code) for r in results})}")
+        successors = {r.json["refresh_token"] for r in results}
+        self.assertEqual(len(successors), 1, "two lineages: instances disagreed")
+        sessions = self.b.request("GET", f"/v1/subjects/{issued['session']['subject']}/sessions",
+                                  auth=True).json["sessions"]
+        self.assertEqual([s["generation"] for s in sessions], [1])
+        # The successor renews at either instance.
+        self.assertEqual(self.b.refresh(successors.pop()).status, 200)
+
+    def test_a_replay_at_b_of_a_token_rotated_at_a_revokes_the_family(self):
+        issued = self.a.issue("bob-" + secrets.token_hex(4))
+        first = issued["refresh_token"]
+        rotated = self.a.refresh(first)
+        self.assertEqual(rotated.status, 200)
+        successor = rotated.json["refresh_token"]
+        time.sleep(1.2)  # past the 1 s grace window: `first` is now a replay
+        replay = self.b.refresh(first)
+        self.assertEqual((replay.status, replay.code), (401, "refresh_token_reused"))
+        after = self.a.refresh(successor)
+        self.assertEqual(after.status, 401, "the successor still works after a replay")
+        self.assertFalse(self.a.introspect(issued["access_token"]).json["active"])
+
+
+class TestEpochBumpReachesAResourceService(unittest.TestCase):
+    """authority --redis-url → Redis pub/sub → resource service's verifier."""
+
+    def setUp(self):
+        redis_url = need("TESSERA_TEST_REDIS_URL")
+        if RESOURCE_SERVICE is None:
+            self.fail("--resource-service PATH is required")
+        self.auth = Authority(args=["--redis-url", redis_url]).start()
+        self.dir = tempfile.mkdtemp(prefix="tessera-rs-")
+        ready = os.path.join(self.dir, "port")
+        env = dict(os.environ, TESSERA_API_KEY=self.auth.api_key)
+        self.log = open(os.path.join(self.dir, "rs.log"), "wb")
+        self.rs = subprocess.Popen(
+            [RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file", ready,
+             "--authority", f"http://127.0.0.1:{self.auth.port}", "--redis", redis_url],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        self.rs_port = None
+        while time.monotonic() < deadline and self.rs_port is None:
+            if self.rs.poll() is not None:
+                self.fail(f"resource_service exited {self.rs.returncode}")
+            try:
+                with open(ready) as f:
+                    self.rs_port = int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.05)
+        self.assertIsNotNone(self.rs_port, "resource_service never became ready")
+
+    def tearDown(self):
+        self.rs.terminate()
+        self.rs.wait(timeout=10)
+        self.log.close()
+        self.auth.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def hello(self, token):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.rs_port, timeout=5)
+        try:
+            c.request("GET", "/hello", headers={"Authorization": f"Bearer {token}"})
+            r = c.getresponse()
+            return r.status, r.getheader("WWW-Authenticate") or "", r.read()
+        finally:
+            c.close()
+
+    def test_a_bump_makes_older_tokens_fail_at_the_resource_service_within_a_second(self):
+        subject = "carol-" + secrets.token_hex(4)
+        token = self.auth.issue(subject)["access_token"]
+        status, _, _ = self.hello(token)
+        self.assertEqual(status, 200)
+        self.hello(token)  # the epoch is now in the service's in-process cache (60 s TTL)
+        start = time.monotonic()
+        bump = self.auth.request("POST", f"/v1/subjects/{subject}/epoch", auth=True)
+        self.assertEqual(bump.status, 200)
+        while True:
+            status, challenge, _ = self.hello(token)
+            took = time.monotonic() - start
+            if status == 401:
+                break
+            self.assertLess(took, 3.0, "the bump never reached the resource service")
+            time.sleep(0.002)
+        self.assertIn("epoch_stale", challenge)
+        print(f"epoch bump propagation through the authority and Redis: {took * 1000:.1f} ms",
+              file=sys.stderr)
+        self.assertLess(took, 1.0)
+        # A token minted after the bump is accepted.
+        fresh = self.auth.issue(subject)["access_token"]
+        self.assertEqual(self.hello(fresh)[0], 200)
+
+
+class TestPostgresRestartUnderTraffic(unittest.TestCase):
+    """An outage answers 503 store_unavailable, never a wrong 401, and service
+    resumes by itself. The test runs a PostgreSQL of its own (restarting the
+    shared one would break the tests beside it)."""
+
+    def setUp(self):
+        self.bin = need("TESSERA_TEST_PG_BIN")
+        self.dir = tempfile.mkdtemp(prefix="tessera-pg-")
+        self.as_pg = []
+        if os.geteuid() == 0:
+            self.as_pg = ["runuser", "-u", "postgres", "--"]
+            os.chmod(self.dir, 0o777)
+        self.port = free_port()
+        subprocess.run(self.as_pg + [f"{self.bin}/initdb", "-D", f"{self.dir}/data", "-U",
+                                     "postgres", "--auth=trust", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pg("start")
+        self.auth = Authority(args=[
+            "--store", f"postgresql://postgres@127.0.0.1:{self.port}/postgres"]).start()
+
+    def pg(self, action):
+        cmd = self.as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-w", "-t", "60"]
+        if action == "start":
+            cmd += ["-l", f"{self.dir}/log", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.dir}",
+                    "start"]
+        else:
+            cmd += ["-m", "immediate", "stop"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def tearDown(self):
+        self.auth.cleanup()
+        subprocess.run(self.as_pg + [f"{self.bin}/pg_ctl", "-D", f"{self.dir}/data", "-m",
+                                     "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_requests_during_an_outage_answer_503_and_service_resumes(self):
+        subject = "dave-" + secrets.token_hex(4)
+        cookie = self.auth.issue(subject, mode="cookie")["session_token"]
+        self.assertEqual(self.auth.validate(cookie).status, 200)
+        self.pg("stop")
+        for _ in range(5):
+            r = self.auth.validate(cookie)
+            self.assertEqual((r.status, r.code), (503, "store_unavailable"),
+                             "an outage must never look like a bad session")
+            issue = self.auth.request("POST", "/v1/sessions", {"subject": subject,
+                                                               "mode": "token"}, auth=True)
+            self.assertEqual((issue.status, issue.code), (503, "store_unavailable"))
+        ready = self.auth.request("GET", "/readyz")
+        self.assertEqual(ready.status, 503)
+        self.pg("start")
+        deadline = time.monotonic() + 10
+        while True:
+            r = self.auth.validate(cookie)
+            if r.status == 200:
+                break
+            self.assertEqual((r.status, r.code), (503, "store_unavailable"))
+            self.assertLess(time.monotonic(), deadline, "service did not resume by itself")
+            time.sleep(0.1)
+        self.assertEqual(self.auth.request("GET", "/readyz").status, 200)
+        self.assertEqual(self.auth.stop(), 0)
+
+
+def main():
+    global RESOURCE_SERVICE
+    argv = list(sys.argv)
+    for flag in ("--tessera", "--resource-service"):
+        if flag in argv:
+            i = argv.index(flag)
+            value = os.path.abspath(argv[i + 1])
+            del argv[i:i + 2]
+            if flag == "--tessera":
+                authority.TESSERA = value
+            else:
+                RESOURCE_SERVICE = value
+    if authority.TESSERA is None:
+        sys.exit("usage: test_cross_process.py --tessera PATH --resource-service PATH")
+    unittest.main(argv=argv, verbosity=2)
+
+
+if __name__ == "__main__":
+    main()
