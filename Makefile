@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test asan tsan fuzz fuzz-build bench format tidy clean
+.PHONY: all deps build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
 
 all: build
 
@@ -51,6 +51,14 @@ bench: deps
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/run-benchmarks.sh build-release
+
+# HTTP load (not in CI): wrk against validate, refresh and JWKS; writes the
+# figures into docs/benchmarks.md.
+bench-http: deps
+	@scripts/install-deps.sh bench
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS)
+	scripts/bench-http.sh build-release
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

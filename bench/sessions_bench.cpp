@@ -134,200 +134,202 @@ SqliteSync sync_of(std::int64_t full) {
   return full != 0 ? SqliteSync::full : SqliteSync::normal;
 }
 
-constexpr int kRenewsPerCaller = 40;
+// Concurrent callers are Google Benchmark threads (->Threads(n)): they live
+// for the whole run, as a server's workers do. Thread 0 builds the shared
+// state before the timed loop and tears it down after it; the framework
+// holds every thread at a barrier on both sides, so the others touch the
+// state only inside the loop.
 
-// Durable renew through the engine: every caller walks its own refresh
-// chain (each renew presents the token the previous one returned), so every
-// call rotates: one read, one write transaction, one EdDSA signature.
-void BM_RenewSqlite(benchmark::State& state) {
-  const auto dir = scratch();
-  const auto callers = static_cast<std::size_t>(state.range(1));
-  Engine e(*open_sqlite_store(dir / "sessions.db",
-                              {.synchronous = sync_of(state.range(0)), .readers = callers}));
-  std::vector<std::string> current;
-  for (std::size_t c = 0; c < callers; ++c) {
-    auto issued =
-        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token});
-    current.emplace_back(issued->tokens->refresh_token.reveal());
+// A store, the engine over it, and one token-mode session per caller.
+struct RenewRun {
+  std::filesystem::path dir;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::string> refresh;  // each caller's current refresh token
+  std::vector<std::string> ids;      // each caller's session id
+  std::vector<std::uint64_t> generation;
+};
+
+std::unique_ptr<RenewRun> make_run(std::unique_ptr<SessionStore> store, std::filesystem::path dir,
+                                   int callers) {
+  auto run = std::make_unique<RenewRun>();
+  run->dir = std::move(dir);
+  run->engine = std::make_unique<Engine>(std::move(store));
+  for (int c = 0; c < callers; ++c) {
+    auto issued = run->engine->service->issue(
+        {.subject = fmt::format("user{}", c), .mode = SessionMode::token});
+    run->refresh.emplace_back(issued->tokens->refresh_token.reveal());
+    run->ids.push_back(issued->session.id);
+    run->generation.push_back(0);
   }
-  for (auto _ : state) {
-    std::atomic<bool> failed{false};
-    std::vector<std::thread> threads;
-    for (std::size_t c = 0; c < callers; ++c) {
-      threads.emplace_back([&, c] {
-        for (int k = 0; k < kRenewsPerCaller; ++k) {
-          auto r = e.service->renew(current[c]);
-          if (!r) {
-            failed = true;
-            return;
-          }
-          current[c] = std::string(r->tokens.refresh_token.reveal());
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    if (failed) state.SkipWithError("renew failed");
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
-                          kRenewsPerCaller);
-  e = nullptr;
-  std::filesystem::remove_all(dir);
+  return run;
 }
-BENCHMARK(BM_RenewSqlite)
-    ->ArgNames({"full", "callers"})
-    ->ArgsProduct({{0, 1}, {1, 32}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+
+void end_run(std::unique_ptr<RenewRun>& run) {
+  run->engine.reset();
+  if (!run->dir.empty()) std::filesystem::remove_all(run->dir);
+  run.reset();
+}
+
+std::unique_ptr<RenewRun> g_run;
+
+// Each caller walks its own refresh chain (each renew presents the token the
+// previous one returned), so every call rotates: a credential lookup, an
+// epoch read, one write transaction, one EdDSA signature.
+void renew_loop(benchmark::State& state) {
+  const auto me = static_cast<std::size_t>(state.thread_index());
+  for (auto _ : state) {
+    auto r = g_run->engine->service->renew(g_run->refresh[me]);
+    if (!r) {
+      state.SkipWithError("renew failed");
+      break;
+    }
+    g_run->refresh[me] = std::string(r->tokens.refresh_token.reveal());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Durable renew through the engine on SQLite.
+void BM_RenewSqlite(benchmark::State& state) {
+  if (state.thread_index() == 0) {
+    const auto dir = scratch();
+    g_run = make_run(*open_sqlite_store(dir / "sessions.db",
+                                        {.synchronous = sync_of(state.range(0)),
+                                         .readers = static_cast<std::size_t>(state.threads())}),
+                     dir, state.threads());
+  }
+  renew_loop(state);
+  if (state.thread_index() == 0) end_run(g_run);
+}
+BENCHMARK(BM_RenewSqlite)->ArgName("full")->Arg(0)->Arg(1)->Threads(1)->Threads(32)->UseRealTime();
 
 // The store alone: SessionStore::rotate (the compare-and-swap and the new
 // credential, as in BM_RawRotateSqlite) with no token crypto around it, so
 // group commit is compared with raw SQLite like for like.
 void BM_StoreRotateSqlite(benchmark::State& state) {
-  const auto dir = scratch();
-  const auto callers = static_cast<std::size_t>(state.range(1));
-  Engine e(*open_sqlite_store(dir / "sessions.db",
-                              {.synchronous = sync_of(state.range(0)), .readers = callers}));
-  std::vector<std::string> ids;
-  std::vector<std::uint64_t> generation(callers, 0);
-  for (std::size_t c = 0; c < callers; ++c) {
-    ids.push_back(
-        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token})
-            ->session.id);
+  if (state.thread_index() == 0) {
+    const auto dir = scratch();
+    g_run = make_run(*open_sqlite_store(dir / "sessions.db",
+                                        {.synchronous = sync_of(state.range(0)),
+                                         .readers = static_cast<std::size_t>(state.threads())}),
+                     dir, state.threads());
   }
+  const auto me = static_cast<std::size_t>(state.thread_index());
   const SealedToken sealed{1, std::string(80, 's')};
-  std::atomic<std::uint64_t> serial{0};
+  std::uint64_t serial = 0;
   for (auto _ : state) {
-    std::atomic<bool> failed{false};
-    std::vector<std::thread> threads;
-    for (std::size_t c = 0; c < callers; ++c) {
-      threads.emplace_back([&, c] {
-        for (int k = 0; k < kRenewsPerCaller; ++k) {
-          LookupKey next{.version = 1};
-          const std::uint64_t n = serial.fetch_add(1);
-          std::memcpy(next.mac.data(), &n, sizeof n);
-          next.mac[31] = 0x5e;
-          auto r =
-              e.store->rotate(ids[c], generation[c], next, sealed, e.clock.now(), std::nullopt);
-          if (!r || *r != RotateResult::rotated) {
-            failed = true;
-            return;
-          }
-          ++generation[c];
-        }
-      });
+    LookupKey next{.version = 1};
+    ++serial;
+    std::memcpy(next.mac.data(), &serial, sizeof serial);
+    next.mac[30] = static_cast<std::uint8_t>(me);
+    next.mac[31] = 0x5e;
+    auto r = g_run->engine->store->rotate(g_run->ids[me], g_run->generation[me], next, sealed,
+                                          g_run->engine->clock.now(), std::nullopt);
+    if (!r || *r != RotateResult::rotated) {
+      state.SkipWithError("rotate failed");
+      break;
     }
-    for (auto& t : threads) t.join();
-    if (failed) state.SkipWithError("rotate failed");
+    ++g_run->generation[me];
   }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
-                          kRenewsPerCaller);
-  e = nullptr;
-  std::filesystem::remove_all(dir);
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) end_run(g_run);
 }
 BENCHMARK(BM_StoreRotateSqlite)
-    ->ArgNames({"full", "callers"})
-    ->ArgsProduct({{0, 1}, {1, 32}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->ArgName("full")
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(32)
+    ->UseRealTime();
 
 // The baseline: the same rotate by hand on raw SQLite — the store's own
 // schema (created by the store, then closed), the same two statements (the
 // conditional UPDATE and the credential INSERT) and pragmas, one
 // transaction per rotate, each caller on its own connection (SQLite's own
 // locking serialises them).
+struct RawCaller {
+  sqlite3* db = nullptr;
+  sqlite3_stmt* update = nullptr;
+  sqlite3_stmt* insert = nullptr;
+  std::int64_t generation = 0;
+  ~RawCaller() {
+    sqlite3_finalize(update);
+    sqlite3_finalize(insert);
+    sqlite3_close(db);
+  }
+};
+std::vector<std::unique_ptr<RawCaller>> g_raw;
+
 void BM_RawRotateSqlite(benchmark::State& state) {
-  const auto dir = scratch();
-  const auto callers = static_cast<std::size_t>(state.range(1));
-  std::vector<std::string> ids;
-  {
-    Engine e(*open_sqlite_store(dir / "sessions.db", {.synchronous = SqliteSync::normal}));
-    for (std::size_t c = 0; c < callers; ++c) {
-      ids.push_back(
-          e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token})
-              ->session.id);
+  if (state.thread_index() == 0) {
+    const auto dir = scratch();
+    g_run = make_run(*open_sqlite_store(dir / "sessions.db", {.synchronous = SqliteSync::normal}),
+                     dir, state.threads());
+    g_run->engine->store.reset();  // closed: the raw connections alone write
+    const std::string pragmas =
+        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
+                    state.range(0) != 0 ? "FULL" : "NORMAL");
+    for (int c = 0; c < state.threads(); ++c) {
+      auto x = std::make_unique<RawCaller>();
+      sqlite3_open((dir / "sessions.db").c_str(), &x->db);
+      sqlite3_busy_timeout(x->db, 10'000);
+      sqlite3_exec(x->db, pragmas.c_str(), nullptr, nullptr, nullptr);
+      sqlite3_prepare_v2(
+          x->db,
+          "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, "
+          "sealed_text = ?5, last_seen_at = max(last_seen_at, ?3), "
+          "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
+          "ELSE max(idle_expires_at, ?6) END "
+          "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL",
+          -1, &x->update, nullptr);
+      sqlite3_prepare_v2(x->db,
+                         "INSERT INTO credentials (lookup, key_version, kind, session_id, "
+                         "generation) VALUES (?1, 1, 1, ?2, ?3)",
+                         -1, &x->insert, nullptr);
+      g_raw.push_back(std::move(x));
     }
   }
-  const std::string pragmas = fmt::format(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
-      "PRAGMA mmap_size=268435456;",
-      state.range(0) != 0 ? "FULL" : "NORMAL");
-  struct Caller {
-    sqlite3* db = nullptr;
-    sqlite3_stmt* update = nullptr;
-    sqlite3_stmt* insert = nullptr;
-    std::int64_t generation = 0;
-  };
-  std::vector<Caller> cs(callers);
-  for (auto& x : cs) {
-    sqlite3_open((dir / "sessions.db").c_str(), &x.db);
-    sqlite3_busy_timeout(x.db, 10'000);
-    sqlite3_exec(x.db, pragmas.c_str(), nullptr, nullptr, nullptr);
-    sqlite3_prepare_v2(
-        x.db,
-        "UPDATE sessions SET generation = ?2 + 1, rotated_at = ?3, sealed_version = ?4, "
-        "sealed_text = ?5, last_seen_at = max(last_seen_at, ?3), "
-        "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?6 IS NULL THEN idle_expires_at "
-        "ELSE max(idle_expires_at, ?6) END "
-        "WHERE id = ?1 AND generation = ?2 AND revoked_at IS NULL",
-        -1, &x.update, nullptr);
-    sqlite3_prepare_v2(x.db,
-                       "INSERT INTO credentials (lookup, key_version, kind, session_id, "
-                       "generation) VALUES (?1, 1, 1, ?2, ?3)",
-                       -1, &x.insert, nullptr);
-  }
+  const auto me = static_cast<std::size_t>(state.thread_index());
   const std::string sealed(80, 's');
-  std::atomic<std::uint64_t> serial{0};
+  std::uint64_t serial = 0;
   for (auto _ : state) {
-    std::atomic<bool> failed{false};
-    std::vector<std::thread> threads;
-    for (std::size_t c = 0; c < callers; ++c) {
-      threads.emplace_back([&, c] {
-        auto& x = cs[c];
-        const std::string& id = ids[c];
-        for (int k = 0; k < kRenewsPerCaller; ++k) {
-          std::array<std::uint64_t, 4> lookup{serial.fetch_add(1), c, 0x7e55e7a, 0};
-          bool ok = sqlite3_exec(x.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
-          sqlite3_bind_text(x.update, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-          sqlite3_bind_int64(x.update, 2, x.generation);
-          sqlite3_bind_int64(x.update, 3, 1'700'000'000 + k);
-          sqlite3_bind_int64(x.update, 4, 1);
-          sqlite3_bind_text(x.update, 5, sealed.data(), static_cast<int>(sealed.size()),
-                            SQLITE_STATIC);
-          sqlite3_bind_null(x.update, 6);
-          ok = ok && sqlite3_step(x.update) == SQLITE_DONE && sqlite3_changes(x.db) == 1;
-          sqlite3_reset(x.update);
-          sqlite3_bind_blob(x.insert, 1, lookup.data(), 32, SQLITE_STATIC);
-          sqlite3_bind_text(x.insert, 2, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-          sqlite3_bind_int64(x.insert, 3, x.generation + 1);
-          ok = ok && sqlite3_step(x.insert) == SQLITE_DONE;
-          sqlite3_reset(x.insert);
-          ok = ok && sqlite3_exec(x.db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
-          if (!ok) {
-            sqlite3_exec(x.db, "ROLLBACK", nullptr, nullptr, nullptr);
-            failed = true;
-            return;
-          }
-          ++x.generation;
-        }
-      });
+    RawCaller& x = *g_raw[me];
+    const std::string& id = g_run->ids[me];
+    std::array<std::uint64_t, 4> lookup{++serial, me, 0x7e55e7a, 0};
+    bool ok = sqlite3_exec(x.db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) == SQLITE_OK;
+    sqlite3_bind_text(x.update, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(x.update, 2, x.generation);
+    sqlite3_bind_int64(x.update, 3, 1'700'000'000);
+    sqlite3_bind_int64(x.update, 4, 1);
+    sqlite3_bind_text(x.update, 5, sealed.data(), static_cast<int>(sealed.size()), SQLITE_STATIC);
+    sqlite3_bind_null(x.update, 6);
+    ok = ok && sqlite3_step(x.update) == SQLITE_DONE && sqlite3_changes(x.db) == 1;
+    sqlite3_reset(x.update);
+    sqlite3_bind_blob(x.insert, 1, lookup.data(), 32, SQLITE_STATIC);
+    sqlite3_bind_text(x.insert, 2, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(x.insert, 3, x.generation + 1);
+    ok = ok && sqlite3_step(x.insert) == SQLITE_DONE;
+    sqlite3_reset(x.insert);
+    ok = ok && sqlite3_exec(x.db, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK;
+    if (!ok) {
+      sqlite3_exec(x.db, "ROLLBACK", nullptr, nullptr, nullptr);
+      state.SkipWithError("raw rotate failed");
+      break;
     }
-    for (auto& t : threads) t.join();
-    if (failed) state.SkipWithError("raw rotate failed");
+    ++x.generation;
   }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
-                          kRenewsPerCaller);
-  for (auto& x : cs) {
-    sqlite3_finalize(x.update);
-    sqlite3_finalize(x.insert);
-    sqlite3_close(x.db);
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    g_raw.clear();
+    end_run(g_run);
   }
-  std::filesystem::remove_all(dir);
 }
 BENCHMARK(BM_RawRotateSqlite)
-    ->ArgNames({"full", "callers"})
-    ->ArgsProduct({{0, 1}, {1, 32}})
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+    ->ArgName("full")
+    ->Arg(0)
+    ->Arg(1)
+    ->Threads(1)
+    ->Threads(32)
+    ->UseRealTime();
 
 // Renew on PostgreSQL (TESSERA_BENCH_POSTGRES_URL; scripts/run-benchmarks.sh
 // starts a server with fsync on and measures pgbench's simple-update rate
@@ -336,54 +338,23 @@ void BM_RenewPostgres(benchmark::State& state) {
   const char* url = std::getenv("TESSERA_BENCH_POSTGRES_URL");
   if (url == nullptr) {
     state.SkipWithError("TESSERA_BENCH_POSTGRES_URL is not set");
-    for (auto _ : state) {
-    }
     return;
   }
-  const auto callers = static_cast<std::size_t>(state.range(0));
-  static int run = 0;
-  auto store = open_postgres_store(
-      {.url = url, .schema = fmt::format("bench_{}_{}", getpid(), ++run), .pool_size = callers});
-  if (!store) {
-    state.SkipWithError(store.error().detail.c_str());
-    for (auto _ : state) {
+  if (state.thread_index() == 0) {
+    static int runs = 0;
+    auto store = open_postgres_store({.url = url,
+                                      .schema = fmt::format("bench_{}_{}", getpid(), ++runs),
+                                      .pool_size = static_cast<std::size_t>(state.threads())});
+    if (!store) {
+      state.SkipWithError(store.error().detail.c_str());
+      return;
     }
-    return;
+    g_run = make_run(std::move(*store), {}, state.threads());
   }
-  Engine e(std::move(*store));
-  std::vector<std::string> current;
-  for (std::size_t c = 0; c < callers; ++c) {
-    auto issued =
-        e.service->issue({.subject = fmt::format("user{}", c), .mode = SessionMode::token});
-    current.emplace_back(issued->tokens->refresh_token.reveal());
-  }
-  for (auto _ : state) {
-    std::atomic<bool> failed{false};
-    std::vector<std::thread> threads;
-    for (std::size_t c = 0; c < callers; ++c) {
-      threads.emplace_back([&, c] {
-        for (int k = 0; k < kRenewsPerCaller; ++k) {
-          auto r = e.service->renew(current[c]);
-          if (!r) {
-            failed = true;
-            return;
-          }
-          current[c] = std::string(r->tokens.refresh_token.reveal());
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    if (failed) state.SkipWithError("renew failed");
-  }
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(callers) *
-                          kRenewsPerCaller);
+  renew_loop(state);
+  if (state.thread_index() == 0) end_run(g_run);
 }
-BENCHMARK(BM_RenewPostgres)
-    ->ArgName("callers")
-    ->Arg(1)
-    ->Arg(32)
-    ->UseRealTime()
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RenewPostgres)->Threads(1)->Threads(32)->UseRealTime();
 
 // Sessions as a browser login leaves them: metadata like a real client's.
 constexpr int kSizedSessions = 20'000;

@@ -58,12 +58,11 @@ row("validate (cookie, no write)", "BM_ValidateSqlite", "raw point lookup, autoc
     ">= 100 k/s: " + ("met" if v >= 1e5 else "NOT met"))
 row("validate (cookie, no write)", "BM_ValidateSqlite", "raw point lookup, one read tx", "BM_RawSqlitePointLookup/one_read_tx:1")
 for full, level in ((1, "FULL"), (0, "NORMAL")):
-    raw1 = f"BM_RawRotateSqlite/full:{full}/callers:1/real_time"
-    raw32 = f"BM_RawRotateSqlite/full:{full}/callers:32/real_time"
-    e1 = f"BM_RenewSqlite/full:{full}/callers:1/real_time"
-    e32 = f"BM_RenewSqlite/full:{full}/callers:32/real_time"
-    s1 = f"BM_StoreRotateSqlite/full:{full}/callers:1/real_time"
-    s32 = f"BM_StoreRotateSqlite/full:{full}/callers:32/real_time"
+    def n(bench, threads):
+        return f"{bench}/full:{full}/real_time/threads:{threads}"
+    raw1, raw32 = n("BM_RawRotateSqlite", 1), n("BM_RawRotateSqlite", 32)
+    e1, e32 = n("BM_RenewSqlite", 1), n("BM_RenewSqlite", 32)
+    s1, s32 = n("BM_StoreRotateSqlite", 1), n("BM_StoreRotateSqlite", 32)
     # The targets are for durable (FULL) renewals, where a commit waits for
     # the disk; NORMAL is reported beside them.
     def target(x, base, k):
@@ -73,8 +72,9 @@ for full, level in ((1, "FULL"), (0, "NORMAL")):
     row(f"renew, {level}, 32 callers", e32, "raw rotate, 32 callers", raw32)
     row(f"store rotate, {level}, 1 caller", s1, "raw rotate, 1 caller", raw1, target(s1, raw1, 1))
     row(f"store rotate, {level}, 32 callers", s32, "raw rotate, 1 caller", raw1, target(s32, raw1, 3))
+    row(f"store rotate, {level}, 32 callers", s32, "raw rotate, 32 callers", raw32)
 for c in (1, 32):
-    name = f"BM_RenewPostgres/callers:{c}/real_time"
+    name = f"BM_RenewPostgres/real_time/threads:{c}"
     base = float(pgbench.get(f"pgbench_simple_update_c{c}", "nan"))
     print(f"| renew on PostgreSQL, {c} caller(s) | {r(name)/1e3:,.2f} k/s | pgbench simple-update (-N), {c} client(s) | {base/1e3:,.2f} k tps | {r(name)/base:.2f} | |")
 print("\n| size | cookie session | token session (3 refresh generations) |\n|---|---|---|")

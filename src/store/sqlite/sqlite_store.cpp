@@ -143,8 +143,7 @@ class Conn {
     }
     sqlite3_busy_timeout(db_, static_cast<int>(o.busy_timeout.count()));
     return exec(
-        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON; "
-                    "PRAGMA mmap_size=268435456;",
+        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
                     o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
   }
 

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `make bench-http`: wrk against a Release `tessera serve` (SQLite, FULL
+# sync, access log off) for validate, refresh and JWKS, DURATION seconds
+# each; prints a table and writes it into docs/benchmarks.md between the
+# bench-http markers. wrk and the server share the machine's cores, as in
+# the fastify figure the issue quotes.
+set -euo pipefail
+build=${1:?usage: bench-http.sh BUILD_DIR}
+duration=${DURATION:-10}
+tessera="$build/src/cli/tessera"
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/tessera-bench-http-XXXXXX)
+pid=
+cleanup() {
+  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
+TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --data-dir "$work/data" \
+  --listen 127.0.0.1:0 --ready-file "$work/port" --access-log false --audit-log none \
+  --max-sessions-per-subject 1000 --refresh-grace 10s >"$work/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
+port=$(cat "$work/port")
+base="http://127.0.0.1:$port"
+
+run_wrk() {  # name, connections, extra args...
+  local name=$1 conns=$2
+  shift 2
+  wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" >"$work/$name.txt"
+  local rps p50 p99 bad
+  rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p' "$work/$name.txt")
+  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
+  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
+  bad=$(sed -n 's/^non-2xx: \([0-9]*\)/\1/p' "$work/$name.txt" | tail -1)
+  printf '| %s | %s | %'"'"'.0f | %s | %s | %s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "${bad:-0}"
+}
+
+echo "bench-http: preparing sessions" >&2
+/usr/bin/python3 "$here/bench/http/prepare.py" "$port" "$api_key" cookie 20000 "$work/cookies"
+/usr/bin/python3 "$here/bench/http/prepare.py" "$port" "$api_key" token 60000 "$work/refresh"
+
+table="$work/table.md"
+{
+  echo "| route | connections | req/s | p50 | p99 | non-2xx |"
+  echo "|---|---|---|---|---|---|"
+  run_wrk "GET /.well-known/jwks.json" 64 "$base/.well-known/jwks.json"
+  TOKENS="$work/cookies" API_KEY="$api_key" \
+    run_wrk "POST /v1/sessions/validate (cookie)" 64 -s "$here/bench/http/validate.lua" "$base"
+  TOKENS="$work/refresh" THREADS=2 \
+    run_wrk "POST /v1/tokens/refresh (rotation)" 32 -s "$here/bench/http/refresh.lua" "$base"
+} >"$table"
+cat "$table"
+
+machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
+/usr/bin/python3 - "$here/docs/benchmarks.md" "$table" "$duration" "$machine" <<'PY'
+import datetime, sys
+doc, table, duration, machine = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3], sys.argv[4]
+begin, end = "<!-- bench-http:begin -->", "<!-- bench-http:end -->"
+text = open(doc).read()
+section = (f"{begin}\nLast run: {datetime.date.today()} — `make bench-http` (Release, SQLite FULL, "
+           f"access log off, wrk -t2, {duration} s per route, wrk on the same cores). "
+           f"Machine: {machine}.\n\n{table}{end}")
+if begin in text:
+    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip() + "\n\n" + section + "\n"
+open(doc, "w").write(text)
+PY
