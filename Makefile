@@ -41,7 +41,7 @@ tsan: deps
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	CC=clang-19 CXX=clang++-19 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_FUZZ=ON $(CMAKE_FLAGS)
-	cmake --build build-fuzz -j $(JOBS)
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_jws_verify fuzz_jwk_parse fuzz_token_parse
 
 # Runs every libFuzzer target for FUZZ_SECONDS each, seeded from tests/fuzz/corpus.
 fuzz: fuzz-build

@@ -27,15 +27,18 @@ for _ in $(seq 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 port=$(cat "$work/port")
 base="http://127.0.0.1:$port"
 
-run_wrk() {  # name, connections, extra args...
-  local name=$1 conns=$2
-  shift 2
-  wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" >"$work/$name.txt"
+run_wrk() {  # file key, label, connections, extra args...
+  local key=$1 name=$2 conns=$3
+  shift 3
+  local out="$work/wrk-$key.txt"
+  wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" >"$out"
   local rps p50 p99 bad
-  rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p' "$work/$name.txt")
-  p50=$(awk '$1 == "50%" {print $2}' "$work/$name.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/$name.txt")
-  bad=$(sed -n 's/^non-2xx: \([0-9]*\)/\1/p' "$work/$name.txt" | tail -1)
+  rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p' "$out")
+  p50=$(awk '$1 == "50%" {print $2}' "$out")
+  p99=$(awk '$1 == "99%" {print $2}' "$out")
+  bad=$(sed -n 's/^non-2xx: \([0-9]*\)/\1/p' "$out" | tail -1)
+  # wrk counts non-2xx itself too ("Non-2xx or 3xx responses: N").
+  [[ -z "$bad" ]] && bad=$(sed -n 's/^[[:space:]]*Non-2xx or 3xx responses: \([0-9]*\)/\1/p' "$out")
   printf '| %s | %s | %'"'"'.0f | %s | %s | %s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "${bad:-0}"
 }
 
@@ -47,11 +50,11 @@ table="$work/table.md"
 {
   echo "| route | connections | req/s | p50 | p99 | non-2xx |"
   echo "|---|---|---|---|---|---|"
-  run_wrk "GET /.well-known/jwks.json" 64 "$base/.well-known/jwks.json"
+  run_wrk jwks "GET /.well-known/jwks.json" 64 "$base/.well-known/jwks.json"
   TOKENS="$work/cookies" API_KEY="$api_key" \
-    run_wrk "POST /v1/sessions/validate (cookie)" 64 -s "$here/bench/http/validate.lua" "$base"
+    run_wrk validate "POST /v1/sessions/validate (cookie)" 64 -s "$here/bench/http/validate.lua" "$base"
   TOKENS="$work/refresh" THREADS=2 \
-    run_wrk "POST /v1/tokens/refresh (rotation)" 32 -s "$here/bench/http/refresh.lua" "$base"
+    run_wrk refresh "POST /v1/tokens/refresh (rotation)" 32 -s "$here/bench/http/refresh.lua" "$base"
 } >"$table"
 cat "$table"
 

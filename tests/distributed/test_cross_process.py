@@ -183,6 +183,104 @@ class TestEpochBumpReachesAResourceService(unittest.TestCase):
         self.assertEqual(self.hello(fresh)[0], 200)
 
 
+class TestResourceServiceVerifier(unittest.TestCase):
+    """The example resource service against a real authority, without Redis:
+    keys over HTTP (rotation, fail-closed start) and liveness by
+    introspection."""
+
+    def start_rs(self, authority_url, *extra):
+        ready = os.path.join(self.dir, f"port-{time.time_ns()}")
+        env = dict(os.environ, TESSERA_API_KEY=self.auth.api_key)
+        log = open(os.path.join(self.dir, "rs.log"), "ab")
+        proc = subprocess.Popen([RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file",
+                                 ready, "--authority", authority_url, *extra],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return proc, None
+            try:
+                with open(ready) as f:
+                    return proc, int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.05)
+        proc.kill()
+        self.fail("resource_service never became ready")
+
+    def setUp(self):
+        if RESOURCE_SERVICE is None:
+            self.fail("--resource-service PATH is required")
+        self.auth = Authority(args=["--key-reload-interval", "1s"]).start()
+        self.dir = tempfile.mkdtemp(prefix="tessera-rs-")
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=10)
+        self.auth.cleanup()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def hello(self, port, token):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            c.request("GET", "/hello", headers={"Authorization": f"Bearer {token}"})
+            r = c.getresponse()
+            r.read()
+            return r.status, r.getheader("WWW-Authenticate") or ""
+        finally:
+            c.close()
+
+    def test_no_keys_no_service(self):
+        proc, port = self.start_rs(f"http://127.0.0.1:{free_port()}")
+        self.assertIsNone(port, "started without any key")
+        self.assertNotEqual(proc.wait(timeout=10), 0)
+
+    def test_a_logout_reaches_the_service_through_introspection(self):
+        proc, port = self.start_rs(f"http://127.0.0.1:{self.auth.port}", "--liveness")
+        self.procs.append(proc)
+        issued = self.auth.issue("erin-" + secrets.token_hex(4))
+        self.assertEqual(self.hello(port, issued["access_token"])[0], 200)
+        out = self.auth.request("POST", "/v1/logout", {"refresh_token": issued["refresh_token"]})
+        self.assertEqual(out.status, 200)
+        deadline = time.monotonic() + 3
+        while True:
+            status, challenge = self.hello(port, issued["access_token"])
+            if status == 401:
+                break
+            self.assertLess(time.monotonic(), deadline, "a revoked session still admitted")
+            time.sleep(0.05)
+        self.assertIn("session_revoked", challenge)
+
+    def test_tokens_of_a_rotated_key_verify_without_a_restart(self):
+        proc, port = self.start_rs(f"http://127.0.0.1:{self.auth.port}")
+        self.procs.append(proc)
+        old = self.auth.issue("frank-" + secrets.token_hex(4))["access_token"]
+        self.assertEqual(self.hello(port, old)[0], 200)
+        # Two rotations: the signing key is then one that did not exist when
+        # the resource service fetched the JWKS (one rotation would activate
+        # the pre-published `next` key, which it already holds).
+        for _ in range(2):
+            subprocess.run([authority.TESSERA, "keys", "rotate", "--data-dir",
+                            self.auth.data_dir],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.auth.send_signal(__import__("signal").SIGHUP)
+        import jwt
+        deadline = time.monotonic() + 5
+        while True:
+            new = self.auth.issue("frank-" + secrets.token_hex(4))["access_token"]
+            if jwt.get_unverified_header(new)["kid"] != jwt.get_unverified_header(old)["kid"]:
+                break
+            self.assertLess(time.monotonic(), deadline, "the authority did not rotate")
+            time.sleep(0.1)
+        # The resource service's cached JWKS lacks the new kid: it looks
+        # again (once), and both tokens verify.
+        self.assertEqual(self.hello(port, new)[0], 200)
+        self.assertEqual(self.hello(port, old)[0], 200)
+
+
 class TestPostgresRestartUnderTraffic(unittest.TestCase):
     """An outage answers 503 store_unavailable, never a wrong 401, and service
     resumes by itself. The test runs a PostgreSQL of its own (restarting the
