@@ -35,8 +35,8 @@ struct ServerOptions {
   unsigned threads = 0;       // io threads; 0 → one per core
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
-  std::chrono::seconds read_timeout{10};  // whole request, headers + body
-  std::chrono::seconds idle_timeout{60};  // keep-alive connection with no request
+  std::chrono::seconds read_timeout{10};   // whole request, headers + body
+  std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds drain_timeout{30};  // stop(): in-flight requests get this long
   std::size_t max_connections = 4096;
   std::size_t max_pipelined = 16;
@@ -45,7 +45,7 @@ struct ServerOptions {
   bool metrics_public = true;  // false: /metrics needs an API key
   std::chrono::seconds jwks_max_age{300};
   CookieOptions cookie;
-  bool access_log = true;  // one JSON line per request (spdlog default logger), no secret
+  bool access_log = true;      // one JSON line per request (spdlog default logger), no secret
   bool handle_signals = true;  // SIGINT/SIGTERM → stop(); SIGHUP → ServerDeps::on_reload
 };
 
