@@ -1,0 +1,206 @@
+// HttpJwksSource and HttpEpochSource against a real (if tiny) HTTP server in
+// the test: a loopback socket that answers canned responses and counts the
+// requests, so the refetch rules can be checked with a manual clock.
+#include "tessera/verify_http.hpp"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "tessera/random.hpp"
+
+namespace tessera::verify {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Answers every request with `status` and `body` (and Cache-Control), one
+// request per connection.
+class CannedServer {
+ public:
+  CannedServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(fd_, 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("cannot listen");
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~CannedServer() {
+    stop_ = true;
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  void answer(int status, std::string body, std::string cache_control = "") {
+    std::lock_guard lock(mu_);
+    status_ = status;
+    body_ = std::move(body);
+    cache_control_ = std::move(cache_control);
+  }
+  [[nodiscard]] std::string url(std::string_view path) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
+  }
+  [[nodiscard]] int requests() const { return requests_.load(); }
+  [[nodiscard]] std::string last_request() {
+    std::lock_guard lock(mu_);
+    return last_;
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      const int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string req;
+      char buf[4096];
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        const auto n = read(c, buf, sizeof buf);
+        if (n <= 0) break;
+        req.append(buf, static_cast<std::size_t>(n));
+      }
+      std::string res;
+      {
+        std::lock_guard lock(mu_);
+        last_ = req;
+        res = "HTTP/1.1 " + std::to_string(status_) + " X\r\nContent-Type: application/json\r\n";
+        if (!cache_control_.empty()) res += "Cache-Control: " + cache_control_ + "\r\n";
+        res += "Content-Length: " + std::to_string(body_.size()) + "\r\nConnection: close\r\n\r\n";
+        res += body_;
+      }
+      ++requests_;
+      (void)write(c, res.data(), res.size());
+      close(c);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  int status_ = 200;
+  std::string body_;
+  std::string cache_control_;
+  std::string last_;
+  std::thread thread_;
+};
+
+std::string jwks_of(std::initializer_list<const char*> kids) {
+  KeySet set;
+  for (const char* kid : kids) {
+    EXPECT_TRUE(
+        set.add(*Key::generate(Algorithm::EdDSA, kid, CsprngRandom::instance()), KeyState::next));
+  }
+  return set.public_jwks();
+}
+
+TEST(HttpJwksSource, NoKeysNoSource) {
+  ManualClock clock;
+  CannedServer server;
+  server.answer(503, "{}");
+  EXPECT_FALSE(HttpJwksSource::create(server.url("/jwks"), clock));
+  server.answer(200, R"({"keys":[]})");
+  EXPECT_FALSE(HttpJwksSource::create(server.url("/jwks"), clock));
+  EXPECT_FALSE(HttpJwksSource::create("http://127.0.0.1:1/jwks", clock, {.timeout = 500ms}));
+}
+
+TEST(HttpJwksSource, KeepsTheSetForItsMaxAgeAndRefetchesBeforeItEnds) {
+  ManualClock clock;
+  CannedServer server;
+  server.answer(200, jwks_of({"k1"}), "public, max-age=120");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock);
+  ASSERT_TRUE(source) << source.error();
+  EXPECT_NE((*source)->keys()->find("k1"), nullptr);
+  EXPECT_EQ(server.requests(), 1);
+  clock.advance(100s);  // inside max-age minus kRefetchBeforeExpiry
+  (void)(*source)->keys();
+  EXPECT_EQ(server.requests(), 1);
+  server.answer(200, jwks_of({"k2"}), "max-age=120");
+  clock.advance(11s);  // 111 s: within 10 s of the end → refetch
+  EXPECT_NE((*source)->keys()->find("k2"), nullptr);
+  EXPECT_EQ(server.requests(), 2);
+}
+
+TEST(HttpJwksSource, AFailedRefetchKeepsTheKeysAndRetriesLater) {
+  ManualClock clock;
+  CannedServer server;
+  server.answer(200, jwks_of({"k1"}), "max-age=60");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock);
+  ASSERT_TRUE(source);
+  server.answer(500, "oops");
+  clock.advance(55s);
+  EXPECT_NE((*source)->keys()->find("k1"), nullptr);
+  EXPECT_EQ(server.requests(), 2);
+  (void)(*source)->keys();  // inside the retry pause
+  EXPECT_EQ(server.requests(), 2);
+  clock.advance(HttpJwksSource::kRetryAfterFailure);
+  (void)(*source)->keys();
+  EXPECT_EQ(server.requests(), 3);
+}
+
+TEST(HttpJwksSource, AnUnknownKidLooksAgainAtMostOncePerInterval) {
+  ManualClock clock;
+  CannedServer server;
+  server.answer(200, jwks_of({"k1"}), "max-age=3600");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock, {}, 30s);
+  ASSERT_TRUE(source);
+  server.answer(200, jwks_of({"k1", "k2"}), "max-age=3600");
+  auto fresh = (*source)->refresh_for_unknown_kid();
+  ASSERT_NE(fresh, nullptr);
+  EXPECT_NE(fresh->find("k2"), nullptr);
+  EXPECT_EQ((*source)->refresh_for_unknown_kid(), nullptr);  // a flood of bad kids: no refetch
+  EXPECT_EQ(server.requests(), 2);
+  clock.advance(30s);
+  EXPECT_NE((*source)->refresh_for_unknown_kid(), nullptr);
+  EXPECT_EQ(server.requests(), 3);
+}
+
+TEST(HttpEpochSource, ReadsTheEpochWithTheApiKeyAndFailsClosed) {
+  CannedServer server;
+  server.answer(200, R"({"epoch": 4})");
+  HttpEpochSource source(server.url(""), SecretString("tsk_test"));
+  auto e = source.current("al ice/é");
+  ASSERT_TRUE(e) << e.error();
+  EXPECT_EQ(*e, 4u);
+  const auto req = server.last_request();
+  EXPECT_NE(req.find("GET /v1/subjects/al%20ice%2F%C3%A9/epoch "), std::string::npos) << req;
+  EXPECT_NE(req.find("Authorization: Bearer tsk_test"), std::string::npos);
+  server.answer(401, R"({"code":"unauthorized"})");
+  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  server.answer(200, "not json");
+  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  HttpEpochSource down("http://127.0.0.1:1", SecretString("k"), {.timeout = 500ms});
+  EXPECT_EQ(down.current("alice").error().code, ErrorCode::epoch_unavailable);
+}
+
+TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBriefly) {
+  ManualClock clock;
+  CannedServer server;
+  server.answer(200, R"({"active": true})");
+  IntrospectionLivenessCheck check(server.url(""), SecretString("tsk_test"), clock, 1s);
+  EXPECT_EQ(*check.check({.session_id = "s1", .token = "t"}), Liveness::live);
+  EXPECT_NE(server.last_request().find("POST /oauth2/introspect "), std::string::npos);
+  server.answer(200, R"({"active": false})");
+  EXPECT_EQ(*check.check({.session_id = "s1", .token = "t"}), Liveness::live);  // cached
+  clock.advance(1s);
+  EXPECT_EQ(*check.check({.session_id = "s1", .token = "t"}), Liveness::revoked);
+  server.answer(503, "{}");
+  clock.advance(1s);
+  EXPECT_EQ(check.check({.session_id = "s1", .token = "t"}).error().code,
+            ErrorCode::liveness_unavailable);
+}
+
+}  // namespace
+}  // namespace tessera::verify
