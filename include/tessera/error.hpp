@@ -107,6 +107,12 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
 // True for the transient codes (a dependency did not answer): retryable, and
 // fail-closed in verification.
 [[nodiscard]] bool is_transient(ErrorCode code) noexcept;
+// The HTTP status of a code: the one table used by the authority's HTTP edge
+// and by resource services (verify::to_http). 400 invalid_request; 401 every
+// token, session and credential code; 404 session_not_found; 413; 429; 503
+// for the transient *_unavailable codes (fail closed); 500 internal and
+// key_invalid (our own key is unusable).
+[[nodiscard]] unsigned http_status(ErrorCode code) noexcept;
 
 // A code and a human-readable detail. The detail never holds a secret.
 struct Error {

@@ -37,48 +37,6 @@ std::size_t route_index(std::string_view route) noexcept {
   return static_cast<std::size_t>(RouteId::unmatched);
 }
 
-unsigned http_status(ErrorCode code) noexcept {
-  switch (code) {
-    case ErrorCode::invalid_request:
-    case ErrorCode::config_invalid:
-      return 400;
-    case ErrorCode::invalid_token:
-    case ErrorCode::token_too_large:
-    case ErrorCode::token_type_invalid:
-    case ErrorCode::token_expired:
-    case ErrorCode::token_not_yet_valid:
-    case ErrorCode::audience_mismatch:
-    case ErrorCode::issuer_mismatch:
-    case ErrorCode::algorithm_not_allowed:
-    case ErrorCode::algorithm_mismatch:
-    case ErrorCode::key_not_found:
-    case ErrorCode::signature_invalid:
-    case ErrorCode::decryption_failed:
-    case ErrorCode::session_expired:
-    case ErrorCode::session_idle_timeout:
-    case ErrorCode::session_revoked:
-    case ErrorCode::refresh_token_reused:
-    case ErrorCode::epoch_stale:
-    case ErrorCode::fingerprint_mismatch:
-    case ErrorCode::unauthorized:
-      return 401;
-    case ErrorCode::session_not_found:
-      return 404;
-    case ErrorCode::payload_too_large:
-      return 413;
-    case ErrorCode::rate_limited:
-      return 429;
-    case ErrorCode::liveness_unavailable:
-    case ErrorCode::epoch_unavailable:
-    case ErrorCode::store_unavailable:
-      return 503;
-    case ErrorCode::key_invalid:  // our own signing key is unusable: our fault
-    case ErrorCode::internal:
-      return 500;
-  }
-  return 500;
-}
-
 namespace {
 
 std::string_view reason_phrase(unsigned status) {

@@ -78,8 +78,9 @@ inline constexpr std::string_view kUnmatchedRoute = route_spec(RouteId::unmatche
 // "unmatched".
 [[nodiscard]] std::size_t route_index(std::string_view route) noexcept;
 
-// The one mapping from error codes to HTTP statuses (API.md "Status codes").
-[[nodiscard]] unsigned http_status(ErrorCode code) noexcept;
+// The mapping from error codes to HTTP statuses (API.md "Status codes") is
+// tessera::http_status (error.hpp), shared with resource services.
+using tessera::http_status;
 
 struct HttpRequest {
   std::string method;  // as sent ("GET")

@@ -213,42 +213,10 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
 }
 
 HttpRejection to_http(const Error& error) {
-  switch (error.code) {
-    case ErrorCode::epoch_unavailable:
-    case ErrorCode::liveness_unavailable:
-    case ErrorCode::store_unavailable:
-      return {503, ""};
-    case ErrorCode::internal:
-      return {500, ""};
-    case ErrorCode::invalid_request:
-    case ErrorCode::config_invalid:
-    case ErrorCode::invalid_token:
-    case ErrorCode::token_too_large:
-    case ErrorCode::token_type_invalid:
-    case ErrorCode::token_expired:
-    case ErrorCode::token_not_yet_valid:
-    case ErrorCode::audience_mismatch:
-    case ErrorCode::issuer_mismatch:
-    case ErrorCode::algorithm_not_allowed:
-    case ErrorCode::algorithm_mismatch:
-    case ErrorCode::key_not_found:
-    case ErrorCode::key_invalid:
-    case ErrorCode::signature_invalid:
-    case ErrorCode::decryption_failed:
-    case ErrorCode::session_not_found:
-    case ErrorCode::session_expired:
-    case ErrorCode::session_idle_timeout:
-    case ErrorCode::session_revoked:
-    case ErrorCode::refresh_token_reused:
-    case ErrorCode::epoch_stale:
-    case ErrorCode::fingerprint_mismatch:
-    case ErrorCode::unauthorized:
-    case ErrorCode::payload_too_large:
-    case ErrorCode::rate_limited:
-      break;
-  }
-  // RFC 6750 §3: the code is ours and stable; error="invalid_token" is the
-  // standard's word for every token problem.
+  const unsigned status = http_status(error.code);
+  if (status != 401) return {status, ""};
+  // RFC 6750 §3: error="invalid_token" is the standard's word for every
+  // token problem; the description is our stable code.
   return {401, fmt::format("Bearer error=\"invalid_token\", error_description=\"{}\"",
                            to_string(error.code))};
 }

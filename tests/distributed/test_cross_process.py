@@ -347,15 +347,8 @@ class TestPostgresRestartUnderTraffic(unittest.TestCase):
 def main():
     global RESOURCE_SERVICE
     argv = list(sys.argv)
-    for flag in ("--tessera", "--resource-service"):
-        if flag in argv:
-            i = argv.index(flag)
-            value = os.path.abspath(argv[i + 1])
-            del argv[i:i + 2]
-            if flag == "--tessera":
-                authority.TESSERA = value
-            else:
-                RESOURCE_SERVICE = value
+    RESOURCE_SERVICE = authority.take_path_flags(argv, ("--tessera", "--resource-service")).get(
+        "--resource-service")
     if authority.TESSERA is None:
         sys.exit("usage: test_cross_process.py --tessera PATH --resource-service PATH")
     unittest.main(argv=argv, verbosity=2)

@@ -19,6 +19,21 @@ import tempfile
 import time
 
 TESSERA = None  # set by the test runner from --tessera
+
+
+def take_path_flags(argv, flags):
+    """Removes each `--flag PATH` of `flags` from argv (in place) and returns
+    {flag: absolute path} for those given; `--tessera` also sets TESSERA."""
+    global TESSERA
+    found = {}
+    for flag in flags:
+        if flag in argv:
+            i = argv.index(flag)
+            found[flag] = os.path.abspath(argv[i + 1])
+            del argv[i:i + 2]
+    if "--tessera" in found:
+        TESSERA = found["--tessera"]
+    return found
 READY_WAIT_S = 20.0
 
 

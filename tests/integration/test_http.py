@@ -903,10 +903,7 @@ class TestReload(unittest.TestCase):
 
 def main():
     argv = list(sys.argv)
-    if "--tessera" in argv:
-        i = argv.index("--tessera")
-        authority.TESSERA = os.path.abspath(argv[i + 1])
-        del argv[i:i + 2]
+    authority.take_path_flags(argv, ("--tessera",))
     if authority.TESSERA is None:
         sys.exit("usage: test_http.py --tessera PATH [unittest args]")
     unittest.main(argv=argv, verbosity=2)

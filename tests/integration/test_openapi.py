@@ -167,15 +167,7 @@ class OpenApiRoutes(unittest.TestCase):
 def main():
     global SPEC_PATH
     argv = list(sys.argv)
-    for flag in ("--tessera", "--openapi"):
-        if flag in argv:
-            i = argv.index(flag)
-            value = os.path.abspath(argv[i + 1])
-            del argv[i:i + 2]
-            if flag == "--tessera":
-                authority.TESSERA = value
-            else:
-                SPEC_PATH = value
+    SPEC_PATH = authority.take_path_flags(argv, ("--tessera", "--openapi")).get("--openapi")
     if authority.TESSERA is None:
         sys.exit("usage: test_openapi.py --tessera PATH [--openapi FILE]")
     if SPEC_PATH is None:
