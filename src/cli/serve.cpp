@@ -37,11 +37,17 @@ void block_stop_signals() noexcept {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-// Polls the key file and runs cleanup on their intervals, until stopped.
+// Polls the key file and runs cleanup on their intervals, and reports
+// epoch bumps that could not be published to Redis, until stopped.
 class Housekeeper {
  public:
-  Housekeeper(const Config& config, KeyReloader& reloader, SessionService& service)
-      : config_(config), reloader_(reloader), service_(service), thread_([this] { loop(); }) {}
+  Housekeeper(const Config& config, KeyReloader& reloader, SessionService& service,
+              const RedisEpochPublisher* publisher)
+      : config_(config),
+        reloader_(reloader),
+        service_(service),
+        publisher_(publisher),
+        thread_([this] { loop(); }) {}
   ~Housekeeper() {
     {
       std::lock_guard lock(mu_);
@@ -66,6 +72,13 @@ class Housekeeper {
       if (now >= next_reload) {
         reloader_.check();
         next_reload = now + config_.key_reload_interval;
+        // Resource services then see the bump only after their epoch
+        // cache's TTL: say so, once per new failure count.
+        if (publisher_ != nullptr && publisher_->failures() > reported_failures_) {
+          reported_failures_ = publisher_->failures();
+          log_event(spdlog::level::warn, "epoch_publish_failed",
+                    {{"failures_total", reported_failures_}});
+        }
       }
       if (cleans && now >= next_cleanup) {
         if (auto n = service_.cleanup()) {
@@ -83,6 +96,8 @@ class Housekeeper {
   const Config& config_;
   KeyReloader& reloader_;
   SessionService& service_;
+  const RedisEpochPublisher* publisher_;
+  std::uint64_t reported_failures_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -161,7 +176,7 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
              {"active_kid", keys.get()->active()->kid()}});
 
   {
-    Housekeeper housekeeper(config, reloader, **service);
+    Housekeeper housekeeper(config, reloader, **service, publisher.get());
     (*server)->run();
     block_stop_signals();
   }

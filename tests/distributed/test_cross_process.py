@@ -183,6 +183,26 @@ class TestEpochBumpReachesAResourceService(unittest.TestCase):
         self.assertEqual(self.hello(fresh)[0], 200)
 
 
+class TestRedisDownAtTheAuthority(unittest.TestCase):
+    """A bump still succeeds (the store is the record) and serve reports the
+    failed publication in its log."""
+
+    def test_a_bump_that_cannot_be_published_is_logged(self):
+        auth = Authority(args=["--redis-url", f"redis://127.0.0.1:{free_port()}",
+                               "--key-reload-interval", "1s"]).start()
+        try:
+            subject = "gina-" + secrets.token_hex(4)
+            bump = auth.request("POST", f"/v1/subjects/{subject}/epoch", auth=True)
+            self.assertEqual((bump.status, bump.json["epoch"]), (200, 1))
+            deadline = time.monotonic() + 5
+            while "epoch_publish_failed" not in auth.log_text():
+                self.assertLess(time.monotonic(), deadline, "the failed publication was not logged")
+                time.sleep(0.1)
+            self.assertEqual(auth.stop(), 0)
+        finally:
+            auth.cleanup()
+
+
 class TestResourceServiceVerifier(unittest.TestCase):
     """The example resource service against a real authority, without Redis:
     keys over HTTP (rotation, fail-closed start) and liveness by
