@@ -1,7 +1,7 @@
 // The resource side's HTTP ports: keys, epochs and liveness fetched from
-// the authority (API.md). Plain HTTP/1.1 over TCP with deadlines on every
-// step; TLS is expected to be terminated in front of the authority or
-// beside the resource service (a sidecar) for now.
+// the authority (API.md). HTTP/1.1 over TCP or TLS (https:// URLs: the peer
+// is verified against the system's CAs or a given CA file, and against the
+// URL's host name), with one deadline over every step of a request.
 #pragma once
 
 #include <chrono>
@@ -17,8 +17,9 @@
 namespace tessera::verify {
 
 struct HttpOptions {
-  std::chrono::milliseconds timeout{2000};  // connect + request + response
+  std::chrono::milliseconds timeout{2000};  // connect + TLS + request + response
   std::size_t max_response_bytes = 1 << 20;
+  std::string ca_file;  // https: PEM file of trusted CAs; empty: the system's store
 };
 
 // The authority's JWKS (GET <url>, usually .../.well-known/jwks.json).

@@ -2,12 +2,15 @@
 #include "tessera/verify_http.hpp"
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <charconv>
@@ -26,65 +29,108 @@ struct HttpReply {
   std::string cache_control;
 };
 
-// One request on a fresh connection, every step under one deadline. Errors
-// are `transient` (the caller's unavailable code) and never carry the body
-// or the Authorization header.
+// Runs the io_context until the pending operation completes, then readies
+// it for the next one.
+void run_one(asio::io_context& io) {
+  io.run();
+  io.restart();
+}
+
+// Writes the request and reads the answer on an open (plain or TLS) stream.
+template <class Stream>
+Result<HttpReply> exchange(asio::io_context& io, Stream& stream,
+                           const http::request<http::string_body>& req, const HttpOptions& o,
+                           const std::string& host, ErrorCode transient) {
+  beast::error_code ec;
+  http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  run_one(io);
+  if (ec) return fail(transient, fmt::format("{}: write: {}", host, ec.message()));
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(o.max_response_bytes);
+  http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+  run_one(io);
+  if (ec) return fail(transient, fmt::format("{}: read: {}", host, ec.message()));
+  auto res = parser.release();
+  HttpReply out;
+  out.status = res.result_int();
+  out.body = std::move(res.body());
+  if (auto it = res.find(http::field::cache_control); it != res.end()) {
+    out.cache_control = std::string(it->value());
+  }
+  return out;
+}
+
+// One request on a fresh connection (http:// or https://), every step under
+// one deadline. TLS verifies the peer against the system's CAs (or
+// HttpOptions::ca_file) and the URL's host name, with SNI. Errors are
+// `transient` (the caller's unavailable code) and never carry the body or
+// the Authorization header.
 Result<HttpReply> request(http::verb method, const std::string& url, std::string_view bearer,
                           std::string_view content_type, std::string body, const HttpOptions& o,
                           ErrorCode transient) {
   auto parsed = boost::urls::parse_uri(url);
-  if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) {
-    return fail(ErrorCode::config_invalid, fmt::format("not an http:// URL: {}", url));
+  const bool tls = parsed && parsed->scheme() == "https";
+  if (!parsed || (!tls && parsed->scheme() != "http") || parsed->host().empty()) {
+    return fail(ErrorCode::config_invalid, fmt::format("not an http(s):// URL: {}", url));
   }
   const std::string host = parsed->host();
-  const std::string port = parsed->has_port() ? std::string(parsed->port()) : "80";
+  const std::string port =
+      parsed->has_port() ? std::string(parsed->port()) : std::string(tls ? "443" : "80");
   std::string target = std::string(parsed->encoded_path());
   if (target.empty()) target = "/";
   if (parsed->has_query()) target += "?" + std::string(parsed->encoded_query());
 
+  http::request<http::string_body> req{method, target, 11};
+  req.set(http::field::host, host);
+  req.set(http::field::user_agent, "tessera-verify");
+  if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
+  if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  if (method != http::verb::get) {
+    req.body() = std::move(body);
+    req.prepare_payload();
+  }
+
   try {
     asio::io_context io;
-    beast::tcp_stream stream(io);
-    stream.expires_after(o.timeout);
+    beast::tcp_stream tcp(io);
+    tcp.expires_after(o.timeout);
     asio::ip::tcp::resolver resolver(io);
     beast::error_code ec;
     auto endpoints = resolver.resolve(host, port, ec);
     if (ec) return fail(transient, fmt::format("{}: resolve: {}", host, ec.message()));
-    stream.async_connect(endpoints, [&](beast::error_code e, auto) { ec = e; });
-    io.run();
-    io.restart();
+    tcp.async_connect(endpoints, [&](beast::error_code e, auto) { ec = e; });
+    run_one(io);
     if (ec) return fail(transient, fmt::format("{}:{}: connect: {}", host, port, ec.message()));
-
-    http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, host);
-    req.set(http::field::user_agent, "tessera-verify");
-    if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    if (method != http::verb::get) {
-      req.body() = std::move(body);
-      req.prepare_payload();
+    if (!tls) {
+      auto reply = exchange(io, tcp, req, o, host, transient);
+      beast::error_code ignored;
+      tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+      return reply;
     }
-    http::async_write(stream, req, [&](beast::error_code e, std::size_t) { ec = e; });
-    io.run();
-    io.restart();
-    if (ec) return fail(transient, fmt::format("{}: write: {}", host, ec.message()));
 
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(o.max_response_bytes);
-    http::async_read(stream, buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
-    io.run();
-    if (ec) return fail(transient, fmt::format("{}: read: {}", host, ec.message()));
-    auto res = parser.release();
-    HttpReply out;
-    out.status = res.result_int();
-    out.body = std::move(res.body());
-    if (auto it = res.find(http::field::cache_control); it != res.end()) {
-      out.cache_control = std::string(it->value());
+    asio::ssl::context ctx(asio::ssl::context::tls_client);
+    ctx.set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                    asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+    if (o.ca_file.empty()) {
+      ctx.set_default_verify_paths(ec);
+    } else {
+      ctx.load_verify_file(o.ca_file, ec);
     }
-    beast::error_code ignored;
-    stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    return out;
+    if (ec)
+      return fail(ErrorCode::config_invalid, fmt::format("TLS trust store: {}", ec.message()));
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp), ctx);
+    stream.set_verify_callback(asio::ssl::host_name_verification(host));
+    if (SSL_set_tlsext_host_name(stream.native_handle(), host.c_str()) != 1) {
+      return fail(transient, fmt::format("{}: cannot set SNI", host));
+    }
+    stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
+    run_one(io);
+    if (ec) return fail(transient, fmt::format("{}: TLS handshake: {}", host, ec.message()));
+    auto reply = exchange(io, stream, req, o, host, transient);
+    beast::get_lowest_layer(stream).socket().close(ec);  // no close_notify wait: one request
+    return reply;
   } catch (const std::exception& e) {
     return fail(transient, fmt::format("{}: {}", host, e.what()));
   }

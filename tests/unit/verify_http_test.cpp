@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -200,6 +202,75 @@ TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBr
   clock.advance(1s);
   EXPECT_EQ(check.check({.session_id = "s1", .token = "t"}).error().code,
             ErrorCode::liveness_unavailable);
+}
+
+// An HTTPS peer: Python's http.server behind ssl, serving a JWKS file with a
+// self-signed certificate for 127.0.0.1 made by the openssl command.
+class TlsJwksServer {
+ public:
+  explicit TlsJwksServer(const std::string& jwks) {
+    char tmpl[] = "/tmp/tessera-tls-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp");
+    dir_ = tmpl;
+    write(dir_ + "/jwks.json", jwks);
+    write(dir_ + "/server.py",
+          "import http.server, os, ssl\n"
+          "class H(http.server.SimpleHTTPRequestHandler):\n"
+          "    def log_message(self, *a): pass\n"
+          "s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+          "c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n"
+          "c.load_cert_chain('cert.pem', 'key.pem')\n"
+          "s.socket = c.wrap_socket(s.socket, server_side=True)\n"
+          "open('port.tmp', 'w').write(str(s.server_address[1]))\n"
+          "os.rename('port.tmp', 'port')\n"
+          "s.serve_forever()\n");
+    sh("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+       "-keyout key.pem -out cert.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+       ">/dev/null 2>&1");
+    sh("(/usr/bin/python3 server.py >/dev/null 2>&1 & echo $! > pid)");
+    for (int i = 0; i < 200 && port_ == 0; ++i) {
+      std::ifstream f(dir_ + "/port");
+      f >> port_;
+      if (port_ == 0) std::this_thread::sleep_for(25ms);
+    }
+    if (port_ == 0) throw std::runtime_error("the TLS server did not start");
+  }
+  ~TlsJwksServer() {
+    (void)std::system(("kill $(cat " + dir_ + "/pid) 2>/dev/null").c_str());
+    std::filesystem::remove_all(dir_);
+  }
+  [[nodiscard]] std::string url(std::string_view host) const {
+    return "https://" + std::string(host) + ":" + std::to_string(port_) + "/jwks.json";
+  }
+  [[nodiscard]] std::string ca() const { return dir_ + "/cert.pem"; }
+
+ private:
+  static void write(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+  }
+  void sh(const std::string& cmd) const {
+    if (std::system(("cd " + dir_ + " && " + cmd).c_str()) != 0) {
+      throw std::runtime_error("failed: " + cmd);
+    }
+  }
+  std::string dir_;
+  int port_ = 0;
+};
+
+TEST(HttpJwksSource, FetchesOverTlsAndVerifiesThePeerAndItsName) {
+  ManualClock clock;
+  TlsJwksServer server(jwks_of({"k1"}));
+  auto ok = HttpJwksSource::create(server.url("127.0.0.1"), clock, {.ca_file = server.ca()});
+  ASSERT_TRUE(ok) << ok.error();
+  EXPECT_NE((*ok)->keys()->find("k1"), nullptr);
+  // An untrusted certificate (not in the system's store) is refused...
+  EXPECT_FALSE(HttpJwksSource::create(server.url("127.0.0.1"), clock));
+  // ...and so is a trusted one for another name.
+  auto wrong_name =
+      HttpJwksSource::create(server.url("localhost"), clock, {.ca_file = server.ca()});
+  ASSERT_FALSE(wrong_name);
+  EXPECT_NE(wrong_name.error().detail.find("TLS handshake"), std::string::npos)
+      << wrong_name.error().detail;
 }
 
 }  // namespace
