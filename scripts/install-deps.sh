@@ -10,14 +10,14 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-jwt python3-cryptography
+  python3 python3-jwt python3-cryptography python3-yaml openssl
   libjwt-dev
 )
 # Extra groups, asked for by name: `install-deps.sh fuzz`, `... servers`.
 for group in "$@"; do
   case "$group" in
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
-    servers) packages+=(postgresql redis-server) ;;
+    servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
     *) echo "install-deps: unknown group '$group' (fuzz, servers, bench)" >&2; exit 2 ;;
   esac
