@@ -188,14 +188,19 @@ void renew_loop(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// A fresh SQLite file at the run's sync level (arg 0), a reader per caller.
+void start_sqlite_run(const benchmark::State& state) {
+  const auto dir = scratch();
+  g_run = make_run(*open_sqlite_store(dir / "sessions.db",
+                                      {.synchronous = sync_of(state.range(0)),
+                                       .readers = static_cast<std::size_t>(state.threads())}),
+                   dir, state.threads());
+}
+
 // Durable renew through the engine on SQLite.
 void BM_RenewSqlite(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    const auto dir = scratch();
-    g_run = make_run(*open_sqlite_store(dir / "sessions.db",
-                                        {.synchronous = sync_of(state.range(0)),
-                                         .readers = static_cast<std::size_t>(state.threads())}),
-                     dir, state.threads());
+    start_sqlite_run(state);
   }
   renew_loop(state);
   if (state.thread_index() == 0) end_run(g_run);
@@ -207,11 +212,7 @@ BENCHMARK(BM_RenewSqlite)->ArgName("full")->Arg(0)->Arg(1)->Threads(1)->Threads(
 // group commit is compared with raw SQLite like for like.
 void BM_StoreRotateSqlite(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    const auto dir = scratch();
-    g_run = make_run(*open_sqlite_store(dir / "sessions.db",
-                                        {.synchronous = sync_of(state.range(0)),
-                                         .readers = static_cast<std::size_t>(state.threads())}),
-                     dir, state.threads());
+    start_sqlite_run(state);
   }
   const auto me = static_cast<std::size_t>(state.thread_index());
   const SealedToken sealed{1, std::string(80, 's')};
