@@ -1,8 +1,8 @@
 // The HTTP authority (API.md) on Boost.Beast: async, one io_context per io
 // thread (one per core by default), every read bounded (header and body
-// size, deadlines, pipelining depth, connection count). This header is the seam between the server and
-// `tessera serve` (src/cli): it names no Boost type, so the command line
-// does not compile Beast.
+// size, deadlines, pipelining depth, connection count). This header is the
+// seam between the server and `tessera serve` (src/cli): it names no Boost
+// type, so the command line does not compile Beast.
 #pragma once
 
 #include <array>
