@@ -148,6 +148,20 @@ std::chrono::seconds max_age(std::string_view cc) {
   return std::clamp(std::chrono::seconds{v}, kMin, kMax);
 }
 
+// One member of the authority's JSON answer, which must be a 200; anything
+// else is `unavailable` (the caller's fail-closed code).
+Result<boost::json::value> member_of_answer(const Result<HttpReply>& r, std::string_view name,
+                                            ErrorCode unavailable) {
+  if (!r) return std::unexpected(r.error());
+  if (r->status != 200) return fail(unavailable, fmt::format("authority: HTTP {}", r->status));
+  boost::system::error_code ec;
+  auto v = boost::json::parse(r->body, ec);
+  const auto* obj = ec ? nullptr : v.if_object();
+  const auto* member = obj ? obj->if_contains(name) : nullptr;
+  if (member == nullptr) return fail(unavailable, fmt::format("authority: no \"{}\"", name));
+  return *member;
+}
+
 std::string trim_slash(std::string s) {
   while (!s.empty() && s.back() == '/') s.pop_back();
   return s;
@@ -235,17 +249,11 @@ Result<std::uint64_t> HttpEpochSource::current(std::string_view subject) {
   boost::urls::url u(base_ + "/v1/subjects");
   u.segments().push_back(subject);  // percent-encodes as needed
   u.segments().push_back("epoch");
-  auto r = request(http::verb::get, std::string(u.buffer()), api_key_.reveal(), {}, {}, http_,
-                   ErrorCode::epoch_unavailable);
-  if (!r) return std::unexpected(r.error());
-  if (r->status != 200) {
-    return fail(ErrorCode::epoch_unavailable, fmt::format("authority: HTTP {}", r->status));
-  }
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r->body, ec);
-  const auto* obj = ec ? nullptr : v.if_object();
-  const auto* epoch = obj ? obj->if_contains("epoch") : nullptr;
-  if (epoch == nullptr) return fail(ErrorCode::epoch_unavailable, "authority: no epoch");
+  const auto epoch =
+      member_of_answer(request(http::verb::get, std::string(u.buffer()), api_key_.reveal(), {}, {},
+                               http_, ErrorCode::epoch_unavailable),
+                       "epoch", ErrorCode::epoch_unavailable);
+  if (!epoch) return std::unexpected(epoch.error());
   if (const auto* u64 = epoch->if_uint64()) return *u64;
   if (const auto* i64 = epoch->if_int64(); i64 && *i64 >= 0) {
     return static_cast<std::uint64_t>(*i64);
@@ -276,18 +284,13 @@ Result<Liveness> IntrospectionLivenessCheck::check(const LivenessQuery& q) {
   }
   boost::urls::url form;
   form.params().append({"token", q.token});
-  auto r = request(http::verb::post, base_ + "/oauth2/introspect", api_key_.reveal(),
-                   "application/x-www-form-urlencoded", std::string(form.encoded_query()), http_,
-                   ErrorCode::liveness_unavailable);
-  if (!r) return std::unexpected(r.error());
-  if (r->status != 200) {
-    return fail(ErrorCode::liveness_unavailable, fmt::format("authority: HTTP {}", r->status));
-  }
-  boost::system::error_code ec;
-  auto v = boost::json::parse(r->body, ec);
-  const auto* obj = ec ? nullptr : v.if_object();
-  const auto* active = obj ? obj->if_contains("active") : nullptr;
-  if (active == nullptr || !active->is_bool()) {
+  const auto active = member_of_answer(
+      request(http::verb::post, base_ + "/oauth2/introspect", api_key_.reveal(),
+              "application/x-www-form-urlencoded", std::string(form.encoded_query()), http_,
+              ErrorCode::liveness_unavailable),
+      "active", ErrorCode::liveness_unavailable);
+  if (!active) return std::unexpected(active.error());
+  if (!active->is_bool()) {
     return fail(ErrorCode::liveness_unavailable, "authority: no \"active\" in the answer");
   }
   const Liveness answer = active->as_bool() ? Liveness::live : Liveness::revoked;
