@@ -188,6 +188,11 @@ void renew_loop(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+// The SQLite renew/rotate runs: synchronous NORMAL and FULL, 1 and 32 callers.
+void NormalAndFullWith1And32Callers(benchmark::internal::Benchmark* b) {
+  b->ArgName("full")->Arg(0)->Arg(1)->Threads(1)->Threads(32)->UseRealTime();
+}
+
 // A fresh SQLite file at the run's sync level (arg 0), a reader per caller.
 void start_sqlite_run(const benchmark::State& state) {
   const auto dir = scratch();
@@ -205,7 +210,7 @@ void BM_RenewSqlite(benchmark::State& state) {
   renew_loop(state);
   if (state.thread_index() == 0) end_run(g_run);
 }
-BENCHMARK(BM_RenewSqlite)->ArgName("full")->Arg(0)->Arg(1)->Threads(1)->Threads(32)->UseRealTime();
+BENCHMARK(BM_RenewSqlite)->Apply(NormalAndFullWith1And32Callers);
 
 // The store alone: SessionStore::rotate (the compare-and-swap and the new
 // credential, as in BM_RawRotateSqlite) with no token crypto around it, so
@@ -234,13 +239,7 @@ void BM_StoreRotateSqlite(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) end_run(g_run);
 }
-BENCHMARK(BM_StoreRotateSqlite)
-    ->ArgName("full")
-    ->Arg(0)
-    ->Arg(1)
-    ->Threads(1)
-    ->Threads(32)
-    ->UseRealTime();
+BENCHMARK(BM_StoreRotateSqlite)->Apply(NormalAndFullWith1And32Callers);
 
 // The baseline: the same rotate by hand on raw SQLite — the store's own
 // schema (created by the store, then closed), the same two statements (the
@@ -324,13 +323,7 @@ void BM_RawRotateSqlite(benchmark::State& state) {
     end_run(g_run);
   }
 }
-BENCHMARK(BM_RawRotateSqlite)
-    ->ArgName("full")
-    ->Arg(0)
-    ->Arg(1)
-    ->Threads(1)
-    ->Threads(32)
-    ->UseRealTime();
+BENCHMARK(BM_RawRotateSqlite)->Apply(NormalAndFullWith1And32Callers);
 
 // Renew on PostgreSQL (TESSERA_BENCH_POSTGRES_URL; scripts/run-benchmarks.sh
 // starts a server with fsync on and measures pgbench's simple-update rate
