@@ -20,14 +20,17 @@
 //   5. The session behind it refuses it: session_* codes,
 //      refresh_token_reused, fingerprint_mismatch.
 //   6. A dependency did not answer: store_unavailable, epoch_unavailable,
-//      liveness_unavailable. These are transient: the caller may retry, and
+//      liveness_unavailable, jwks_unavailable (the key source could not be
+//      reached while looking for a key). These are transient: the caller may retry, and
 //      verification fails closed (never admits on them).
 //   7. Anything that is our bug: internal.
 // Codes 2–5 are final for that token: retrying the same token cannot help.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <expected>
+#include <iterator>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -61,44 +64,45 @@ enum class ErrorCode : std::uint8_t {
   liveness_unavailable,
   epoch_unavailable,
   store_unavailable,
+  jwks_unavailable,
   unauthorized,
   payload_too_large,
   rate_limited,
   internal,
 };
 
-// Every code, in declaration order; for tests and tables.
+// How many codes there are: `internal` stays the last enumerator.
+inline constexpr std::size_t kErrorCodeCount = static_cast<std::size_t>(ErrorCode::internal) + 1;
+
+// Every code, in declaration order; for tests and tables (a code's value is
+// its index here, checked below, so tables may be indexed by it).
 inline constexpr ErrorCode kAllErrorCodes[] = {
-    ErrorCode::invalid_request,
-    ErrorCode::config_invalid,
-    ErrorCode::invalid_token,
-    ErrorCode::token_too_large,
-    ErrorCode::token_type_invalid,
-    ErrorCode::token_expired,
-    ErrorCode::token_not_yet_valid,
-    ErrorCode::audience_mismatch,
-    ErrorCode::issuer_mismatch,
-    ErrorCode::algorithm_not_allowed,
-    ErrorCode::algorithm_mismatch,
-    ErrorCode::key_not_found,
-    ErrorCode::key_invalid,
-    ErrorCode::signature_invalid,
-    ErrorCode::decryption_failed,
-    ErrorCode::session_not_found,
-    ErrorCode::session_expired,
-    ErrorCode::session_idle_timeout,
-    ErrorCode::session_revoked,
-    ErrorCode::refresh_token_reused,
-    ErrorCode::epoch_stale,
-    ErrorCode::fingerprint_mismatch,
-    ErrorCode::liveness_unavailable,
-    ErrorCode::epoch_unavailable,
-    ErrorCode::store_unavailable,
-    ErrorCode::unauthorized,
-    ErrorCode::payload_too_large,
-    ErrorCode::rate_limited,
-    ErrorCode::internal,
+    ErrorCode::invalid_request,      ErrorCode::config_invalid,
+    ErrorCode::invalid_token,        ErrorCode::token_too_large,
+    ErrorCode::token_type_invalid,   ErrorCode::token_expired,
+    ErrorCode::token_not_yet_valid,  ErrorCode::audience_mismatch,
+    ErrorCode::issuer_mismatch,      ErrorCode::algorithm_not_allowed,
+    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found,
+    ErrorCode::key_invalid,          ErrorCode::signature_invalid,
+    ErrorCode::decryption_failed,    ErrorCode::session_not_found,
+    ErrorCode::session_expired,      ErrorCode::session_idle_timeout,
+    ErrorCode::session_revoked,      ErrorCode::refresh_token_reused,
+    ErrorCode::epoch_stale,          ErrorCode::fingerprint_mismatch,
+    ErrorCode::liveness_unavailable, ErrorCode::epoch_unavailable,
+    ErrorCode::store_unavailable,    ErrorCode::jwks_unavailable,
+    ErrorCode::unauthorized,         ErrorCode::payload_too_large,
+    ErrorCode::rate_limited,         ErrorCode::internal,
 };
+static_assert(std::size(kAllErrorCodes) == kErrorCodeCount,
+              "kAllErrorCodes must list every ErrorCode");
+static_assert(
+    [] {
+      for (std::size_t i = 0; i < kErrorCodeCount; ++i) {
+        if (static_cast<std::size_t>(kAllErrorCodes[i]) != i) return false;
+      }
+      return true;
+    }(),
+    "kAllErrorCodes must list the codes in declaration order");
 
 // The stable snake_case name ("session_revoked"). Never changes once shipped.
 [[nodiscard]] std::string_view to_string(ErrorCode code) noexcept;
@@ -111,7 +115,8 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
 // and by resource services (verify::to_http). 400 invalid_request; 401 every
 // token, session and credential code; 404 session_not_found; 413; 429; 503
 // for the transient *_unavailable codes (fail closed); 500 internal and
-// key_invalid (our own key is unusable).
+// key_invalid (our own key is unusable). Like to_string, an exhaustive switch:
+// a code without a status does not compile.
 [[nodiscard]] unsigned http_status(ErrorCode code) noexcept;
 
 // A code and a human-readable detail. The detail never holds a secret.

@@ -175,6 +175,12 @@ class SessionService {
   // Effective epoch: max(global, subject). Bumping returns the new value.
   [[nodiscard]] Result<std::uint64_t> epoch(std::string_view subject);
   [[nodiscard]] Result<std::uint64_t> bump_epoch(std::string_view subject);
+  // The global epoch alone (0 until first bumped), and bumping it (break
+  // glass: every subject's effective epoch becomes at least the new value,
+  // so every access token minted before stops verifying where epochs are
+  // checked). Revokes no session by itself.
+  [[nodiscard]] Result<std::uint64_t> global_epoch();
+  [[nodiscard]] Result<std::uint64_t> bump_global_epoch();
 
   // Deletes sessions ended more than cleanup_retention ago.
   [[nodiscard]] Result<std::size_t> cleanup();

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -289,15 +288,6 @@ std::string key_list_json(const KeySet& keys) {
 }
 
 // --- API keys ---------------------------------------------------------------
-
-KeyHash sha256(std::string_view data) {
-  KeyHash out{};
-  unsigned int len = 0;
-  if (EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr) != 1 ||
-      len != out.size())
-    std::abort();  // SHA-256 is always there in OpenSSL 3; failing here is not recoverable.
-  return out;
-}
 
 ApiKey generate_api_key(Random& random) {
   std::array<std::uint8_t, 32> bytes{};

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tessera/clock.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/error.hpp"
 #include "tessera/jwk.hpp"
 #include "tessera/key_set.hpp"
@@ -90,13 +91,12 @@ struct Rotation {
 [[nodiscard]] std::string key_list_json(const KeySet& keys);
 
 // --- API keys -------------------------------------------------------------
-using KeyHash = std::array<std::uint8_t, 32>;
+using KeyHash = Sha256Digest;
 struct ApiKey {
   SecretString key;  // "tsk_" + base64url(32 random bytes)
   KeyHash hash;      // SHA-256 of the whole key text
 };
 [[nodiscard]] ApiKey generate_api_key(Random& random);
-[[nodiscard]] KeyHash sha256(std::string_view data);
 // "sha256:<64 lowercase hex>".
 [[nodiscard]] std::string key_hash_text(const KeyHash& hash);
 // One sha256:<hex> per line; blank lines and # comments skipped.

@@ -56,6 +56,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "epoch_unavailable";
     case ErrorCode::store_unavailable:
       return "store_unavailable";
+    case ErrorCode::jwks_unavailable:
+      return "jwks_unavailable";
     case ErrorCode::unauthorized:
       return "unauthorized";
     case ErrorCode::payload_too_large:
@@ -77,7 +79,7 @@ std::optional<ErrorCode> error_code_from_string(std::string_view name) noexcept 
 
 bool is_transient(ErrorCode code) noexcept {
   return code == ErrorCode::store_unavailable || code == ErrorCode::epoch_unavailable ||
-         code == ErrorCode::liveness_unavailable;
+         code == ErrorCode::liveness_unavailable || code == ErrorCode::jwks_unavailable;
 }
 
 std::ostream& operator<<(std::ostream& os, ErrorCode code) {
@@ -124,6 +126,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::liveness_unavailable:
     case ErrorCode::epoch_unavailable:
     case ErrorCode::store_unavailable:
+    case ErrorCode::jwks_unavailable:
       return 503;
     case ErrorCode::key_invalid:  // our own signing key is unusable: our fault
     case ErrorCode::internal:

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "tessera/digest.hpp"
+
 namespace tessera::ossl {
 
 const Algorithms& algorithms() {
@@ -83,3 +85,19 @@ Digest256 HmacSha256::mac(std::initializer_list<std::string_view> parts) const {
 }
 
 }  // namespace tessera::ossl
+
+namespace tessera {
+
+Sha256Digest sha256(std::string_view data) noexcept {
+  // One context per thread, reset by each Init: no allocation per digest.
+  thread_local ossl::MdCtxPtr ctx(EVP_MD_CTX_new());
+  Sha256Digest out{};
+  unsigned int len = 0;
+  const bool ok = ctx && EVP_DigestInit_ex2(ctx.get(), ossl::algorithms().sha256, nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx.get(), out.data(), &len) == 1 && len == out.size();
+  if (!ok) std::abort();
+  return out;
+}
+
+}  // namespace tessera

@@ -5,7 +5,6 @@
 #include "server/routes.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <cctype>
 #include <mutex>
 
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/jwt.hpp"
 
@@ -243,13 +243,6 @@ std::optional<std::string> cookie_value(const HttpRequest& req, std::string_view
     }
   }
   return std::nullopt;
-}
-
-std::array<std::uint8_t, 32> sha256(std::string_view data) {
-  std::array<std::uint8_t, 32> out{};
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
-  return out;
 }
 
 struct Route {

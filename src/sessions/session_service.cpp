@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "core/openssl.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
@@ -119,10 +119,7 @@ bool is_json_object(std::string_view text) {
 }
 
 std::string fingerprint_digest(std::string_view fingerprint) {
-  unsigned char md[32];
-  unsigned int len = 0;
-  EVP_Digest(fingerprint.data(), fingerprint.size(), md, &len, ossl::algorithms().sha256, nullptr);
-  return base64url_encode(std::span<const std::uint8_t>(md, len));
+  return base64url_encode(sha256(fingerprint));
 }
 
 }  // namespace
@@ -593,6 +590,17 @@ Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
          .at = deps_.clock.now(),
          .subject = std::string(subject),
          .count = *bumped});
+  return *bumped;
+}
+
+Result<std::uint64_t> SessionService::global_epoch() {
+  return deps_.store.epoch("");
+}
+
+Result<std::uint64_t> SessionService::bump_global_epoch() {
+  auto bumped = deps_.store.bump_epoch("");
+  if (!bumped) return std::unexpected(bumped.error());
+  audit({.type = "epoch_bumped", .at = deps_.clock.now(), .count = *bumped});
   return *bumped;
 }
 

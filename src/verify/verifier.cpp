@@ -1,11 +1,10 @@
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <array>
 #include <cstring>
 #include <vector>
 
-#include "core/openssl.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/verify.hpp"
 
 namespace tessera::verify {
@@ -76,20 +75,7 @@ Result<Liveness> StoreLivenessCheck::check(const LivenessQuery& query) {
 
 namespace {
 
-using Digest = std::array<std::uint8_t, 32>;
-
-// The cache key. No digest (OpenSSL failing) means no caching for this call.
-std::optional<Digest> sha256(std::string_view s) {
-  Digest d{};
-  unsigned int len = 0;
-  thread_local ossl::MdCtxPtr ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestInit_ex2(ctx.get(), ossl::algorithms().sha256, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), s.data(), s.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), d.data(), &len) != 1 || len != d.size()) {
-    return std::nullopt;
-  }
-  return d;
-}
+using Digest = Sha256Digest;
 
 struct DigestHash {
   std::size_t operator()(const Digest& d) const noexcept {

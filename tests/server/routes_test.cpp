@@ -5,12 +5,12 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <boost/json.hpp>
 #include <set>
 
 #include "forwarding_store.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/memory_store.hpp"
 
 namespace tessera::server {
@@ -20,13 +20,6 @@ namespace json = boost::json;
 using namespace std::chrono_literals;
 
 constexpr std::string_view kApiKey = "test-api-key";
-
-std::array<std::uint8_t, 32> sha256(std::string_view s) {
-  std::array<std::uint8_t, 32> out{};
-  unsigned len = 0;
-  EVP_Digest(s.data(), s.size(), out.data(), &len, EVP_sha256(), nullptr);
-  return out;
-}
 
 KeySet make_keys() {
   KeySet keys;
