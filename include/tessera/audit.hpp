@@ -1,4 +1,4 @@
-// Audit events (DESIGN.md §8) as JSON lines to a pluggable sink. An event
+// Audit events (docs/design.md §8.1) as JSON lines to a pluggable sink. An event
 // carries ids, subjects, reasons and codes — never a secret: the types that
 // build events have no access to tokens.
 #pragma once

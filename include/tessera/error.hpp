@@ -1,4 +1,4 @@
-// Errors: one closed set of codes with stable snake_case names (DESIGN.md §6).
+// Errors: one closed set of codes with stable snake_case names (docs/design.md §6).
 //
 // Every fallible library call returns Result<T> = std::expected<T, Error>; no
 // exception crosses the public API. The mapping to HTTP status and RFC 9457

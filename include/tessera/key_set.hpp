@@ -1,4 +1,4 @@
-// A signing key set with states (DESIGN.md §3):
+// A signing key set with states (docs/design.md §3.4):
 //   next     published in the JWKS, not yet signing
 //   active   signing (at most one)
 //   retired  published until every token it signed has expired, then pruned

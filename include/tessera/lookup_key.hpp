@@ -1,4 +1,4 @@
-// Lookup keys: what the store holds instead of a secret (DESIGN.md §3).
+// Lookup keys: what the store holds instead of a secret (docs/design.md §3.2).
 //
 //   lookup = HMAC-SHA256(key vN, "tessera/v1/lookup" 0x00 domain 0x00 token)
 //

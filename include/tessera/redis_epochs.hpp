@@ -1,4 +1,4 @@
-// Epochs over Redis (DESIGN.md §5, §7): the fan-out that makes "log out
+// Epochs over Redis (docs/design.md §5.3, §7.2): the fan-out that makes "log out
 // everywhere" reach every resource service in well under a second.
 //
 //   authority:  epoch bump → SET sv:{subject} <effective epoch>  (sv: for the

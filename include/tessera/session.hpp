@@ -1,4 +1,4 @@
-// The session domain (DESIGN.md §2) and the storage port (§7).
+// The session domain (docs/design.md §2) and the storage port (§7.1).
 #pragma once
 
 #include <cstdint>

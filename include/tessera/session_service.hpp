@@ -1,4 +1,4 @@
-// The session lifecycle engine (DESIGN.md §4): issue, validate, renew with
+// The session lifecycle engine (docs/design.md §4): issue, validate, renew with
 // replay detection, revoke, list, rotate, cleanup, epochs. No HTTP, no
 // global state: every dependency is passed in. Thread-safe: any number of
 // threads may call any method at once; correctness under races comes from
@@ -133,7 +133,7 @@ class SessionService {
   [[nodiscard]] Result<Session> validate(
       std::string_view session_token, std::optional<std::string_view> fingerprint = std::nullopt);
 
-  // Token mode, the renewal algorithm of DESIGN.md §4:
+  // Token mode, the renewal algorithm of docs/design.md §4.3:
   //  1. current token → rotate (compare-and-swap on the generation);
   //  2. previous token within the grace window → the SAME successor again,
   //     with a fresh access token, no new generation;

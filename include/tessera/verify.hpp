@@ -1,4 +1,4 @@
-// The resource side (DESIGN.md §5): verify access tokens locally with public
+// The resource side (docs/design.md §5): verify access tokens locally with public
 // keys, then optionally the subject's epoch (L1) and the session's liveness
 // (L2). No private key, no rotation, no writes. The ports (keys, epochs,
 // liveness) are where I/O happens; the verifier itself takes time from a
@@ -130,7 +130,7 @@ class AccessVerifier {
                  EpochSource* epochs = nullptr, LivenessCheck* liveness = nullptr);
   ~AccessVerifier();
 
-  // The checks of DESIGN.md §5 in order, stopping at the first failure with
+  // The checks of docs/design.md §5.1 in order, stopping at the first failure with
   // its own code: size → parse → key by kid (one refresh of the key source
   // on an unknown kid) → algorithm pinned to the key → signature → typ →
   // iss → aud → exp/nbf/iat with leeway → L1 epoch (epoch_stale; only when

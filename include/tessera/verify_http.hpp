@@ -1,5 +1,5 @@
 // The resource side's HTTP ports: keys, epochs and liveness fetched from
-// the authority (API.md). HTTP/1.1 over TCP or TLS (https:// URLs: the peer
+// the authority (docs/api.md). HTTP/1.1 over TCP or TLS (https:// URLs: the peer
 // is verified against the system's CAs or a given CA file, and against the
 // URL's host name), with one deadline over every step of a request.
 #pragma once

@@ -25,7 +25,7 @@
 
 namespace tessera::cli {
 
-// Verifiers accept tokens this long past exp (DESIGN.md §5); a retired key
+// Verifiers accept tokens this long past exp (docs/design.md §5.1); a retired key
 // stays published until its last token is past that too.
 inline constexpr std::chrono::seconds kVerifierLeeway{30};
 

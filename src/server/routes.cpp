@@ -1,4 +1,4 @@
-// The endpoints of API.md. Every handler reads its input strictly (a missing
+// The endpoints of docs/api.md. Every handler reads its input strictly (a missing
 // or ill-typed required field is invalid_request; unknown fields are
 // ignored), calls the session service, and maps its Result to a response.
 // Errors leave only through problem(): one place decides status and shape.

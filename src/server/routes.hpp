@@ -1,4 +1,4 @@
-// The API of API.md as a plain function from a request to a response, with
+// The API of docs/api.md as a plain function from a request to a response, with
 // no Boost type in sight: the network layer (server.cpp, Beast) reads and
 // writes, this layer (routes.cpp, Boost.JSON) decides. Keeping the two apart
 // keeps each compile small and lets the routes be reasoned about alone.
@@ -78,7 +78,7 @@ inline constexpr std::string_view kUnmatchedRoute = route_spec(RouteId::unmatche
 // "unmatched".
 [[nodiscard]] std::size_t route_index(std::string_view route) noexcept;
 
-// The mapping from error codes to HTTP statuses (API.md "Status codes") is
+// The mapping from error codes to HTTP statuses (docs/api.md §5) is
 // tessera::http_status (error.hpp), shared with resource services.
 using tessera::http_status;
 

@@ -1,4 +1,4 @@
-// The HTTP authority (API.md) on Boost.Beast: async, one io_context per io
+// The HTTP authority (docs/api.md) on Boost.Beast: async, one io_context per io
 // thread (one per core by default), every read bounded (header and body
 // size, deadlines, pipelining depth, connection count). This header is the
 // seam between the server and `tessera serve` (src/cli): it names no Boost

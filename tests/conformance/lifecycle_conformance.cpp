@@ -1,4 +1,4 @@
-// The lifecycle rules of DESIGN.md §4, run through SessionService against
+// The lifecycle rules of docs/design.md §4, run through SessionService against
 // every store adapter.
 #include <fmt/format.h>
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-"""Across processes (DESIGN.md §1, §5, §7): several `tessera serve`
+"""Across processes (docs/design.md §1, §5, §7): several `tessera serve`
 instances on one PostgreSQL, an epoch bump reaching a resource service
 through Redis, and a PostgreSQL outage under HTTP traffic.
 

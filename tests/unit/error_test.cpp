@@ -21,7 +21,7 @@ TEST(ErrorCode, EveryCodeHasAUniqueSnakeCaseNameThatRoundTrips) {
 }
 
 TEST(ErrorCode, DesignDocumentCodesKeepTheirNames) {
-  // DESIGN.md §6 names these; clients match on them, so they never change.
+  // docs/design.md §6.2 names these; clients match on them, so they never change.
   for (std::string_view name : {"invalid_request",       "invalid_token",
                                 "token_expired",         "token_not_yet_valid",
                                 "audience_mismatch",     "issuer_mismatch",

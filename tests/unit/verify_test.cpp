@@ -1,4 +1,4 @@
-// AccessVerifier and its ports (DESIGN.md §5). The epoch and liveness
+// AccessVerifier and its ports (docs/design.md §5). The epoch and liveness
 // fakes stand for answers a real source cannot give on cue (a transient
 // failure at a chosen moment); the store-backed liveness check runs on the
 // real memory store.
