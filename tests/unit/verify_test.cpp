@@ -4,10 +4,12 @@
 // real memory store.
 #include "tessera/verify.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 
+#include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/random.hpp"
 
@@ -15,6 +17,8 @@ namespace tessera::verify {
 namespace {
 
 using std::chrono::seconds;
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 class FakeEpochs final : public EpochSource {
  public:
@@ -47,14 +51,16 @@ class RotatingKeySource final : public KeySource {
  public:
   explicit RotatingKeySource(KeySet k) : current_(std::make_shared<const KeySet>(std::move(k))) {}
   std::shared_ptr<const KeySet> keys() override { return current_; }
-  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override {
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override {
     ++refreshes;
+    if (unreachable) return fail(ErrorCode::jwks_unavailable, "authority down");
     if (!next_) return nullptr;
     current_ = next_;
     return current_;
   }
   void publish_on_refresh(KeySet k) { next_ = std::make_shared<const KeySet>(std::move(k)); }
   int refreshes = 0;
+  bool unreachable = false;
 
  private:
   std::shared_ptr<const KeySet> current_;
@@ -224,6 +230,21 @@ TEST(AccessVerifier, AnUnknownKidRefreshesTheKeySourceOnce) {
   ASSERT_TRUE(v.verify(f.mint()));  // the old key still verifies
 }
 
+TEST(AccessVerifier, AnUnknownKidTheKeySourceCannotLookUpIsJwksUnavailable) {
+  Fixture f;
+  const Key k2 = *Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance());
+  KeySet only_k1;
+  ASSERT_TRUE(only_k1.add(f.key, KeyState::active));
+  RotatingKeySource source(std::move(only_k1));
+  source.unreachable = true;
+  AccessVerifier v(f.options(), source, f.clock);
+  const auto r = v.verify(f.mint(0, "s", seconds{900}, &k2));
+  EXPECT_THAT(r, FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_EQ(source.refreshes, 1);
+  EXPECT_THAT(v.verify(f.mint()), Succeeds()) << "a known kid needs no look";
+  EXPECT_EQ(source.refreshes, 1);
+}
+
 TEST(AccessVerifier, ForgedOrMisdirectedTokensAreRefused) {
   Fixture f;
   AccessVerifier v(f.options(), *f.keys, f.clock);
@@ -246,6 +267,9 @@ TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {
   EXPECT_EQ(to_http({ErrorCode::epoch_stale, ""}).status, 401u);
   EXPECT_EQ(to_http({ErrorCode::epoch_unavailable, ""}).status, 503u);
   EXPECT_EQ(to_http({ErrorCode::liveness_unavailable, ""}).www_authenticate, "");
+  const auto no_keys = to_http({ErrorCode::jwks_unavailable, ""});
+  EXPECT_EQ(no_keys.status, 503u);
+  EXPECT_EQ(no_keys.www_authenticate, "");
 }
 
 TEST(CachedEpochSource, AnswersFromMemoryForTheTtlThenAsksAgain) {
