@@ -137,7 +137,7 @@ TEST(HttpJwksSource, KeepsTheSetForItsMaxAgeAndRefetchesBeforeItEnds) {
   CannedServer server;
   server.answer(200, jwks_of({"k1"}), "public, max-age=120");
   auto source = HttpJwksSource::create(server.url("/jwks"), clock);
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_THAT(source, Succeeds());
   EXPECT_NE((*source)->keys()->find("k1"), nullptr);
   EXPECT_EQ(server.requests(), 1);
   clock.advance(100s);  // inside max-age minus kRefetchBeforeExpiry
@@ -321,17 +321,17 @@ TEST(HttpEpochSource, ReadsTheEpochWithTheApiKeyAndFailsClosed) {
   server.answer(200, R"({"epoch": 4})");
   HttpEpochSource source(server.url(""), SecretString("tsk_test"));
   auto e = source.current("al ice/é");
-  ASSERT_TRUE(e) << e.error();
+  ASSERT_THAT(e, Succeeds());
   EXPECT_EQ(*e, 4u);
   const auto req = server.last_request();
   EXPECT_NE(req.find("GET /v1/subjects/al%20ice%2F%C3%A9/epoch "), std::string::npos) << req;
   EXPECT_NE(req.find("Authorization: Bearer tsk_test"), std::string::npos);
   server.answer(401, R"({"code":"unauthorized"})");
-  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(source.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
   server.answer(200, "not json");
-  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(source.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
   HttpEpochSource down("http://127.0.0.1:1", SecretString("k"), {.timeout = 500ms});
-  EXPECT_EQ(down.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(down.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
 }
 
 TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBriefly) {
@@ -347,8 +347,8 @@ TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBr
   EXPECT_EQ(*check.check({.session_id = "s1", .token = "t"}), Liveness::revoked);
   server.answer(503, "{}");
   clock.advance(1s);
-  EXPECT_EQ(check.check({.session_id = "s1", .token = "t"}).error().code,
-            ErrorCode::liveness_unavailable);
+  EXPECT_THAT(check.check({.session_id = "s1", .token = "t"}),
+              FailsWith(ErrorCode::liveness_unavailable));
 }
 
 // An HTTPS peer: Python's http.server behind ssl, serving a JWKS file with a
@@ -408,7 +408,7 @@ TEST(HttpJwksSource, FetchesOverTlsAndVerifiesThePeerAndItsName) {
   ManualClock clock;
   TlsJwksServer server(jwks_of({"k1"}));
   auto ok = HttpJwksSource::create(server.url("127.0.0.1"), clock, {.ca_file = server.ca()});
-  ASSERT_TRUE(ok) << ok.error();
+  ASSERT_THAT(ok, Succeeds());
   EXPECT_NE((*ok)->keys()->find("k1"), nullptr);
   // An untrusted certificate (not in the system's store) is refused...
   EXPECT_FALSE(HttpJwksSource::create(server.url("127.0.0.1"), clock));
