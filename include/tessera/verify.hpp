@@ -6,7 +6,8 @@
 //
 // Transient answers fail closed: an epoch that cannot be read is
 // epoch_unavailable, a liveness that cannot be checked is
-// liveness_unavailable — both HTTP 503, never "admit".
+// liveness_unavailable, a key source that cannot be reached while a token
+// needs a key it lacks is jwks_unavailable — all HTTP 503, never "admit".
 #pragma once
 
 #include <chrono>
@@ -34,9 +35,12 @@ class KeySource {
   // The current key set; never null once the source was created.
   [[nodiscard]] virtual std::shared_ptr<const KeySet> keys() = 0;
   // A token named a kid that keys() lacks: the source may look again (at
-  // most once per its interval) and returns the set to retry with, or
-  // nullptr when it did not look.
-  [[nodiscard]] virtual std::shared_ptr<const KeySet> refresh_for_unknown_kid() = 0;
+  // most once per its interval). Answers the set to retry with, or nullptr
+  // when it has nothing to offer beyond keys() (the token is then
+  // key_not_found); jwks_unavailable when the key source could not be
+  // reached, so that whether the kid exists is unknown (transient, 503:
+  // never reported as key_not_found, which would log the user out).
+  [[nodiscard]] virtual Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() = 0;
 };
 
 // A fixed key set (a JWKS file, or the authority's own keys in one process).
@@ -44,7 +48,7 @@ class StaticKeySource final : public KeySource {
  public:
   explicit StaticKeySource(KeySet keys) : keys_(std::make_shared<const KeySet>(std::move(keys))) {}
   std::shared_ptr<const KeySet> keys() override { return keys_; }
-  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override { return nullptr; }
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override { return nullptr; }
 
  private:
   std::shared_ptr<const KeySet> keys_;
@@ -135,7 +139,9 @@ class AccessVerifier {
   // on an unknown kid) → algorithm pinned to the key → signature → typ →
   // iss → aud → exp/nbf/iat with leeway → L1 epoch (epoch_stale; only when
   // wired and the token has sv) → L2 liveness (session_revoked; only when
-  // wired and the token has sid).
+  // wired and the token has sid). An unknown kid is key_not_found when the
+  // key source answered without it, jwks_unavailable when it could not be
+  // reached.
   [[nodiscard]] Result<VerifiedAccess> verify(std::string_view token);
 
  private:

@@ -26,22 +26,36 @@ struct HttpOptions {
 // Cached for the response's Cache-Control max-age (clamped to 30 s..1 day,
 // 300 s when absent); refetched kRefetchBeforeExpiry before it ends, by the
 // caller that notices, while the others keep the current set. A failed
-// refetch keeps the current keys and is retried after kRetryAfterFailure.
-// On a token with an unknown kid it looks again at most once per
-// `unknown_kid_interval`.
+// refetch keeps the current keys (tokens with a known kid keep verifying)
+// and is retried after kRetryAfterFailure.
+//
+// A fetch fails when the authority cannot be reached (resolve, connect,
+// TLS, the deadline), answers anything but a 200, or answers a body that is
+// not a JWKS with at least one usable key; that is jwks_unavailable
+// (transient, 503), never key_not_found. On a token with an unknown kid:
+//   - it looks again at most once per `unknown_kid_interval`;
+//   - that look failing is jwks_unavailable; the authority answering
+//     without the kid is key_not_found (final, 401);
+//   - inside the interval it does not look: a kid is then key_not_found if
+//     the latest fetch (of any caller) succeeded, and jwks_unavailable if
+//     it failed, since the authority may hold that kid by now.
+// Thread-safe.
 class HttpJwksSource final : public KeySource {
  public:
   static constexpr std::chrono::seconds kRefetchBeforeExpiry{10};
   static constexpr std::chrono::seconds kRetryAfterFailure{5};
 
   // Fails closed: no key set, no source (the first fetch must succeed and
-  // hold at least one key). The clock must outlive the source.
+  // hold at least one key). jwks_unavailable when it does not,
+  // config_invalid for a URL that is not http(s) or an unreadable CA file.
+  // The clock must outlive the source.
   [[nodiscard]] static Result<std::unique_ptr<HttpJwksSource>> create(
       std::string url, const Clock& clock, HttpOptions http = {},
       std::chrono::seconds unknown_kid_interval = std::chrono::seconds{30});
 
   std::shared_ptr<const KeySet> keys() override;
-  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override;
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override;
+  // Successful fetches so far (the first one included).
   [[nodiscard]] std::uint64_t fetches() const;
 
  private:
@@ -58,6 +72,7 @@ class HttpJwksSource final : public KeySource {
   std::shared_ptr<const KeySet> keys_;
   UnixSeconds refresh_at_{};  // when to refetch
   UnixSeconds last_unknown_kid_fetch_{};
+  Status last_fetch_;  // how the latest fetch ended
   std::uint64_t fetches_ = 0;
 };
 

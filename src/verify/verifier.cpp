@@ -166,10 +166,11 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
     auto v = verify_jwt(token, *keys, jwt_options_, now);
     if (!v && v.error().code == ErrorCode::key_not_found) {
       // A kid we do not hold: the authority may have rotated. The source
-      // decides whether to look again (at most once per its interval).
-      if (auto fresh = keys_.refresh_for_unknown_kid()) {
-        v = verify_jwt(token, *fresh, jwt_options_, now);
-      }
+      // decides whether to look again (at most once per its interval); one
+      // it cannot reach is jwks_unavailable, not a verdict on the token.
+      auto fresh = keys_.refresh_for_unknown_kid();
+      if (!fresh) return std::unexpected(fresh.error());
+      if (*fresh) v = verify_jwt(token, **fresh, jwt_options_, now);
     }
     if (!v) return std::unexpected(v.error());
     out.claims = std::move(v->claims);

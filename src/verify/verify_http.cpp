@@ -187,19 +187,32 @@ Result<std::unique_ptr<HttpJwksSource>> HttpJwksSource::create(
   return s;
 }
 
+// Every way of not getting a usable set is jwks_unavailable: whether a kid
+// exists is then unknown, which must not read as "it does not" (a 401 that
+// logs users out during an outage right after a rotation). An empty set is
+// not believed either: the current keys stay.
 Status HttpJwksSource::fetch(UnixSeconds now) {
-  auto r = request(http::verb::get, url_, {}, {}, {}, http_, ErrorCode::key_not_found);
-  if (!r) return std::unexpected(r.error());
-  if (r->status != 200) {
-    return fail(ErrorCode::key_not_found, fmt::format("JWKS {}: HTTP {}", url_, r->status));
-  }
-  auto set = KeySet::from_jwks(r->body);
-  if (!set) return fail(ErrorCode::key_not_found, "JWKS: " + set.error().detail);
-  if (set->entries().empty()) return fail(ErrorCode::key_not_found, "JWKS holds no usable key");
-  const auto age = max_age(r->cache_control);
+  auto st = [&]() -> Result<std::pair<KeySet, std::chrono::seconds>> {
+    auto r = request(http::verb::get, url_, {}, {}, {}, http_, ErrorCode::jwks_unavailable);
+    if (!r) return std::unexpected(r.error());
+    if (r->status != 200) {
+      return fail(ErrorCode::jwks_unavailable, fmt::format("JWKS {}: HTTP {}", url_, r->status));
+    }
+    auto set = KeySet::from_jwks(r->body);
+    if (!set) return fail(ErrorCode::jwks_unavailable, "JWKS: " + set.error().detail);
+    if (set->entries().empty()) {
+      return fail(ErrorCode::jwks_unavailable, "JWKS holds no usable key");
+    }
+    return std::pair{std::move(*set), max_age(r->cache_control)};
+  }();
   std::lock_guard lock(mu_);
-  keys_ = std::make_shared<const KeySet>(std::move(*set));
-  refresh_at_ = now + std::max(age - kRefetchBeforeExpiry, std::chrono::seconds{1});
+  if (!st) {
+    last_fetch_ = std::unexpected(st.error());
+    return last_fetch_;
+  }
+  keys_ = std::make_shared<const KeySet>(std::move(st->first));
+  refresh_at_ = now + std::max(st->second - kRefetchBeforeExpiry, std::chrono::seconds{1});
+  last_fetch_ = {};
   ++fetches_;
   return {};
 }
@@ -222,16 +235,25 @@ std::shared_ptr<const KeySet> HttpJwksSource::keys() {
   return keys_;
 }
 
-std::shared_ptr<const KeySet> HttpJwksSource::refresh_for_unknown_kid() {
+Result<std::shared_ptr<const KeySet>> HttpJwksSource::refresh_for_unknown_kid() {
   const UnixSeconds now = clock_.now();
+  bool look = false;
   {
     std::lock_guard lock(mu_);
-    if (now - last_unknown_kid_fetch_ < unknown_kid_interval_) return nullptr;
-    last_unknown_kid_fetch_ = now;
+    if (now - last_unknown_kid_fetch_ >= unknown_kid_interval_) {
+      last_unknown_kid_fetch_ = now;
+      look = true;
+    }
   }
+  // Inside the interval this waits for a fetch under way (another caller's
+  // look may be bringing the kid) and answers with what the latest fetch
+  // left; the caller's retry with an unchanged set is a cheap kid lookup.
   std::lock_guard fetching(fetch_mu_);
-  if (!fetch(now)) return nullptr;
+  if (look) {
+    if (auto st = fetch(now); !st) return std::unexpected(st.error());
+  }
   std::lock_guard lock(mu_);
+  if (!last_fetch_) return std::unexpected(last_fetch_.error());
   return keys_;
 }
 

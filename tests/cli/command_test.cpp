@@ -1,4 +1,5 @@
 // Runs the real `tessera` binary in a temporary directory.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -7,12 +8,15 @@
 #include "cli/commands.hpp"
 #include "cli/key_files.hpp"
 #include "cli_test_support.hpp"
+#include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
 namespace tessera::cli {
 namespace {
+
+using tessera::testing::Succeeds;
 
 using testing::file_mode;
 using testing::run_tessera;
@@ -236,7 +240,7 @@ TEST(TesseraBinary, KeysRotateSecretsAddsAVersionAndKeepsSessionsReachable) {
   EXPECT_EQ(r.out, "{\"lookup_key_version\":2,\"cipher_key_version\":2}\n");
   EXPECT_EQ(file_mode(dir / "var/keys/secrets.json"), 0600u);
   auto keys = load_secret_keys(dir / "var/keys/secrets.json");
-  ASSERT_TRUE(keys.has_value()) << keys.error();
+  ASSERT_THAT(keys, Succeeds());
   EXPECT_EQ(keys->lookup.size(), 2u);
   // Version 1 is unchanged: tokens stored under it are still found.
   auto old = parse_secret_keys(before);

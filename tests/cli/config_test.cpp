@@ -1,13 +1,18 @@
 #include "cli/config.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 
 #include "cli_test_support.hpp"
+#include "result_matchers.hpp"
 
 namespace tessera::cli {
 namespace {
+
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 using std::chrono::seconds;
 using testing::TempDir;
@@ -64,7 +69,7 @@ TEST(FormatDuration, UsesTheLargestExactUnit) {
 
 TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   auto c = build_config({});
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->mode, Mode::dev);
   EXPECT_EQ(c->data_dir, "./var");
   EXPECT_EQ(c->server.host, "127.0.0.1");
@@ -114,7 +119,7 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
 
 TEST(BuildConfig, DataDirMovesEveryDefaultPathWithIt) {
   auto c = build_config({{"data_dir", "/srv/t"}});
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->sqlite_path, "/srv/t/tessera.db");
   EXPECT_EQ(c->store_url, "sqlite:///srv/t/tessera.db");
   EXPECT_EQ(c->signing_keys, "/srv/t/keys/signing.jwks");
@@ -139,7 +144,7 @@ TEST(BuildConfig, MapsValuesOntoPolicyAndServerOptions) {
                          {"cookie_same_site", "None"},
                          {"audit_log", "-"},
                          {"cleanup_interval", "0"}});
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->server.host, "::1");
   EXPECT_EQ(c->server.port, 0);
   EXPECT_EQ(c->store_kind, StoreKind::memory);
@@ -162,7 +167,7 @@ TEST(BuildConfig, MapsValuesOntoPolicyAndServerOptions) {
 
 TEST(BuildConfig, ListenTakesLocalhostAsLoopback) {
   auto c = build_config({{"listen", "localhost:9090"}});
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->server.host, "127.0.0.1");
   EXPECT_EQ(c->server.port, 9090);
 }
@@ -180,14 +185,14 @@ TEST(BuildConfig, StoreUrlForms) {
   auto pg = build_config({{"store", "postgresql://tessera:s3cret@db:5432/auth?sslmode=require"},
                           {"postgres_schema", "auth"},
                           {"postgres_pool_size", "4"}});
-  ASSERT_TRUE(pg.has_value()) << pg.error();
+  ASSERT_THAT(pg, Succeeds());
   EXPECT_EQ(pg->store_kind, StoreKind::postgresql);
   EXPECT_EQ(pg->postgres.url, "postgresql://tessera:s3cret@db:5432/auth?sslmode=require");
   EXPECT_EQ(pg->postgres.schema, "auth");
   EXPECT_EQ(pg->postgres.pool_size, 4u);
   EXPECT_EQ(build_config({{"store", "postgres://db/x"}})->store_kind, StoreKind::postgresql);
   auto redis = build_config({{"redis_url", "redis://10.0.0.9:6380"}});
-  ASSERT_TRUE(redis.has_value()) << redis.error();
+  ASSERT_THAT(redis, Succeeds());
   ASSERT_TRUE(redis->redis.has_value());
   EXPECT_EQ(redis->redis->host, "10.0.0.9");
   EXPECT_EQ(redis->redis->port, 6380);
@@ -215,8 +220,7 @@ class BuildConfigRefuses : public ::testing::TestWithParam<BadSetting> {};
 TEST_P(BuildConfigRefuses, WithOneLineNamingTheSetting) {
   const auto& [key, value] = GetParam();
   auto c = build_config({{key, value}});
-  ASSERT_FALSE(c.has_value()) << key << "=" << value;
-  EXPECT_EQ(c.error().code, ErrorCode::config_invalid);
+  ASSERT_THAT(c, FailsWith(ErrorCode::config_invalid)) << key << "=" << value;
   EXPECT_TRUE(c.error().detail.starts_with(std::string(key) + ": ")) << c.error().detail;
   EXPECT_EQ(c.error().detail.find('\n'), std::string::npos);
 }
@@ -291,7 +295,7 @@ TEST(BuildConfig, EverySettingIsDocumentedInTheTable) {
 
 TEST(Settings, FlagsUseDashesAndReachTheSetting) {
   auto c = config_from("--session-ttl 1h --listen 0.0.0.0:9000 --cookie-secure false");
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->policy.session_ttl, seconds{3600});
   EXPECT_EQ(c->server.port, 9000);
   EXPECT_FALSE(c->server.cookie.secure);
@@ -308,7 +312,7 @@ TEST(Settings, EnvironmentOverridesFileAndFlagsOverrideEnvironment) {
   const std::string file = (dir / "t.conf").string();
   {
     auto c = config_from("--config " + file);
-    ASSERT_TRUE(c.has_value()) << c.error();
+    ASSERT_THAT(c, Succeeds());
     EXPECT_EQ(c->policy.session_ttl, seconds{7200});
     EXPECT_EQ(c->policy.access_ttl, seconds{300});
     EXPECT_EQ(c->policy.issuer, "https://file.example");
@@ -318,7 +322,7 @@ TEST(Settings, EnvironmentOverridesFileAndFlagsOverrideEnvironment) {
   ScopedEnv e2("TESSERA_ACCESS_TTL", "6m");
   {
     auto c = config_from("--config " + file + " --access-ttl 7m");
-    ASSERT_TRUE(c.has_value()) << c.error();
+    ASSERT_THAT(c, Succeeds());
     EXPECT_EQ(c->policy.session_ttl, seconds{3 * 3600});  // env beats file
     EXPECT_EQ(c->policy.access_ttl, seconds{420});        // flag beats env
     EXPECT_EQ(c->policy.issuer, "https://file.example");  // file beats default
@@ -331,7 +335,7 @@ TEST(Settings, ConfigFileMayComeFromTheEnvironment) {
   write_text(dir / "t.conf", "max_sessions_per_subject = 3\n");
   ScopedEnv env("TESSERA_CONFIG", (dir / "t.conf").c_str());
   auto c = config_from("");
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->policy.max_sessions_per_subject, 3u);
 }
 
@@ -339,7 +343,7 @@ TEST(Settings, FileAcceptsDashedKeysAndListValues) {
   TempDir dir;
   write_text(dir / "t.conf", "cookie-name = sid\naudience = [\"a\", \"b\"]\n");
   auto c = config_from("--config " + (dir / "t.conf").string());
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->server.cookie.name, "sid");
   EXPECT_EQ(c->policy.audience, (std::vector<std::string>{"a", "b"}));
 }
@@ -348,8 +352,7 @@ TEST(Settings, UnknownKeyInFileIsNamed) {
   TempDir dir;
   write_text(dir / "t.conf", "sesion_ttl = 1h\n");
   auto raw = parse("--config " + (dir / "t.conf").string());
-  ASSERT_FALSE(raw.has_value());
-  EXPECT_EQ(raw.error().code, ErrorCode::config_invalid);
+  ASSERT_THAT(raw, FailsWith(ErrorCode::config_invalid));
   EXPECT_TRUE(raw.error().detail.starts_with("sesion_ttl: unknown setting")) << raw.error().detail;
 }
 

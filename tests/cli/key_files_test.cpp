@@ -1,13 +1,18 @@
 #include "cli/key_files.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "cli/runtime.hpp"
 #include "cli_test_support.hpp"
+#include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::cli {
 namespace {
+
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 using std::chrono::seconds;
 using testing::file_mode;
@@ -50,7 +55,7 @@ TEST(SecretKeys, RoundTripThroughJson) {
   EXPECT_EQ(keys.lookup[0].key.reveal().size(), 32u);
   EXPECT_NE(keys.lookup[0].key.reveal(), keys.cipher[0].key.reveal());
   auto parsed = parse_secret_keys(secret_keys_json(keys));
-  ASSERT_TRUE(parsed.has_value()) << parsed.error();
+  ASSERT_THAT(parsed, Succeeds());
   EXPECT_EQ(parsed->lookup[0].version, 1u);
   EXPECT_EQ(parsed->lookup[0].key, keys.lookup[0].key);
   EXPECT_EQ(parsed->cipher[0].key, keys.cipher[0].key);
@@ -74,8 +79,7 @@ TEST(SecretKeys, MalformedFilesAreRefusedWithoutEchoingContent) {
                R"("}],"cipher_keys":[{"version":1,"key":")" + good + R"("}]})",
        }) {
     auto r = parse_secret_keys(bad);
-    ASSERT_FALSE(r.has_value()) << bad;
-    EXPECT_EQ(r.error().code, ErrorCode::key_invalid);
+    ASSERT_THAT(r, FailsWith(ErrorCode::key_invalid)) << bad;
     EXPECT_EQ(r.error().detail.find(good), std::string::npos);
     EXPECT_EQ(r.error().detail.find(short_key), std::string::npos);
   }
@@ -92,7 +96,7 @@ TEST(SecretKeys, AddingVersionsKeepsTheOldOnesAndMakesTheNewActive) {
   EXPECT_EQ(keys.lookup[1].version, 2u);
   EXPECT_EQ(keys.cipher[1].version, 2u);
   auto parsed = parse_secret_keys(secret_keys_json(keys));
-  ASSERT_TRUE(parsed.has_value()) << parsed.error();
+  ASSERT_THAT(parsed, Succeeds());
   auto ring = LookupKeyRing::create(std::move(parsed->lookup));
   ASSERT_TRUE(ring.has_value());
   EXPECT_EQ(ring->active_version(), 2u);
@@ -104,7 +108,7 @@ TEST(SigningKeys, GenerateMakesOneActiveAndOneNextKey) {
   ManualClock clock;
   for (const Algorithm alg : kAllAlgorithms) {
     auto keys = generate_signing_keys(alg, random, clock);
-    ASSERT_TRUE(keys.has_value()) << keys.error();
+    ASSERT_THAT(keys, Succeeds());
     ASSERT_EQ(keys->entries().size(), 2u);
     EXPECT_EQ(keys->entries()[0].state, KeyState::active);
     EXPECT_EQ(keys->entries()[1].state, KeyState::next);
@@ -121,7 +125,7 @@ TEST(SigningKeys, FileRoundTripKeepsStatesAndPrivateHalves) {
   ASSERT_TRUE(keys.has_value());
   ASSERT_TRUE(write_private_file(dir / "s.jwks", keys->private_jwks()));
   auto loaded = load_signing_keys(dir / "s.jwks");
-  ASSERT_TRUE(loaded.has_value()) << loaded.error();
+  ASSERT_THAT(loaded, Succeeds());
   EXPECT_EQ(loaded->active()->kid(), keys->active()->kid());
   EXPECT_TRUE(loaded->active()->has_private());
 }
@@ -133,8 +137,7 @@ TEST(SigningKeys, LoadRefusesAPublicSetOrOneWithoutActiveKey) {
   auto keys = generate_signing_keys(Algorithm::EdDSA, random, clock);
   write_text(dir / "public.jwks", keys->public_jwks());
   auto pub = load_signing_keys(dir / "public.jwks");
-  ASSERT_FALSE(pub.has_value());
-  EXPECT_EQ(pub.error().code, ErrorCode::key_invalid);
+  ASSERT_THAT(pub, FailsWith(ErrorCode::key_invalid));
   write_text(dir / "garbage.jwks", "{\"keys\": 7}");
   EXPECT_FALSE(load_signing_keys(dir / "garbage.jwks").has_value());
   EXPECT_FALSE(load_signing_keys(dir / "missing.jwks").has_value());
@@ -148,7 +151,7 @@ TEST(SigningKeys, RotatePromotesNextRetiresActiveAndAddsANewNext) {
   const std::string old_next = keys->entries()[1].key.kid();
   clock.advance(std::chrono::hours{1});
   auto r = rotate_signing_keys(*keys, Algorithm::EdDSA, random, clock, std::chrono::minutes{15});
-  ASSERT_TRUE(r.has_value()) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_EQ(r->retired_kid, old_active);
   EXPECT_EQ(r->active_kid, old_next);
   EXPECT_EQ(r->keys.active()->kid(), old_next);
@@ -211,7 +214,7 @@ TEST(ApiKeys, GeneratedKeyHasPrefixAndItsHashParses) {
   EXPECT_TRUE(text.starts_with("sha256:"));
   EXPECT_EQ(text.size(), 7u + 64u);
   auto c = build_config({{"api_key_hashes", text}});
-  ASSERT_TRUE(c.has_value()) << c.error();
+  ASSERT_THAT(c, Succeeds());
   EXPECT_EQ(c->server.api_key_hashes.at(0), key.hash);
 }
 
@@ -220,7 +223,7 @@ TEST(ApiKeys, HashFileSkipsCommentsAndRefusesJunk) {
   const std::string h = "sha256:" + std::string(64, '0');
   write_text(dir / "api_keys", "# comment\n\n" + h + "\n");
   auto ok = load_api_key_hashes(dir / "api_keys");
-  ASSERT_TRUE(ok.has_value()) << ok.error();
+  ASSERT_THAT(ok, Succeeds());
   EXPECT_EQ(ok->size(), 1u);
   write_text(dir / "bad", "tsk_secret\n");
   auto bad = load_api_key_hashes(dir / "bad");
@@ -240,7 +243,7 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoringOnlyItsHash) {
   ManualClock clock;
   Config c = dev_config(dir);
   auto key = prepare_serve(c, random, clock);
-  ASSERT_TRUE(key.has_value()) << key.error();
+  ASSERT_THAT(key, Succeeds());
   ASSERT_TRUE(key->has_value());
   EXPECT_EQ(file_mode(dir / "var"), 0700u);
   EXPECT_EQ(file_mode(c.signing_keys), 0600u);
@@ -255,7 +258,7 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoringOnlyItsHash) {
   const std::string signing = slurp(c.signing_keys);
   Config again = dev_config(dir);
   auto second = prepare_serve(again, random, clock);
-  ASSERT_TRUE(second.has_value()) << second.error();
+  ASSERT_THAT(second, Succeeds());
   EXPECT_FALSE(second->has_value());
   EXPECT_EQ(again.server.api_key_hashes, c.server.api_key_hashes);
   EXPECT_EQ(slurp(c.signing_keys), signing);
@@ -269,7 +272,7 @@ TEST(PrepareServe, DevWithConfiguredHashesGeneratesNoApiKey) {
       {{"data_dir", (dir / "var").string()}, {"api_key_hashes", "sha256:" + std::string(64, 'f')}});
   ASSERT_TRUE(c.has_value());
   auto key = prepare_serve(*c, random, clock);
-  ASSERT_TRUE(key.has_value()) << key.error();
+  ASSERT_THAT(key, Succeeds());
   EXPECT_FALSE(key->has_value());
   EXPECT_FALSE(std::filesystem::exists(c->api_keys_file()));
 }
@@ -309,7 +312,7 @@ TEST(PrepareServe, ProductionRefusesEachMissingSettingByName) {
                          {"api_key_hashes", hash}});
   ASSERT_TRUE(c.has_value());
   auto ok = prepare_serve(*c, random, clock);
-  ASSERT_TRUE(ok.has_value()) << ok.error();
+  ASSERT_THAT(ok, Succeeds());
   EXPECT_FALSE(ok->has_value());
 }
 

@@ -1,6 +1,7 @@
 // The lifecycle rules of docs/design.md §4, run through SessionService against
 // every store adapter.
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <barrier>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "result_matchers.hpp"
 #include "tessera/jwt.hpp"
 
 namespace tessera::testing {
@@ -22,14 +24,14 @@ TEST_P(StoreConformance, IssueCookieSessionThenValidate) {
                    .metadata = {.ip = "203.0.113.7", .user_agent = "curl/8", .device = "laptop"},
                    .data = R"({"cart":3})"};
   auto issued = h.service->issue(req);
-  ASSERT_TRUE(issued) << issued.error();
+  ASSERT_THAT(issued, Succeeds());
   EXPECT_TRUE(issued->session_token.reveal().starts_with("tss_"));
   EXPECT_FALSE(issued->tokens.has_value());
   EXPECT_TRUE(Ulid::parse(issued->session.id).has_value());
   EXPECT_EQ(issued->session.expires_at, h.clock.now() + h.policy.session_ttl);
 
   auto s = h.service->validate(issued->session_token.reveal());
-  ASSERT_TRUE(s) << s.error();
+  ASSERT_THAT(s, Succeeds());
   EXPECT_EQ(s->id, issued->session.id);
   EXPECT_EQ(s->subject, "alice");
   EXPECT_EQ(s->metadata.ip, "203.0.113.7");
@@ -42,13 +44,13 @@ TEST_P(StoreConformance, IssueTokenModeReturnsAVerifiableAccessTokenAndARefreshT
   Harness h(GetParam());
   IssueRequest req{.subject = "bob", .mode = SessionMode::token, .claims = R"({"role":"admin"})"};
   auto issued = h.service->issue(req);
-  ASSERT_TRUE(issued) << issued.error();
+  ASSERT_THAT(issued, Succeeds());
   ASSERT_TRUE(issued->tokens.has_value());
   EXPECT_TRUE(issued->tokens->refresh_token.reveal().starts_with("tsr_"));
   EXPECT_EQ(issued->tokens->refresh_expires_at, issued->session.expires_at);
   VerifyOptions o{.issuer = h.policy.issuer, .audiences = h.policy.audience};
   auto v = verify_jwt(issued->tokens->access_token.reveal(), *h.keys.get(), o, h.clock.now());
-  ASSERT_TRUE(v) << v.error();
+  ASSERT_THAT(v, Succeeds());
   EXPECT_EQ(v->claims.sub, "bob");
   EXPECT_EQ(v->claims.sid, issued->session.id);
   EXPECT_EQ(v->claims.sv, 0u);
@@ -65,20 +67,19 @@ TEST_P(StoreConformance, IssueRefusesBadSubjectsDataAndClaims) {
         IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = "{"},
         IssueRequest{.subject = "a", .mode = SessionMode::token, .claims = R"({"sub":"x"})"}}) {
     auto r = h.service->issue(bad);
-    ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().code, ErrorCode::invalid_request);
+    ASSERT_THAT(r, FailsWith(ErrorCode::invalid_request));
   }
   EXPECT_TRUE(h.service->issue({.subject = "ünïcødé ✓"}));
 }
 
 TEST_P(StoreConformance, ValidateRejectsMalformedAndUnknownTokens) {
   Harness h(GetParam());
-  EXPECT_EQ(h.service->validate("garbage").error().code, ErrorCode::invalid_token);
-  EXPECT_EQ(h.service->validate("tss_" + std::string(43, 'A')).error().code,
-            ErrorCode::invalid_token);
+  EXPECT_THAT(h.service->validate("garbage"), FailsWith(ErrorCode::invalid_token));
+  EXPECT_THAT(h.service->validate("tss_" + std::string(43, 'A')),
+              FailsWith(ErrorCode::invalid_token));
   auto issued = h.issue();
   auto refresh_shaped = "tsr_" + std::string(issued.session_token.reveal().substr(4));
-  EXPECT_EQ(h.service->validate(refresh_shaped).error().code, ErrorCode::invalid_token);
+  EXPECT_THAT(h.service->validate(refresh_shaped), FailsWith(ErrorCode::invalid_token));
 }
 
 TEST_P(StoreConformance, InspectSaysActiveOnlyForCurrentOrInGraceTokensAndNeverWrites) {
@@ -117,8 +118,7 @@ TEST_P(StoreConformance, InspectSaysActiveOnlyForCurrentOrInGraceTokensAndNeverW
 
   h.store.fail_reads = true;
   auto down = h.service->inspect(r2->tokens.refresh_token.reveal());
-  ASSERT_FALSE(down);
-  EXPECT_EQ(down.error().code, ErrorCode::store_unavailable);
+  ASSERT_THAT(down, FailsWith(ErrorCode::store_unavailable));
 }
 
 TEST_P(StoreConformance, SessionEndsAtItsAbsoluteExpiry) {
@@ -129,8 +129,8 @@ TEST_P(StoreConformance, SessionEndsAtItsAbsoluteExpiry) {
   h.clock.advance(seconds{3599});
   EXPECT_TRUE(h.service->validate(issued.session_token.reveal()));
   h.clock.advance(seconds{1});
-  EXPECT_EQ(h.service->validate(issued.session_token.reveal()).error().code,
-            ErrorCode::session_expired);
+  EXPECT_THAT(h.service->validate(issued.session_token.reveal()),
+              FailsWith(ErrorCode::session_expired));
 }
 
 TEST_P(StoreConformance, IdleTimeoutEndsAnUnusedSessionButActivityKeepsItAlive) {
@@ -144,11 +144,11 @@ TEST_P(StoreConformance, IdleTimeoutEndsAnUnusedSessionButActivityKeepsItAlive) 
     h.clock.advance(seconds{100});
     ASSERT_TRUE(h.service->validate(active.session_token.reveal())) << i;
   }
-  EXPECT_EQ(h.service->validate(idle.session_token.reveal()).error().code,
-            ErrorCode::session_idle_timeout);
+  EXPECT_THAT(h.service->validate(idle.session_token.reveal()),
+              FailsWith(ErrorCode::session_idle_timeout));
   h.clock.advance(seconds{600});
-  EXPECT_EQ(h.service->validate(active.session_token.reveal()).error().code,
-            ErrorCode::session_idle_timeout);
+  EXPECT_THAT(h.service->validate(active.session_token.reveal()),
+              FailsWith(ErrorCode::session_idle_timeout));
 }
 
 TEST_P(StoreConformance, ThousandValidationsInsideOneTouchIntervalWriteAtMostOnce) {
@@ -186,10 +186,10 @@ TEST_P(StoreConformance, FingerprintMismatchRevokesTheSession) {
   EXPECT_EQ(issued->session.metadata.fingerprint_digest.find("firefox"), std::string::npos);
   const auto tok = issued->session_token.reveal();
   EXPECT_TRUE(h.service->validate(tok, "ua=firefox;tls=abc"));
-  EXPECT_EQ(h.service->validate(tok, "ua=chrome;tls=abc").error().code,
-            ErrorCode::fingerprint_mismatch);
-  EXPECT_EQ(h.service->validate(tok, "ua=firefox;tls=abc").error().code,
-            ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->validate(tok, "ua=chrome;tls=abc"),
+              FailsWith(ErrorCode::fingerprint_mismatch));
+  EXPECT_THAT(h.service->validate(tok, "ua=firefox;tls=abc"),
+              FailsWith(ErrorCode::session_revoked));
   auto s = h.store.find(issued->session.id);
   EXPECT_EQ((*s)->revoke_reason, "fingerprint_mismatch");
 }
@@ -209,8 +209,8 @@ TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
   auto fourth = h.issue();
   ASSERT_EQ(fourth.evicted.size(), 1u);
   EXPECT_EQ(fourth.evicted[0], s[1].session.id);
-  EXPECT_EQ(h.service->validate(s[1].session_token.reveal()).error().code,
-            ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->validate(s[1].session_token.reveal()),
+              FailsWith(ErrorCode::session_revoked));
   EXPECT_TRUE(h.service->validate(s[0].session_token.reveal()));
   EXPECT_TRUE(h.service->validate(s[2].session_token.reveal()));
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
@@ -225,13 +225,13 @@ TEST_P(StoreConformance, RenewWithCurrentTokenRotatesToTheNextGeneration) {
   const std::string t0(issued.tokens->refresh_token.reveal());
   h.clock.advance(seconds{60});
   auto r1 = h.service->renew(t0);
-  ASSERT_TRUE(r1) << r1.error();
+  ASSERT_THAT(r1, Succeeds());
   EXPECT_EQ(r1->session.generation, 1u);
   EXPECT_NE(r1->tokens.refresh_token.reveal(), t0);
   EXPECT_NE(r1->tokens.access_token, issued.tokens->access_token);
   h.clock.advance(seconds{60});
   auto r2 = h.service->renew(r1->tokens.refresh_token.reveal());
-  ASSERT_TRUE(r2) << r2.error();
+  ASSERT_THAT(r2, Succeeds());
   EXPECT_EQ(r2->session.generation, 2u);
   EXPECT_EQ((*h.store.find(issued.session.id))->generation, 2u);
 }
@@ -244,7 +244,7 @@ TEST_P(StoreConformance, RenewWithPreviousTokenInsideGraceReturnsSameSuccessor) 
   ASSERT_TRUE(r1);
   h.clock.advance(seconds{9});
   auto again = h.service->renew(t0);
-  ASSERT_TRUE(again) << again.error();
+  ASSERT_THAT(again, Succeeds());
   EXPECT_EQ(again->tokens.refresh_token, r1->tokens.refresh_token);
   EXPECT_NE(again->tokens.access_token, r1->tokens.access_token) << "a fresh access token";
   EXPECT_EQ((*h.store.find(issued.session.id))->generation, 1u) << "no new generation";
@@ -258,9 +258,9 @@ TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
   auto r1 = h.service->renew(t0);
   ASSERT_TRUE(r1);
   h.clock.advance(seconds{10});
-  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
-  EXPECT_EQ(h.service->renew(r1->tokens.refresh_token.reveal()).error().code,
-            ErrorCode::session_revoked)
+  EXPECT_THAT(h.service->renew(t0), FailsWith(ErrorCode::refresh_token_reused));
+  EXPECT_THAT(h.service->renew(r1->tokens.refresh_token.reveal()),
+              FailsWith(ErrorCode::session_revoked))
       << "the successor stops working";
   auto s = *h.store.find(issued.session.id);
   EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
@@ -273,9 +273,9 @@ TEST_P(StoreConformance, RenewWithAnOlderTokenRevokesTheFamilyEvenInsideGrace) {
   auto r1 = h.service->renew(t0);
   auto r2 = h.service->renew(r1->tokens.refresh_token.reveal());
   ASSERT_TRUE(r2);
-  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
-  EXPECT_EQ(h.service->renew(r2->tokens.refresh_token.reveal()).error().code,
-            ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->renew(t0), FailsWith(ErrorCode::refresh_token_reused));
+  EXPECT_THAT(h.service->renew(r2->tokens.refresh_token.reveal()),
+              FailsWith(ErrorCode::session_revoked));
   bool saw = false;
   for (const auto& line : h.audit.lines())
     saw = saw || line.find("\"replay_detected\"") != std::string::npos;
@@ -292,23 +292,23 @@ TEST_P(StoreConformance, ReplayDaysLaterIsStillRecognised) {
     r = h.service->renew(r->tokens.refresh_token.reveal());
     ASSERT_TRUE(r);
   }
-  EXPECT_EQ(h.service->renew(t0).error().code, ErrorCode::refresh_token_reused);
+  EXPECT_THAT(h.service->renew(t0), FailsWith(ErrorCode::refresh_token_reused));
 }
 
 TEST_P(StoreConformance, RenewRejectsUnknownRevokedAndExpiredWithTheirOwnCodes) {
   SessionPolicy p;
   p.session_ttl = seconds{1000};
   Harness h(GetParam(), p);
-  EXPECT_EQ(h.service->renew("tsr_nope").error().code, ErrorCode::invalid_token);
-  EXPECT_EQ(h.service->renew("tsr_" + std::string(43, 'A')).error().code, ErrorCode::invalid_token);
+  EXPECT_THAT(h.service->renew("tsr_nope"), FailsWith(ErrorCode::invalid_token));
+  EXPECT_THAT(h.service->renew("tsr_" + std::string(43, 'A')), FailsWith(ErrorCode::invalid_token));
   auto a = h.issue("a", SessionMode::token);
   ASSERT_EQ(h.service->logout(a.tokens->refresh_token.reveal(), RevokeScope::session), 1u);
-  EXPECT_EQ(h.service->renew(a.tokens->refresh_token.reveal()).error().code,
-            ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->renew(a.tokens->refresh_token.reveal()),
+              FailsWith(ErrorCode::session_revoked));
   auto b = h.issue("b", SessionMode::token);
   h.clock.advance(seconds{1000});
-  EXPECT_EQ(h.service->renew(b.tokens->refresh_token.reveal()).error().code,
-            ErrorCode::session_expired);
+  EXPECT_THAT(h.service->renew(b.tokens->refresh_token.reveal()),
+              FailsWith(ErrorCode::session_expired));
 }
 
 TEST_P(StoreConformance, RefreshTokenNeverOutlivesTheSessionAndAccessTokenNeither) {
@@ -335,8 +335,8 @@ TEST_P(StoreConformance, LogoutScopesRevokeWhatTheySay) {
   EXPECT_EQ(h.service->logout(a1.session_token.reveal(), RevokeScope::session), 0u) << "idempotent";
   // others, presented with an access token
   EXPECT_EQ(h.service->logout(a2.tokens->access_token.reveal(), RevokeScope::others), 1u);
-  EXPECT_EQ(h.service->validate(a3.session_token.reveal()).error().code,
-            ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->validate(a3.session_token.reveal()),
+              FailsWith(ErrorCode::session_revoked));
   EXPECT_TRUE(h.service->renew(a2.tokens->refresh_token.reveal()));
   // all: bumps the epoch too
   EXPECT_EQ(*h.service->epoch("alice"), 0u);
@@ -346,8 +346,8 @@ TEST_P(StoreConformance, LogoutScopesRevokeWhatTheySay) {
   EXPECT_TRUE(h.service->list("alice")->empty());
   EXPECT_TRUE(h.service->validate(b1.session_token.reveal())) << "bob is untouched";
   // garbage is an error, a well-formed unknown token is a no-op
-  EXPECT_EQ(h.service->logout("nonsense", RevokeScope::session).error().code,
-            ErrorCode::invalid_token);
+  EXPECT_THAT(h.service->logout("nonsense", RevokeScope::session),
+              FailsWith(ErrorCode::invalid_token));
   EXPECT_EQ(h.service->logout("tss_" + std::string(43, 'A'), RevokeScope::session), 0u);
 }
 
@@ -355,7 +355,7 @@ TEST_P(StoreConformance, LogoutFamilyEndsRotatedSessionsOfTheSameLogin) {
   Harness h(GetParam());
   auto a = h.issue("alice");
   auto rotated = h.service->rotate_session(a.session_token.reveal());
-  ASSERT_TRUE(rotated) << rotated.error();
+  ASSERT_THAT(rotated, Succeeds());
   auto other = h.issue("alice");
   EXPECT_EQ(h.service->logout(rotated->session_token.reveal(), RevokeScope::family), 1u);
   EXPECT_TRUE(h.service->validate(other.session_token.reveal()));
@@ -365,13 +365,13 @@ TEST_P(StoreConformance, RevokeByIdChecksOwnership) {
   Harness h(GetParam());
   auto a = h.issue("alice");
   auto b = h.issue("bob");
-  EXPECT_EQ(h.service->revoke("alice", b.session.id).error().code, ErrorCode::session_not_found);
-  EXPECT_EQ(h.service->revoke("alice", "01ARZ3NDEKTSV4RRFFQ69G5FAV").error().code,
-            ErrorCode::session_not_found);
+  EXPECT_THAT(h.service->revoke("alice", b.session.id), FailsWith(ErrorCode::session_not_found));
+  EXPECT_THAT(h.service->revoke("alice", "01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+              FailsWith(ErrorCode::session_not_found));
   EXPECT_TRUE(h.service->validate(b.session_token.reveal()));
   EXPECT_EQ(h.service->revoke("alice", a.session.id), 1u);
   EXPECT_EQ(h.service->revoke("alice", a.session.id), 0u);
-  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->validate(a.session_token.reveal()), FailsWith(ErrorCode::session_revoked));
 }
 
 TEST_P(StoreConformance, RevokeAllButOne) {
@@ -430,12 +430,12 @@ TEST_P(StoreConformance, RotateSessionStaysInTheFamilyWithTheSameExpiry) {
   auto a = h.issue();
   h.clock.advance(seconds{100});
   auto r = h.service->rotate_session(a.session_token.reveal());
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_NE(r->session.id, a.session.id);
   EXPECT_EQ(r->session.family_id, a.session.family_id);
   EXPECT_EQ(r->session.expires_at, a.session.expires_at);
   EXPECT_NE(r->session_token, a.session_token);
-  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::session_revoked);
+  EXPECT_THAT(h.service->validate(a.session_token.reveal()), FailsWith(ErrorCode::session_revoked));
   EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, "rotated");
   EXPECT_TRUE(h.service->validate(r->session_token.reveal()));
 }
@@ -465,7 +465,7 @@ TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   auto svc2 = h.with_ring(v12);
   ASSERT_TRUE(svc2->validate(a.session_token.reveal()));  // found under v1, re-keyed to v2
   auto r = svc2->renew(t.tokens->refresh_token.reveal());
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   const LookupKeyRing v2 = make_ring({{2, 'b'}});
   auto svc3 = h.with_ring(v2);
   EXPECT_TRUE(svc3->validate(a.session_token.reveal()))
@@ -507,15 +507,15 @@ TEST_P(StoreConformance, StoreFailuresAreStoreUnavailableNeverAWrongAnswer) {
   auto a = h.issue();
   auto t = h.issue("alice", SessionMode::token);
   h.store.fail_reads = true;
-  EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code,
-            ErrorCode::store_unavailable);
-  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code,
-            ErrorCode::store_unavailable);
+  EXPECT_THAT(h.service->validate(a.session_token.reveal()),
+              FailsWith(ErrorCode::store_unavailable));
+  EXPECT_THAT(h.service->renew(t.tokens->refresh_token.reveal()),
+              FailsWith(ErrorCode::store_unavailable));
   h.store.fail_reads = false;
   h.store.fail_writes = true;
-  EXPECT_EQ(h.service->renew(t.tokens->refresh_token.reveal()).error().code,
-            ErrorCode::store_unavailable);
-  EXPECT_EQ(h.service->issue({.subject = "x"}).error().code, ErrorCode::store_unavailable);
+  EXPECT_THAT(h.service->renew(t.tokens->refresh_token.reveal()),
+              FailsWith(ErrorCode::store_unavailable));
+  EXPECT_THAT(h.service->issue({.subject = "x"}), FailsWith(ErrorCode::store_unavailable));
   h.store.fail_writes = false;
   EXPECT_TRUE(h.service->renew(t.tokens->refresh_token.reveal()))
       << "a failed rotation left nothing behind";
@@ -542,7 +542,7 @@ TEST_P(StoreConformance, ConcurrentRenewalsOfOneTokenConvergeOnOneSuccessor) {
     for (auto& th : threads) th.join();
     std::set<std::string> successors;
     for (const auto& r : results) {
-      ASSERT_TRUE(r) << "round " << round << ": " << r.error();
+      ASSERT_THAT(r, Succeeds()) << "round " << round;
       successors.emplace(r->tokens.refresh_token.reveal());
     }
     ASSERT_EQ(successors.size(), 1u) << "round " << round;
@@ -588,9 +588,9 @@ TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
     EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
     for (const auto& t : handed_out) {
       auto r = h.service->renew(t);
-      ASSERT_FALSE(r) << "a token of a revoked family still renews";
-      EXPECT_TRUE(r.error().code == ErrorCode::session_revoked ||
-                  r.error().code == ErrorCode::refresh_token_reused);
+      EXPECT_THAT(r, ::testing::AnyOf(FailsWith(ErrorCode::session_revoked),
+                                      FailsWith(ErrorCode::refresh_token_reused)))
+          << "a token of a revoked family still renews";
     }
   }
 }
@@ -635,15 +635,15 @@ TEST_P(StoreConformance, AConcurrentWriteThatFailsTakesNothingWithItAndLeavesNot
     for (int i = 0; i < kThreads; ++i) {
       const auto k = static_cast<std::size_t>(i);
       auto found = h.store.find(sessions[k].id);
-      ASSERT_TRUE(found) << found.error();
+      ASSERT_THAT(found, Succeeds());
       if (i % 2 == 1) {
-        ASSERT_TRUE(results[k]) << "round " << round << ": " << results[k].error();
+        ASSERT_THAT(results[k], Succeeds()) << "round " << round;
       }
       if (results[k]) {
         EXPECT_TRUE(found->has_value()) << "a reported write is missing, round " << round;
         even_won += i % 2 == 0;
       } else {
-        EXPECT_EQ(results[k].error().code, ErrorCode::invalid_request);
+        EXPECT_THAT(results[k], FailsWith(ErrorCode::invalid_request));
         EXPECT_FALSE(found->has_value()) << "a failed write left its session row, round " << round;
       }
     }

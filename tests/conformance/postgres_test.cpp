@@ -13,6 +13,7 @@
 #include <cstdlib>
 
 #include "harness.hpp"
+#include "result_matchers.hpp"
 #include "store_conformance.hpp"
 #include "tessera/postgres_store.hpp"
 
@@ -61,18 +62,16 @@ INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformance, ::testing::Values(postgres_
                          factory_name);
 
 TEST(PostgresStore, RefusesABadSchemaNameAndAnEmptyUrl) {
-  EXPECT_EQ(open_postgres_store({.url = ""}).error().code, ErrorCode::config_invalid);
-  EXPECT_EQ(
-      open_postgres_store({.url = "postgresql://x", .schema = "a; DROP TABLE x"}).error().code,
-      ErrorCode::config_invalid);
+  EXPECT_THAT(open_postgres_store({.url = ""}), FailsWith(ErrorCode::config_invalid));
+  EXPECT_THAT(open_postgres_store({.url = "postgresql://x", .schema = "a; DROP TABLE x"}),
+              FailsWith(ErrorCode::config_invalid));
 }
 
 TEST(PostgresStore, AnUnreachableServerIsStoreUnavailable) {
   // Port 1 on loopback: nothing listens there.
   auto s = open_postgres_store({.url = "postgresql://postgres@127.0.0.1:1/postgres",
                                 .connect_timeout = std::chrono::seconds{2}});
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, ErrorCode::store_unavailable);
+  ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));
 }
 
 TEST(PostgresStore, RefusesADatabaseFromANewerSchema) {
@@ -93,8 +92,7 @@ TEST(PostgresStore, RefusesADatabaseFromANewerSchema) {
                   postgres_url(), schema, kPostgresSchemaVersion + 1);
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto s = open_postgres_store({.url = postgres_url(), .schema = schema});
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, ErrorCode::store_unavailable);
+  ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));
   EXPECT_NE(s.error().detail.find("newer"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
@@ -168,24 +166,23 @@ TEST(PostgresStore, AnOutageIsStoreUnavailableAndServiceResumesByItself) {
   }
   OwnPostgres pg;
   auto store = open_postgres_store({.url = pg.url(), .connect_timeout = std::chrono::seconds{2}});
-  ASSERT_TRUE(store) << store.error();
+  ASSERT_THAT(store, Succeeds());
   ASSERT_EQ(*(*store)->bump_epoch("alice"), 1u);
 
   pg.kill();
   for (int i = 0; i < 3; ++i) {
     auto during = (*store)->epoch("alice");
-    ASSERT_FALSE(during) << "answered while the server is down";
-    EXPECT_EQ(during.error().code, ErrorCode::store_unavailable) << during.error();
+    ASSERT_THAT(during, FailsWith(ErrorCode::store_unavailable))
+        << "answered while the server is down";
     auto write = (*store)->bump_epoch("alice");
-    ASSERT_FALSE(write);
-    EXPECT_EQ(write.error().code, ErrorCode::store_unavailable) << write.error();
+    ASSERT_THAT(write, FailsWith(ErrorCode::store_unavailable));
   }
 
   pg.start();
   // The first read after the restart already succeeds: the dead pooled
   // connection is replaced and the read retried once.
   auto after = (*store)->epoch("alice");
-  ASSERT_TRUE(after) << after.error();
+  ASSERT_THAT(after, Succeeds());
   EXPECT_EQ(*after, 1u);
   EXPECT_EQ(*(*store)->bump_epoch("alice"), 2u);
 }

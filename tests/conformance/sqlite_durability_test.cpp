@@ -2,6 +2,7 @@
 // against a SQLite file and reports each committed result on a pipe; the
 // parent SIGKILLs it mid-stream and reopens the file. Every reported result
 // must be there, and the file must pass PRAGMA integrity_check.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "harness.hpp"
+#include "result_matchers.hpp"
 #include "tessera/sqlite_store.hpp"
 
 namespace tessera::testing {
@@ -76,7 +78,7 @@ TEST_P(SqliteDurability, EveryReportedCommitSurvivesKill9) {
   ASSERT_GE(lines, 150);
 
   auto store = open_sqlite_store(db);
-  ASSERT_TRUE(store) << store.error();
+  ASSERT_THAT(store, Succeeds());
   std::istringstream in(got.substr(0, got.rfind('\n') + 1));
   std::string id;
   std::uint64_t gen = 0;
@@ -118,16 +120,14 @@ TEST(SqliteStore, RefusesADatabaseFromANewerSchema) {
   ASSERT_EQ(sqlite3_exec(raw, "PRAGMA user_version = 99", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   auto s = open_sqlite_store(dir / "x.db");
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, ErrorCode::store_unavailable);
+  ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));
   EXPECT_NE(s.error().detail.find("newer"), std::string::npos);
   std::filesystem::remove_all(dir);
 }
 
 TEST(SqliteStore, UnopenablePathIsStoreUnavailable) {
   auto s = open_sqlite_store("/nonexistent-dir/for/sure/x.db");
-  ASSERT_FALSE(s);
-  EXPECT_EQ(s.error().code, ErrorCode::store_unavailable);
+  ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));
 }
 
 }  // namespace

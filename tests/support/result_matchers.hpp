@@ -15,6 +15,17 @@
 
 #include "tessera/error.hpp"
 
+namespace tessera {
+
+// How GoogleTest prints a Result or Status (found by argument-dependent
+// lookup through Error): its outcome, never a byte dump of the value.
+template <class T>
+void PrintTo(const std::expected<T, Error>& result, std::ostream* os) {
+  *os << (result.has_value() ? "a Result holding a value" : "a Result holding an error");
+}
+
+}  // namespace tessera
+
 namespace tessera::testing {
 
 // Matches a failed Result<T>/Status whose error code is `code`.

@@ -1,12 +1,17 @@
 #include "tessera/error.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
 #include <sstream>
 
+#include "result_matchers.hpp"
+
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
 
 TEST(ErrorCode, EveryCodeHasAUniqueSnakeCaseNameThatRoundTrips) {
   std::set<std::string_view> names;
@@ -57,8 +62,7 @@ TEST(Error, PrintsCodeAndDetail) {
   os << Error{ErrorCode::token_expired, "token has expired"};
   EXPECT_EQ(os.str(), "token_expired: token has expired");
   Result<int> r = fail(ErrorCode::internal);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ErrorCode::internal);
+  ASSERT_THAT(r, FailsWith(ErrorCode::internal));
 }
 
 }  // namespace

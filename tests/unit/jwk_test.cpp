@@ -1,12 +1,17 @@
 #include "tessera/jwk.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/key_set.hpp"
 
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 TEST(Algorithm, ParsesOnlyTheAllowList) {
   for (Algorithm alg : kAllAlgorithms) EXPECT_EQ(algorithm_from_string(to_string(alg)), alg);
@@ -19,12 +24,12 @@ class KeyPerAlgorithm : public ::testing::TestWithParam<Algorithm> {};
 
 TEST_P(KeyPerAlgorithm, GeneratedKeyRoundTripsThroughItsPrivateJwk) {
   auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
-  ASSERT_TRUE(key) << key.error();
+  ASSERT_THAT(key, Succeeds());
   EXPECT_EQ(key->kid(), "k1");
   EXPECT_EQ(key->algorithm(), GetParam());
   EXPECT_TRUE(key->has_private());
   auto again = Key::from_jwk(key->private_jwk());
-  ASSERT_TRUE(again) << again.error();
+  ASSERT_THAT(again, Succeeds());
   auto sig = key->sign("message");
   ASSERT_TRUE(sig);
   EXPECT_TRUE(again->verify("message", as_bytes(*sig)));
@@ -45,7 +50,7 @@ TEST_P(KeyPerAlgorithm, PublicJwkHoldsNoPrivateMaterial) {
   auto pub_key = Key::from_jwk(*pub);
   ASSERT_TRUE(pub_key);
   EXPECT_FALSE(pub_key->has_private());
-  EXPECT_EQ(pub_key->sign("x").error().code, ErrorCode::key_invalid);
+  EXPECT_THAT(pub_key->sign("x"), FailsWith(ErrorCode::key_invalid));
   auto sig = key->sign("m");
   EXPECT_TRUE(pub_key->verify("m", as_bytes(*sig)));
 }
@@ -75,8 +80,7 @@ TEST(Jwk, RefusesMalformedAndMismatchedKeys) {
   };
   for (const char* text : bad) {
     auto key = Key::from_jwk(text);
-    ASSERT_FALSE(key) << text;
-    EXPECT_EQ(key.error().code, ErrorCode::key_invalid) << text;
+    ASSERT_THAT(key, FailsWith(ErrorCode::key_invalid)) << text;
   }
 }
 
@@ -101,7 +105,7 @@ TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
     EXPECT_EQ(jwks.find(fragment), std::string::npos);
   }
   auto parsed = KeySet::from_jwks(jwks);
-  ASSERT_TRUE(parsed) << parsed.error();
+  ASSERT_THAT(parsed, Succeeds());
   EXPECT_EQ(parsed->entries().size(), 2u);
   EXPECT_NE(parsed->find("ed"), nullptr);
   EXPECT_NE(parsed->find("ec"), nullptr);
@@ -115,7 +119,7 @@ TEST(KeySet, PrivateJwksRoundTripsStates) {
   ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "b", rnd), KeyState::next));
   ASSERT_TRUE(set.activate("b", UnixSeconds{std::chrono::seconds{1000}}));
   auto again = KeySet::from_jwks(set.private_jwks());
-  ASSERT_TRUE(again) << again.error();
+  ASSERT_THAT(again, Succeeds());
   ASSERT_EQ(again->entries().size(), 2u);
   EXPECT_EQ(again->active()->kid(), "b");
   EXPECT_EQ(again->entries()[0].state, KeyState::retired);
@@ -145,8 +149,8 @@ TEST(KeySet, RefusesDuplicateKidsTwoActiveKeysAndBadActivations) {
   ASSERT_TRUE(set.add(*Key::generate(Algorithm::EdDSA, "a", rnd), KeyState::active));
   EXPECT_FALSE(set.add(*Key::generate(Algorithm::ES256, "a", rnd), KeyState::next));
   EXPECT_FALSE(set.add(*Key::generate(Algorithm::ES256, "b", rnd), KeyState::active));
-  EXPECT_EQ(set.activate("zzz", UnixSeconds{}).error().code, ErrorCode::key_not_found);
-  EXPECT_EQ(set.activate("a", UnixSeconds{}).error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(set.activate("zzz", UnixSeconds{}), FailsWith(ErrorCode::key_not_found));
+  EXPECT_THAT(set.activate("a", UnixSeconds{}), FailsWith(ErrorCode::invalid_request));
   auto pub = Key::from_jwk(*Key::generate(Algorithm::EdDSA, "p", rnd)->public_jwk());
   EXPECT_FALSE(set.add(*pub, KeyState::active));
 }
@@ -154,13 +158,12 @@ TEST(KeySet, RefusesDuplicateKidsTwoActiveKeysAndBadActivations) {
 TEST(KeySet, FromJwksSkipsUnknownKeyTypesButRefusesBrokenOnes) {
   auto set = KeySet::from_jwks(R"({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},
       {"kty":"OKP","crv":"Ed25519","kid":"ok","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})");
-  ASSERT_TRUE(set) << set.error();
+  ASSERT_THAT(set, Succeeds());
   EXPECT_EQ(set->entries().size(), 1u);
   for (const char* bad : {R"({"keys":{}})", R"({})", R"({"keys":[1]})",
                           R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ok","x":"AA"}]})"}) {
     auto r = KeySet::from_jwks(bad);
-    ASSERT_FALSE(r) << bad;
-    EXPECT_EQ(r.error().code, ErrorCode::key_invalid);
+    ASSERT_THAT(r, FailsWith(ErrorCode::key_invalid)) << bad;
   }
 }
 

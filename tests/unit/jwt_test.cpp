@@ -1,11 +1,16 @@
 #include "tessera/jwt.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 using std::chrono::seconds;
 
@@ -58,9 +63,9 @@ TEST_P(JwtPerAlgorithm, SignedTokenVerifiesWithEveryClaimIntact) {
   c.nbf = kNow - seconds{5};
   c.custom = R"({"roles":["admin","dev"],"tenant":"acme"})";
   auto token = sign_jwt(key_, c);
-  ASSERT_TRUE(token) << token.error();
+  ASSERT_THAT(token, Succeeds());
   auto v = verify_jwt(*token, keys_, options(), kNow);
-  ASSERT_TRUE(v) << v.error();
+  ASSERT_THAT(v, Succeeds());
   EXPECT_EQ(v->alg, GetParam());
   EXPECT_EQ(v->kid, "k1");
   EXPECT_EQ(v->claims.sub, "alice");
@@ -99,10 +104,9 @@ class JwtChecks : public ::testing::Test {
     ASSERT_TRUE(keys_.add(ed_, KeyState::active));
     ASSERT_TRUE(keys_.add(ec_, KeyState::next));
   }
-  ErrorCode code_of(std::string_view token, UnixSeconds now = kNow, VerifyOptions o = options()) {
-    auto v = verify_jwt(token, keys_, o, now);
-    EXPECT_FALSE(v) << "expected a failure";
-    return v ? ErrorCode::internal : v.error().code;
+  Result<VerifiedJwt> verified(std::string_view token, UnixSeconds now = kNow,
+                               VerifyOptions o = options()) {
+    return verify_jwt(token, keys_, o, now);
   }
   Key ed_ = *Key::generate(Algorithm::EdDSA, "ed", CsprngRandom::instance());
   Key ec_ = *Key::generate(Algorithm::ES256, "ec", CsprngRandom::instance());
@@ -112,10 +116,10 @@ class JwtChecks : public ::testing::Test {
 TEST_F(JwtChecks, ExpiryHonoursLeeway) {
   auto token = *sign_jwt(ed_, base_claims());
   EXPECT_TRUE(verify_jwt(token, keys_, options(), kNow + seconds{929}));
-  EXPECT_EQ(code_of(token, kNow + seconds{930}), ErrorCode::token_expired);
+  EXPECT_THAT(verified(token, kNow + seconds{930}), FailsWith(ErrorCode::token_expired));
   VerifyOptions strict = options();
   strict.leeway = seconds{0};
-  EXPECT_EQ(code_of(token, kNow + seconds{900}, strict), ErrorCode::token_expired);
+  EXPECT_THAT(verified(token, kNow + seconds{900}, strict), FailsWith(ErrorCode::token_expired));
   EXPECT_TRUE(verify_jwt(token, keys_, strict, kNow + seconds{899}));
 }
 
@@ -123,26 +127,26 @@ TEST_F(JwtChecks, NotBeforeAndFutureIssuedAtHonourLeeway) {
   JwtClaims c = base_claims();
   c.nbf = kNow + seconds{60};
   auto token = *sign_jwt(ed_, c);
-  EXPECT_EQ(code_of(token, kNow + seconds{29}), ErrorCode::token_not_yet_valid);
+  EXPECT_THAT(verified(token, kNow + seconds{29}), FailsWith(ErrorCode::token_not_yet_valid));
   EXPECT_TRUE(verify_jwt(token, keys_, options(), kNow + seconds{30}));
 
   JwtClaims f = base_claims();
   f.iat = kNow + seconds{100};
   f.exp = kNow + seconds{1000};
-  EXPECT_EQ(code_of(*sign_jwt(ed_, f)), ErrorCode::token_not_yet_valid);
+  EXPECT_THAT(verified(*sign_jwt(ed_, f)), FailsWith(ErrorCode::token_not_yet_valid));
 }
 
 TEST_F(JwtChecks, IssuerAndAudienceMustMatch) {
   JwtClaims c = base_claims();
   c.iss = "https://evil.example";
-  EXPECT_EQ(code_of(*sign_jwt(ed_, c)), ErrorCode::issuer_mismatch);
+  EXPECT_THAT(verified(*sign_jwt(ed_, c)), FailsWith(ErrorCode::issuer_mismatch));
   c = base_claims();
   c.aud = {"other", "api2"};
-  EXPECT_EQ(code_of(*sign_jwt(ed_, c)), ErrorCode::audience_mismatch);
+  EXPECT_THAT(verified(*sign_jwt(ed_, c)), FailsWith(ErrorCode::audience_mismatch));
   c.aud = {"other", "api"};  // array containing ours
   EXPECT_TRUE(verify_jwt(*sign_jwt(ed_, c), keys_, options(), kNow));
   c.aud = {};
-  EXPECT_EQ(code_of(*sign_jwt(ed_, c)), ErrorCode::audience_mismatch);
+  EXPECT_THAT(verified(*sign_jwt(ed_, c)), FailsWith(ErrorCode::audience_mismatch));
 }
 
 TEST_F(JwtChecks, AudienceMayBeAStringOrAnArray) {
@@ -157,11 +161,11 @@ TEST_F(JwtChecks, AudienceMayBeAStringOrAnArray) {
           ed_, h,
           R"({"sub":"a","iss":"https://auth.example","aud":["x","api"],"exp":1700000900,"iat":1700000000})"),
       keys_, options(), kNow));
-  EXPECT_EQ(
-      code_of(craft(
+  EXPECT_THAT(
+      verified(craft(
           ed_, h,
           R"({"sub":"a","iss":"https://auth.example","aud":7,"exp":1700000900,"iat":1700000000})")),
-      ErrorCode::invalid_token);
+      FailsWith(ErrorCode::invalid_token));
 }
 
 TEST_F(JwtChecks, RequiredClaimsAndClaimTypesAreEnforced) {
@@ -179,7 +183,7 @@ TEST_F(JwtChecks, RequiredClaimsAndClaimTypesAreEnforced) {
       R"({"sub":"a",)",
   };
   for (const char* payload : bad)
-    EXPECT_EQ(code_of(craft(ed_, h, payload)), ErrorCode::invalid_token) << payload;
+    EXPECT_THAT(verified(craft(ed_, h, payload)), FailsWith(ErrorCode::invalid_token)) << payload;
   // A fractional NumericDate is allowed (RFC 7519 §2).
   EXPECT_TRUE(verify_jwt(
       craft(
@@ -191,9 +195,10 @@ TEST_F(JwtChecks, RequiredClaimsAndClaimTypesAreEnforced) {
 TEST_F(JwtChecks, TypMustBeAtJwt) {
   const std::string p =
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})";
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed"})", p)), ErrorCode::token_type_invalid);
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p)),
-            ErrorCode::token_type_invalid);
+  EXPECT_THAT(verified(craft(ed_, R"({"alg":"EdDSA","kid":"ed"})", p)),
+              FailsWith(ErrorCode::token_type_invalid));
+  EXPECT_THAT(verified(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"JWT"})", p)),
+              FailsWith(ErrorCode::token_type_invalid));
   EXPECT_TRUE(verify_jwt(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"application/AT+JWT"})", p),
                          keys_, options(), kNow));
   VerifyOptions lax = options();
@@ -207,13 +212,13 @@ TEST_F(JwtChecks, AlgNoneIsNotAllowed) {
       base64url_encode(std::string_view(R"({"sub":"a","exp":1700000900,"iat":1700000000})"));
   for (std::string_view alg : {"none", "None", "NONE", "nOnE"}) {
     const std::string h = base64url_encode(fmt_header(alg));
-    EXPECT_EQ(code_of(h + "." + p + "."), ErrorCode::algorithm_not_allowed) << alg;
+    EXPECT_THAT(verified(h + "." + p + "."), FailsWith(ErrorCode::algorithm_not_allowed)) << alg;
   }
-  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"alg":"RS256","kid":"ed"})")) + "." + p +
-                    ".AAAA"),
-            ErrorCode::algorithm_not_allowed);
-  EXPECT_EQ(code_of(base64url_encode(std::string_view(R"({"kid":"ed"})")) + "." + p + ".AAAA"),
-            ErrorCode::invalid_token);
+  EXPECT_THAT(verified(base64url_encode(std::string_view(R"({"alg":"RS256","kid":"ed"})")) + "." +
+                       p + ".AAAA"),
+              FailsWith(ErrorCode::algorithm_not_allowed));
+  EXPECT_THAT(verified(base64url_encode(std::string_view(R"({"kid":"ed"})")) + "." + p + ".AAAA"),
+              FailsWith(ErrorCode::invalid_token));
 }
 
 TEST_F(JwtChecks, Hs256SignedWithAPublicKeyAsSecretIsAnAlgorithmMismatch) {
@@ -228,7 +233,7 @@ TEST_F(JwtChecks, Hs256SignedWithAPublicKeyAsSecretIsAnAlgorithmMismatch) {
     const std::string token = craft(
         *forged_key, R"({"alg":"HS256","kid":")" + victim->kid() + R"(","typ":"at+jwt"})",
         R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
-    EXPECT_EQ(code_of(token), ErrorCode::algorithm_mismatch);
+    EXPECT_THAT(verified(token), FailsWith(ErrorCode::algorithm_mismatch));
   }
 }
 
@@ -237,29 +242,30 @@ TEST_F(JwtChecks, KidPointingAtAKeyOfAnotherAlgorithmIsAnAlgorithmMismatch) {
   const std::string token = craft(
       ed_, R"({"alg":"EdDSA","kid":"ec","typ":"at+jwt"})",
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
-  EXPECT_EQ(code_of(token), ErrorCode::algorithm_mismatch);
+  EXPECT_THAT(verified(token), FailsWith(ErrorCode::algorithm_mismatch));
 }
 
 TEST_F(JwtChecks, UnknownOrMissingKidIsKeyNotFoundNotABadSignature) {
   auto other = *Key::generate(Algorithm::EdDSA, "stranger", CsprngRandom::instance());
-  EXPECT_EQ(code_of(*sign_jwt(other, base_claims())), ErrorCode::key_not_found);
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","typ":"at+jwt"})", R"({"sub":"a"})")),
-            ErrorCode::key_not_found);
+  EXPECT_THAT(verified(*sign_jwt(other, base_claims())), FailsWith(ErrorCode::key_not_found));
+  EXPECT_THAT(verified(craft(ed_, R"({"alg":"EdDSA","typ":"at+jwt"})", R"({"sub":"a"})")),
+              FailsWith(ErrorCode::key_not_found));
 }
 
 TEST_F(JwtChecks, WrongKeyWithTheRightKidIsABadSignature) {
   auto impostor = *Key::generate(Algorithm::EdDSA, "ed", CsprngRandom::instance());
-  EXPECT_EQ(code_of(*sign_jwt(impostor, base_claims())), ErrorCode::signature_invalid);
+  EXPECT_THAT(verified(*sign_jwt(impostor, base_claims())),
+              FailsWith(ErrorCode::signature_invalid));
 }
 
 TEST_F(JwtChecks, CritHeadersAreRefused) {
-  EXPECT_EQ(
-      code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":["b64"],"b64":false})",
-                    R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
-      ErrorCode::invalid_token);
-  EXPECT_EQ(code_of(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":[]})",
-                          R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
-            ErrorCode::invalid_token);
+  EXPECT_THAT(
+      verified(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":["b64"],"b64":false})",
+                     R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
+      FailsWith(ErrorCode::invalid_token));
+  EXPECT_THAT(verified(craft(ed_, R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","crit":[]})",
+                             R"({"sub":"a","exp":1700000900,"iat":1700000000})")),
+              FailsWith(ErrorCode::invalid_token));
 }
 
 TEST_F(JwtChecks, EmbeddedKeysInTheHeaderAreNeverTrusted) {
@@ -269,7 +275,7 @@ TEST_F(JwtChecks, EmbeddedKeysInTheHeaderAreNeverTrusted) {
       R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt","jwk":)" + *attacker.public_jwk() +
           R"(,"jku":"https://evil.example/jwks"})",
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
-  EXPECT_EQ(code_of(token), ErrorCode::signature_invalid);
+  EXPECT_THAT(verified(token), FailsWith(ErrorCode::signature_invalid));
 }
 
 TEST_F(JwtChecks, StructuralGarbageIsInvalidToken) {
@@ -294,38 +300,39 @@ TEST_F(JwtChecks, StructuralGarbageIsInvalidToken) {
            base64url_encode(std::string_view(R"({"alg":"EdDSA","kid":["ed"]})")) + good.substr(dot),
            std::string(1, '\0') + good,
        }) {
-    EXPECT_EQ(code_of(bad), ErrorCode::invalid_token) << bad;
+    EXPECT_THAT(verified(bad), FailsWith(ErrorCode::invalid_token)) << bad;
   }
-  EXPECT_EQ(code_of(good + "A"), ErrorCode::signature_invalid);  // still base64, wrong length
+  EXPECT_THAT(verified(good + "A"),
+              FailsWith(ErrorCode::signature_invalid));  // still base64, wrong length
 }
 
 TEST_F(JwtChecks, OversizedTokensAreRefusedBeforeParsing) {
   const std::string huge(kMaxTokenBytes + 1, 'a');
-  EXPECT_EQ(code_of(huge), ErrorCode::token_too_large);
+  EXPECT_THAT(verified(huge), FailsWith(ErrorCode::token_too_large));
   JwtClaims c = base_claims();
   c.custom = R"({"blob":")" + std::string(4000, 'x') + R"("})";
   auto big = sign_jwt(ed_, c);
   ASSERT_TRUE(big);
   VerifyOptions small = options();
   small.max_token_bytes = 1024;
-  EXPECT_EQ(code_of(*big, kNow, small), ErrorCode::token_too_large);
+  EXPECT_THAT(verified(*big, kNow, small), FailsWith(ErrorCode::token_too_large));
 }
 
 TEST_F(JwtChecks, CustomClaimsAreBoundedAndCannotShadowRegisteredOnes) {
   JwtClaims c = base_claims();
   c.custom = R"({"sub":"mallory"})";
-  EXPECT_EQ(sign_jwt(ed_, c).error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"({"sv":0})";
-  EXPECT_EQ(sign_jwt(ed_, c).error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"(["x"])";
-  EXPECT_EQ(sign_jwt(ed_, c).error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"({"x":")" + std::string(kMaxCustomClaimsBytes, 'x') + R"("})";
-  EXPECT_EQ(sign_jwt(ed_, c).error().code, ErrorCode::invalid_request);
+  EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
 }
 
 TEST_F(JwtChecks, PublicOnlyKeyCannotSign) {
   auto pub = *Key::from_jwk(*ed_.public_jwk());
-  EXPECT_EQ(sign_jwt(pub, base_claims()).error().code, ErrorCode::key_invalid);
+  EXPECT_THAT(sign_jwt(pub, base_claims()), FailsWith(ErrorCode::key_invalid));
 }
 
 TEST_F(JwtChecks, RetiredKeyStillVerifiesAfterRotation) {

@@ -1,14 +1,18 @@
 #include "tessera/lookup_key.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 
+#include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
 
 LookupKeyMaterial material(std::uint32_t version, char fill) {
   return {version, SecretString(std::string(32, fill))};
@@ -51,12 +55,11 @@ TEST(LookupKeyRing, SecretHashedUnderV1IsStillFoundAfterV2BecomesActive) {
 }
 
 TEST(LookupKeyRing, RefusesEmptyDuplicateAndShortKeys) {
-  EXPECT_EQ(LookupKeyRing::create({}).error().code, ErrorCode::config_invalid);
-  EXPECT_EQ(LookupKeyRing::create({material(1, 'a'), material(1, 'b')}).error().code,
-            ErrorCode::config_invalid);
+  EXPECT_THAT(LookupKeyRing::create({}), FailsWith(ErrorCode::config_invalid));
+  EXPECT_THAT(LookupKeyRing::create({material(1, 'a'), material(1, 'b')}),
+              FailsWith(ErrorCode::config_invalid));
   auto short_key = LookupKeyRing::create({{1, SecretString(std::string(31, 'a'))}});
-  ASSERT_FALSE(short_key);
-  EXPECT_EQ(short_key.error().code, ErrorCode::config_invalid);
+  ASSERT_THAT(short_key, FailsWith(ErrorCode::config_invalid));
 }
 
 TEST(LookupKeyRing, IsSafeToUseFromManyThreads) {

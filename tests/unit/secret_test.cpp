@@ -1,12 +1,17 @@
 #include "tessera/secret.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
 #include <sstream>
 
+#include "result_matchers.hpp"
+
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
 
 TEST(SecretString, RedactsItselfWhenPrinted) {
   const SecretString s("tss_super-secret");
@@ -63,12 +68,11 @@ TEST(Token, StrictParsingRejectsWrongPrefixLengthAlphabetAndNonCanonical) {
   bad.push_back(noncanonical);
   for (const auto& b : bad) {
     auto r = parse_token(TokenKind::session, b);
-    ASSERT_FALSE(r.has_value()) << b;
-    EXPECT_EQ(r.error().code, ErrorCode::invalid_token);
+    ASSERT_THAT(r, FailsWith(ErrorCode::invalid_token)) << b;
     EXPECT_EQ(r.error().detail.find(b.empty() ? "\x01" : b.substr(4, 10)), std::string::npos)
         << "detail echoes input";
   }
-  EXPECT_EQ(token_kind_of("xyz_abc").error().code, ErrorCode::invalid_token);
+  EXPECT_THAT(token_kind_of("xyz_abc"), FailsWith(ErrorCode::invalid_token));
 }
 
 }  // namespace

@@ -1,13 +1,17 @@
 #include "tessera/token_cipher.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <set>
 
+#include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 namespace {
+
+using tessera::testing::FailsWith;
 
 LookupKeyMaterial key(std::uint32_t version, char fill) {
   return {version, SecretString(std::string(32, fill))};
@@ -43,15 +47,14 @@ TEST(TokenCipher, TamperingWithAnyByteFailsToDecrypt) {
       Bytes t = raw;
       t[i] ^= flip;
       auto opened = cipher->open({sealed->key_version, base64url_encode(t)});
-      ASSERT_FALSE(opened) << "byte " << i;
-      EXPECT_EQ(opened.error().code, ErrorCode::decryption_failed);
+      ASSERT_THAT(opened, FailsWith(ErrorCode::decryption_failed)) << "byte " << i;
     }
   }
   Bytes truncated(raw.begin(), raw.end() - 1);
-  EXPECT_EQ(cipher->open({1, base64url_encode(truncated)}).error().code,
-            ErrorCode::decryption_failed);
-  EXPECT_EQ(cipher->open({1, "not base64!"}).error().code, ErrorCode::decryption_failed);
-  EXPECT_EQ(cipher->open({1, ""}).error().code, ErrorCode::decryption_failed);
+  EXPECT_THAT(cipher->open({1, base64url_encode(truncated)}),
+              FailsWith(ErrorCode::decryption_failed));
+  EXPECT_THAT(cipher->open({1, "not base64!"}), FailsWith(ErrorCode::decryption_failed));
+  EXPECT_THAT(cipher->open({1, ""}), FailsWith(ErrorCode::decryption_failed));
 }
 
 TEST(TokenCipher, AssociatedDataBindsTheCiphertext) {
@@ -59,8 +62,8 @@ TEST(TokenCipher, AssociatedDataBindsTheCiphertext) {
   ASSERT_TRUE(cipher);
   auto sealed = cipher->seal(SecretString("x"), "session-A");
   ASSERT_TRUE(sealed);
-  EXPECT_EQ(cipher->open(*sealed, "session-B").error().code, ErrorCode::decryption_failed);
-  EXPECT_EQ(cipher->open(*sealed).error().code, ErrorCode::decryption_failed);
+  EXPECT_THAT(cipher->open(*sealed, "session-B"), FailsWith(ErrorCode::decryption_failed));
+  EXPECT_THAT(cipher->open(*sealed), FailsWith(ErrorCode::decryption_failed));
 }
 
 TEST(TokenCipher, OldVersionsStillOpenAfterRotation) {
@@ -73,19 +76,18 @@ TEST(TokenCipher, OldVersionsStillOpenAfterRotation) {
   EXPECT_EQ(v2->open(*sealed)->reveal(), "old");
   EXPECT_EQ(v2->seal(SecretString("new"))->key_version, 2u);
   auto wrong_key = TokenCipher::create({key(1, 'z')}, CsprngRandom::instance());
-  EXPECT_EQ(wrong_key->open(*sealed).error().code, ErrorCode::decryption_failed);
-  EXPECT_EQ(v2->open({9, sealed->text}).error().code, ErrorCode::key_not_found);
+  EXPECT_THAT(wrong_key->open(*sealed), FailsWith(ErrorCode::decryption_failed));
+  EXPECT_THAT(v2->open({9, sealed->text}), FailsWith(ErrorCode::key_not_found));
 }
 
 TEST(TokenCipher, RefusesBadKeys) {
-  EXPECT_EQ(TokenCipher::create({}, CsprngRandom::instance()).error().code,
-            ErrorCode::config_invalid);
-  EXPECT_EQ(TokenCipher::create({{1, SecretString(std::string(16, 'a'))}}, CsprngRandom::instance())
-                .error()
-                .code,
-            ErrorCode::config_invalid);
-  EXPECT_EQ(TokenCipher::create({key(1, 'a'), key(1, 'b')}, CsprngRandom::instance()).error().code,
-            ErrorCode::config_invalid);
+  EXPECT_THAT(TokenCipher::create({}, CsprngRandom::instance()),
+              FailsWith(ErrorCode::config_invalid));
+  EXPECT_THAT(
+      TokenCipher::create({{1, SecretString(std::string(16, 'a'))}}, CsprngRandom::instance()),
+      FailsWith(ErrorCode::config_invalid));
+  EXPECT_THAT(TokenCipher::create({key(1, 'a'), key(1, 'b')}, CsprngRandom::instance()),
+              FailsWith(ErrorCode::config_invalid));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "tessera/verify_http.hpp"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,15 +13,20 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
+#include "result_matchers.hpp"
 #include "tessera/random.hpp"
 
 namespace tessera::verify {
 namespace {
 
 using namespace std::chrono_literals;
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 // Answers every request with `status` and `body` (and Cache-Control), one
 // request per connection.
@@ -108,14 +114,22 @@ std::string jwks_of(std::initializer_list<const char*> kids) {
   return set.public_jwks();
 }
 
-TEST(HttpJwksSource, NoKeysNoSource) {
+TEST(HttpJwksSource, NoKeysNoSourceAndAStartWithoutTheAuthorityIsJwksUnavailable) {
   ManualClock clock;
   CannedServer server;
   server.answer(503, "{}");
-  EXPECT_FALSE(HttpJwksSource::create(server.url("/jwks"), clock));
+  EXPECT_THAT(HttpJwksSource::create(server.url("/jwks"), clock),
+              FailsWith(ErrorCode::jwks_unavailable));
   server.answer(200, R"({"keys":[]})");
-  EXPECT_FALSE(HttpJwksSource::create(server.url("/jwks"), clock));
-  EXPECT_FALSE(HttpJwksSource::create("http://127.0.0.1:1/jwks", clock, {.timeout = 500ms}));
+  EXPECT_THAT(HttpJwksSource::create(server.url("/jwks"), clock),
+              FailsWith(ErrorCode::jwks_unavailable));
+  server.answer(200, "<html>not a key set</html>");
+  EXPECT_THAT(HttpJwksSource::create(server.url("/jwks"), clock),
+              FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_THAT(HttpJwksSource::create("http://127.0.0.1:1/jwks", clock, {.timeout = 500ms}),
+              FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_THAT(HttpJwksSource::create("ftp://127.0.0.1/jwks", clock),
+              FailsWith(ErrorCode::config_invalid));
 }
 
 TEST(HttpJwksSource, KeepsTheSetForItsMaxAgeAndRefetchesBeforeItEnds) {
@@ -123,7 +137,7 @@ TEST(HttpJwksSource, KeepsTheSetForItsMaxAgeAndRefetchesBeforeItEnds) {
   CannedServer server;
   server.answer(200, jwks_of({"k1"}), "public, max-age=120");
   auto source = HttpJwksSource::create(server.url("/jwks"), clock);
-  ASSERT_TRUE(source) << source.error();
+  ASSERT_THAT(source, Succeeds());
   EXPECT_NE((*source)->keys()->find("k1"), nullptr);
   EXPECT_EQ(server.requests(), 1);
   clock.advance(100s);  // inside max-age minus kRefetchBeforeExpiry
@@ -160,13 +174,146 @@ TEST(HttpJwksSource, AnUnknownKidLooksAgainAtMostOncePerInterval) {
   ASSERT_TRUE(source);
   server.answer(200, jwks_of({"k1", "k2"}), "max-age=3600");
   auto fresh = (*source)->refresh_for_unknown_kid();
-  ASSERT_NE(fresh, nullptr);
-  EXPECT_NE(fresh->find("k2"), nullptr);
-  EXPECT_EQ((*source)->refresh_for_unknown_kid(), nullptr);  // a flood of bad kids: no refetch
+  ASSERT_THAT(fresh, Succeeds());
+  ASSERT_NE(*fresh, nullptr);
+  EXPECT_NE((*fresh)->find("k2"), nullptr);
+  // A flood of bad kids: no refetch, the set of the latest look.
+  EXPECT_THAT((*source)->refresh_for_unknown_kid(), Succeeds());
   EXPECT_EQ(server.requests(), 2);
   clock.advance(30s);
-  EXPECT_NE((*source)->refresh_for_unknown_kid(), nullptr);
+  EXPECT_THAT((*source)->refresh_for_unknown_kid(), Succeeds());
   EXPECT_EQ(server.requests(), 3);
+}
+
+// The authority's side of a rotation: keys by kid, published as a JWKS.
+struct Authority {
+  Authority() {
+    for (const char* kid : {"k1", "k2"}) {
+      keys.emplace(kid, *Key::generate(Algorithm::EdDSA, kid, CsprngRandom::instance()));
+    }
+  }
+  std::string jwks(std::initializer_list<const char*> kids) const {
+    KeySet set;
+    for (const char* kid : kids) EXPECT_TRUE(set.add(keys.at(kid), KeyState::next));
+    return set.public_jwks();
+  }
+  std::string mint(const char* kid, const Clock& clock) const {
+    JwtClaims c;
+    c.iss = "https://auth.example";
+    c.sub = "alice";
+    c.aud = {"api"};
+    c.iat = clock.now();
+    c.exp = clock.now() + 900s;
+    return *sign_jwt(keys.at(kid), c);
+  }
+  std::map<std::string, Key> keys;
+};
+
+VerifierOptions verifier_options() {
+  return {.issuer = "https://auth.example", .audiences = {"api"}, .cache_entries = 0};
+}
+
+// Right after a rotation, a token signed with the new key meets a verifier
+// whose cached set predates it. If the JWKS cannot be fetched then, the
+// answer is "try again" (503), not "log in again" (401 key_not_found).
+TEST(HttpJwksSource, AnUnknownKidWhileTheAuthorityIsDownOrBrokenIsJwksUnavailable) {
+  struct Outage {
+    const char* name;
+    int status;  // 0: nothing listens
+    const char* body;
+  };
+  for (const Outage& outage :
+       {Outage{"down", 0, ""}, Outage{"HTTP 500", 500, "oops"}, Outage{"garbage", 200, "not json"},
+        Outage{"an empty set", 200, R"({"keys":[]})"}}) {
+    SCOPED_TRACE(outage.name);
+    ManualClock clock;
+    Authority authority;
+    auto server = std::make_optional<CannedServer>();
+    server->answer(200, authority.jwks({"k1"}), "max-age=3600");
+    const std::string url = server->url("/jwks");
+    auto source = HttpJwksSource::create(url, clock, {.timeout = 500ms}, 30s);
+    ASSERT_THAT(source, Succeeds());
+    AccessVerifier verifier(verifier_options(), **source, clock);
+    if (outage.status == 0) {
+      server.reset();
+    } else {
+      server->answer(outage.status, outage.body);
+    }
+    const auto r = verifier.verify(authority.mint("k2", clock));
+    EXPECT_THAT(r, FailsWith(ErrorCode::jwks_unavailable));
+    if (!r) {
+      const auto http = to_http(r.error());
+      EXPECT_EQ(http.status, 503u);
+      EXPECT_EQ(http.www_authenticate, "") << "a 503 must not ask the client to log in again";
+    }
+    // The keys it holds still verify.
+    EXPECT_THAT(verifier.verify(authority.mint("k1", clock)), Succeeds());
+  }
+}
+
+TEST(HttpJwksSource, AnUnknownKidTheAuthorityAnswersWithoutIsKeyNotFound) {
+  ManualClock clock;
+  Authority authority;
+  CannedServer server;
+  server.answer(200, authority.jwks({"k1"}), "max-age=3600");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock, {}, 30s);
+  ASSERT_THAT(source, Succeeds());
+  AccessVerifier verifier(verifier_options(), **source, clock);
+  EXPECT_THAT(verifier.verify(authority.mint("k2", clock)), FailsWith(ErrorCode::key_not_found));
+  EXPECT_EQ(server.requests(), 2) << "the unknown kid looked again";
+  EXPECT_EQ(to_http({ErrorCode::key_not_found, ""}).status, 401u);
+}
+
+// Inside the unknown-kid interval nothing is fetched; the answer follows the
+// latest fetch: a 200 without the kid is final, a failure is not.
+TEST(HttpJwksSource, InsideTheUnknownKidIntervalTheLatestFetchDecidesTheCode) {
+  ManualClock clock;
+  Authority authority;
+  CannedServer server;
+  server.answer(200, authority.jwks({"k1"}), "max-age=3600");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock, {}, 30s);
+  ASSERT_THAT(source, Succeeds());
+  AccessVerifier verifier(verifier_options(), **source, clock);
+  const auto k2_token = authority.mint("k2", clock);
+
+  // A successful answer without k2, then k2 again inside the interval.
+  EXPECT_THAT(verifier.verify(k2_token), FailsWith(ErrorCode::key_not_found));
+  clock.advance(10s);
+  EXPECT_THAT(verifier.verify(k2_token), FailsWith(ErrorCode::key_not_found));
+  EXPECT_EQ(server.requests(), 2);
+
+  // The next look fails; inside the interval after it, still unavailable.
+  clock.advance(20s);
+  server.answer(500, "oops");
+  EXPECT_THAT(verifier.verify(k2_token), FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_EQ(server.requests(), 3);
+  server.answer(200, authority.jwks({"k1", "k2"}), "max-age=3600");
+  clock.advance(10s);
+  EXPECT_THAT(verifier.verify(k2_token), FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_EQ(server.requests(), 3) << "a flood of unknown kids must not refetch";
+
+  // The interval over, the authority answers with k2: the token verifies.
+  clock.advance(20s);
+  EXPECT_THAT(verifier.verify(k2_token), Succeeds());
+  EXPECT_EQ(server.requests(), 4);
+}
+
+TEST(HttpJwksSource, AFailedBackgroundRefetchKeepsKnownKidsVerifying) {
+  ManualClock clock;
+  Authority authority;
+  CannedServer server;
+  server.answer(200, authority.jwks({"k1"}), "max-age=60");
+  auto source = HttpJwksSource::create(server.url("/jwks"), clock, {}, 30s);
+  ASSERT_THAT(source, Succeeds());
+  AccessVerifier verifier(verifier_options(), **source, clock);
+  server.answer(500, "oops");
+  clock.advance(55s);  // due: keys() refetches and fails
+  EXPECT_THAT(verifier.verify(authority.mint("k1", clock)), Succeeds());
+  clock.advance(1h);  // long past max-age: the set is kept, not dropped
+  EXPECT_THAT(verifier.verify(authority.mint("k1", clock)), Succeeds());
+  EXPECT_GE(server.requests(), 3);
+  // A kid it lacks while the authority keeps failing: unavailable.
+  EXPECT_THAT(verifier.verify(authority.mint("k2", clock)), FailsWith(ErrorCode::jwks_unavailable));
 }
 
 TEST(HttpEpochSource, ReadsTheEpochWithTheApiKeyAndFailsClosed) {
@@ -174,17 +321,17 @@ TEST(HttpEpochSource, ReadsTheEpochWithTheApiKeyAndFailsClosed) {
   server.answer(200, R"({"epoch": 4})");
   HttpEpochSource source(server.url(""), SecretString("tsk_test"));
   auto e = source.current("al ice/é");
-  ASSERT_TRUE(e) << e.error();
+  ASSERT_THAT(e, Succeeds());
   EXPECT_EQ(*e, 4u);
   const auto req = server.last_request();
   EXPECT_NE(req.find("GET /v1/subjects/al%20ice%2F%C3%A9/epoch "), std::string::npos) << req;
   EXPECT_NE(req.find("Authorization: Bearer tsk_test"), std::string::npos);
   server.answer(401, R"({"code":"unauthorized"})");
-  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(source.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
   server.answer(200, "not json");
-  EXPECT_EQ(source.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(source.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
   HttpEpochSource down("http://127.0.0.1:1", SecretString("k"), {.timeout = 500ms});
-  EXPECT_EQ(down.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(down.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
 }
 
 TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBriefly) {
@@ -200,8 +347,8 @@ TEST(IntrospectionLivenessCheck, ActiveIsLiveInactiveIsRevokedAnswersAreCachedBr
   EXPECT_EQ(*check.check({.session_id = "s1", .token = "t"}), Liveness::revoked);
   server.answer(503, "{}");
   clock.advance(1s);
-  EXPECT_EQ(check.check({.session_id = "s1", .token = "t"}).error().code,
-            ErrorCode::liveness_unavailable);
+  EXPECT_THAT(check.check({.session_id = "s1", .token = "t"}),
+              FailsWith(ErrorCode::liveness_unavailable));
 }
 
 // An HTTPS peer: Python's http.server behind ssl, serving a JWKS file with a
@@ -261,7 +408,7 @@ TEST(HttpJwksSource, FetchesOverTlsAndVerifiesThePeerAndItsName) {
   ManualClock clock;
   TlsJwksServer server(jwks_of({"k1"}));
   auto ok = HttpJwksSource::create(server.url("127.0.0.1"), clock, {.ca_file = server.ca()});
-  ASSERT_TRUE(ok) << ok.error();
+  ASSERT_THAT(ok, Succeeds());
   EXPECT_NE((*ok)->keys()->find("k1"), nullptr);
   // An untrusted certificate (not in the system's store) is refused...
   EXPECT_FALSE(HttpJwksSource::create(server.url("127.0.0.1"), clock));

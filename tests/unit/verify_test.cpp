@@ -4,10 +4,12 @@
 // real memory store.
 #include "tessera/verify.hpp"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
 
+#include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/random.hpp"
 
@@ -15,6 +17,8 @@ namespace tessera::verify {
 namespace {
 
 using std::chrono::seconds;
+using tessera::testing::FailsWith;
+using tessera::testing::Succeeds;
 
 class FakeEpochs final : public EpochSource {
  public:
@@ -47,14 +51,16 @@ class RotatingKeySource final : public KeySource {
  public:
   explicit RotatingKeySource(KeySet k) : current_(std::make_shared<const KeySet>(std::move(k))) {}
   std::shared_ptr<const KeySet> keys() override { return current_; }
-  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override {
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override {
     ++refreshes;
+    if (unreachable) return fail(ErrorCode::jwks_unavailable, "authority down");
     if (!next_) return nullptr;
     current_ = next_;
     return current_;
   }
   void publish_on_refresh(KeySet k) { next_ = std::make_shared<const KeySet>(std::move(k)); }
   int refreshes = 0;
+  bool unreachable = false;
 
  private:
   std::shared_ptr<const KeySet> current_;
@@ -97,7 +103,7 @@ TEST(AccessVerifier, AcceptsAValidTokenAndReturnsItsClaims) {
   Fixture f;
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   auto r = v.verify(f.mint());
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_EQ(r->claims.sub, "alice");
   EXPECT_EQ(r->kid, "k1");
   EXPECT_FALSE(r->from_cache);
@@ -111,11 +117,11 @@ TEST(AccessVerifier, TokenChecksComeBeforeEpochAndLiveness) {
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   const auto t = f.mint(0);
   f.clock.advance(seconds{900 + 31});
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::token_expired);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::token_expired));
   EXPECT_EQ(f.epochs.calls, 0);
   EXPECT_EQ(f.liveness.calls, 0);
-  EXPECT_EQ(v.verify(std::string(9000, 'a')).error().code, ErrorCode::token_too_large);
-  EXPECT_EQ(v.verify("garbage").error().code, ErrorCode::invalid_token);
+  EXPECT_THAT(v.verify(std::string(9000, 'a')), FailsWith(ErrorCode::token_too_large));
+  EXPECT_THAT(v.verify("garbage"), FailsWith(ErrorCode::invalid_token));
 }
 
 TEST(AccessVerifier, AnOlderEpochIsStaleAndEpochComesBeforeLiveness) {
@@ -124,10 +130,10 @@ TEST(AccessVerifier, AnOlderEpochIsStaleAndEpochComesBeforeLiveness) {
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   const auto t = f.mint(0);
   f.epochs.epoch = 1;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_stale);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::epoch_stale));
   EXPECT_EQ(f.liveness.calls, 0);
   f.epochs.epoch = 0;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::session_revoked);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::session_revoked));
 }
 
 TEST(AccessVerifier, TransientSourcesFailClosedWithTheirOwnCodes) {
@@ -135,11 +141,12 @@ TEST(AccessVerifier, TransientSourcesFailClosedWithTheirOwnCodes) {
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   const auto t = f.mint();
   f.epochs.transient = true;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::epoch_unavailable));
   f.epochs.transient = false;
   f.liveness.transient = true;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::liveness_unavailable);
-  EXPECT_EQ(to_http(v.verify(t).error()).status, 503u);
+  const auto r = v.verify(t);
+  ASSERT_THAT(r, FailsWith(ErrorCode::liveness_unavailable));
+  EXPECT_EQ(to_http(r.error()).status, 503u);
 }
 
 TEST(AccessVerifier, TokensWithoutSvSkipL1AndWithoutSidSkipL2) {
@@ -148,7 +155,7 @@ TEST(AccessVerifier, TokensWithoutSvSkipL1AndWithoutSidSkipL2) {
   f.liveness.transient = true;
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   auto r = v.verify(f.mint(std::nullopt, std::nullopt));
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_EQ(f.epochs.calls, 0);
   EXPECT_EQ(f.liveness.calls, 0);
 }
@@ -159,14 +166,14 @@ TEST(AccessVerifier, CacheHitsSkipTheSignatureButStillRunEpochAndLiveness) {
   const auto t = f.mint(0);
   ASSERT_FALSE(v.verify(t)->from_cache);
   auto again = v.verify(t);
-  ASSERT_TRUE(again) << again.error();
+  ASSERT_THAT(again, Succeeds());
   EXPECT_TRUE(again->from_cache);
   EXPECT_EQ(again->claims.sub, "alice");
   f.epochs.epoch = 1;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::epoch_stale);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::epoch_stale));
   f.epochs.epoch = 0;
   f.liveness.revoked = true;
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::session_revoked);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::session_revoked));
 }
 
 TEST(AccessVerifier, ACachedEntryEndsAtTheTokensExp) {
@@ -178,10 +185,10 @@ TEST(AccessVerifier, ACachedEntryEndsAtTheTokensExp) {
   // Past exp but inside the leeway: verified again from scratch, not served
   // from the cache (an entry never outlives exp).
   auto r = v.verify(t);
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_FALSE(r->from_cache);
   f.clock.advance(seconds{31});
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::token_expired);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::token_expired));
 }
 
 TEST(AccessVerifier, TheCacheIsBounded) {
@@ -211,17 +218,32 @@ TEST(AccessVerifier, AnUnknownKidRefreshesTheKeySourceOnce) {
   RotatingKeySource source(std::move(only_k1));
   AccessVerifier v(f.options(), source, f.clock);
   const auto t = f.mint(0, "s", seconds{900}, &k2);
-  EXPECT_EQ(v.verify(t).error().code, ErrorCode::key_not_found);
+  EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::key_not_found));
   EXPECT_EQ(source.refreshes, 1);
   KeySet both;
   ASSERT_TRUE(both.add(f.key, KeyState::retired, f.clock.now()));
   ASSERT_TRUE(both.add(k2, KeyState::active));
   source.publish_on_refresh(std::move(both));
   auto r = v.verify(t);
-  ASSERT_TRUE(r) << r.error();
+  ASSERT_THAT(r, Succeeds());
   EXPECT_EQ(r->kid, "k2");
   EXPECT_EQ(source.refreshes, 2);
   ASSERT_TRUE(v.verify(f.mint()));  // the old key still verifies
+}
+
+TEST(AccessVerifier, AnUnknownKidTheKeySourceCannotLookUpIsJwksUnavailable) {
+  Fixture f;
+  const Key k2 = *Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance());
+  KeySet only_k1;
+  ASSERT_TRUE(only_k1.add(f.key, KeyState::active));
+  RotatingKeySource source(std::move(only_k1));
+  source.unreachable = true;
+  AccessVerifier v(f.options(), source, f.clock);
+  const auto r = v.verify(f.mint(0, "s", seconds{900}, &k2));
+  EXPECT_THAT(r, FailsWith(ErrorCode::jwks_unavailable));
+  EXPECT_EQ(source.refreshes, 1);
+  EXPECT_THAT(v.verify(f.mint()), Succeeds()) << "a known kid needs no look";
+  EXPECT_EQ(source.refreshes, 1);
 }
 
 TEST(AccessVerifier, ForgedOrMisdirectedTokensAreRefused) {
@@ -229,14 +251,14 @@ TEST(AccessVerifier, ForgedOrMisdirectedTokensAreRefused) {
   AccessVerifier v(f.options(), *f.keys, f.clock);
   // Signed by a key with the right kid but other material.
   const Key impostor = *Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance());
-  EXPECT_EQ(v.verify(f.mint(0, "s", seconds{900}, &impostor)).error().code,
-            ErrorCode::signature_invalid);
+  EXPECT_THAT(v.verify(f.mint(0, "s", seconds{900}, &impostor)),
+              FailsWith(ErrorCode::signature_invalid));
   AccessVerifier other_aud({.issuer = "https://auth.example", .audiences = {"billing"}}, *f.keys,
                            f.clock);
-  EXPECT_EQ(other_aud.verify(f.mint()).error().code, ErrorCode::audience_mismatch);
+  EXPECT_THAT(other_aud.verify(f.mint()), FailsWith(ErrorCode::audience_mismatch));
   AccessVerifier other_iss({.issuer = "https://evil.example", .audiences = {"api"}}, *f.keys,
                            f.clock);
-  EXPECT_EQ(other_iss.verify(f.mint()).error().code, ErrorCode::issuer_mismatch);
+  EXPECT_THAT(other_iss.verify(f.mint()), FailsWith(ErrorCode::issuer_mismatch));
 }
 
 TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {
@@ -246,6 +268,9 @@ TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {
   EXPECT_EQ(to_http({ErrorCode::epoch_stale, ""}).status, 401u);
   EXPECT_EQ(to_http({ErrorCode::epoch_unavailable, ""}).status, 503u);
   EXPECT_EQ(to_http({ErrorCode::liveness_unavailable, ""}).www_authenticate, "");
+  const auto no_keys = to_http({ErrorCode::jwks_unavailable, ""});
+  EXPECT_EQ(no_keys.status, 503u);
+  EXPECT_EQ(no_keys.www_authenticate, "");
 }
 
 TEST(CachedEpochSource, AnswersFromMemoryForTheTtlThenAsksAgain) {
@@ -280,7 +305,7 @@ TEST(CachedEpochSource, TransientFailuresAreNotCached) {
   FakeEpochs inner;
   CachedEpochSource cache(inner, clock, std::chrono::seconds{60});
   inner.transient = true;
-  EXPECT_EQ(cache.current("alice").error().code, ErrorCode::epoch_unavailable);
+  EXPECT_THAT(cache.current("alice"), FailsWith(ErrorCode::epoch_unavailable));
   inner.transient = false;
   inner.epoch = 2;
   EXPECT_EQ(*cache.current("alice"), 2u);
