@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <sstream>
 
 #include "cli_test_support.hpp"
 
@@ -287,6 +289,52 @@ TEST(BuildConfig, EverySettingIsDocumentedInTheTable) {
     auto c = build_config(raw);
     EXPECT_TRUE(c.has_value()) << s.key << ": " << (c ? "" : c.error().detail);
   }
+}
+
+// The rows of docs/configuration.md's settings table: key and default as
+// written there ("" for "—"), backticks removed.
+std::vector<std::pair<std::string, std::string>> documented_settings() {
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::istringstream doc(testing::slurp(TESSERA_CONFIGURATION_MD));
+  bool in_table = false;
+  for (std::string line; std::getline(doc, line);) {
+    if (line.starts_with("## ")) in_table = line == "## Settings";
+    if (!in_table || !line.starts_with("| `")) continue;
+    std::vector<std::string> cells;
+    for (std::size_t at = 1, bar; (bar = line.find('|', at)) != std::string::npos; at = bar + 1) {
+      std::string cell = line.substr(at, bar - at);
+      std::erase(cell, '`');
+      const auto first = cell.find_first_not_of(' ');
+      cells.push_back(first == std::string::npos
+                          ? ""
+                          : cell.substr(first, cell.find_last_not_of(' ') - first + 1));
+    }
+    if (cells.size() < 2) continue;
+    rows.emplace_back(cells[0], cells[1] == "—" ? "" : cells[1]);
+  }
+  return rows;
+}
+
+TEST(Settings, DocumentedTableListsExactlyTheSettingsInOrderWithTheirDefaults) {
+  const auto documented = documented_settings();
+  ASSERT_FALSE(documented.empty()) << "no settings table in " << TESSERA_CONFIGURATION_MD;
+  std::vector<std::pair<std::string, std::string>> code;
+  for (const auto& s : settings()) code.emplace_back(s.key, s.default_text);
+  for (const auto& [key, default_text] : documented) {
+    EXPECT_TRUE(
+        std::any_of(code.begin(), code.end(), [&](const auto& c) { return c.first == key; }))
+        << "docs/configuration.md documents \"" << key << "\", which is no setting";
+  }
+  for (const auto& [key, default_text] : code) {
+    const auto doc = std::find_if(documented.begin(), documented.end(),
+                                  [&](const auto& d) { return d.first == key; });
+    if (doc == documented.end()) {
+      ADD_FAILURE() << "setting \"" << key << "\" is missing from docs/configuration.md";
+    } else {
+      EXPECT_EQ(doc->second, default_text) << "documented default of " << key;
+    }
+  }
+  EXPECT_EQ(documented, code) << "docs/configuration.md lists the settings in another order";
 }
 
 TEST(Settings, FlagsUseDashesAndReachTheSetting) {
