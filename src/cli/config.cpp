@@ -325,8 +325,6 @@ const std::vector<Row>& table() {
        Duration{seconds{0}, {}, put<&Config::server, &S::drain_timeout>}},
       {{"max_connections", "4096", "further connections are closed at once"},
        Integer{1, 1'000'000, put<&Config::server, &S::max_connections>}},
-      {{"max_pipelined", "16", "requests queued per connection before reading pauses"},
-       Integer{1, 1024, put<&Config::server, &S::max_pipelined>}},
       {{"jwks_max_age", "300s", "Cache-Control max-age of the JWKS"},
        Duration{seconds{0}, {}, put<&Config::server, &S::jwks_max_age>}},
       {{"metrics_public", "true", "false: /metrics needs an API key"},

@@ -105,7 +105,6 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(c->server.idle_timeout, seconds{60});
   EXPECT_EQ(c->server.drain_timeout, seconds{30});
   EXPECT_EQ(c->server.max_connections, 4096u);
-  EXPECT_EQ(c->server.max_pipelined, 16u);
   EXPECT_EQ(c->server.jwks_max_age, seconds{300});
   EXPECT_TRUE(c->server.metrics_public);
   EXPECT_TRUE(c->server.access_log);
@@ -250,7 +249,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
         BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
         BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
-        BadSetting{"max_connections", "0"}, BadSetting{"max_pipelined", "0"},
+        BadSetting{"max_connections", "0"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
         BadSetting{"no_such_setting", "1"}),
@@ -268,6 +267,14 @@ TEST(BuildConfig, SameSiteNoneNeedsSecure) {
   auto c = build_config({{"cookie_same_site", "None"}, {"cookie_secure", "false"}});
   ASSERT_FALSE(c.has_value());
   EXPECT_TRUE(c.error().detail.starts_with("cookie_same_site: ")) << c.error().detail;
+}
+
+// The server reads one request at a time per connection, so a pipelining
+// depth had nothing to bound: the setting is gone, and a stale one is named.
+TEST(BuildConfig, MaxPipelinedIsNoLongerASetting) {
+  auto c = build_config({{"max_pipelined", "16"}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().detail, "max_pipelined: unknown setting");
 }
 
 TEST(BuildConfig, BadApiKeyHashIsNotEchoed) {
