@@ -239,13 +239,32 @@ Outcome sessions_revoke(const Config& config, const SessionArgs& args) {
   return {};
 }
 
-Outcome epoch(const Config& config, const std::string& subject, bool bump) {
+// `epoch get|bump` takes either SUBJECT or --global.
+struct EpochArgs {
+  std::string subject;
+  bool subject_given = false;  // possibly as ""
+  bool global = false;
+};
+
+Outcome epoch(const Config& config, const EpochArgs& args, bool bump) {
+  if (args.subject_given == args.global)
+    return failed(Error{ErrorCode::invalid_request,
+                        "epoch: give either SUBJECT or --global (see tessera epoch --help)"});
+  if (args.subject_given && args.subject.empty())
+    return failed(Error{ErrorCode::invalid_request,
+                        "epoch: SUBJECT must not be empty (--global is the global epoch)"});
   auto admin = open_admin(config);
   if (!admin) return failed(admin.error());
   auto& service = *(*admin)->service;
-  auto n = bump ? service.bump_epoch(subject) : service.epoch(subject);
+  if (args.global) {
+    auto n = bump ? service.bump_global_epoch() : service.global_epoch();
+    if (!n) return failed(n.error());
+    print_json(boost::json::object{{"global", true}, {"epoch", *n}});
+    return {};
+  }
+  auto n = bump ? service.bump_epoch(args.subject) : service.epoch(args.subject);
   if (!n) return failed(n.error());
-  print_json(boost::json::object{{"subject", subject}, {"epoch", *n}});
+  print_json(boost::json::object{{"subject", args.subject}, {"epoch", *n}});
   return {};
 }
 
@@ -344,14 +363,22 @@ int run_command(int argc, char** argv, ServeFunction serve) {
       ->add_option("--except", session_args.except, "keep this session when revoking all")
       ->excludes(id_opt);
 
-  std::string epoch_subject;
-  auto* epoch_cmd = app.add_subcommand("epoch", "Read or bump a subject's epoch.");
+  EpochArgs epoch_args;
+  auto* epoch_cmd =
+      app.add_subcommand("epoch", "Read or bump a subject's epoch, or the global epoch.");
   epoch_cmd->require_subcommand(1);
-  auto* epoch_get_cmd = epoch_cmd->add_subcommand("get", "Print SUBJECT's epoch.");
-  epoch_get_cmd->add_option("subject", epoch_subject, "the subject")->required();
+  auto* epoch_get_cmd = epoch_cmd->add_subcommand(
+      "get", "Print SUBJECT's effective epoch (max of its own and the global), or --global.");
   auto* epoch_bump_cmd = epoch_cmd->add_subcommand(
-      "bump", "Bump SUBJECT's epoch: every access token minted before stops verifying.");
-  epoch_bump_cmd->add_option("subject", epoch_subject, "the subject")->required();
+      "bump",
+      "Bump SUBJECT's epoch (its access tokens minted before stop verifying), or with "
+      "--global the global epoch (everyone's).");
+  for (auto* cmd : {epoch_get_cmd, epoch_bump_cmd}) {
+    // Both fill the same EpochArgs (only one is ever parsed); epoch() says
+    // when neither or both of SUBJECT and --global were given.
+    cmd->add_option("subject", epoch_args.subject, "the subject");
+    cmd->add_flag("--global", epoch_args.global, "the global epoch instead of a subject's");
+  }
 
   auto* migrate_cmd =
       app.add_subcommand("migrate", "Open the store, apply schema migrations, print the version.");
@@ -404,7 +431,9 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   } else if (sessions_revoke_cmd->parsed()) {
     outcome = sessions_revoke(*config, session_args);
   } else if (epoch_get_cmd->parsed() || epoch_bump_cmd->parsed()) {
-    outcome = epoch(*config, epoch_subject, epoch_bump_cmd->parsed());
+    const auto* cmd = epoch_bump_cmd->parsed() ? epoch_bump_cmd : epoch_get_cmd;
+    epoch_args.subject_given = cmd->get_option("subject")->count() > 0;
+    outcome = epoch(*config, epoch_args, epoch_bump_cmd->parsed());
   } else if (migrate_cmd->parsed()) {
     outcome = migrate(*config);
   } else if (cleanup_cmd->parsed()) {
