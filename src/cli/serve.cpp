@@ -160,13 +160,14 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 
-  if (config.ready_file) {
-    if (auto s = write_private_file(*config.ready_file, fmt::format("{}\n", port)); !s)
-      return fail(ErrorCode::config_invalid, fmt::format("ready_file: {}", s.error().detail));
-  }
   if (new_api_key) {
     // The one place a secret is printed: the dev mode's first start.
     std::cout << dev_banner(*new_api_key, config, port) << std::endl;
+  }
+  // After the banner: whoever waits for the ready file may read it at once.
+  if (config.ready_file) {
+    if (auto s = write_private_file(*config.ready_file, fmt::format("{}\n", port)); !s)
+      return fail(ErrorCode::config_invalid, fmt::format("ready_file: {}", s.error().detail));
   }
   log_event(spdlog::level::info, "listening",
             {{"host", config.server.host},
