@@ -125,7 +125,6 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   auto signing = load_signing_keys(config.signing_keys);
   if (!signing) return std::unexpected(signing.error());
   SharedKeySet keys(std::move(*signing));
-  KeyReloader reloader(config.signing_keys, keys);
 
   auto audit = open_audit_sink(config);
   if (!audit) return std::unexpected(audit.error());
@@ -139,6 +138,7 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
     publisher = std::make_unique<RedisEpochPublisher>(*config.redis, &metrics);
     sink = publisher.get();
   }
+  KeyReloader reloader(config.signing_keys, keys, sink, clock);
 
   auto service = SessionService::create({.store = **store,
                                          .lookup = *lookup,
