@@ -13,6 +13,7 @@
 #include "cli/runtime.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/random.hpp"
+#include "tessera/redis_epochs.hpp"
 #include "tessera/sqlite_store.hpp"
 
 #ifndef TESSERA_VERSION
@@ -58,6 +59,9 @@ void setup_logging(const Config& config) {
 struct Admin {
   std::unique_ptr<SessionStore> store;
   std::unique_ptr<AuditSink> audit;
+  // With redis_url, in front of `audit`, as in serve: an epoch bump made
+  // here reaches the resource services that read epochs from Redis.
+  std::unique_ptr<RedisEpochPublisher> publisher;
   std::optional<LookupKeyRing> lookup;
   std::optional<TokenCipher> cipher;
   std::optional<SharedKeySet> keys;
@@ -73,6 +77,11 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
   auto audit = open_audit_sink(config, true);
   if (!audit) return std::unexpected(audit.error());
   admin->audit = std::move(*audit);
+  AuditSink* sink = admin->audit.get();
+  if (config.redis) {
+    admin->publisher = std::make_unique<RedisEpochPublisher>(*config.redis, sink);
+    sink = admin->publisher.get();
+  }
   SecretKeys ephemeral = generate_secret_keys(random);
   auto lookup = LookupKeyRing::create(std::move(ephemeral.lookup));
   if (!lookup) return std::unexpected(lookup.error());
@@ -89,7 +98,7 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
                                          .keys = *admin->keys,
                                          .clock = SystemClock::instance(),
                                          .random = random,
-                                         .audit = admin->audit.get()},
+                                         .audit = sink},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
   admin->service = std::move(*service);
@@ -260,11 +269,18 @@ Outcome epoch(const Config& config, const EpochArgs& args, bool bump) {
     auto n = bump ? service.bump_global_epoch() : service.global_epoch();
     if (!n) return failed(n.error());
     print_json(boost::json::object{{"global", true}, {"epoch", *n}});
-    return {};
+  } else {
+    auto n = bump ? service.bump_epoch(args.subject) : service.epoch(args.subject);
+    if (!n) return failed(n.error());
+    print_json(boost::json::object{{"subject", args.subject}, {"epoch", *n}});
   }
-  auto n = bump ? service.bump_epoch(args.subject) : service.epoch(args.subject);
-  if (!n) return failed(n.error());
-  print_json(boost::json::object{{"subject", args.subject}, {"epoch", *n}});
+  // The store holds the bump (printed above), but a verifier reading Redis
+  // keeps the old epoch until it is written there: not a success.
+  if ((*admin)->publisher && (*admin)->publisher->failures() > 0)
+    return failed(Error{ErrorCode::epoch_unavailable,
+                        "redis_url: the bump is stored but could not be written to Redis, so "
+                        "resource services reading epochs from it do not see it; bump again "
+                        "once Redis answers"});
   return {};
 }
 

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <map>
 #include <sstream>
 
@@ -9,6 +10,7 @@
 #include "cli/key_files.hpp"
 #include "cli_test_support.hpp"
 #include "tessera/memory_store.hpp"
+#include "tessera/redis_epochs.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -429,6 +431,40 @@ TEST(TesseraBinary, EpochTakesExactlyOneOfSubjectAndGlobal) {
     EXPECT_NE(r.err.find("epoch: "), std::string::npos) << r.err;
     EXPECT_TRUE(r.out.empty()) << r.out;
   }
+}
+
+TEST(TesseraBinary, EpochBumpWithRedisUrlIsWrittenToRedis) {
+  const char* url = std::getenv("TESSERA_TEST_REDIS_URL");
+  if (url == nullptr) {
+    const char* required = std::getenv("TESSERA_REQUIRE_SERVERS");
+    if (required != nullptr && std::string_view(required) == "1")
+      FAIL() << "TESSERA_TEST_REDIS_URL is not set";
+    GTEST_SKIP() << "no Redis server (run through scripts/with-servers.sh)";
+  }
+  TempDir dir;
+  const std::string subject = dir.path().filename().string();  // unique in a shared Redis
+  const std::vector<std::string> env{"TESSERA_STORE=sqlite://t.db", "TESSERA_AUDIT_LOG=none",
+                                     std::string("TESSERA_REDIS_URL=") + url};
+  for (int i = 0; i < 3; ++i) {
+    auto r = run_tessera(dir.path(), {"epoch", "bump", subject}, env);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  RedisEpochSource redis(*parse_redis_url(url), nullptr);
+  auto seen = redis.current(subject);
+  ASSERT_TRUE(seen.has_value()) << seen.error();
+  EXPECT_EQ(*seen, 3u);
+}
+
+TEST(TesseraBinary, EpochBumpThatRedisDidNotTakeExitsOneAfterPrintingIt) {
+  TempDir dir;
+  auto r = run_tessera(dir.path(), {"epoch", "bump", "alice"},
+                       {"TESSERA_STORE=sqlite://t.db", "TESSERA_REDIS_URL=redis://127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, kExitFailure);
+  expect_error_line(r.err, "epoch_unavailable");
+  EXPECT_NE(r.err.find("redis_url: "), std::string::npos) << r.err;
+  EXPECT_EQ(json_of(r.out).at("epoch"), 1);  // the store holds it
+  auto get = run_tessera(dir.path(), {"epoch", "get", "alice"}, {"TESSERA_STORE=sqlite://t.db"});
+  EXPECT_EQ(json_of(get.out).at("epoch"), 1);
 }
 
 TEST(TesseraBinary, ServeInProductionWithoutKeysRefusesNamingTheSetting) {
