@@ -69,7 +69,7 @@ struct Row {
 // c.policy.session_ttl (the value converted to the member's type).
 template <auto... Path, class V>
 void put(Config& c, V value) {
-  auto& field = (c.*....*Path);
+  auto& field = (c.*....*Path);  // a fold over .*: ((c.*P1).*P2)...
   field = static_cast<std::remove_cvref_t<decltype(field)>>(std::move(value));
 }
 
