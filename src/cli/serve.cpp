@@ -129,6 +129,9 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   auto audit = open_audit_sink(config);
   if (!audit) return std::unexpected(audit.error());
   server::Metrics metrics(audit->get());
+  // key_rotated goes to the metrics (counted, then to the audit sink).
+  KeyReloader reloader(config.signing_keys, keys, &metrics, clock);
+
   // With Redis, every epoch bump (and logout scope "all") is also written
   // there and published, so resource services drop the subject's cached
   // epoch at once; the service sees one sink either way.
@@ -138,7 +141,6 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
     publisher = std::make_unique<RedisEpochPublisher>(*config.redis, &metrics);
     sink = publisher.get();
   }
-  KeyReloader reloader(config.signing_keys, keys, sink, clock);
 
   auto service = SessionService::create({.store = **store,
                                          .lookup = *lookup,
