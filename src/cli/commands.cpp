@@ -13,6 +13,7 @@
 #include "cli/runtime.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/random.hpp"
+#include "tessera/redis_epochs.hpp"
 #include "tessera/sqlite_store.hpp"
 
 #ifndef TESSERA_VERSION
@@ -58,6 +59,9 @@ void setup_logging(const Config& config) {
 struct Admin {
   std::unique_ptr<SessionStore> store;
   std::unique_ptr<AuditSink> audit;
+  // With redis_url, in front of `audit`, as in serve: an epoch bump made
+  // here reaches the resource services that read epochs from Redis.
+  std::unique_ptr<RedisEpochPublisher> publisher;
   std::optional<LookupKeyRing> lookup;
   std::optional<TokenCipher> cipher;
   std::optional<SharedKeySet> keys;
@@ -73,6 +77,11 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
   auto audit = open_audit_sink(config, true);
   if (!audit) return std::unexpected(audit.error());
   admin->audit = std::move(*audit);
+  AuditSink* sink = admin->audit.get();
+  if (config.redis) {
+    admin->publisher = std::make_unique<RedisEpochPublisher>(*config.redis, sink);
+    sink = admin->publisher.get();
+  }
   SecretKeys ephemeral = generate_secret_keys(random);
   auto lookup = LookupKeyRing::create(std::move(ephemeral.lookup));
   if (!lookup) return std::unexpected(lookup.error());
@@ -89,7 +98,7 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
                                          .keys = *admin->keys,
                                          .clock = SystemClock::instance(),
                                          .random = random,
-                                         .audit = admin->audit.get()},
+                                         .audit = sink},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
   admin->service = std::move(*service);
@@ -239,13 +248,39 @@ Outcome sessions_revoke(const Config& config, const SessionArgs& args) {
   return {};
 }
 
-Outcome epoch(const Config& config, const std::string& subject, bool bump) {
+// `epoch get|bump` takes either SUBJECT or --global.
+struct EpochArgs {
+  std::string subject;
+  bool subject_given = false;  // possibly as ""
+  bool global = false;
+};
+
+Outcome epoch(const Config& config, const EpochArgs& args, bool bump) {
+  if (args.subject_given == args.global)
+    return failed(Error{ErrorCode::invalid_request,
+                        "epoch: give either SUBJECT or --global (see tessera epoch --help)"});
+  if (args.subject_given && args.subject.empty())
+    return failed(Error{ErrorCode::invalid_request,
+                        "epoch: SUBJECT must not be empty (--global is the global epoch)"});
   auto admin = open_admin(config);
   if (!admin) return failed(admin.error());
   auto& service = *(*admin)->service;
-  auto n = bump ? service.bump_epoch(subject) : service.epoch(subject);
-  if (!n) return failed(n.error());
-  print_json(boost::json::object{{"subject", subject}, {"epoch", *n}});
+  if (args.global) {
+    auto n = bump ? service.bump_global_epoch() : service.global_epoch();
+    if (!n) return failed(n.error());
+    print_json(boost::json::object{{"global", true}, {"epoch", *n}});
+  } else {
+    auto n = bump ? service.bump_epoch(args.subject) : service.epoch(args.subject);
+    if (!n) return failed(n.error());
+    print_json(boost::json::object{{"subject", args.subject}, {"epoch", *n}});
+  }
+  // The store holds the bump (printed above), but a verifier reading Redis
+  // keeps the old epoch until it is written there: not a success.
+  if ((*admin)->publisher && (*admin)->publisher->failures() > 0)
+    return failed(Error{ErrorCode::epoch_unavailable,
+                        "redis_url: the bump is stored but could not be written to Redis, so "
+                        "resource services reading epochs from it do not see it; bump again "
+                        "once Redis answers"});
   return {};
 }
 
@@ -344,14 +379,22 @@ int run_command(int argc, char** argv, ServeFunction serve) {
       ->add_option("--except", session_args.except, "keep this session when revoking all")
       ->excludes(id_opt);
 
-  std::string epoch_subject;
-  auto* epoch_cmd = app.add_subcommand("epoch", "Read or bump a subject's epoch.");
+  EpochArgs epoch_args;
+  auto* epoch_cmd =
+      app.add_subcommand("epoch", "Read or bump a subject's epoch, or the global epoch.");
   epoch_cmd->require_subcommand(1);
-  auto* epoch_get_cmd = epoch_cmd->add_subcommand("get", "Print SUBJECT's epoch.");
-  epoch_get_cmd->add_option("subject", epoch_subject, "the subject")->required();
+  auto* epoch_get_cmd = epoch_cmd->add_subcommand(
+      "get", "Print SUBJECT's effective epoch (max of its own and the global), or --global.");
   auto* epoch_bump_cmd = epoch_cmd->add_subcommand(
-      "bump", "Bump SUBJECT's epoch: every access token minted before stops verifying.");
-  epoch_bump_cmd->add_option("subject", epoch_subject, "the subject")->required();
+      "bump",
+      "Bump SUBJECT's epoch (its access tokens minted before stop verifying), or with "
+      "--global the global epoch (everyone's).");
+  for (auto* cmd : {epoch_get_cmd, epoch_bump_cmd}) {
+    // Both fill the same EpochArgs (only one is ever parsed); epoch() says
+    // when neither or both of SUBJECT and --global were given.
+    cmd->add_option("subject", epoch_args.subject, "the subject");
+    cmd->add_flag("--global", epoch_args.global, "the global epoch instead of a subject's");
+  }
 
   auto* migrate_cmd =
       app.add_subcommand("migrate", "Open the store, apply schema migrations, print the version.");
@@ -404,7 +447,9 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   } else if (sessions_revoke_cmd->parsed()) {
     outcome = sessions_revoke(*config, session_args);
   } else if (epoch_get_cmd->parsed() || epoch_bump_cmd->parsed()) {
-    outcome = epoch(*config, epoch_subject, epoch_bump_cmd->parsed());
+    const auto* cmd = epoch_bump_cmd->parsed() ? epoch_bump_cmd : epoch_get_cmd;
+    epoch_args.subject_given = cmd->get_option("subject")->count() > 0;
+    outcome = epoch(*config, epoch_args, epoch_bump_cmd->parsed());
   } else if (migrate_cmd->parsed()) {
     outcome = migrate(*config);
   } else if (cleanup_cmd->parsed()) {

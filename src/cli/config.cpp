@@ -12,6 +12,8 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <type_traits>
+#include <variant>
 
 #include "tessera/encoding.hpp"
 
@@ -21,62 +23,55 @@ namespace {
 
 using std::chrono::seconds;
 
-constexpr std::array kSettings{
-    Setting{"mode", "dev",
-            "dev: generate missing keys and an API key; production: refuse to start without "
-            "explicit keys"},
-    Setting{"data_dir", "./var",
-            "where dev keys, api_keys and the default SQLite file live (0700)"},
-    Setting{"listen", "127.0.0.1:8080", "host:port to listen on; port 0 picks a free port"},
-    Setting{"ready_file", "", "once listening, the bound port is written here (atomically)"},
-    Setting{"threads", "0", "io threads; 0: one per core"},
-    Setting{"store", "sqlite://<data_dir>/tessera.db",
-            "sqlite:///abs/path.db, sqlite://relative.db, postgresql://user@host:port/db or "
-            "memory:"},
-    Setting{"sqlite_synchronous", "full", "full or normal"},
-    Setting{"postgres_schema", "public", "PostgreSQL schema for tessera's tables (created)"},
-    Setting{"postgres_pool_size", "16", "PostgreSQL connections per instance"},
-    Setting{"redis_url", "",
-            "redis://host:port: epoch bumps are written there and published to resource "
-            "services; empty: none"},
-    Setting{"signing_keys", "<data_dir>/keys/signing.jwks",
-            "private JWK set with key states (0600)"},
-    Setting{"secret_keys", "<data_dir>/keys/secrets.json",
-            "lookup-key and token-cipher keys (0600)"},
-    Setting{"signing_alg", "EdDSA", "algorithm of new signing keys: EdDSA, ES256, HS256"},
-    Setting{"key_reload_interval", "5s", "how often serve checks the signing key file for changes"},
-    Setting{"api_key_hashes", "", "comma-separated sha256:<64 hex> of accepted API keys"},
-    Setting{"issuer", "tessera", "iss of access tokens"},
-    Setting{"audience", "tessera", "aud of access tokens (comma-separated list)"},
-    Setting{"session_ttl", "30d", "absolute session lifetime"},
-    Setting{"idle_timeout", "0", "idle timeout; 0: off"},
-    Setting{"touch_interval", "auto", "how often validation may record activity"},
-    Setting{"access_ttl", "15m", "access token lifetime"},
-    Setting{"refresh_grace", "10s", "0..60s: retry window of the previous refresh token"},
-    Setting{"max_sessions_per_subject", "10", ">= 1; least recently seen are evicted"},
-    Setting{"max_data_bytes", "4096", "bound on a session's data"},
-    Setting{"bind_fingerprint", "false", "revoke a session validated with another fingerprint"},
-    Setting{"cleanup_retention", "7d", "ended sessions are deleted this long after they end"},
-    Setting{"cleanup_interval", "1h", "how often serve runs cleanup; 0: never"},
-    Setting{"cookie_name", "tessera_session", "cookie mode: the cookie's name"},
-    Setting{"cookie_domain", "", "cookie Domain; empty: host-only"},
-    Setting{"cookie_path", "/", "cookie Path"},
-    Setting{"cookie_secure", "true", "cookie Secure attribute"},
-    Setting{"cookie_same_site", "Lax", "Strict, Lax or None (None needs cookie_secure)"},
-    Setting{"max_body_bytes", "65536", "larger request bodies answer 413"},
-    Setting{"max_header_bytes", "8192", "larger header blocks answer 431"},
-    Setting{"read_timeout", "10s", "a request must arrive whole within this"},
-    Setting{"idle_connection_timeout", "60s", "idle keep-alive connections are closed after this"},
-    Setting{"drain_timeout", "30s", "on SIGTERM in-flight requests get this long"},
-    Setting{"max_connections", "4096", "further connections are closed at once"},
-    Setting{"max_pipelined", "16", "requests queued per connection before reading pauses"},
-    Setting{"jwks_max_age", "300s", "Cache-Control max-age of the JWKS"},
-    Setting{"metrics_public", "true", "false: /metrics needs an API key"},
-    Setting{"access_log", "true", "one JSON line per request on stdout"},
-    Setting{"audit_log", "<data_dir>/audit.jsonl",
-            "lifecycle events as JSON lines; - for stdout, none (or empty) for none"},
-    Setting{"log_level", "info", "trace, debug, info, warn, error, critical, off"},
+// A value's text either fills its field or is refused, saying why (the
+// setting's name is put in front by the caller).
+using Filled = std::expected<void, std::string>;
+
+// The kinds of setting. Each says how the text is read and checked, and
+// holds the setter of the one Config field it fills (mostly put<...> below).
+struct Text {
+  void (*set)(Config&, std::string);
+  bool required = false;  // refused when empty
 };
+struct Boolean {  // true | false
+  void (*set)(Config&, bool);
+};
+struct Integer {  // decimal, min..max
+  std::uint64_t min;
+  std::uint64_t max;
+  void (*set)(Config&, std::uint64_t);
+};
+struct Duration {  // parse_duration, at least min, at most max if set
+  seconds min;
+  std::optional<seconds> max;
+  void (*set)(Config&, seconds);
+  std::string_view unset = {};  // a word that leaves the field as it is
+};
+struct Choice {  // one of `allowed`, case-sensitive
+  std::vector<std::string_view> allowed;
+  void (*set)(Config&, std::string_view);
+};
+struct List {  // comma-separated; items trimmed, empty ones dropped
+  void (*set)(Config&, std::vector<std::string>);
+  bool required = false;  // refused without an item
+};
+struct Parsed {  // a syntax of its own
+  Filled (*set)(Config&, const std::string&);
+};
+using Kind = std::variant<Text, Boolean, Integer, Duration, Choice, List, Parsed>;
+
+struct Row {
+  Setting setting;
+  Kind kind;
+};
+
+// put<&Config::policy, &SessionPolicy::session_ttl> is the setter of
+// c.policy.session_ttl (the value converted to the member's type).
+template <auto... Path, class V>
+void put(Config& c, V value) {
+  auto& field = (c.*....*Path);  // a fold over .*: ((c.*P1).*P2)...
+  field = static_cast<std::remove_cvref_t<decltype(field)>>(std::move(value));
+}
 
 Error bad(std::string_view key, std::string_view why) {
   return Error{ErrorCode::config_invalid, fmt::format("{}: {}", key, why)};
@@ -113,72 +108,6 @@ std::vector<std::string> split_list(std::string_view s) {
   return out;
 }
 
-// Reads settings one at a time, remembering the first error.
-class Reader {
- public:
-  explicit Reader(const RawSettings& raw) : raw_(raw) {}
-
-  [[nodiscard]] bool given(std::string_view key) const { return raw_.contains(key); }
-  [[nodiscard]] std::string text(std::string_view key, std::string_view fallback) const {
-    const auto it = raw_.find(key);
-    return it == raw_.end() ? std::string(fallback) : std::string(trim(it->second));
-  }
-
-  seconds duration(std::string_view key, std::string_view fallback, seconds min = seconds{0}) {
-    const std::string t = text(key, fallback);
-    const auto d = parse_duration(t);
-    if (!d) {
-      error(key, fmt::format("not a duration (got \"{}\"; use e.g. 90s, 15m, 1h, 30d)", t));
-      return {};
-    }
-    if (*d < min) error(key, fmt::format("must be at least {} (got {})", format_duration(min), t));
-    return *d;
-  }
-
-  std::uint64_t integer(std::string_view key, std::string_view fallback, std::uint64_t min,
-                        std::uint64_t max) {
-    const std::string t = text(key, fallback);
-    std::uint64_t v = 0;
-    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
-    if (t.empty() || ec != std::errc{} || p != t.data() + t.size()) {
-      error(key, fmt::format("not a non-negative integer (got \"{}\")", t));
-      return min;
-    }
-    if (v < min || v > max) {
-      error(key, fmt::format("must be between {} and {} (got {})", min, max, v));
-      return min;
-    }
-    return v;
-  }
-
-  bool boolean(std::string_view key, std::string_view fallback) {
-    const std::string t = text(key, fallback);
-    if (t == "true") return true;
-    if (t == "false") return false;
-    error(key, fmt::format("must be true or false (got \"{}\")", t));
-    return false;
-  }
-
-  std::string choice(std::string_view key, std::string_view fallback,
-                     std::initializer_list<std::string_view> allowed) {
-    const std::string t = text(key, fallback);
-    if (std::find(allowed.begin(), allowed.end(), t) != allowed.end()) return t;
-    std::string list;
-    for (const auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-    error(key, fmt::format("must be one of {} (got \"{}\")", list, t));
-    return std::string(*allowed.begin());
-  }
-
-  void error(std::string_view key, std::string_view why) {
-    if (!first_) first_ = bad(key, why);
-  }
-  [[nodiscard]] const std::optional<Error>& first_error() const { return first_; }
-
- private:
-  const RawSettings& raw_;
-  std::optional<Error> first_;
-};
-
 bool is_hex(char c) {
   return std::isxdigit(static_cast<unsigned char>(c)) != 0;
 }
@@ -195,10 +124,308 @@ std::optional<std::array<std::uint8_t, 32>> parse_key_hash(std::string_view s) {
   return out;
 }
 
+// --- the settings with a syntax of their own ------------------------------------
+
+// host:port, host an IP address (IPv6 in brackets) or localhost.
+Filled set_listen(Config& c, const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+  const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  unsigned p = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (host.empty() || port.empty() || ec != std::errc{} || ptr != port.data() + port.size() ||
+      p > 65535)
+    return std::unexpected(
+        fmt::format("must be host:port with a port 0..65535 (got \"{}\")", listen));
+  if (host == "localhost") host = "127.0.0.1";
+  in6_addr probe{};
+  if (::inet_pton(AF_INET, host.c_str(), &probe) != 1 &&
+      ::inet_pton(AF_INET6, host.c_str(), &probe) != 1)
+    return std::unexpected(
+        fmt::format("host must be an IP address or localhost (got \"{}\")", host));
+  c.server.host = host;
+  c.server.port = static_cast<std::uint16_t>(p);
+  return {};
+}
+
+Filled set_store(Config& c, const std::string& url) {
+  c.store_url = url;
+  if (url == "memory:") {
+    c.store_kind = StoreKind::memory;
+  } else if (url.starts_with("postgresql://") || url.starts_with("postgres://")) {
+    c.store_kind = StoreKind::postgresql;
+    c.postgres.url = url;
+  } else if (url.starts_with("sqlite://")) {
+    c.store_kind = StoreKind::sqlite;
+    c.sqlite_path = url.substr(std::string_view("sqlite://").size());
+    if (c.sqlite_path.empty()) return std::unexpected("sqlite:// needs a file path");
+  } else {
+    return std::unexpected(fmt::format(
+        "unsupported store \"{}\" (expected sqlite://PATH, postgresql://... or memory:)",
+        c.store_url_for_logs()));
+  }
+  return {};
+}
+
+Filled set_redis_url(Config& c, const std::string& url) {
+  if (url.empty()) return {};
+  auto options = parse_redis_url(url);
+  if (!options) return std::unexpected(options.error().detail);
+  c.redis = *options;
+  return {};
+}
+
+Filled set_signing_alg(Config& c, const std::string& alg) {
+  const auto a = algorithm_from_string(alg);
+  if (!a) return std::unexpected(fmt::format("must be EdDSA, ES256 or HS256 (got \"{}\")", alg));
+  c.signing_alg = *a;
+  return {};
+}
+
+Filled set_api_key_hashes(Config& c, const std::string& text) {
+  const auto hashes = split_list(text);
+  c.api_key_hashes_given = !hashes.empty();
+  for (const auto& h : hashes) {
+    const auto digest = parse_key_hash(h);
+    // Show only the shape: a wrongly pasted value may be a key itself.
+    if (!digest)
+      return std::unexpected(fmt::format(
+          "each entry must be sha256:<64 hex digits> (an entry of {} characters is not)",
+          h.size()));
+    c.server.api_key_hashes.push_back(*digest);
+  }
+  return {};
+}
+
+Filled set_cookie_name(Config& c, const std::string& name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+      }))
+    return std::unexpected("must be non-empty letters, digits, '_', '-' or '.'");
+  c.server.cookie.name = name;
+  return {};
+}
+
+Filled set_cookie_path(Config& c, const std::string& path) {
+  if (!path.starts_with('/')) return std::unexpected("must start with /");
+  c.server.cookie.path = path;
+  return {};
+}
+
+// "-" is stdout, "none" or empty is none, anything else a file.
+Filled set_audit_log(Config& c, const std::string& audit) {
+  if (audit.empty() || audit == "none") {
+    c.audit = AuditTarget::none;
+  } else if (audit == "-") {
+    c.audit = AuditTarget::stdout_lines;
+  } else {
+    c.audit = AuditTarget::file;
+    c.audit_path = audit;
+  }
+  return {};
+}
+
+// --- the table ------------------------------------------------------------------
+
+// Every setting, in documentation order (docs/configuration.md). A default
+// under <data_dir> follows the data_dir row, which therefore comes first.
+const std::vector<Row>& table() {
+  using P = SessionPolicy;
+  using S = server::ServerOptions;
+  using K = server::CookieOptions;
+  static const std::vector<Row> rows{
+      {{"mode", "dev",
+        "dev: generate missing keys and an API key; production: refuse to start without "
+        "explicit keys"},
+       Choice{{"dev", "production"},
+              [](Config& c, std::string_view v) {
+                c.mode = v == "production" ? Mode::production : Mode::dev;
+              }}},
+      {{"data_dir", "./var", "where dev keys, api_keys and the default SQLite file live (0700)"},
+       Text{put<&Config::data_dir>, true}},
+      {{"listen", "127.0.0.1:8080", "host:port to listen on; port 0 picks a free port"},
+       Parsed{set_listen}},
+      {{"ready_file", "", "once listening, the bound port is written here (atomically)"},
+       Text{[](Config& c, std::string v) {
+         if (!v.empty()) c.ready_file = std::move(v);
+       }}},
+      {{"threads", "0", "io threads; 0: one per core"},
+       Integer{0, 1024, put<&Config::server, &S::threads>}},
+      {{"store", "sqlite://<data_dir>/tessera.db",
+        "sqlite:///abs/path.db, sqlite://relative.db, postgresql://user@host:port/db or "
+        "memory:"},
+       Parsed{set_store}},
+      {{"sqlite_synchronous", "full", "full or normal"},
+       Choice{{"full", "normal"},
+              [](Config& c, std::string_view v) {
+                c.sqlite.synchronous = v == "normal" ? SqliteSync::normal : SqliteSync::full;
+              }}},
+      {{"postgres_schema", "public", "PostgreSQL schema for tessera's tables (created)"},
+       Text{put<&Config::postgres, &PostgresOptions::schema>}},
+      {{"postgres_pool_size", "16", "PostgreSQL connections per instance"},
+       Integer{1, 1000, put<&Config::postgres, &PostgresOptions::pool_size>}},
+      {{"redis_url", "",
+        "redis://host:port: epoch bumps are written there and published to resource "
+        "services; empty: none"},
+       Parsed{set_redis_url}},
+      {{"signing_keys", "<data_dir>/keys/signing.jwks", "private JWK set with key states (0600)"},
+       Text{put<&Config::signing_keys>, true}},
+      {{"secret_keys", "<data_dir>/keys/secrets.json", "lookup-key and token-cipher keys (0600)"},
+       Text{put<&Config::secret_keys>, true}},
+      {{"signing_alg", "EdDSA", "algorithm of new signing keys: EdDSA, ES256, HS256"},
+       Parsed{set_signing_alg}},
+      {{"key_reload_interval", "5s", "how often serve checks the signing key file for changes"},
+       Duration{seconds{1}, {}, put<&Config::key_reload_interval>}},
+      {{"api_key_hashes", "", "comma-separated sha256:<64 hex> of accepted API keys"},
+       Parsed{set_api_key_hashes}},
+      {{"issuer", "tessera", "iss of access tokens"}, Text{put<&Config::policy, &P::issuer>, true}},
+      {{"audience", "tessera", "aud of access tokens (comma-separated list)"},
+       List{put<&Config::policy, &P::audience>, true}},
+      {{"session_ttl", "30d", "absolute session lifetime"},
+       Duration{seconds{1}, {}, put<&Config::policy, &P::session_ttl>}},
+      {{"idle_timeout", "0", "idle timeout; 0: off"},
+       Duration{seconds{0}, {}, put<&Config::policy, &P::idle_timeout>}},
+      {{"touch_interval", "auto", "how often validation may record activity"},
+       Duration{seconds{1}, {}, put<&Config::policy, &P::touch_interval>, "auto"}},
+      {{"access_ttl", "15m", "access token lifetime"},
+       Duration{seconds{1}, {}, put<&Config::policy, &P::access_ttl>}},
+      {{"refresh_grace", "10s", "0..60s: retry window of the previous refresh token"},
+       Duration{seconds{0}, seconds{60}, put<&Config::policy, &P::refresh_grace>}},
+      {{"max_sessions_per_subject", "10", ">= 1; least recently seen are evicted"},
+       Integer{1, std::numeric_limits<std::uint32_t>::max(),
+               put<&Config::policy, &P::max_sessions_per_subject>}},
+      {{"max_data_bytes", "4096", "bound on a session's data"},
+       Integer{2, 16 * 1024 * 1024, put<&Config::policy, &P::max_data_bytes>}},
+      {{"bind_fingerprint", "false", "revoke a session validated with another fingerprint"},
+       Boolean{put<&Config::policy, &P::bind_fingerprint>}},
+      {{"cleanup_retention", "7d", "ended sessions are deleted this long after they end"},
+       Duration{seconds{0}, {}, put<&Config::policy, &P::cleanup_retention>}},
+      {{"cleanup_interval", "1h", "how often serve runs cleanup; 0: never"},
+       Duration{seconds{0}, {}, put<&Config::cleanup_interval>}},
+      {{"cookie_name", "tessera_session", "cookie mode: the cookie's name"},
+       Parsed{set_cookie_name}},
+      {{"cookie_domain", "", "cookie Domain; empty: host-only"},
+       Text{put<&Config::server, &S::cookie, &K::domain>}},
+      {{"cookie_path", "/", "cookie Path"}, Parsed{set_cookie_path}},
+      {{"cookie_secure", "true", "cookie Secure attribute"},
+       Boolean{put<&Config::server, &S::cookie, &K::secure>}},
+      {{"cookie_same_site", "Lax", "Strict, Lax or None (None needs cookie_secure)"},
+       Choice{{"Strict", "Lax", "None"}, put<&Config::server, &S::cookie, &K::same_site>}},
+      {{"max_body_bytes", "65536", "larger request bodies answer 413"},
+       Integer{1024, 64 * 1024 * 1024, put<&Config::server, &S::max_body_bytes>}},
+      {{"max_header_bytes", "8192", "larger header blocks answer 431"},
+       Integer{1024, 1024 * 1024, put<&Config::server, &S::max_header_bytes>}},
+      {{"read_timeout", "10s", "a request must arrive whole within this"},
+       Duration{seconds{1}, {}, put<&Config::server, &S::read_timeout>}},
+      {{"idle_connection_timeout", "60s", "idle keep-alive connections are closed after this"},
+       Duration{seconds{1}, {}, put<&Config::server, &S::idle_timeout>}},
+      {{"drain_timeout", "30s", "on SIGTERM in-flight requests get this long"},
+       Duration{seconds{0}, {}, put<&Config::server, &S::drain_timeout>}},
+      {{"max_connections", "4096", "further connections are closed at once"},
+       Integer{1, 1'000'000, put<&Config::server, &S::max_connections>}},
+      {{"jwks_max_age", "300s", "Cache-Control max-age of the JWKS"},
+       Duration{seconds{0}, {}, put<&Config::server, &S::jwks_max_age>}},
+      {{"metrics_public", "true", "false: /metrics needs an API key"},
+       Boolean{put<&Config::server, &S::metrics_public>}},
+      {{"access_log", "true", "one JSON line per request on stdout"},
+       Boolean{put<&Config::server, &S::access_log>}},
+      {{"audit_log", "<data_dir>/audit.jsonl",
+        "lifecycle events as JSON lines; - for stdout, none (or empty) for none"},
+       Parsed{set_audit_log}},
+      {{"log_level", "info", "trace, debug, info, warn, error, critical, off"},
+       Choice{{"trace", "debug", "info", "warn", "error", "critical", "off"},
+              put<&Config::log_level>}},
+  };
+  return rows;
+}
+
+bool known(std::string_view key) {
+  return std::any_of(table().begin(), table().end(),
+                     [&](const Row& row) { return row.setting.key == key; });
+}
+
+// A default such as "sqlite://<data_dir>/tessera.db", with data_dir filled in.
+std::string with_data_dir(std::string_view text, const std::filesystem::path& data_dir) {
+  constexpr std::string_view kDataDir = "<data_dir>/";
+  const auto at = text.find(kDataDir);
+  if (at == std::string_view::npos) return std::string(text);
+  return std::string(text.substr(0, at)) +
+         (data_dir / std::filesystem::path(text.substr(at + kDataDir.size()))).string();
+}
+
+// --- reading one value, by kind -------------------------------------------------
+
+Filled fill(const Text& kind, const std::string& text, Config& c) {
+  if (kind.required && text.empty()) return std::unexpected("must not be empty");
+  kind.set(c, text);
+  return {};
+}
+
+Filled fill(const Boolean& kind, const std::string& text, Config& c) {
+  if (text != "true" && text != "false")
+    return std::unexpected(fmt::format("must be true or false (got \"{}\")", text));
+  kind.set(c, text == "true");
+  return {};
+}
+
+Filled fill(const Integer& kind, const std::string& text, Config& c) {
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc{} || p != text.data() + text.size())
+    return std::unexpected(fmt::format("not a non-negative integer (got \"{}\")", text));
+  if (v < kind.min || v > kind.max)
+    return std::unexpected(
+        fmt::format("must be between {} and {} (got {})", kind.min, kind.max, v));
+  kind.set(c, v);
+  return {};
+}
+
+Filled fill(const Duration& kind, const std::string& text, Config& c) {
+  if (!kind.unset.empty() && text == kind.unset) return {};
+  const auto d = parse_duration(text);
+  if (!d)
+    return std::unexpected(
+        fmt::format("not a duration (got \"{}\"; use e.g. 90s, 15m, 1h, 30d)", text));
+  // Bounds in plain seconds, as the documentation writes them ("0s and 60s").
+  if (kind.max && (*d < kind.min || *d > *kind.max))
+    return std::unexpected(fmt::format("must be between {}s and {}s (got {})", kind.min.count(),
+                                       kind.max->count(), text));
+  if (*d < kind.min)
+    return std::unexpected(fmt::format("must be at least {}s (got {})", kind.min.count(), text));
+  kind.set(c, *d);
+  return {};
+}
+
+Filled fill(const Choice& kind, const std::string& text, Config& c) {
+  if (std::find(kind.allowed.begin(), kind.allowed.end(), text) == kind.allowed.end())
+    return std::unexpected(
+        fmt::format("must be one of {} (got \"{}\")", fmt::join(kind.allowed, ", "), text));
+  kind.set(c, text);
+  return {};
+}
+
+Filled fill(const List& kind, const std::string& text, Config& c) {
+  auto items = split_list(text);
+  if (kind.required && items.empty()) return std::unexpected("needs at least one value");
+  kind.set(c, std::move(items));
+  return {};
+}
+
+Filled fill(const Parsed& kind, const std::string& text, Config& c) {
+  return kind.set(c, text);
+}
+
 }  // namespace
 
 std::span<const Setting> settings() {
-  return kSettings;
+  static const std::vector<Setting> keys = [] {
+    std::vector<Setting> out;
+    for (const Row& row : table()) out.push_back(row.setting);
+    return out;
+  }();
+  return keys;
 }
 
 std::optional<seconds> parse_duration(std::string_view text) {
@@ -242,180 +469,24 @@ std::string format_duration(seconds d) {
 
 Result<Config> build_config(const RawSettings& raw) {
   for (const auto& [key, value] : raw) {
-    if (std::none_of(kSettings.begin(), kSettings.end(),
-                     [&](const Setting& s) { return s.key == key; }))
-      return std::unexpected(bad(key, "unknown setting"));
+    if (!known(key)) return std::unexpected(bad(key, "unknown setting"));
   }
-  Reader r(raw);
   Config c;
-
-  c.mode =
-      r.choice("mode", "dev", {"dev", "production"}) == "production" ? Mode::production : Mode::dev;
-  const std::string data_dir = r.text("data_dir", "./var");
-  if (data_dir.empty()) r.error("data_dir", "must not be empty");
-  c.data_dir = data_dir;
-
-  // listen: host:port, host may be a bracketed IPv6 address.
-  {
-    const std::string listen = r.text("listen", "127.0.0.1:8080");
-    const auto colon = listen.rfind(':');
-    std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-    const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-      host = host.substr(1, host.size() - 2);
-    unsigned p = 0;
-    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (host.empty() || port.empty() || ec != std::errc{} || ptr != port.data() + port.size() ||
-        p > 65535) {
-      r.error("listen", fmt::format("must be host:port with a port 0..65535 (got \"{}\")", listen));
-    } else {
-      if (host == "localhost") host = "127.0.0.1";
-      in6_addr probe{};
-      if (::inet_pton(AF_INET, host.c_str(), &probe) != 1 &&
-          ::inet_pton(AF_INET6, host.c_str(), &probe) != 1)
-        r.error("listen",
-                fmt::format("host must be an IP address or localhost (got \"{}\")", host));
-      c.server.host = host;
-      c.server.port = static_cast<std::uint16_t>(p);
-    }
+  for (const auto& [setting, kind] : table()) {
+    const auto given = raw.find(setting.key);
+    const std::string text = given != raw.end() ? std::string(trim(given->second))
+                                                : with_data_dir(setting.default_text, c.data_dir);
+    auto filled = std::visit([&](const auto& k) { return fill(k, text, c); }, kind);
+    if (!filled) return std::unexpected(bad(setting.key, filled.error()));
   }
-  if (const std::string rf = r.text("ready_file", ""); !rf.empty()) c.ready_file = rf;
-  c.server.threads = static_cast<unsigned>(r.integer("threads", "0", 0, 1024));
+  c.signing_keys_given = raw.contains("signing_keys");
+  c.secret_keys_given = raw.contains("secret_keys");
+  c.signing_alg_given = raw.contains("signing_alg");
 
-  // store
-  {
-    const std::string fallback = "sqlite://" + (c.data_dir / "tessera.db").string();
-    c.store_url = r.text("store", fallback);
-    if (c.store_url == "memory:") {
-      c.store_kind = StoreKind::memory;
-    } else if (c.store_url.starts_with("postgresql://") || c.store_url.starts_with("postgres://")) {
-      c.store_kind = StoreKind::postgresql;
-      c.postgres.url = c.store_url;
-    } else if (c.store_url.starts_with("sqlite://")) {
-      c.store_kind = StoreKind::sqlite;
-      c.sqlite_path = c.store_url.substr(std::string_view("sqlite://").size());
-      if (c.sqlite_path.empty()) r.error("store", "sqlite:// needs a file path");
-    } else {
-      r.error("store", fmt::format("unsupported store \"{}\" (expected sqlite://PATH, "
-                                   "postgresql://... or memory:)",
-                                   c.store_url_for_logs()));
-    }
-  }
-  c.sqlite.synchronous = r.choice("sqlite_synchronous", "full", {"full", "normal"}) == "normal"
-                             ? SqliteSync::normal
-                             : SqliteSync::full;
-  c.postgres.schema = r.text("postgres_schema", "public");
-  c.postgres.pool_size = static_cast<std::size_t>(r.integer("postgres_pool_size", "16", 1, 1000));
-  {
-    const std::string url = r.text("redis_url", "");
-    if (!url.empty()) {
-      if (auto o = parse_redis_url(url)) {
-        c.redis = *o;
-      } else {
-        r.error("redis_url", o.error().detail);
-      }
-    }
-  }
-
-  c.signing_keys_given = r.given("signing_keys");
-  c.signing_keys = r.text("signing_keys", (c.data_dir / "keys" / "signing.jwks").string());
-  if (c.signing_keys.empty()) r.error("signing_keys", "must not be empty");
-  c.secret_keys_given = r.given("secret_keys");
-  c.secret_keys = r.text("secret_keys", (c.data_dir / "keys" / "secrets.json").string());
-  if (c.secret_keys.empty()) r.error("secret_keys", "must not be empty");
-  {
-    c.signing_alg_given = r.given("signing_alg");
-    const std::string alg = r.text("signing_alg", "EdDSA");
-    if (const auto a = algorithm_from_string(alg)) {
-      c.signing_alg = *a;
-    } else {
-      r.error("signing_alg", fmt::format("must be EdDSA, ES256 or HS256 (got \"{}\")", alg));
-    }
-  }
-  c.key_reload_interval = r.duration("key_reload_interval", "5s", seconds{1});
-  {
-    const auto hashes = split_list(r.text("api_key_hashes", ""));
-    c.api_key_hashes_given = !hashes.empty();
-    for (const auto& h : hashes) {
-      if (const auto digest = parse_key_hash(h)) {
-        c.server.api_key_hashes.push_back(*digest);
-      } else {
-        // Show only the shape: a wrongly pasted value may be a key itself.
-        r.error("api_key_hashes",
-                fmt::format("each entry must be sha256:<64 hex digits> (an entry of {} characters "
-                            "is not)",
-                            h.size()));
-        break;
-      }
-    }
-  }
-
-  auto& p = c.policy;
-  p.issuer = r.text("issuer", "tessera");
-  if (p.issuer.empty()) r.error("issuer", "must not be empty");
-  p.audience = split_list(r.text("audience", "tessera"));
-  if (p.audience.empty()) r.error("audience", "needs at least one value");
-  p.session_ttl = r.duration("session_ttl", "30d", seconds{1});
-  p.idle_timeout = r.duration("idle_timeout", "0");
-  if (const std::string t = r.text("touch_interval", "auto"); t != "auto")
-    p.touch_interval = r.duration("touch_interval", "auto", seconds{1});
-  p.access_ttl = r.duration("access_ttl", "15m", seconds{1});
-  p.refresh_grace = r.duration("refresh_grace", "10s");
-  if (p.refresh_grace > seconds{60})
-    r.error("refresh_grace",
-            fmt::format("must be between 0s and 60s (got {})", r.text("refresh_grace", "")));
-  p.max_sessions_per_subject = static_cast<std::size_t>(
-      r.integer("max_sessions_per_subject", "10", 1, std::numeric_limits<std::uint32_t>::max()));
-  p.max_data_bytes =
-      static_cast<std::size_t>(r.integer("max_data_bytes", "4096", 2, 16 * 1024 * 1024));
-  p.bind_fingerprint = r.boolean("bind_fingerprint", "false");
-  p.cleanup_retention = r.duration("cleanup_retention", "7d");
-  c.cleanup_interval = r.duration("cleanup_interval", "1h");
-
-  auto& ck = c.server.cookie;
-  ck.name = r.text("cookie_name", "tessera_session");
-  if (ck.name.empty() || !std::all_of(ck.name.begin(), ck.name.end(), [](char ch) {
-        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
-      }))
-    r.error("cookie_name", "must be non-empty letters, digits, '_', '-' or '.'");
-  ck.domain = r.text("cookie_domain", "");
-  ck.path = r.text("cookie_path", "/");
-  if (!ck.path.starts_with('/')) r.error("cookie_path", "must start with /");
-  ck.secure = r.boolean("cookie_secure", "true");
-  ck.same_site = r.choice("cookie_same_site", "Lax", {"Strict", "Lax", "None"});
-  if (ck.same_site == "None" && !ck.secure)
-    r.error("cookie_same_site", "None needs cookie_secure = true (browsers refuse it otherwise)");
-
-  auto& s = c.server;
-  s.max_body_bytes =
-      static_cast<std::size_t>(r.integer("max_body_bytes", "65536", 1024, 64 * 1024 * 1024));
-  s.max_header_bytes =
-      static_cast<std::size_t>(r.integer("max_header_bytes", "8192", 1024, 1024 * 1024));
-  s.read_timeout = r.duration("read_timeout", "10s", seconds{1});
-  s.idle_timeout = r.duration("idle_connection_timeout", "60s", seconds{1});
-  s.drain_timeout = r.duration("drain_timeout", "30s");
-  s.max_connections = static_cast<std::size_t>(r.integer("max_connections", "4096", 1, 1'000'000));
-  s.max_pipelined = static_cast<std::size_t>(r.integer("max_pipelined", "16", 1, 1024));
-  s.jwks_max_age = r.duration("jwks_max_age", "300s");
-  s.metrics_public = r.boolean("metrics_public", "true");
-  s.access_log = r.boolean("access_log", "true");
-
-  {
-    const std::string audit = r.text("audit_log", (c.data_dir / "audit.jsonl").string());
-    if (audit.empty() || audit == "none") {
-      c.audit = AuditTarget::none;
-    } else if (audit == "-") {
-      c.audit = AuditTarget::stdout_lines;
-    } else {
-      c.audit = AuditTarget::file;
-      c.audit_path = audit;
-    }
-  }
-  c.log_level =
-      r.choice("log_level", "info", {"trace", "debug", "info", "warn", "error", "critical", "off"});
-
-  if (r.first_error()) return std::unexpected(*r.first_error());
-  if (auto v = p.validate(); !v) return std::unexpected(v.error());
+  if (c.server.cookie.same_site == "None" && !c.server.cookie.secure)
+    return std::unexpected(
+        bad("cookie_same_site", "None needs cookie_secure = true (browsers refuse it otherwise)"));
+  if (auto v = c.policy.validate(); !v) return std::unexpected(v.error());
   return c;
 }
 
@@ -424,7 +495,7 @@ SettingsBinder::SettingsBinder(CLI::App& app) {
                                   "configuration file of key = value lines (docs/configuration.md)")
                        ->envname("TESSERA_CONFIG")
                        ->group("Settings");
-  for (const Setting& s : kSettings) {
+  for (const Setting& s : settings()) {
     std::string help(s.help);
     if (!s.default_text.empty()) help += fmt::format(" [default: {}]", s.default_text);
     CLI::Option* o = app.add_option("--" + flag_name(s.key), values_[std::string(s.key)], help)
@@ -441,7 +512,7 @@ std::vector<std::string> SettingsBinder::unknown_environment() {
     const std::string_view entry(*e);
     const std::string_view name = entry.substr(0, entry.find('='));
     if (!name.starts_with("TESSERA_") || name == "TESSERA_CONFIG") continue;
-    if (std::none_of(kSettings.begin(), kSettings.end(),
+    if (std::none_of(settings().begin(), settings().end(),
                      [&](const Setting& s) { return env_name(s.key) == name; }))
       unknown.emplace_back(name);
   }

@@ -1,7 +1,8 @@
-// The settings of the `tessera` command (docs/configuration.md): one table of
-// keys with their defaults, layered file < environment (TESSERA_*) < flags,
-// and validated all at once into a Config that maps onto SessionPolicy,
-// SqliteOptions and server::ServerOptions.
+// The settings of the `tessera` command (docs/configuration.md): one table
+// binding each key to its default, bounds, help text and the Config field it
+// fills, layered file < environment (TESSERA_*) < flags, and validated all
+// at once into a Config that maps onto SessionPolicy, SqliteOptions and
+// server::ServerOptions.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -195,8 +195,8 @@ std::string dev_banner(const SecretString& api_key, const Config& config, std::u
       config.api_keys_file().string(), api_key.reveal(), host, port, api_key.reveal());
 }
 
-KeyReloader::KeyReloader(fs::path file, SharedKeySet& keys)
-    : file_(std::move(file)), keys_(keys), last_(file_stamp(file_)) {}
+KeyReloader::KeyReloader(fs::path file, SharedKeySet& keys, AuditSink* audit, const Clock& clock)
+    : file_(std::move(file)), keys_(keys), audit_(audit), clock_(clock), last_(file_stamp(file_)) {}
 
 bool KeyReloader::check(bool force) {
   std::lock_guard lock(mu_);
@@ -213,9 +213,16 @@ bool KeyReloader::check(bool force) {
     return false;
   }
   const std::string active = keys->active()->kid();
+  const std::string before = keys_.get()->active()->kid();
   keys_.set(std::move(*keys));
   log_event(spdlog::level::info, "keys_reloaded",
             {{"file", file_.string()}, {"active_kid", active}});
+  // This instance signs with another key from now on (`keys rotate`, run
+  // elsewhere, wrote its own event): counted in the metrics, and audited
+  // like the command's, with the new active kid (public: it is in the JWKS).
+  if (audit_ != nullptr && active != before)
+    audit_->emit(
+        AuditEvent{.type = "key_rotated", .at = clock_.now(), .reason = active, .actor = "system"});
   return true;
 }
 

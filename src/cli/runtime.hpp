@@ -16,6 +16,7 @@
 #include "cli/config.hpp"
 #include "cli/key_files.hpp"
 #include "tessera/audit.hpp"
+#include "tessera/clock.hpp"
 #include "tessera/session.hpp"
 #include "tessera/session_service.hpp"
 
@@ -50,10 +51,13 @@ namespace tessera::cli {
 
 // Re-reads the signing key file when it changes (mtime, size or inode) and
 // swaps it into the SharedKeySet; a file that does not load is logged and
-// the keys in use are kept. Thread-safe.
+// the keys in use are kept. When the swapped-in set has another active key
+// than the one before, a key_rotated event goes to `audit` (if not null;
+// it must outlive the reloader). Thread-safe.
 class KeyReloader {
  public:
-  KeyReloader(std::filesystem::path file, SharedKeySet& keys);
+  KeyReloader(std::filesystem::path file, SharedKeySet& keys, AuditSink* audit = nullptr,
+              const Clock& clock = SystemClock::instance());
   // Reloads if the file changed since the last look (or always, if `force`).
   // True if new keys were swapped in.
   bool check(bool force = false);
@@ -62,6 +66,8 @@ class KeyReloader {
   std::mutex mu_;
   std::filesystem::path file_;
   SharedKeySet& keys_;
+  AuditSink* audit_;
+  const Clock& clock_;
   std::optional<FileStamp> last_;
 };
 

@@ -125,11 +125,13 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   auto signing = load_signing_keys(config.signing_keys);
   if (!signing) return std::unexpected(signing.error());
   SharedKeySet keys(std::move(*signing));
-  KeyReloader reloader(config.signing_keys, keys);
 
   auto audit = open_audit_sink(config);
   if (!audit) return std::unexpected(audit.error());
   server::Metrics metrics(audit->get());
+  // key_rotated goes to the metrics (counted, then to the audit sink).
+  KeyReloader reloader(config.signing_keys, keys, &metrics, clock);
+
   // With Redis, every epoch bump (and logout scope "all") is also written
   // there and published, so resource services drop the subject's cached
   // epoch at once; the service sees one sink either way.
@@ -160,13 +162,14 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 
-  if (config.ready_file) {
-    if (auto s = write_private_file(*config.ready_file, fmt::format("{}\n", port)); !s)
-      return fail(ErrorCode::config_invalid, fmt::format("ready_file: {}", s.error().detail));
-  }
   if (new_api_key) {
     // The one place a secret is printed: the dev mode's first start.
     std::cout << dev_banner(*new_api_key, config, port) << std::endl;
+  }
+  // After the banner: whoever waits for the ready file may read it at once.
+  if (config.ready_file) {
+    if (auto s = write_private_file(*config.ready_file, fmt::format("{}\n", port)); !s)
+      return fail(ErrorCode::config_invalid, fmt::format("ready_file: {}", s.error().detail));
   }
   log_event(spdlog::level::info, "listening",
             {{"host", config.server.host},

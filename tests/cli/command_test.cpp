@@ -3,13 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
 #include <map>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "cli/key_files.hpp"
 #include "cli_test_support.hpp"
 #include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
+#include "tessera/redis_epochs.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -383,6 +386,89 @@ TEST(TesseraBinary, SessionsAndEpochRoundTripOnSqlite) {
   const std::string audit = slurp(dir / "audit.jsonl");
   EXPECT_NE(audit.find("\"revoked\""), std::string::npos);
   EXPECT_NE(audit.find("\"epoch_bumped\""), std::string::npos);
+}
+
+TEST(TesseraBinary, GlobalEpochBumpRaisesEverySubjectsEffectiveEpoch) {
+  TempDir dir;
+  const std::vector<std::string> env{"TESSERA_STORE=sqlite://t.db",
+                                     "TESSERA_AUDIT_LOG=audit.jsonl"};
+  auto epoch_of = [&](const std::vector<std::string>& args) {
+    auto r = run_tessera(dir.path(), args, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json_of(r.out).at("epoch").as_int64();
+  };
+  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 0);
+  EXPECT_EQ(epoch_of({"epoch", "bump", "alice"}), 1);
+  EXPECT_EQ(epoch_of({"epoch", "bump", "--global"}), 1);
+  auto bumped = run_tessera(dir.path(), {"epoch", "bump", "--global"}, env);
+  ASSERT_EQ(bumped.exit_code, 0) << bumped.err;
+  EXPECT_EQ(json_of(bumped.out), boost::json::parse(R"({"global":true,"epoch":2})"));
+
+  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 2);
+  EXPECT_GE(epoch_of({"epoch", "get", "alice"}), 2);  // max(own 1, global 2)
+  EXPECT_EQ(epoch_of({"epoch", "get", "bob"}), 2);    // never bumped itself
+  // A subject bump still moves its effective epoch past the global one.
+  EXPECT_EQ(epoch_of({"epoch", "bump", "bob"}), 3);
+  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 2);
+  // Each global bump is audited, without a subject, with the new value.
+  std::vector<std::int64_t> global_bumps;
+  std::istringstream audit(slurp(dir / "audit.jsonl"));
+  for (std::string line; std::getline(audit, line);) {
+    const auto event = json_of(line).as_object();
+    if (event.at("event") == "epoch_bumped" && !event.contains("subject"))
+      global_bumps.push_back(event.at("count").as_int64());
+  }
+  EXPECT_EQ(global_bumps, (std::vector<std::int64_t>{1, 2}));
+}
+
+TEST(TesseraBinary, EpochTakesExactlyOneOfSubjectAndGlobal) {
+  TempDir dir;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"epoch", "get"},
+                                               {"epoch", "bump"},
+                                               {"epoch", "get", "alice", "--global"},
+                                               {"epoch", "bump", "--global", "alice"},
+                                               {"epoch", "bump", "", "--global"},
+                                               {"epoch", "get", ""}}) {
+    auto r = run_tessera(dir.path(), args, {"TESSERA_STORE=memory:"});
+    EXPECT_EQ(r.exit_code, kExitUsage) << args[1] << " " << args.size();
+    expect_error_line(r.err, "invalid_request");
+    EXPECT_NE(r.err.find("epoch: "), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+}
+
+TEST(TesseraBinary, EpochBumpWithRedisUrlIsWrittenToRedis) {
+  const char* url = std::getenv("TESSERA_TEST_REDIS_URL");
+  if (url == nullptr) {
+    const char* required = std::getenv("TESSERA_REQUIRE_SERVERS");
+    if (required != nullptr && std::string_view(required) == "1")
+      FAIL() << "TESSERA_TEST_REDIS_URL is not set";
+    GTEST_SKIP() << "no Redis server (run through scripts/with-servers.sh)";
+  }
+  TempDir dir;
+  const std::string subject = dir.path().filename().string();  // unique in a shared Redis
+  const std::vector<std::string> env{"TESSERA_STORE=sqlite://t.db", "TESSERA_AUDIT_LOG=none",
+                                     std::string("TESSERA_REDIS_URL=") + url};
+  for (int i = 0; i < 3; ++i) {
+    auto r = run_tessera(dir.path(), {"epoch", "bump", subject}, env);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  RedisEpochSource redis(*parse_redis_url(url), nullptr);
+  auto seen = redis.current(subject);
+  ASSERT_TRUE(seen.has_value()) << seen.error();
+  EXPECT_EQ(*seen, 3u);
+}
+
+TEST(TesseraBinary, EpochBumpThatRedisDidNotTakeExitsOneAfterPrintingIt) {
+  TempDir dir;
+  auto r = run_tessera(dir.path(), {"epoch", "bump", "alice"},
+                       {"TESSERA_STORE=sqlite://t.db", "TESSERA_REDIS_URL=redis://127.0.0.1:1"});
+  EXPECT_EQ(r.exit_code, kExitFailure);
+  expect_error_line(r.err, "epoch_unavailable");
+  EXPECT_NE(r.err.find("redis_url: "), std::string::npos) << r.err;
+  EXPECT_EQ(json_of(r.out).at("epoch"), 1);  // the store holds it
+  auto get = run_tessera(dir.path(), {"epoch", "get", "alice"}, {"TESSERA_STORE=sqlite://t.db"});
+  EXPECT_EQ(json_of(get.out).at("epoch"), 1);
 }
 
 TEST(TesseraBinary, ServeInProductionWithoutKeysRefusesNamingTheSetting) {

@@ -3,7 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <sstream>
 
 #include "cli_test_support.hpp"
 #include "result_matchers.hpp"
@@ -108,7 +110,6 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(c->server.idle_timeout, seconds{60});
   EXPECT_EQ(c->server.drain_timeout, seconds{30});
   EXPECT_EQ(c->server.max_connections, 4096u);
-  EXPECT_EQ(c->server.max_pipelined, 16u);
   EXPECT_EQ(c->server.jwks_max_age, seconds{300});
   EXPECT_TRUE(c->server.metrics_public);
   EXPECT_TRUE(c->server.access_log);
@@ -252,7 +253,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
         BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
         BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
-        BadSetting{"max_connections", "0"}, BadSetting{"max_pipelined", "0"},
+        BadSetting{"max_connections", "0"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
         BadSetting{"no_such_setting", "1"}),
@@ -270,6 +271,14 @@ TEST(BuildConfig, SameSiteNoneNeedsSecure) {
   auto c = build_config({{"cookie_same_site", "None"}, {"cookie_secure", "false"}});
   ASSERT_FALSE(c.has_value());
   EXPECT_TRUE(c.error().detail.starts_with("cookie_same_site: ")) << c.error().detail;
+}
+
+// The server reads one request at a time per connection, so a pipelining
+// depth had nothing to bound: the setting is gone, and a stale one is named.
+TEST(BuildConfig, MaxPipelinedIsNoLongerASetting) {
+  auto c = build_config({{"max_pipelined", "16"}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().detail, "max_pipelined: unknown setting");
 }
 
 TEST(BuildConfig, BadApiKeyHashIsNotEchoed) {
@@ -291,6 +300,52 @@ TEST(BuildConfig, EverySettingIsDocumentedInTheTable) {
     auto c = build_config(raw);
     EXPECT_TRUE(c.has_value()) << s.key << ": " << (c ? "" : c.error().detail);
   }
+}
+
+// The rows of docs/configuration.md's settings table: key and default as
+// written there ("" for "—"), backticks removed.
+std::vector<std::pair<std::string, std::string>> documented_settings() {
+  std::vector<std::pair<std::string, std::string>> rows;
+  std::istringstream doc(testing::slurp(TESSERA_CONFIGURATION_MD));
+  bool in_table = false;
+  for (std::string line; std::getline(doc, line);) {
+    if (line.starts_with("## ")) in_table = line == "## Settings";
+    if (!in_table || !line.starts_with("| `")) continue;
+    std::vector<std::string> cells;
+    for (std::size_t at = 1, bar; (bar = line.find('|', at)) != std::string::npos; at = bar + 1) {
+      std::string cell = line.substr(at, bar - at);
+      std::erase(cell, '`');
+      const auto first = cell.find_first_not_of(' ');
+      cells.push_back(first == std::string::npos
+                          ? ""
+                          : cell.substr(first, cell.find_last_not_of(' ') - first + 1));
+    }
+    if (cells.size() < 2) continue;
+    rows.emplace_back(cells[0], cells[1] == "—" ? "" : cells[1]);
+  }
+  return rows;
+}
+
+TEST(Settings, DocumentedTableListsExactlyTheSettingsInOrderWithTheirDefaults) {
+  const auto documented = documented_settings();
+  ASSERT_FALSE(documented.empty()) << "no settings table in " << TESSERA_CONFIGURATION_MD;
+  std::vector<std::pair<std::string, std::string>> code;
+  for (const auto& s : settings()) code.emplace_back(s.key, s.default_text);
+  for (const auto& [key, default_text] : documented) {
+    EXPECT_TRUE(
+        std::any_of(code.begin(), code.end(), [&](const auto& c) { return c.first == key; }))
+        << "docs/configuration.md documents \"" << key << "\", which is no setting";
+  }
+  for (const auto& [key, default_text] : code) {
+    const auto doc = std::find_if(documented.begin(), documented.end(),
+                                  [&](const auto& d) { return d.first == key; });
+    if (doc == documented.end()) {
+      ADD_FAILURE() << "setting \"" << key << "\" is missing from docs/configuration.md";
+    } else {
+      EXPECT_EQ(doc->second, default_text) << "documented default of " << key;
+    }
+  }
+  EXPECT_EQ(documented, code) << "docs/configuration.md lists the settings in another order";
 }
 
 TEST(Settings, FlagsUseDashesAndReachTheSetting) {

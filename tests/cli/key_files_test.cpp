@@ -352,5 +352,31 @@ TEST(KeyReloader, SwapsInChangedKeysAndKeepsOldOnABadFile) {
   EXPECT_EQ(shared.get()->active()->kid(), rotated->active_kid);
 }
 
+TEST(KeyReloader, AuditsKeyRotatedOnlyWhenTheActiveKeyChanges) {
+  TempDir dir;
+  DeterministicRandom random(13);
+  ManualClock clock;
+  const auto file = dir / "s.jwks";
+  auto keys = generate_signing_keys(Algorithm::EdDSA, random, clock);
+  ASSERT_TRUE(write_private_file(file, keys->private_jwks()));
+  SharedKeySet shared(*keys);
+  MemoryAuditSink audit;
+  KeyReloader reloader(file, shared, &audit, clock);
+  EXPECT_TRUE(reloader.check(true));  // SIGHUP on an unchanged file: reloaded, not rotated
+  EXPECT_TRUE(audit.lines().empty());
+
+  auto rotated = rotate_signing_keys(*keys, Algorithm::EdDSA, random, clock, seconds{900});
+  ASSERT_TRUE(write_private_file(file, rotated->keys.private_jwks()));
+  EXPECT_TRUE(reloader.check());
+  ASSERT_EQ(audit.lines().size(), 1u);
+  const std::string line = audit.lines()[0];
+  EXPECT_NE(line.find(R"("event":"key_rotated")"), std::string::npos) << line;
+  EXPECT_NE(line.find(R"("reason":")" + rotated->active_kid + '"'), std::string::npos) << line;
+
+  write_text(file, "{ not a key set");
+  EXPECT_FALSE(reloader.check());
+  EXPECT_EQ(audit.lines().size(), 1u);
+}
+
 }  // namespace
 }  // namespace tessera::cli

@@ -114,14 +114,7 @@ class ServeProcess {
   std::uint16_t port_ = 0;
 };
 
-class Serve : public ::testing::Test {
- protected:
-  void SetUp() override {
-#ifndef TESSERA_HAVE_SERVER
-    GTEST_SKIP() << "this build has no tessera_server";
-#endif
-  }
-};
+class Serve : public ::testing::Test {};
 
 TEST_F(Serve, DevFirstStartPrintsAWorkingCurlLineOnceAndStopsCleanlyOnSigterm) {
   TempDir dir;

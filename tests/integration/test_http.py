@@ -877,11 +877,19 @@ class TestProcessLifecycle(unittest.TestCase):
 
 
 class TestReload(unittest.TestCase):
+    @staticmethod
+    def key_rotations(a):
+        text = a.request("GET", "/metrics").body.decode()
+        line = next(l for l in text.splitlines()
+                    if l.startswith('tessera_lifecycle_events_total{event="key_rotated"}'))
+        return int(line.split()[-1])
+
     def test_sighup_reloads_rotated_keys(self):
         import subprocess
         import jwt
         a = Authority(args=["--key-reload-interval", "1h"]).start()
         try:
+            self.assertEqual(self.key_rotations(a), 0)
             old = a.issue(subject())
             old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
             rc = subprocess.run([authority.TESSERA, "keys", "rotate", "--data-dir", a.data_dir],
@@ -896,6 +904,11 @@ class TestReload(unittest.TestCase):
                 new_kid = jwt.get_unverified_header(new["access_token"])["kid"]
             self.assertNotEqual(new_kid, old_kid, "SIGHUP did not reload the keys")
             self.assertTrue(a.introspect(old["access_token"]).json["active"])
+            # The reload that changed the active key is counted once.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and self.key_rotations(a) != 1:
+                time.sleep(0.1)
+            self.assertEqual(self.key_rotations(a), 1)
             self.assertEqual(a.stop(), 0)
         finally:
             a.cleanup()
