@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
 
 all: build
 
@@ -55,6 +55,22 @@ fuzz-build:
 fuzz: fuzz-build
 	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
+# Debian packages (tessera, libtessera-dev) from a Release build with
+# Debian's hardening flags, into build-deb/; check-deb lints, installs, runs
+# and removes them (root: it installs on this machine).
+deb: deps-deb
+	CXXFLAGS="$$(dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	  cmake -S . -B build-deb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DTESSERA_TESTS=OFF -DTESSERA_BENCH=OFF -DTESSERA_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build-deb -j $(JOBS)
+	cd build-deb && cpack -G DEB
+
+check-deb: deb
+	scripts/check-deb.sh build-deb
+
+deps-deb:
+	@scripts/install-deps.sh deb
+
 bench: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
@@ -75,4 +91,4 @@ tidy: build
 	git ls-files 'src/*.cpp' | xargs clang-tidy -p build --quiet
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-release
+	rm -rf build build-asan build-tsan build-fuzz build-release build-deb

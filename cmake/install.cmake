@@ -61,5 +61,3 @@ list(JOIN TESSERA_PC_ALL ", " TESSERA_PC_ALL)
 configure_file(cmake/tessera.pc.in ${PROJECT_BINARY_DIR}/pkgconfig/tessera.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/pkgconfig/tessera.pc
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig COMPONENT dev)
-
-install(FILES LICENSE DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT dev)

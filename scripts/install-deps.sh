@@ -12,7 +12,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcli11-dev libspdlog-dev libfmt-dev
 )
-# `install-deps.sh test servers`, `... fuzz`, `... bench`.
+# `install-deps.sh test servers`, `... fuzz`, `... bench`, `... deb`.
 for group in "$@"; do
   case "$group" in
     test) packages+=(libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
@@ -20,7 +20,8 @@ for group in "$@"; do
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
-    *) echo "install-deps: unknown group '$group' (test, fuzz, servers, bench)" >&2; exit 2 ;;
+    deb) packages+=(dpkg-dev python3 lintian systemd curl) ;;
+    *) echo "install-deps: unknown group '$group' (test, fuzz, servers, bench, deb)" >&2; exit 2 ;;
   esac
 done
 
