@@ -57,6 +57,9 @@ set(CPACK_PACKAGE_NAME tessera)
 set(CPACK_PACKAGE_VENDOR "The tessera authors")
 set(CPACK_PACKAGE_CONTACT "${TESSERA_MAINTAINER}")
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+# CPack's own default summary, on purpose: CPackDeb then leaves each
+# package's description alone, whose first line is that package's synopsis.
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_NAME} built using CMake")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEB_COMPONENT_INSTALL ON)
@@ -70,13 +73,13 @@ set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME tessera)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser")
-set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
-    "session lifecycle authority (cookie sessions, JWT access tokens, rotating refresh tokens)\n"
-    "tessera issues, validates, renews, rotates and revokes login sessions: cookie\n"
-    "sessions for browsers, and short JWT access tokens with rotating refresh tokens\n"
-    "for APIs, with replay detection and log-out-everywhere epochs, on SQLite or\n"
-    "PostgreSQL. This package holds the authority server and its operator commands,\n"
-    "with a hardened systemd unit.")
+# First line: the synopsis; the rest: the extended description (lines < 80).
+set(CPACK_DEBIAN_RUNTIME_DESCRIPTION "session lifecycle authority: cookie sessions, JWTs, refresh tokens
+tessera issues, validates, renews, rotates and revokes login sessions:
+cookie sessions for browsers, and short JWT access tokens with rotating
+refresh tokens for APIs, with replay detection and log-out-everywhere
+epochs, on SQLite or PostgreSQL. This package holds the authority server
+and its operator commands, with a hardened systemd unit.")
 file(WRITE ${PROJECT_BINARY_DIR}/packaging/conffiles "/etc/tessera/tessera.conf\n")
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_EXTRA
     ${PROJECT_BINARY_DIR}/packaging/conffiles
@@ -90,10 +93,9 @@ set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_SHLIBDEPS OFF)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
     "libssl-dev (>= 3.0), libsqlite3-dev, libboost1.81-dev, libboost-json1.81-dev, libboost-url1.81-dev, libfmt-dev, libpq-dev, libhiredis-dev, pkg-config")
-set(CPACK_COMPONENT_DEV_DESCRIPTION
-    "session lifecycle engine - development files\n"
-    "The tessera engine as C++23 static libraries: tessera::core (keys, JOSE),\n"
-    "tessera::sessions (the engine, memory and SQLite stores), tessera::postgres,\n"
-    "tessera::redis, tessera::verify and tessera::verify_http (resource-side\n"
-    "verification), with CMake (find_package(tessera)) and pkg-config files.")
+set(CPACK_DEBIAN_DEV_DESCRIPTION "session lifecycle engine - development files
+The tessera engine as C++23 static libraries: tessera::core (keys, JOSE),
+tessera::sessions (the engine, memory and SQLite stores), tessera::postgres,
+tessera::redis, tessera::verify and tessera::verify_http (resource-side
+verification), with CMake (find_package(tessera)) and pkg-config files.")
 include(CPack)

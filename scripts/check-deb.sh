@@ -22,7 +22,7 @@ for deb in "${debs[@]}"; do
 done
 
 echo "--- lintian"
-lintian --fail-on error --no-tag-display-limit "${debs[@]}"
+lintian --fail-on error --tag-display-limit 0 "${debs[@]}"
 
 echo "--- install"
 dpkg -i "${debs[@]}"
@@ -41,7 +41,7 @@ echo "--- run the installed binary with the packaged configuration"
 # here is not systemd. Only the port is overridden, to a free one.
 install -d -o tessera -g tessera -m 0700 /var/lib/tessera
 ready=/var/lib/tessera/ready
-(cd /var/lib/tessera && exec runuser -u tessera -- /usr/bin/tessera serve \
+(cd /var/lib/tessera && exec setpriv --reuid=tessera --regid=tessera --init-groups /usr/bin/tessera serve \
    --config /etc/tessera/tessera.conf --listen 127.0.0.1:0 --ready-file "$ready") >"$work/out" 2>"$work/err" &
 pid=$!
 for _ in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
@@ -55,7 +55,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/v1
 [[ $code == 201 ]] || { echo "check-deb: issue answered $code, not 201" >&2; exit 1; }
 mode=$(stat -c %a /var/lib/tessera/keys/signing.jwks)
 [[ $mode == 600 ]] || { echo "check-deb: signing.jwks is mode $mode" >&2; exit 1; }
-kill -TERM "$pid"; wait "$pid"; pid=
+kill -TERM "$pid"
+status=0; wait "$pid" || status=$?
+pid=
+[[ $status -eq 0 ]] || { echo "check-deb: serve exited $status on SIGTERM, not 0" >&2; cat "$work/err"; exit 1; }
 echo "served /healthz and an issue on port $port, then stopped cleanly"
 
 echo "--- remove and purge"
