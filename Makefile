@@ -4,20 +4,28 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
 
 all: build
 
+# What the tessera binary needs, and no more (no database server, no test tools).
 deps:
-	@scripts/install-deps.sh servers
+	@scripts/install-deps.sh
 
-build: deps
-	cmake -S . -B build -G Ninja $(CMAKE_FLAGS)
+# Everything the tests use, PostgreSQL and Redis servers included.
+deps-test:
+	@scripts/install-deps.sh test servers
+
+build: deps-test
+	cmake -S . -B build -G Ninja -DTESSERA_TESTS=ON -DTESSERA_BENCH=ON -DTESSERA_EXAMPLES=ON $(CMAKE_FLAGS)
 	cmake --build build -j $(JOBS)
 
 # The authority on 127.0.0.1:8080 in dev mode, data under ./var/. The first
-# start prints an API key and a curl line to try it with.
-run: build
+# start prints an API key and a curl line to try it with. Builds only the
+# tessera binary; a build/ that `make test` configured is reused as it is.
+run: deps
+	@[[ -f build/CMakeCache.txt ]] || cmake -S . -B build -G Ninja -DTESSERA_TESTS=OFF -DTESSERA_BENCH=OFF -DTESSERA_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build -j $(JOBS) --target tessera
 	build/src/cli/tessera serve
 
 # Tests run beside a throwaway PostgreSQL and Redis (scripts/with-servers.sh).
@@ -25,14 +33,14 @@ test: build
 	scripts/with-servers.sh ctest --test-dir build --output-on-failure --no-tests=error -j $(JOBS)
 
 # ASan+UBSan build of the library and every test.
-asan: deps
+asan: deps-test
 	cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTESSERA_SANITIZE=address -DTESSERA_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-asan -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  scripts/with-servers.sh ctest --test-dir build-asan --output-on-failure --no-tests=error -j $(JOBS)
 
 # TSan build; runs the tests labelled "concurrency".
-tsan: deps
+tsan: deps-test
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_SANITIZE=thread -DTESSERA_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-tsan -j $(JOBS)
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -47,14 +55,30 @@ fuzz-build:
 fuzz: fuzz-build
 	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
-bench: deps
+# Debian packages (tessera, libtessera-dev) from a Release build with
+# Debian's hardening flags, into build-deb/; check-deb lints, installs, runs
+# and removes them (root: it installs on this machine).
+deb: deps-deb
+	CXXFLAGS="$$(dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	  cmake -S . -B build-deb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DTESSERA_TESTS=OFF -DTESSERA_BENCH=OFF -DTESSERA_EXAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build build-deb -j $(JOBS)
+	cd build-deb && cpack -G DEB
+
+check-deb: deb
+	scripts/check-deb.sh build-deb
+
+deps-deb:
+	@scripts/install-deps.sh deb
+
+bench: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/run-benchmarks.sh build-release
 
 # HTTP load (not in CI): wrk against validate, refresh and JWKS; writes the
 # figures into docs/benchmarks.md.
-bench-http: deps
+bench-http: deps-test
 	@scripts/install-deps.sh bench
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
@@ -67,4 +91,4 @@ tidy: build
 	git ls-files 'src/*.cpp' | xargs clang-tidy -p build --quiet
 
 clean:
-	rm -rf build build-asan build-tsan build-fuzz build-release
+	rm -rf build build-asan build-tsan build-fuzz build-release build-deb

@@ -4,22 +4,24 @@
 # Works as root, or through sudo for a normal user.
 set -euo pipefail
 
+# What `make run` needs: the compilers and the libraries of the tessera
+# binary. Everything else is a group, asked for by name.
 packages=(
   build-essential cmake ninja-build pkg-config ccache git
-  libssl-dev libsqlite3-dev sqlite3 libpq-dev libhiredis-dev
+  libssl-dev libsqlite3-dev libpq-dev libhiredis-dev
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcli11-dev libspdlog-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-jwt python3-cryptography python3-yaml openssl
-  libjwt-dev
 )
-# Extra groups, asked for by name: `install-deps.sh fuzz`, `... servers`.
+# `install-deps.sh test servers`, `... fuzz`, `... bench`, `... deb`.
 for group in "$@"; do
   case "$group" in
+    test) packages+=(libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
+                     python3 python3-jwt python3-cryptography python3-yaml openssl sqlite3) ;;
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
-    *) echo "install-deps: unknown group '$group' (fuzz, servers, bench)" >&2; exit 2 ;;
+    deb) packages+=(dpkg-dev python3 lintian systemd curl) ;;
+    *) echo "install-deps: unknown group '$group' (test, fuzz, servers, bench, deb)" >&2; exit 2 ;;
   esac
 done
 

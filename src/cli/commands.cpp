@@ -15,10 +15,7 @@
 #include "tessera/random.hpp"
 #include "tessera/redis_epochs.hpp"
 #include "tessera/sqlite_store.hpp"
-
-#ifndef TESSERA_VERSION
-#define TESSERA_VERSION "unknown"
-#endif
+#include "tessera/version.hpp"
 
 namespace tessera::cli {
 
@@ -339,7 +336,7 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   app.fallthrough();  // settings given after a subcommand reach the root
   app.require_subcommand(1);
   app.footer(kFooter);
-  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  app.set_version_flag("--version", fmt::format("tessera {}", kVersion));
   SettingsBinder binder(app);
 
   auto* serve_cmd = app.add_subcommand(
@@ -412,7 +409,7 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   }
 
   if (version_cmd->parsed()) {
-    std::cout << "tessera " << TESSERA_VERSION << '\n';
+    std::cout << "tessera " << kVersion << '\n';
     return kExitOk;
   }
 
