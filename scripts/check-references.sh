@@ -2,15 +2,17 @@
 # The repository stands alone: every tracked file must make sense in a fresh
 # clone on another machine. Fails (exit 1, one "file:line: why" per finding)
 # when a tracked file
-#   (a) points outside the repository: an absolute path under a root
-#       directory (home, root, tmp, work, usr, ...; file URLs included), a
+#   (a) points outside the repository: an absolute path under a directory
+#       where other checkouts or people's files live (home, root, tmp, work,
+#       srv, mnt, ...; file URLs included; not the system's own /usr, /etc,
+#       /lib, /var that the Debian package names), a
 #       home-relative path, or a parent-relative path that leaves the
 #       repository or names nothing tracked; or
 #   (b) names a document the repository does not track: a Markdown file by
 #       name or path, a YAML file by path, or the target of a relative
 #       Markdown link.
-# A short, explicit allow-list (ALLOWED below) admits the system paths the
-# tree really uses. Reads only `git ls-files` and the files themselves, so it
+# A short, explicit allow-list (ALLOWED below) admits the few such paths the
+# tree really uses (mktemp templates, test fixtures). Reads only `git ls-files` and the files themselves, so it
 # works in a clean clone; a new file must be `git add`ed before it counts.
 #
 # Run: scripts/check-references.sh   (ctest: repository_stands_alone)
