@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -19,6 +20,42 @@ namespace tessera {
 enum class SessionMode : std::uint8_t { cookie, token };
 [[nodiscard]] std::string_view to_string(SessionMode mode) noexcept;
 [[nodiscard]] std::optional<SessionMode> session_mode_from_string(std::string_view s) noexcept;
+
+// Why a session ended. The snake_case names are stable: stores keep them as
+// text (the revoke_reason column), and audit lines, the HTTP session view and
+// `tessera sessions list` show them. Never renumber or rename; add at the end.
+enum class RevokeReason : std::uint8_t {
+  logout,                // the user logged out (any scope)
+  revoked,               // the service revoked it (one session, or all of a subject's)
+  evicted,               // the subject went over max_sessions_per_subject
+  rotated,               // replaced by rotate_session (cookie privilege change)
+  fingerprint_mismatch,  // presented with another client fingerprint
+  refresh_token_reused,  // a refresh token was replayed: the family ends
+};
+inline constexpr RevokeReason kAllRevokeReasons[] = {
+    RevokeReason::logout,
+    RevokeReason::revoked,
+    RevokeReason::evicted,
+    RevokeReason::rotated,
+    RevokeReason::fingerprint_mismatch,
+    RevokeReason::refresh_token_reused,
+};
+static_assert(std::size(kAllRevokeReasons) ==
+                  static_cast<std::size_t>(RevokeReason::refresh_token_reused) + 1,
+              "kAllRevokeReasons must list every RevokeReason");
+[[nodiscard]] std::string_view to_string(RevokeReason reason) noexcept;
+// The inverse of to_string; nullopt for any other text (including "").
+[[nodiscard]] std::optional<RevokeReason> revoke_reason_from_string(std::string_view s) noexcept;
+
+// Which sessions a revocation covers, seen from one session: itself, its
+// family, the subject's other sessions, or all of the subject's.
+enum class RevokeScope : std::uint8_t { session, family, others, all };
+inline constexpr RevokeScope kAllRevokeScopes[] = {RevokeScope::session, RevokeScope::family,
+                                                   RevokeScope::others, RevokeScope::all};
+static_assert(std::size(kAllRevokeScopes) == static_cast<std::size_t>(RevokeScope::all) + 1,
+              "kAllRevokeScopes must list every RevokeScope");
+[[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
+[[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
 
 struct SessionMetadata {
   std::string ip;
@@ -39,7 +76,11 @@ struct Session {
   std::optional<UnixSeconds> idle_expires_at;
   UnixSeconds expires_at{};
   std::optional<UnixSeconds> revoked_at;
-  std::string revoke_reason;  // "" while live
+  // Why it was revoked; nullopt while live. revoked_at alone decides whether
+  // the session is revoked: a reason text this build does not know (written
+  // by a newer version into a shared database) reads back as nullopt on a
+  // revoked session, never as an error, and is never written back.
+  std::optional<RevokeReason> revoke_reason;
   std::uint64_t generation = 0;
   std::uint64_t epoch_at_issue = 0;
   SessionMetadata metadata;
@@ -89,8 +130,8 @@ class SessionStore {
   // (atomic) Inserts `session` and its first credential (`credential` under
   // `kind`, generation session.generation); then, if the subject holds more
   // than `max_live` live sessions at `now`, revokes the least recently seen
-  // ones with reason "evicted". If `replaces` names a session, it is revoked
-  // with reason "rotated" in the same write. Returns the sessions revoked.
+  // ones with RevokeReason::evicted. If `replaces` names a session, it is
+  // revoked with RevokeReason::rotated in the same write. Returns the sessions revoked.
   [[nodiscard]] virtual Result<RevokeResult> create(const Session& session, TokenKind kind,
                                                     const LookupKey& credential,
                                                     std::size_t max_live, UnixSeconds now,
@@ -122,16 +163,16 @@ class SessionStore {
   // Revocations set revoked_at/revoke_reason on sessions that are not yet
   // revoked (monotonic: a revoked session is never revived) and return them.
   [[nodiscard]] virtual Result<RevokeResult> revoke_session(std::string_view session_id,
-                                                            std::string_view reason,
+                                                            RevokeReason reason,
                                                             UnixSeconds now) = 0;
   // (atomic) Every session of the family.
   [[nodiscard]] virtual Result<RevokeResult> revoke_family(std::string_view family_id,
-                                                           std::string_view reason,
+                                                           RevokeReason reason,
                                                            UnixSeconds now) = 0;
   // (atomic) Every session of the subject, but `except` if given.
   [[nodiscard]] virtual Result<RevokeResult> revoke_subject(std::string_view subject,
                                                             std::optional<std::string_view> except,
-                                                            std::string_view reason,
+                                                            RevokeReason reason,
                                                             UnixSeconds now) = 0;
 
   // Live sessions of the subject at `now`, most recently seen first.

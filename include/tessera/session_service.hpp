@@ -102,10 +102,6 @@ struct TokenInspection {
   std::uint64_t generation = 0;  // the refresh generation the token belongs to
 };
 
-enum class RevokeScope : std::uint8_t { session, family, others, all };
-[[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
-[[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
-
 class SessionService {
  public:
   struct Deps {
@@ -193,8 +189,8 @@ class SessionService {
   Result<Session> resolve(std::string_view token);
   Status check_live(const Session& s, UnixSeconds now) const;
   void audit(AuditEvent event) const;
-  Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, std::string_view reason,
-                                    std::string_view actor, UnixSeconds now);
+  Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, RevokeReason reason,
+                                    Actor actor, UnixSeconds now);
 
   Deps deps_;
   SessionPolicy policy_;

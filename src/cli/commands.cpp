@@ -155,11 +155,10 @@ Outcome keys_rotate(const Config& config) {
     return failed(s.error());
   auto audit = open_audit_sink(config, true);
   if (audit && *audit) {
-    // The event has no kid field; the new active kid goes in `reason`.
-    (*audit)->emit(AuditEvent{.type = "key_rotated",
+    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
                               .at = clock.now(),
-                              .reason = r->active_kid,
-                              .actor = "system",
+                              .actor = Actor::system,
+                              .kid = r->active_kid,
                               .count = r->pruned});
   }
   print_json(boost::json::object{{"retired", r->retired_kid},

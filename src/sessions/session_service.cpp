@@ -43,8 +43,32 @@ std::string_view to_string(RevokeScope scope) noexcept {
 }
 
 std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept {
-  for (RevokeScope r :
-       {RevokeScope::session, RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
+  for (RevokeScope r : kAllRevokeScopes) {
+    if (to_string(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(RevokeReason reason) noexcept {
+  switch (reason) {
+    case RevokeReason::logout:
+      return "logout";
+    case RevokeReason::revoked:
+      return "revoked";
+    case RevokeReason::evicted:
+      return "evicted";
+    case RevokeReason::rotated:
+      return "rotated";
+    case RevokeReason::fingerprint_mismatch:
+      return "fingerprint_mismatch";
+    case RevokeReason::refresh_token_reused:
+      return "refresh_token_reused";
+  }
+  return "";
+}
+
+std::optional<RevokeReason> revoke_reason_from_string(std::string_view s) noexcept {
+  for (RevokeReason r : kAllRevokeReasons) {
     if (to_string(r) == s) return r;
   }
   return std::nullopt;
@@ -222,18 +246,18 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret),
                                     policy_.max_sessions_per_subject, now, std::nullopt);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued",
+  audit({.type = AuditEventType::issued,
          .at = now,
          .subject = s.subject,
          .session_id = s.id,
          .family_id = s.family_id});
   for (const auto& id : created->session_ids) {
-    audit({.type = "evicted",
+    audit({.type = AuditEventType::evicted,
            .at = now,
            .subject = s.subject,
            .session_id = id,
-           .reason = "evicted",
-           .actor = "system"});
+           .reason = RevokeReason::evicted,
+           .actor = Actor::system});
   }
   out.session = std::move(s);
   if (req.mode == SessionMode::cookie) out.session_token = std::move(secret);
@@ -246,11 +270,11 @@ Result<Session> SessionService::validate(std::string_view session_token,
                                          std::optional<std::string_view> fingerprint) {
   const UnixSeconds now = deps_.clock.now();
   auto fail_audit = [&](Error e, const Session* s) -> Result<Session> {
-    audit({.type = "validate_failed",
+    audit({.type = AuditEventType::validate_failed,
            .at = now,
            .subject = s ? s->subject : "",
            .session_id = s ? s->id : "",
-           .code = std::string(to_string(e.code))});
+           .code = e.code});
     return std::unexpected(std::move(e));
   };
   auto token = parse_token(TokenKind::session, session_token);
@@ -266,16 +290,16 @@ Result<Session> SessionService::validate(std::string_view session_token,
     const bool match = fingerprint && constant_time_equal(fingerprint_digest(*fingerprint),
                                                           s.metadata.fingerprint_digest);
     if (!match) {
-      auto revoked = deps_.store.revoke_session(s.id, "fingerprint_mismatch", now);
+      auto revoked = deps_.store.revoke_session(s.id, RevokeReason::fingerprint_mismatch, now);
       if (revoked && !revoked->session_ids.empty()) {
-        audit({.type = "revoked",
+        audit({.type = AuditEventType::revoked,
                .at = now,
                .subject = s.subject,
                .session_id = s.id,
                .family_id = s.family_id,
-               .scope = "session",
-               .reason = "fingerprint_mismatch",
-               .actor = "system",
+               .scope = RevokeScope::session,
+               .reason = RevokeReason::fingerprint_mismatch,
+               .actor = Actor::system,
                .count = 1});
       }
       return fail_audit(
@@ -336,7 +360,7 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
         if (idle) s.idle_expires_at = idle;
         auto pair = mint(s, next, now);
         if (!pair) return std::unexpected(pair.error());
-        audit({.type = "renewed",
+        audit({.type = AuditEventType::renewed,
                .at = now,
                .subject = s.subject,
                .session_id = s.id,
@@ -364,22 +388,22 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
 
     // Rule 3: replay. Whoever holds the newer token, someone holds a stolen
     // one: end the whole lineage.
-    auto revoked = deps_.store.revoke_family(s.family_id, "refresh_token_reused", now);
-    audit({.type = "replay_detected",
+    auto revoked = deps_.store.revoke_family(s.family_id, RevokeReason::refresh_token_reused, now);
+    audit({.type = AuditEventType::replay_detected,
            .at = now,
            .subject = s.subject,
            .session_id = s.id,
            .family_id = s.family_id,
            .count = presented});
     if (revoked) {
-      audit({.type = "revoked",
+      audit({.type = AuditEventType::revoked,
              .at = now,
              .subject = s.subject,
              .session_id = s.id,
              .family_id = s.family_id,
-             .scope = "family",
-             .reason = "refresh_token_reused",
-             .actor = "system",
+             .scope = RevokeScope::family,
+             .reason = RevokeReason::refresh_token_reused,
+             .actor = Actor::system,
              .count = revoked->session_ids.size()});
     }
     if (!revoked) return std::unexpected(revoked.error());
@@ -420,7 +444,7 @@ Result<Session> SessionService::resolve(std::string_view token) {
 }
 
 Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope scope,
-                                                  std::string_view reason, std::string_view actor,
+                                                  RevokeReason reason, Actor actor,
                                                   UnixSeconds now) {
   Result<RevokeResult> r;
   switch (scope) {
@@ -441,14 +465,14 @@ Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope 
     }
   }
   if (r) {
-    audit({.type = "revoked",
+    audit({.type = AuditEventType::revoked,
            .at = now,
            .subject = s.subject,
            .session_id = s.id,
            .family_id = s.family_id,
-           .scope = std::string(to_string(scope)),
-           .reason = std::string(reason),
-           .actor = std::string(actor),
+           .scope = scope,
+           .reason = reason,
+           .actor = actor,
            .count = r->session_ids.size()});
   }
   return r;
@@ -465,7 +489,7 @@ Result<std::size_t> SessionService::logout(std::string_view token, RevokeScope s
     // A dead session's token may end itself, never its siblings.
     if (auto st = check_live(*s, now); !st) return std::size_t{0};
   }
-  auto r = revoke_scope(*s, scope, "logout", "user", now);
+  auto r = revoke_scope(*s, scope, RevokeReason::logout, Actor::user, now);
   if (!r) return std::unexpected(r.error());
   return r->session_ids.size();
 }
@@ -476,7 +500,8 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
   // Another subject's session is indistinguishable from a missing one.
   if (!*s || (*s)->subject != subject)
     return fail(ErrorCode::session_not_found, "no such session for this subject");
-  auto r = revoke_scope(**s, RevokeScope::session, "revoked", "service", deps_.clock.now());
+  auto r = revoke_scope(**s, RevokeScope::session, RevokeReason::revoked, Actor::service,
+                        deps_.clock.now());
   if (!r) return std::unexpected(r.error());
   return r->session_ids.size();
 }
@@ -484,14 +509,14 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
 Result<std::size_t> SessionService::revoke_all(std::string_view subject,
                                                std::optional<std::string_view> except) {
   const UnixSeconds now = deps_.clock.now();
-  auto r = deps_.store.revoke_subject(subject, except, "revoked", now);
+  auto r = deps_.store.revoke_subject(subject, except, RevokeReason::revoked, now);
   if (!r) return std::unexpected(r.error());
-  audit({.type = "revoked",
+  audit({.type = AuditEventType::revoked,
          .at = now,
          .subject = std::string(subject),
-         .scope = except ? "others" : "all",
-         .reason = "revoked",
-         .actor = "service",
+         .scope = except ? RevokeScope::others : RevokeScope::all,
+         .reason = RevokeReason::revoked,
+         .actor = Actor::service,
          .count = r->session_ids.size()});
   return r->session_ids.size();
 }
@@ -512,25 +537,25 @@ Result<IssuedSession> SessionService::rotate_session(std::string_view session_to
   s.last_seen_at = now;
   if (s.idle_expires_at) s.idle_expires_at = now + policy_.idle_timeout;
   s.revoked_at.reset();
-  s.revoke_reason.clear();
+  s.revoke_reason.reset();
   SecretString secret = generate_token(TokenKind::session, deps_.random);
   auto created =
       deps_.store.create(s, TokenKind::session, deps_.lookup.derive(TokenKind::session, secret),
                          policy_.max_sessions_per_subject, now, old->id);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued",
+  audit({.type = AuditEventType::issued,
          .at = now,
          .subject = s.subject,
          .session_id = s.id,
          .family_id = s.family_id});
-  audit({.type = "revoked",
+  audit({.type = AuditEventType::revoked,
          .at = now,
          .subject = s.subject,
          .session_id = old->id,
          .family_id = s.family_id,
-         .scope = "session",
-         .reason = "rotated",
-         .actor = "system",
+         .scope = RevokeScope::session,
+         .reason = RevokeReason::rotated,
+         .actor = Actor::system,
          .count = 1});
   IssuedSession out;
   out.session = std::move(s);
@@ -586,7 +611,7 @@ Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
   Result<std::uint64_t> bumped = deps_.store.bump_epoch(subject);
   while (bumped && *bumped <= *current) bumped = deps_.store.bump_epoch(subject);
   if (!bumped) return std::unexpected(bumped.error());
-  audit({.type = "epoch_bumped",
+  audit({.type = AuditEventType::epoch_bumped,
          .at = deps_.clock.now(),
          .subject = std::string(subject),
          .count = *bumped});
@@ -600,7 +625,7 @@ Result<std::uint64_t> SessionService::global_epoch() {
 Result<std::uint64_t> SessionService::bump_global_epoch() {
   auto bumped = deps_.store.bump_epoch("");
   if (!bumped) return std::unexpected(bumped.error());
-  audit({.type = "epoch_bumped", .at = deps_.clock.now(), .count = *bumped});
+  audit({.type = AuditEventType::epoch_bumped, .at = deps_.clock.now(), .count = *bumped});
   return *bumped;
 }
 

@@ -191,7 +191,7 @@ TEST_P(StoreConformance, FingerprintMismatchRevokesTheSession) {
   EXPECT_EQ(h.service->validate(tok, "ua=firefox;tls=abc").error().code,
             ErrorCode::session_revoked);
   auto s = h.store.find(issued->session.id);
-  EXPECT_EQ((*s)->revoke_reason, "fingerprint_mismatch");
+  EXPECT_EQ((*s)->revoke_reason, RevokeReason::fingerprint_mismatch);
 }
 
 TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
@@ -214,7 +214,7 @@ TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
   EXPECT_TRUE(h.service->validate(s[0].session_token.reveal()));
   EXPECT_TRUE(h.service->validate(s[2].session_token.reveal()));
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
-  EXPECT_EQ((*h.store.find(s[1].session.id))->revoke_reason, "evicted");
+  EXPECT_EQ((*h.store.find(s[1].session.id))->revoke_reason, RevokeReason::evicted);
   h.issue("bob");  // other subjects do not count
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
 }
@@ -263,7 +263,7 @@ TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
             ErrorCode::session_revoked)
       << "the successor stops working";
   auto s = *h.store.find(issued.session.id);
-  EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+  EXPECT_EQ(s->revoke_reason, RevokeReason::refresh_token_reused);
 }
 
 TEST_P(StoreConformance, RenewWithAnOlderTokenRevokesTheFamilyEvenInsideGrace) {
@@ -436,7 +436,7 @@ TEST_P(StoreConformance, RotateSessionStaysInTheFamilyWithTheSameExpiry) {
   EXPECT_EQ(r->session.expires_at, a.session.expires_at);
   EXPECT_NE(r->session_token, a.session_token);
   EXPECT_EQ(h.service->validate(a.session_token.reveal()).error().code, ErrorCode::session_revoked);
-  EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, "rotated");
+  EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, RevokeReason::rotated);
   EXPECT_TRUE(h.service->validate(r->session_token.reveal()));
 }
 
@@ -585,7 +585,7 @@ TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
     thief.join();
     auto s = *h.store.find(issued.session.id);
     ASSERT_TRUE(s->revoked()) << "round " << round;
-    EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+    EXPECT_EQ(s->revoke_reason, RevokeReason::refresh_token_reused);
     for (const auto& t : handed_out) {
       auto r = h.service->renew(t);
       ASSERT_FALSE(r) << "a token of a revoked family still renews";

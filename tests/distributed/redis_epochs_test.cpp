@@ -98,7 +98,7 @@ TEST(RedisEpochs, TheAuditEventOfABumpIsPublished) {
   RedisEpochPublisher pub(o);
   RedisEpochSource source(o, nullptr);
   const auto dave = fresh_subject("dave");
-  pub.emit({.type = "epoch_bumped", .subject = dave, .count = 4});
+  pub.emit({.type = AuditEventType::epoch_bumped, .subject = dave, .count = 4});
   EXPECT_EQ(*source.current(dave), 4u);
   EXPECT_EQ(pub.failures(), 0u);
 }
@@ -112,7 +112,7 @@ TEST(RedisEpochs, RedisDownIsEpochUnavailable) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ErrorCode::epoch_unavailable);
   RedisEpochPublisher pub(o);
-  pub.emit({.type = "epoch_bumped", .subject = "alice", .count = 1});
+  pub.emit({.type = AuditEventType::epoch_bumped, .subject = "alice", .count = 1});
   EXPECT_EQ(pub.failures(), 1u);
 }
 

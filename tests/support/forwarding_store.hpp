@@ -42,18 +42,16 @@ class ForwardingStore : public SessionStore {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.touch(id, l, i, r);
   }
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view r,
-                                      UnixSeconds n) override {
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason r, UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_session(id, r, n);
   }
-  Result<RevokeResult> revoke_family(std::string_view id, std::string_view r,
-                                     UnixSeconds n) override {
+  Result<RevokeResult> revoke_family(std::string_view id, RevokeReason r, UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_family(id, r, n);
   }
   Result<RevokeResult> revoke_subject(std::string_view s, std::optional<std::string_view> e,
-                                      std::string_view r, UnixSeconds n) override {
+                                      RevokeReason r, UnixSeconds n) override {
     if (auto st = write(); !st) return std::unexpected(st.error());
     return inner_.revoke_subject(s, e, r, n);
   }

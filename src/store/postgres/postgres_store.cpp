@@ -148,7 +148,7 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES ($1, "
     "$2::bigint, $3::smallint, $4, $5::bigint)",
     /* kEvict: live sessions beyond the cap, least recently seen first */
-    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = 'evicted', sealed_version = "
+    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $5, sealed_version = "
     "NULL, sealed_text = NULL WHERE id IN (SELECT id FROM sessions WHERE subject = $1 AND "
     "revoked_at IS NULL AND expires_at > $2::bigint AND (idle_expires_at IS NULL OR "
     "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
@@ -231,7 +231,7 @@ Session read_session(const PGresult* r, int row, int b = 0) {
   x.idle_expires_at = opt_time(r, row, b + 6);
   x.expires_at = time_at(r, row, b + 7);
   x.revoked_at = opt_time(r, row, b + 8);
-  x.revoke_reason = text(r, row, b + 9);
+  x.revoke_reason = revoke_reason_from_string(text(r, row, b + 9));  // unknown text: nullopt
   x.generation = static_cast<std::uint64_t>(to_i64(r, row, b + 10));
   x.epoch_at_issue = static_cast<std::uint64_t>(to_i64(r, row, b + 11));
   x.metadata.ip = text(r, row, b + 12);
@@ -340,7 +340,8 @@ class PostgresStore final : public SessionStore {
     auto st = transaction([&](Conn& c) -> Status {
       TRY_R(c.exec(kSubjectLock, Params().add(s.subject)));
       if (replaces) {
-        auto r = c.exec(kRevokeId, Params().add(*replaces).add(now).add("rotated"));
+        auto r = c.exec(kRevokeId,
+                        Params().add(*replaces).add(now).add(to_string(RevokeReason::rotated)));
         if (!r) return std::unexpected(r.error());
         for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
       }
@@ -358,8 +359,12 @@ class PostgresStore final : public SessionStore {
                                           .add(s.id)
                                           .add(s.generation)));
       auto evicted =
-          c.exec(kEvict, Params().add(s.subject).add(now).add(s.id).add(
-                             static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0)));
+          c.exec(kEvict, Params()
+                             .add(s.subject)
+                             .add(now)
+                             .add(s.id)
+                             .add(static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0))
+                             .add(to_string(RevokeReason::evicted)));
       if (!evicted) return std::unexpected(evicted.error());
       for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
       return {};
@@ -443,19 +448,19 @@ class PostgresStore final : public SessionStore {
     });
   }
 
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
                                       UnixSeconds now) override {
-    return revoked(run(kRevokeId, Params().add(id).add(now).add(reason)));
+    return revoked(run(kRevokeId, Params().add(id).add(now).add(to_string(reason))));
   }
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
-    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(reason)));
+    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(to_string(reason))));
   }
   Result<RevokeResult> revoke_subject(std::string_view subject,
-                                      std::optional<std::string_view> except,
-                                      std::string_view reason, UnixSeconds now) override {
+                                      std::optional<std::string_view> except, RevokeReason reason,
+                                      UnixSeconds now) override {
     Params p;
-    p.add(subject).add(now).add(reason);
+    p.add(subject).add(now).add(to_string(reason));
     if (except) {
       p.add(*except);
     } else {

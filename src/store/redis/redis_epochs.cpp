@@ -175,7 +175,7 @@ Status RedisEpochPublisher::publish(std::string_view subject, std::uint64_t epoc
 }
 
 void RedisEpochPublisher::emit(const AuditEvent& event) noexcept {
-  if (event.type == "epoch_bumped") {
+  if (event.type == AuditEventType::epoch_bumped) {
     try {
       if (!publish(event.subject, event.count)) ++failures_;
     } catch (...) {  // allocation failure: the sink must not throw

@@ -206,7 +206,7 @@ Session read_session(const Stmt& s, int base = 0) {
   x.idle_expires_at = s.opt_time(base + 6);
   x.expires_at = s.time(base + 7);
   x.revoked_at = s.opt_time(base + 8);
-  x.revoke_reason = s.text(base + 9);
+  x.revoke_reason = revoke_reason_from_string(s.text(base + 9));  // unknown text: nullopt
   x.generation = static_cast<std::uint64_t>(s.i64(base + 10));
   x.epoch_at_issue = static_cast<std::uint64_t>(s.i64(base + 11));
   x.metadata.ip = s.text(base + 12);
@@ -242,7 +242,7 @@ class SqliteStore final : public SessionStore {
   Status create_tx(const Session& s, TokenKind kind, const LookupKey& credential,
                    std::size_t max_live, UnixSeconds now, std::optional<std::string_view> replaces,
                    RevokeResult& out) {
-    if (replaces) TRY(revoke_where_id(*replaces, "rotated", now, out));
+    if (replaces) TRY(revoke_where_id(*replaces, RevokeReason::rotated, now, out));
     {
       PREPARE(ins, writer_,
               "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
@@ -287,7 +287,7 @@ class SqliteStore final : public SessionStore {
         victims.push_back(q.text(0));
       }
     }
-    for (const auto& id : victims) TRY(revoke_where_id(id, "evicted", now, out));
+    for (const auto& id : victims) TRY(revoke_where_id(id, RevokeReason::evicted, now, out));
     return {};
   }
 
@@ -415,22 +415,22 @@ class SqliteStore final : public SessionStore {
     return {};
   }
 
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
                                       UnixSeconds now) override {
     RevokeResult out;
     TRY(write([&] { return revoke_where_id(id, reason, now, out); }));
     return out;
   }
 
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
     return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL",
                        family_id, {}, reason, now);
   }
 
   Result<RevokeResult> revoke_subject(std::string_view subject,
-                                      std::optional<std::string_view> except,
-                                      std::string_view reason, UnixSeconds now) override {
+                                      std::optional<std::string_view> except, RevokeReason reason,
+                                      UnixSeconds now) override {
     return revoke_many("SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL", subject,
                        except, reason, now);
   }
@@ -565,20 +565,20 @@ class SqliteStore final : public SessionStore {
   }
 
   // Inside a write transaction.
-  Status revoke_where_id(std::string_view id, std::string_view reason, UnixSeconds now,
+  Status revoke_where_id(std::string_view id, RevokeReason reason, UnixSeconds now,
                          RevokeResult& out) {
     PREPARE(u, writer_,
             "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, "
             "sealed_text = NULL "
             "WHERE id = ?1 AND revoked_at IS NULL");
-    u.bind(1, id).bind(2, now).bind(3, reason);
+    u.bind(1, id).bind(2, now).bind(3, to_string(reason));
     TRY(u.run());
     if (sqlite3_changes(writer_.db()) > 0) out.session_ids.emplace_back(id);
     return {};
   }
 
   Result<RevokeResult> revoke_many(const char* select, std::string_view key,
-                                   std::optional<std::string_view> except, std::string_view reason,
+                                   std::optional<std::string_view> except, RevokeReason reason,
                                    UnixSeconds now) {
     RevokeResult out;
     TRY(write([&] { return revoke_many_tx(select, key, except, reason, now, out); }));
@@ -586,7 +586,7 @@ class SqliteStore final : public SessionStore {
   }
 
   Status revoke_many_tx(const char* select, std::string_view key,
-                        std::optional<std::string_view> except, std::string_view reason,
+                        std::optional<std::string_view> except, RevokeReason reason,
                         UnixSeconds now, RevokeResult& out) {
     std::vector<std::string> ids;
     {
