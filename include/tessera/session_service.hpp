@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tessera/audit.hpp"
+#include "tessera/epoch.hpp"
 #include "tessera/jwt.hpp"
 #include "tessera/key_set.hpp"
 #include "tessera/lookup_key.hpp"
@@ -111,7 +112,8 @@ class SessionService {
     const SharedKeySet& keys;
     const Clock& clock;
     Random& random;
-    AuditSink* audit = nullptr;  // optional
+    AuditSink* audit = nullptr;        // optional: records events, nothing else
+    EpochPublisher* epochs = nullptr;  // optional: told of every epoch move
   };
 
   // config_invalid if the policy is off, or if the key set has no active key.
@@ -168,7 +170,9 @@ class SessionService {
   // L2 liveness of a session id (for introspection and verifiers).
   [[nodiscard]] Result<bool> is_live(std::string_view session_id);
 
-  // Effective epoch: max(global, subject). Bumping returns the new value.
+  // Effective epoch: max(global, subject). Bumping returns the new value;
+  // every bump (also logout scope all) is told to Deps::epochs once the
+  // store has it.
   [[nodiscard]] Result<std::uint64_t> epoch(std::string_view subject);
   [[nodiscard]] Result<std::uint64_t> bump_epoch(std::string_view subject);
   // The global epoch alone (0 until first bumped), and bumping it (break

@@ -615,6 +615,7 @@ Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
          .at = deps_.clock.now(),
          .subject = std::string(subject),
          .count = *bumped});
+  if (deps_.epochs != nullptr) deps_.epochs->epoch_moved(subject, *bumped);
   return *bumped;
 }
 
@@ -626,6 +627,7 @@ Result<std::uint64_t> SessionService::bump_global_epoch() {
   auto bumped = deps_.store.bump_epoch("");
   if (!bumped) return std::unexpected(bumped.error());
   audit({.type = AuditEventType::epoch_bumped, .at = deps_.clock.now(), .count = *bumped});
+  if (deps_.epochs != nullptr) deps_.epochs->epoch_moved("", *bumped);
   return *bumped;
 }
 

@@ -8,12 +8,15 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "result_matchers.hpp"
 #include "tessera/jwt.hpp"
 
 namespace tessera::testing {
 namespace {
 
 using std::chrono::seconds;
+using ::tessera::testing::FailsWith;
+using ::tessera::testing::Succeeds;
 
 TEST_P(StoreConformance, IssueCookieSessionThenValidate) {
   Harness h(GetParam());
@@ -455,6 +458,20 @@ TEST_P(StoreConformance, EpochIsTheMaxOfGlobalAndSubjectAndBumpAlwaysMovesIt) {
   auto v = verify_jwt(t.tokens->access_token.reveal(), *h.keys.get(),
                       {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
   EXPECT_EQ(v->claims.sv, 4u);
+}
+
+TEST_P(StoreConformance, EveryEpochMoveIsToldToTheEpochPublisherOnce) {
+  Harness h(GetParam());
+  using Moves = std::vector<std::pair<std::string, std::uint64_t>>;
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  ASSERT_THAT(h.service->bump_global_epoch(), Succeeds());
+  auto t = h.issue("bob", SessionMode::token);
+  ASSERT_THAT(h.service->logout(t.tokens->refresh_token.reveal(), RevokeScope::all), Succeeds());
+  auto c = h.issue("carol");
+  ASSERT_THAT(h.service->logout(c.session_token.reveal(), RevokeScope::others), Succeeds());
+  EXPECT_EQ(h.epochs.moves(), (Moves{{"alice", 1}, {"", 1}, {"bob", 2}}))
+      << "bob's own epoch passes the global one; other scopes move no epoch";
+  EXPECT_EQ(*h.service->epoch("bob"), 2u);
 }
 
 TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {

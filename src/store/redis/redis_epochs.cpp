@@ -158,8 +158,8 @@ Result<std::uint64_t> RedisEpochSource::current(std::string_view subject) {
 
 // ---- RedisEpochPublisher ----------------------------------------------------
 
-RedisEpochPublisher::RedisEpochPublisher(RedisOptions options, AuditSink* next)
-    : options_(std::move(options)), next_(next), pool_(std::make_unique<RedisPool>(options_)) {}
+RedisEpochPublisher::RedisEpochPublisher(RedisOptions options)
+    : options_(std::move(options)), pool_(std::make_unique<RedisPool>(options_)) {}
 
 RedisEpochPublisher::~RedisEpochPublisher() = default;
 
@@ -174,15 +174,12 @@ Status RedisEpochPublisher::publish(std::string_view subject, std::uint64_t epoc
   return {};
 }
 
-void RedisEpochPublisher::emit(const AuditEvent& event) noexcept {
-  if (event.type == AuditEventType::epoch_bumped) {
-    try {
-      if (!publish(event.subject, event.count)) ++failures_;
-    } catch (...) {  // allocation failure: the sink must not throw
-      ++failures_;
-    }
+void RedisEpochPublisher::epoch_moved(std::string_view subject, std::uint64_t epoch) noexcept {
+  try {
+    if (!publish(subject, epoch)) ++failures_;
+  } catch (...) {  // allocation failure: the port must not throw
+    ++failures_;
   }
-  if (next_ != nullptr) next_->emit(event);
 }
 
 // ---- RedisEpochSubscriber ---------------------------------------------------
