@@ -4,10 +4,24 @@
 // effective epoch and the port through which the engine announces a move.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string_view>
 
 namespace tessera {
+
+// The global epoch and one subject's own, as a store or a cache holds them.
+struct Epochs {
+  std::uint64_t global = 0;
+  std::uint64_t subject = 0;
+};
+
+// The subject's effective epoch: max(global, own). Bumping the global epoch
+// raises every subject's at once; bumping a subject past it raises one.
+// Every place that compares or publishes an epoch uses this function.
+[[nodiscard]] constexpr std::uint64_t effective_epoch(const Epochs& e) noexcept {
+  return std::max(e.global, e.subject);
+}
 
 // The engine's outbound port for epoch moves (the Redis fan-out implements
 // it; see redis_epochs.hpp). SessionService calls epoch_moved() after the

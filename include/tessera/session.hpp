@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tessera/clock.hpp"
+#include "tessera/epoch.hpp"
 #include "tessera/error.hpp"
 #include "tessera/lookup_key.hpp"
 #include "tessera/secret.hpp"
@@ -188,10 +189,7 @@ class SessionStore {
   [[nodiscard]] virtual Result<std::uint64_t> epoch(std::string_view subject) = 0;
   [[nodiscard]] virtual Result<std::uint64_t> bump_epoch(std::string_view subject) = 0;
 
-  struct Epochs {
-    std::uint64_t global = 0;
-    std::uint64_t subject = 0;
-  };
+  using Epochs = tessera::Epochs;
   // The global epoch and the subject's, read together (one round trip where
   // the adapter can; the default asks twice).
   [[nodiscard]] virtual Result<Epochs> epochs(std::string_view subject) {

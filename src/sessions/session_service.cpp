@@ -595,10 +595,9 @@ Result<bool> SessionService::is_live(std::string_view session_id) {
 }
 
 Result<std::uint64_t> SessionService::epoch(std::string_view subject) {
-  // The one place the effective epoch is computed.
   auto e = deps_.store.epochs(subject);
   if (!e) return std::unexpected(e.error());
-  return std::max(e->global, e->subject);
+  return effective_epoch(*e);
 }
 
 Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {

@@ -146,14 +146,16 @@ Result<std::uint64_t> RedisEpochSource::current(std::string_view subject) {
   }
   const auto own = parse_u64((*r)->element[0]);
   const std::uint64_t global = parse_u64((*r)->element[1]).value_or(0);
-  if (own) return std::max(*own, global);
-  if (fallback_ == nullptr) return global;
+  if (own) return effective_epoch({.global = global, .subject = *own});
+  if (fallback_ == nullptr) return effective_epoch({.global = global});
   auto fetched = fallback_->current(subject);
   if (!fetched) return fetched;
   // Write back, unless a bump wrote the key meanwhile (NX): the newer wins.
   (void)pool_->command({"SET", key, fmt::format("{}", *fetched), "NX", "EX",
                         fmt::format("{}", options_.key_ttl.count())});
-  return std::max(*fetched, global);
+  // The fallback answers an effective epoch already; the global key may
+  // have moved since.
+  return effective_epoch({.global = global, .subject = *fetched});
 }
 
 // ---- RedisEpochPublisher ----------------------------------------------------
