@@ -101,13 +101,15 @@ struct Session {
   }
 };
 
-// A presented token found in the store: its session and the refresh
-// generation the token belongs to (0 for session tokens), and the lookup key
-// version it was found under (older than active → re-key on next write).
+// A presented token found in the store: its session, the refresh
+// generation the token belongs to (0 for session tokens), and the candidate
+// lookup key that matched — exactly one of those passed in, so a hit under
+// an older version than the active one can be re-keyed (touch) without
+// deriving the candidates again.
 struct CredentialHit {
   Session session;
   std::uint64_t generation = 0;
-  std::uint32_t key_version = 0;
+  LookupKey key;
 };
 
 enum class RotateResult : std::uint8_t {
@@ -140,7 +142,8 @@ class SessionStore {
 
   [[nodiscard]] virtual Result<std::optional<Session>> find(std::string_view session_id) = 0;
 
-  // The first candidate that names a credential of `kind`, with its session.
+  // The first candidate that names a credential of `kind`, with its session;
+  // CredentialHit::key is that candidate.
   [[nodiscard]] virtual Result<std::optional<CredentialHit>> find_by_credential(
       TokenKind kind, std::span<const LookupKey> candidates) = 0;
 

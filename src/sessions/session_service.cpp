@@ -279,8 +279,9 @@ Result<Session> SessionService::validate(std::string_view session_token,
   };
   auto token = parse_token(TokenKind::session, session_token);
   if (!token) return fail_audit(token.error(), nullptr);
-  auto hit = deps_.store.find_by_credential(TokenKind::session,
-                                            deps_.lookup.candidates(TokenKind::session, *token));
+  // Newest version first: candidates.front() is the active lookup key.
+  const std::vector<LookupKey> candidates = deps_.lookup.candidates(TokenKind::session, *token);
+  auto hit = deps_.store.find_by_credential(TokenKind::session, candidates);
   if (!hit) return std::unexpected(hit.error());
   if (!*hit) return fail_audit({ErrorCode::invalid_token, "unknown session token"}, nullptr);
   Session s = std::move((*hit)->session);
@@ -310,12 +311,8 @@ Result<Session> SessionService::validate(std::string_view session_token,
   // Throttled touch: at most one write per touch interval, and a re-key when
   // the token was found under an old lookup key version.
   std::optional<std::pair<LookupKey, LookupKey>> rekey;
-  if ((*hit)->key_version != deps_.lookup.active_version()) {
-    for (const auto& c : deps_.lookup.candidates(TokenKind::session, *token)) {
-      if (c.version == (*hit)->key_version)
-        rekey.emplace(c, deps_.lookup.derive(TokenKind::session, *token));
-    }
-  }
+  if ((*hit)->key.version != candidates.front().version)
+    rekey.emplace((*hit)->key, candidates.front());
   if (rekey || now - s.last_seen_at >= policy_.effective_touch_interval()) {
     std::optional<UnixSeconds> idle;
     if (s.idle_expires_at) idle = now + policy_.idle_timeout;

@@ -490,6 +490,33 @@ TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   EXPECT_TRUE(svc3->renew(r->tokens.refresh_token.reveal()));
 }
 
+TEST_P(StoreConformance, AHitUnderAnOldLookupKeyReportsThatExactKey) {
+  Harness h(GetParam());
+  auto a = h.issue();
+  auto t = h.issue("alice", SessionMode::token);
+  const LookupKeyRing v12 = make_ring({{1, 'a'}, {2, 'b'}});
+  for (auto [kind, token] : {std::pair{TokenKind::session, &a.session_token},
+                             std::pair{TokenKind::refresh, &t.tokens->refresh_token}}) {
+    const auto candidates = v12.candidates(kind, *token);
+    ASSERT_EQ(candidates.size(), 2u);
+    ASSERT_EQ(candidates[1].version, 1u);
+    auto hit = h.store.find_by_credential(kind, candidates);
+    ASSERT_THAT(hit, Succeeds());
+    ASSERT_TRUE(hit->has_value());
+    EXPECT_EQ((*hit)->key, candidates[1]) << "the v1 candidate matched, not the active v2 one";
+    EXPECT_EQ((*hit)->key.version, 1u);
+  }
+  // Validation re-keys the session token: the next hit is under v2.
+  auto svc2 = h.with_ring(v12);
+  ASSERT_THAT(svc2->validate(a.session_token.reveal()), Succeeds());
+  const auto candidates = v12.candidates(TokenKind::session, a.session_token);
+  auto hit = h.store.find_by_credential(TokenKind::session, candidates);
+  ASSERT_THAT(hit, Succeeds());
+  ASSERT_TRUE(hit->has_value());
+  EXPECT_EQ((*hit)->key, candidates[0]);
+  EXPECT_EQ((*hit)->key.version, 2u);
+}
+
 TEST_P(StoreConformance, AuditEventsNeverContainASecret) {
   Harness h(GetParam());
   std::vector<std::string> secrets;

@@ -70,8 +70,7 @@ class MemoryStore final : public SessionStore {
         continue;
       auto s = sessions_.find(it->second.session_id);
       if (s == sessions_.end()) continue;
-      return std::optional<CredentialHit>{
-          CredentialHit{s->second, it->second.generation, c.version}};
+      return std::optional<CredentialHit>{CredentialHit{s->second, it->second.generation, c}};
     }
     return std::optional<CredentialHit>{};
   }

@@ -389,9 +389,8 @@ class PostgresStore final : public SessionStore {
                                           .add(std::uint64_t{k.version}));
       if (!r) return std::unexpected(r.error());
       if (PQntuples(r->get()) > 0) {
-        return std::optional<CredentialHit>{
-            CredentialHit{read_session(r->get(), 0, 1),
-                          static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k.version}};
+        return std::optional<CredentialHit>{CredentialHit{
+            read_session(r->get(), 0, 1), static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k}};
       }
     }
     return std::optional<CredentialHit>{};

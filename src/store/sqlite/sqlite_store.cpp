@@ -334,7 +334,7 @@ class SqliteStore final : public SessionStore {
       if (!row) return std::unexpected(row.error());
       if (*row)
         return std::optional<CredentialHit>{
-            CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c.version}};
+            CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c}};
     }
     return std::optional<CredentialHit>{};
   }
