@@ -11,19 +11,11 @@
 #include <optional>
 #include <vector>
 
+#include "core/try.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 namespace {
-
-#define TRY_ST(expr)                                                  \
-  do {                                                                \
-    if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
-  } while (0)
-#define TRY_R(expr)                                                \
-  do {                                                             \
-    if (auto _r = (expr); !_r) return std::unexpected(_r.error()); \
-  } while (0)
 
 // Versioned migrations: entry i takes the schema from version i to i + 1.
 constexpr const char* kMigrations[] = {
@@ -320,10 +312,10 @@ class PostgresStore final : public SessionStore {
   Status open() {
     auto c = connect(/*prepare=*/false);
     if (!c) return std::unexpected(c.error());
-    TRY_ST(migrate(**c));
+    TESSERA_TRY(migrate(**c));
     // Statements are prepared after the tables exist.
     for (int i = 0; i < kSqlCount; ++i) {
-      TRY_ST(prepare_one(**c, static_cast<Sql>(i)));
+      TESSERA_TRY(prepare_one(**c, static_cast<Sql>(i)));
     }
     {
       std::lock_guard lock(mu_);
@@ -338,7 +330,7 @@ class PostgresStore final : public SessionStore {
                               std::optional<std::string_view> replaces) override {
     RevokeResult out;
     auto st = transaction([&](Conn& c) -> Status {
-      TRY_R(c.exec(kSubjectLock, Params().add(s.subject)));
+      TESSERA_TRY(c.exec(kSubjectLock, Params().add(s.subject)));
       if (replaces) {
         auto r = c.exec(kRevokeId,
                         Params().add(*replaces).add(now).add(to_string(RevokeReason::rotated)));
@@ -351,13 +343,13 @@ class PostgresStore final : public SessionStore {
       p.add(s.generation).add(s.epoch_at_issue);
       p.add(s.metadata.ip).add(s.metadata.user_agent).add(s.metadata.device);
       p.add(s.metadata.fingerprint_digest).add(s.data).add(s.claims);
-      TRY_R(c.exec(kInsertSession, p));
-      TRY_R(c.exec(kInsertCredential, Params()
-                                          .add(credential.text())
-                                          .add(std::uint64_t{credential.version})
-                                          .add(static_cast<std::int64_t>(kind))
-                                          .add(s.id)
-                                          .add(s.generation)));
+      TESSERA_TRY(c.exec(kInsertSession, p));
+      TESSERA_TRY(c.exec(kInsertCredential, Params()
+                                                .add(credential.text())
+                                                .add(std::uint64_t{credential.version})
+                                                .add(static_cast<std::int64_t>(kind))
+                                                .add(s.id)
+                                                .add(s.generation)));
       auto evicted =
           c.exec(kEvict, Params()
                              .add(s.subject)
@@ -437,12 +429,12 @@ class PostgresStore final : public SessionStore {
       auto t = c.exec(kTouch, touch_params);
       if (!t) return std::unexpected(t.error());
       if (std::string_view(PQcmdTuples(t->get())) == "0") return {};
-      TRY_R(c.exec(kRekey, Params()
-                               .add(id)
-                               .add(rekey->first.text())
-                               .add(std::uint64_t{rekey->first.version})
-                               .add(rekey->second.text())
-                               .add(std::uint64_t{rekey->second.version})));
+      TESSERA_TRY(c.exec(kRekey, Params()
+                                     .add(id)
+                                     .add(rekey->first.text())
+                                     .add(std::uint64_t{rekey->first.version})
+                                     .add(rekey->second.text())
+                                     .add(std::uint64_t{rekey->second.version})));
       return {};
     });
   }
@@ -524,12 +516,12 @@ class PostgresStore final : public SessionStore {
     }
     PQsetNoticeProcessor(
         c->pg, [](void*, const char*) {}, nullptr);
-    TRY_ST(c->simple(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}; "
-                                 "SET statement_timeout = {1}",
-                                 o_.schema, o_.statement_timeout.count())
-                         .c_str()));
+    TESSERA_TRY(c->simple(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}; "
+                                      "SET statement_timeout = {1}",
+                                      o_.schema, o_.statement_timeout.count())
+                              .c_str()));
     if (prepare) {
-      for (int i = 0; i < kSqlCount; ++i) TRY_ST(prepare_one(*c, static_cast<Sql>(i)));
+      for (int i = 0; i < kSqlCount; ++i) TESSERA_TRY(prepare_one(*c, static_cast<Sql>(i)));
     }
     return c;
   }
@@ -545,10 +537,10 @@ class PostgresStore final : public SessionStore {
   // Applies missing migrations in one transaction under an advisory lock,
   // so that instances starting together migrate once.
   Status migrate(Conn& c) {
-    TRY_ST(c.simple("BEGIN"));
+    TESSERA_TRY(c.simple("BEGIN"));
     auto body = [&]() -> Status {
-      TRY_ST(c.simple("SELECT pg_advisory_xact_lock(7468001)"));
-      TRY_ST(c.simple("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER NOT NULL)"));
+      TESSERA_TRY(c.simple("SELECT pg_advisory_xact_lock(7468001)"));
+      TESSERA_TRY(c.simple("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER NOT NULL)"));
       PgResult r(PQexec(c.pg, "SELECT max(version) FROM tessera_schema"));
       if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
         return std::unexpected(classify(r.get(), c.pg));
@@ -560,11 +552,11 @@ class PostgresStore final : public SessionStore {
                                 kPostgresSchemaVersion));
       }
       for (int i = version; i < kPostgresSchemaVersion; ++i) {
-        TRY_ST(c.simple(kMigrations[i]));
+        TESSERA_TRY(c.simple(kMigrations[i]));
       }
       if (version < kPostgresSchemaVersion) {
-        TRY_ST(c.simple("DELETE FROM tessera_schema"));
-        TRY_ST(c.simple(
+        TESSERA_TRY(c.simple("DELETE FROM tessera_schema"));
+        TESSERA_TRY(c.simple(
             fmt::format("INSERT INTO tessera_schema VALUES ({})", kPostgresSchemaVersion).c_str()));
       }
       return {};
