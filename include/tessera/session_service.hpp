@@ -26,6 +26,11 @@
 
 namespace tessera {
 
+namespace verify {
+class AccessVerifier;
+class KeySource;
+}  // namespace verify
+
 struct SessionPolicy {
   std::chrono::seconds session_ttl{std::chrono::days{30}};  // absolute; never slides
   std::chrono::seconds idle_timeout{0};                     // 0: no idle timeout
@@ -143,7 +148,10 @@ class SessionService {
 
   // Logout with any of the session's tokens (session, refresh or access).
   // Idempotent: an unknown or already revoked session revokes 0. Scopes
-  // family/others/all need the presented session to be live.
+  // family/others/all need the presented session to be live. An access
+  // token goes through the resource side's chain (verify::AccessVerifier,
+  // over the current signing keys, without epoch or liveness checks), and
+  // may have expired: an authentic token of a live session still ends it.
   [[nodiscard]] Result<std::size_t> logout(std::string_view token, RevokeScope scope);
 
   // Service-side revocation of one session of `subject`; another subject's id
@@ -187,6 +195,10 @@ class SessionService {
 
   [[nodiscard]] const SessionPolicy& policy() const noexcept { return policy_; }
 
+  ~SessionService();
+  SessionService(const SessionService&) = delete;
+  SessionService& operator=(const SessionService&) = delete;
+
  private:
   SessionService(Deps deps, SessionPolicy policy);
   Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now);
@@ -199,6 +211,12 @@ class SessionService {
   Deps deps_;
   SessionPolicy policy_;
   UlidGenerator ids_;
+  // Logout by access token: deps_.keys as a key source, and the verifier
+  // twice — with the usual leeway, and with the session lifetime as leeway
+  // for an expired token.
+  std::unique_ptr<verify::KeySource> key_source_;
+  std::unique_ptr<verify::AccessVerifier> access_;
+  std::unique_ptr<verify::AccessVerifier> expired_access_;
 };
 
 }  // namespace tessera

@@ -6,6 +6,7 @@
 
 #include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
+#include "tessera/verify.hpp"
 
 namespace tessera {
 
@@ -146,10 +147,42 @@ std::string fingerprint_digest(std::string_view fingerprint) {
   return base64url_encode(sha256(fingerprint));
 }
 
+// The signing keys as a verifier's key source. Every verification reads the
+// set anew, so a rotation (SharedKeySet::set) is seen by the next one; with
+// nothing cached there is nothing to look at again for an unknown kid.
+class SharedKeySource final : public verify::KeySource {
+ public:
+  explicit SharedKeySource(const SharedKeySet& keys) : keys_(keys) {}
+  std::shared_ptr<const KeySet> keys() override { return keys_.get(); }
+  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override { return nullptr; }
+
+ private:
+  const SharedKeySet& keys_;
+};
+
+// No verified-token cache: logout is rare, and a token that logs out is
+// not presented again.
+verify::VerifierOptions logout_verifier_options(const SessionPolicy& policy,
+                                                std::optional<seconds> leeway) {
+  verify::VerifierOptions o{.issuer = policy.issuer, .audiences = policy.audience};
+  if (leeway) o.leeway = *leeway;
+  o.cache_entries = 0;
+  return o;
+}
+
 }  // namespace
 
 SessionService::SessionService(Deps deps, SessionPolicy policy)
-    : deps_(deps), policy_(std::move(policy)), ids_(deps.clock, deps.random) {}
+    : deps_(deps),
+      policy_(std::move(policy)),
+      ids_(deps.clock, deps.random),
+      key_source_(std::make_unique<SharedKeySource>(deps_.keys)),
+      access_(std::make_unique<verify::AccessVerifier>(
+          logout_verifier_options(policy_, std::nullopt), *key_source_, deps_.clock)),
+      expired_access_(std::make_unique<verify::AccessVerifier>(
+          logout_verifier_options(policy_, policy_.session_ttl), *key_source_, deps_.clock)) {}
+
+SessionService::~SessionService() = default;
 
 Result<std::unique_ptr<SessionService>> SessionService::create(Deps deps, SessionPolicy policy) {
   if (auto st = policy.validate(); !st) return std::unexpected(st.error());
@@ -421,17 +454,13 @@ Result<Session> SessionService::resolve(std::string_view token) {
     if (!*hit) return fail(ErrorCode::session_not_found, "no session for that token");
     return std::move((*hit)->session);
   }
-  // An access token: authentic (signature, issuer, audience) is enough to
-  // find its session; an expired one may still log out.
-  const auto keys = deps_.keys.get();
-  VerifyOptions o;
-  o.issuer = policy_.issuer;
-  o.audiences = policy_.audience;
-  auto v = verify_jwt(token, *keys, o, deps_.clock.now());
-  if (!v && v.error().code == ErrorCode::token_expired) {
-    o.leeway = policy_.session_ttl;
-    v = verify_jwt(token, *keys, o, deps_.clock.now());
-  }
+  // An access token: the resource side's checks (size, key by kid,
+  // algorithm, signature, typ, issuer, audience, time) find its session.
+  // Authentic is enough: no epoch or liveness here, the session's own state
+  // decides below. An expired one may still log out, so token_expired is
+  // retried with the whole session lifetime as leeway.
+  auto v = access_->verify(token);
+  if (!v && v.error().code == ErrorCode::token_expired) v = expired_access_->verify(token);
   if (!v) return std::unexpected(v.error());
   if (!v->claims.sid) return fail(ErrorCode::invalid_token, "access token has no session");
   auto s = deps_.store.find(*v->claims.sid);

@@ -474,6 +474,48 @@ TEST_P(StoreConformance, EveryEpochMoveIsToldToTheEpochPublisherOnce) {
   EXPECT_EQ(*h.service->epoch("bob"), 2u);
 }
 
+TEST_P(StoreConformance, LogoutByAccessTokenSeesASigningKeyRotationAtOnce) {
+  Harness h(GetParam());
+  auto before = h.issue("alice", SessionMode::token);
+  KeySet rotated;
+  ASSERT_THAT(rotated.add(*Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance()),
+                          KeyState::active),
+              Succeeds());
+  h.keys.set(std::move(rotated));
+  auto after = h.issue("alice", SessionMode::token);
+  EXPECT_THAT(h.service->logout(before.tokens->access_token.reveal(), RevokeScope::session),
+              FailsWith(ErrorCode::key_not_found))
+      << "k1 left the set: its tokens stop verifying at once";
+  auto n = h.service->logout(after.tokens->access_token.reveal(), RevokeScope::session);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_EQ(*n, 1u) << "a token of the new key logs out at once";
+}
+
+TEST_P(StoreConformance, LogoutByAnExpiredAccessTokenEndsItsLiveSessionButNeedsAnAuthenticOne) {
+  Harness h(GetParam());
+  auto t = h.issue("alice", SessionMode::token);
+  const std::string access(t.tokens->access_token.reveal());
+  h.clock.advance(h.policy.access_ttl + seconds{60});
+  // The same claims under another key with the same kid: not authentic.
+  KeySet other;
+  ASSERT_THAT(
+      other.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()), KeyState::active),
+      Succeeds());
+  auto forged_jwt = verify_jwt(
+      access, *h.keys.get(),
+      {.issuer = h.policy.issuer, .audiences = h.policy.audience, .leeway = h.policy.session_ttl},
+      h.clock.now());
+  ASSERT_THAT(forged_jwt, Succeeds());
+  auto forged = sign_jwt(*other.active(), forged_jwt->claims);
+  ASSERT_THAT(forged, Succeeds());
+  EXPECT_THAT(h.service->logout(*forged, RevokeScope::session),
+              FailsWith(ErrorCode::signature_invalid));
+  auto n = h.service->logout(access, RevokeScope::session);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_TRUE((*h.store.find(t.session.id))->revoked());
+}
+
 TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   Harness h(GetParam());
   auto a = h.issue();
