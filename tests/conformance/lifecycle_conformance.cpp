@@ -516,6 +516,37 @@ TEST_P(StoreConformance, LogoutByAnExpiredAccessTokenEndsItsLiveSessionButNeedsA
   EXPECT_TRUE((*h.store.find(t.session.id))->revoked());
 }
 
+TEST_P(StoreConformance, GlobalEpochBumpRaisesEverySubjectAndASubjectBumpStillMovesItsOwn) {
+  Harness h(GetParam());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());  // alice: 2, bob: 0
+  auto global = h.service->bump_global_epoch();
+  ASSERT_THAT(global, Succeeds());
+  EXPECT_EQ(*global, 1u);
+  EXPECT_EQ(*h.service->global_epoch(), 1u);
+  EXPECT_EQ(*h.service->epoch("bob"), 1u) << "a subject never bumped follows the global epoch";
+  EXPECT_EQ(*h.service->epoch("alice"), 2u) << "alice's own epoch is already above it";
+  global = h.service->bump_global_epoch();
+  global = h.service->bump_global_epoch();
+  ASSERT_THAT(global, Succeeds());
+  EXPECT_EQ(*global, 3u);
+  EXPECT_EQ(*h.service->epoch("alice"), 3u);
+  EXPECT_EQ(*h.service->epoch("bob"), 3u);
+  // Afterwards a subject's bump still moves its effective epoch past the global one.
+  auto bob = h.service->bump_epoch("bob");
+  ASSERT_THAT(bob, Succeeds());
+  EXPECT_EQ(*bob, 4u);
+  EXPECT_EQ(*h.service->epoch("bob"), 4u);
+  EXPECT_EQ(*h.service->epoch("alice"), 3u);
+  EXPECT_EQ(*h.service->global_epoch(), 3u);
+  // And tokens carry the effective epoch.
+  auto t = h.issue("bob", SessionMode::token);
+  auto v = verify_jwt(t.tokens->access_token.reveal(), *h.keys.get(),
+                      {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
+  ASSERT_THAT(v, Succeeds());
+  EXPECT_EQ(v->claims.sv, 4u);
+}
+
 TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   Harness h(GetParam());
   auto a = h.issue();
