@@ -29,7 +29,7 @@ install(FILES ${PROJECT_BINARY_DIR}/tesseraConfig.cmake ${PROJECT_BINARY_DIR}/te
 # fields, which plain `pkg-config --libs` does not read).
 set(TESSERA_PC_core_REQUIRES "libcrypto >= 3.0")
 set(TESSERA_PC_core_LIBS "-lboost_json -lfmt")
-set(TESSERA_PC_sessions_REQUIRES "tessera-core = ${PROJECT_VERSION}, sqlite3")
+set(TESSERA_PC_sessions_REQUIRES "tessera-verify = ${PROJECT_VERSION}, tessera-core = ${PROJECT_VERSION}, sqlite3")
 set(TESSERA_PC_sessions_LIBS "-lboost_json -lfmt")
 set(TESSERA_PC_verify_REQUIRES "tessera-core = ${PROJECT_VERSION}")
 set(TESSERA_PC_verify_LIBS "-lfmt")

@@ -1,8 +1,9 @@
 // Epochs over Redis (docs/design.md §5.3, §7.2): the fan-out that makes "log out
 // everywhere" reach every resource service in well under a second.
 //
-//   authority:  epoch bump → SET sv:{subject} <effective epoch>  (sv: for the
-//               global epoch) → PUBLISH tessera:epochs <subject>
+//   authority:  epoch bump → EpochPublisher::epoch_moved → SET sv:{subject}
+//               <effective epoch> (sv: for the global epoch) → PUBLISH
+//               tessera:epochs <subject>
 //   verifier:   L1 reads MGET sv:{subject} sv: → max; a missing subject key
 //               is fetched from the fallback source (the authority) and
 //               written back with SET NX (a bump written meanwhile wins);
@@ -21,7 +22,7 @@
 #include <string>
 #include <thread>
 
-#include "tessera/audit.hpp"
+#include "tessera/epoch.hpp"
 #include "tessera/error.hpp"
 #include "tessera/verify.hpp"
 
@@ -58,23 +59,24 @@ class RedisEpochSource final : public verify::EpochSource {
   std::unique_ptr<RedisPool> pool_;
 };
 
-// The authority's side: an AuditSink decorator that, on every
-// `epoch_bumped` event, writes the new epoch to Redis and publishes the
-// subject; every event is forwarded to `next`. A failed write is counted
-// and logged by the caller via failures(); verifiers then fall back to
-// their cache TTL.
-class RedisEpochPublisher final : public AuditSink {
+// The authority's side: the SessionService's EpochPublisher. Each move is
+// written to Redis and its subject published, synchronously, bounded by
+// options.timeout per command. A failed write is counted, never thrown or
+// returned to the service; the caller reports failures() (tessera serve logs
+// epoch_publish_failed), and verifiers then fall back to their cache TTL.
+// Thread-safe.
+class RedisEpochPublisher final : public EpochPublisher {
  public:
-  RedisEpochPublisher(RedisOptions options, AuditSink* next = nullptr);
+  explicit RedisEpochPublisher(RedisOptions options);
   ~RedisEpochPublisher() override;
-  void emit(const AuditEvent& event) noexcept override;
-  // Publishes one bump directly (what emit() does for epoch_bumped).
+  void epoch_moved(std::string_view subject, std::uint64_t epoch) noexcept override;
+  // Publishes one move and says whether it reached Redis (epoch_unavailable);
+  // epoch_moved() is this with the failure counted.
   [[nodiscard]] Status publish(std::string_view subject, std::uint64_t epoch);
   [[nodiscard]] std::uint64_t failures() const noexcept { return failures_.load(); }
 
  private:
   RedisOptions options_;
-  AuditSink* next_;
   std::unique_ptr<RedisPool> pool_;
   std::atomic<std::uint64_t> failures_{0};
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "tessera/clock.hpp"
+#include "tessera/epoch.hpp"
 #include "tessera/error.hpp"
 #include "tessera/lookup_key.hpp"
 #include "tessera/secret.hpp"
@@ -19,6 +21,42 @@ namespace tessera {
 enum class SessionMode : std::uint8_t { cookie, token };
 [[nodiscard]] std::string_view to_string(SessionMode mode) noexcept;
 [[nodiscard]] std::optional<SessionMode> session_mode_from_string(std::string_view s) noexcept;
+
+// Why a session ended. The snake_case names are stable: stores keep them as
+// text (the revoke_reason column), and audit lines, the HTTP session view and
+// `tessera sessions list` show them. Never renumber or rename; add at the end.
+enum class RevokeReason : std::uint8_t {
+  logout,                // the user logged out (any scope)
+  revoked,               // the service revoked it (one session, or all of a subject's)
+  evicted,               // the subject went over max_sessions_per_subject
+  rotated,               // replaced by rotate_session (cookie privilege change)
+  fingerprint_mismatch,  // presented with another client fingerprint
+  refresh_token_reused,  // a refresh token was replayed: the family ends
+};
+inline constexpr RevokeReason kAllRevokeReasons[] = {
+    RevokeReason::logout,
+    RevokeReason::revoked,
+    RevokeReason::evicted,
+    RevokeReason::rotated,
+    RevokeReason::fingerprint_mismatch,
+    RevokeReason::refresh_token_reused,
+};
+static_assert(std::size(kAllRevokeReasons) ==
+                  static_cast<std::size_t>(RevokeReason::refresh_token_reused) + 1,
+              "kAllRevokeReasons must list every RevokeReason");
+[[nodiscard]] std::string_view to_string(RevokeReason reason) noexcept;
+// The inverse of to_string; nullopt for any other text (including "").
+[[nodiscard]] std::optional<RevokeReason> revoke_reason_from_string(std::string_view s) noexcept;
+
+// Which sessions a revocation covers, seen from one session: itself, its
+// family, the subject's other sessions, or all of the subject's.
+enum class RevokeScope : std::uint8_t { session, family, others, all };
+inline constexpr RevokeScope kAllRevokeScopes[] = {RevokeScope::session, RevokeScope::family,
+                                                   RevokeScope::others, RevokeScope::all};
+static_assert(std::size(kAllRevokeScopes) == static_cast<std::size_t>(RevokeScope::all) + 1,
+              "kAllRevokeScopes must list every RevokeScope");
+[[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
+[[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
 
 struct SessionMetadata {
   std::string ip;
@@ -39,7 +77,11 @@ struct Session {
   std::optional<UnixSeconds> idle_expires_at;
   UnixSeconds expires_at{};
   std::optional<UnixSeconds> revoked_at;
-  std::string revoke_reason;  // "" while live
+  // Why it was revoked; nullopt while live. revoked_at alone decides whether
+  // the session is revoked: a reason text this build does not know (written
+  // by a newer version into a shared database) reads back as nullopt on a
+  // revoked session, never as an error, and is never written back.
+  std::optional<RevokeReason> revoke_reason;
   std::uint64_t generation = 0;
   std::uint64_t epoch_at_issue = 0;
   SessionMetadata metadata;
@@ -59,13 +101,15 @@ struct Session {
   }
 };
 
-// A presented token found in the store: its session and the refresh
-// generation the token belongs to (0 for session tokens), and the lookup key
-// version it was found under (older than active → re-key on next write).
+// A presented token found in the store: its session, the refresh
+// generation the token belongs to (0 for session tokens), and the candidate
+// lookup key that matched — exactly one of those passed in, so a hit under
+// an older version than the active one can be re-keyed (touch) without
+// deriving the candidates again.
 struct CredentialHit {
   Session session;
   std::uint64_t generation = 0;
-  std::uint32_t key_version = 0;
+  LookupKey key;
 };
 
 enum class RotateResult : std::uint8_t {
@@ -89,8 +133,8 @@ class SessionStore {
   // (atomic) Inserts `session` and its first credential (`credential` under
   // `kind`, generation session.generation); then, if the subject holds more
   // than `max_live` live sessions at `now`, revokes the least recently seen
-  // ones with reason "evicted". If `replaces` names a session, it is revoked
-  // with reason "rotated" in the same write. Returns the sessions revoked.
+  // ones with RevokeReason::evicted. If `replaces` names a session, it is
+  // revoked with RevokeReason::rotated in the same write. Returns the sessions revoked.
   [[nodiscard]] virtual Result<RevokeResult> create(const Session& session, TokenKind kind,
                                                     const LookupKey& credential,
                                                     std::size_t max_live, UnixSeconds now,
@@ -98,7 +142,8 @@ class SessionStore {
 
   [[nodiscard]] virtual Result<std::optional<Session>> find(std::string_view session_id) = 0;
 
-  // The first candidate that names a credential of `kind`, with its session.
+  // The first candidate that names a credential of `kind`, with its session;
+  // CredentialHit::key is that candidate.
   [[nodiscard]] virtual Result<std::optional<CredentialHit>> find_by_credential(
       TokenKind kind, std::span<const LookupKey> candidates) = 0;
 
@@ -122,16 +167,16 @@ class SessionStore {
   // Revocations set revoked_at/revoke_reason on sessions that are not yet
   // revoked (monotonic: a revoked session is never revived) and return them.
   [[nodiscard]] virtual Result<RevokeResult> revoke_session(std::string_view session_id,
-                                                            std::string_view reason,
+                                                            RevokeReason reason,
                                                             UnixSeconds now) = 0;
   // (atomic) Every session of the family.
   [[nodiscard]] virtual Result<RevokeResult> revoke_family(std::string_view family_id,
-                                                           std::string_view reason,
+                                                           RevokeReason reason,
                                                            UnixSeconds now) = 0;
   // (atomic) Every session of the subject, but `except` if given.
   [[nodiscard]] virtual Result<RevokeResult> revoke_subject(std::string_view subject,
                                                             std::optional<std::string_view> except,
-                                                            std::string_view reason,
+                                                            RevokeReason reason,
                                                             UnixSeconds now) = 0;
 
   // Live sessions of the subject at `now`, most recently seen first.
@@ -147,10 +192,7 @@ class SessionStore {
   [[nodiscard]] virtual Result<std::uint64_t> epoch(std::string_view subject) = 0;
   [[nodiscard]] virtual Result<std::uint64_t> bump_epoch(std::string_view subject) = 0;
 
-  struct Epochs {
-    std::uint64_t global = 0;
-    std::uint64_t subject = 0;
-  };
+  using Epochs = tessera::Epochs;
   // The global epoch and the subject's, read together (one round trip where
   // the adapter can; the default asks twice).
   [[nodiscard]] virtual Result<Epochs> epochs(std::string_view subject) {

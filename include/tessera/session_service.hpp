@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tessera/audit.hpp"
+#include "tessera/epoch.hpp"
 #include "tessera/jwt.hpp"
 #include "tessera/key_set.hpp"
 #include "tessera/lookup_key.hpp"
@@ -24,6 +25,11 @@
 #include "tessera/ulid.hpp"
 
 namespace tessera {
+
+namespace verify {
+class AccessVerifier;
+class KeySource;
+}  // namespace verify
 
 struct SessionPolicy {
   std::chrono::seconds session_ttl{std::chrono::days{30}};  // absolute; never slides
@@ -102,10 +108,6 @@ struct TokenInspection {
   std::uint64_t generation = 0;  // the refresh generation the token belongs to
 };
 
-enum class RevokeScope : std::uint8_t { session, family, others, all };
-[[nodiscard]] std::string_view to_string(RevokeScope scope) noexcept;
-[[nodiscard]] std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept;
-
 class SessionService {
  public:
   struct Deps {
@@ -115,7 +117,8 @@ class SessionService {
     const SharedKeySet& keys;
     const Clock& clock;
     Random& random;
-    AuditSink* audit = nullptr;  // optional
+    AuditSink* audit = nullptr;        // optional: records events, nothing else
+    EpochPublisher* epochs = nullptr;  // optional: told of every epoch move
   };
 
   // config_invalid if the policy is off, or if the key set has no active key.
@@ -145,7 +148,10 @@ class SessionService {
 
   // Logout with any of the session's tokens (session, refresh or access).
   // Idempotent: an unknown or already revoked session revokes 0. Scopes
-  // family/others/all need the presented session to be live.
+  // family/others/all need the presented session to be live. An access
+  // token goes through the resource side's chain (verify::AccessVerifier,
+  // over the current signing keys, without epoch or liveness checks), and
+  // may have expired: an authentic token of a live session still ends it.
   [[nodiscard]] Result<std::size_t> logout(std::string_view token, RevokeScope scope);
 
   // Service-side revocation of one session of `subject`; another subject's id
@@ -172,7 +178,9 @@ class SessionService {
   // L2 liveness of a session id (for introspection and verifiers).
   [[nodiscard]] Result<bool> is_live(std::string_view session_id);
 
-  // Effective epoch: max(global, subject). Bumping returns the new value.
+  // Effective epoch: max(global, subject). Bumping returns the new value;
+  // every bump (also logout scope all) is told to Deps::epochs once the
+  // store has it.
   [[nodiscard]] Result<std::uint64_t> epoch(std::string_view subject);
   [[nodiscard]] Result<std::uint64_t> bump_epoch(std::string_view subject);
   // The global epoch alone (0 until first bumped), and bumping it (break
@@ -187,18 +195,28 @@ class SessionService {
 
   [[nodiscard]] const SessionPolicy& policy() const noexcept { return policy_; }
 
+  ~SessionService();
+  SessionService(const SessionService&) = delete;
+  SessionService& operator=(const SessionService&) = delete;
+
  private:
   SessionService(Deps deps, SessionPolicy policy);
   Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now);
   Result<Session> resolve(std::string_view token);
   Status check_live(const Session& s, UnixSeconds now) const;
   void audit(AuditEvent event) const;
-  Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, std::string_view reason,
-                                    std::string_view actor, UnixSeconds now);
+  Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, RevokeReason reason,
+                                    Actor actor, UnixSeconds now);
 
   Deps deps_;
   SessionPolicy policy_;
   UlidGenerator ids_;
+  // Logout by access token: deps_.keys as a key source, and the verifier
+  // twice — with the usual leeway, and with the session lifetime as leeway
+  // for an expired token.
+  std::unique_ptr<verify::KeySource> key_source_;
+  std::unique_ptr<verify::AccessVerifier> access_;
+  std::unique_ptr<verify::AccessVerifier> expired_access_;
 };
 
 }  // namespace tessera

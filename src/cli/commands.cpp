@@ -74,11 +74,7 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
   auto audit = open_audit_sink(config, true);
   if (!audit) return std::unexpected(audit.error());
   admin->audit = std::move(*audit);
-  AuditSink* sink = admin->audit.get();
-  if (config.redis) {
-    admin->publisher = std::make_unique<RedisEpochPublisher>(*config.redis, sink);
-    sink = admin->publisher.get();
-  }
+  if (config.redis) admin->publisher = std::make_unique<RedisEpochPublisher>(*config.redis);
   SecretKeys ephemeral = generate_secret_keys(random);
   auto lookup = LookupKeyRing::create(std::move(ephemeral.lookup));
   if (!lookup) return std::unexpected(lookup.error());
@@ -95,7 +91,8 @@ Result<std::unique_ptr<Admin>> open_admin(const Config& config) {
                                          .keys = *admin->keys,
                                          .clock = SystemClock::instance(),
                                          .random = random,
-                                         .audit = sink},
+                                         .audit = admin->audit.get(),
+                                         .epochs = admin->publisher.get()},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
   admin->service = std::move(*service);
@@ -161,11 +158,10 @@ Outcome keys_rotate(const Config& config) {
     return failed(s.error());
   auto audit = open_audit_sink(config, true);
   if (audit && *audit) {
-    // The event has no kid field; the new active kid goes in `reason`.
-    (*audit)->emit(AuditEvent{.type = "key_rotated",
+    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
                               .at = clock.now(),
-                              .reason = r->active_kid,
-                              .actor = "system",
+                              .actor = Actor::system,
+                              .kid = r->active_kid,
                               .count = r->pruned});
   }
   print_json(boost::json::object{{"retired", r->retired_kid},

@@ -222,7 +222,10 @@ bool KeyReloader::check(bool force) {
   // like the command's, with the new active kid (public: it is in the JWKS).
   if (audit_ != nullptr && active != before)
     audit_->emit(
-        AuditEvent{.type = "key_rotated", .at = clock_.now(), .reason = active, .actor = "system"});
+        AuditEvent{.type = AuditEventType::key_rotated,
+                   .at = clock_.now(),
+                   .actor = Actor::system,
+                   .kid = active});
   return true;
 }
 
@@ -253,8 +256,8 @@ boost::json::object session_json(const Session& s) {
   o["expires_at"] = s.expires_at.time_since_epoch().count();
   o["idle_expires_at"] = opt_time(s.idle_expires_at);
   o["revoked_at"] = opt_time(s.revoked_at);
-  o["revoke_reason"] =
-      s.revoke_reason.empty() ? boost::json::value(nullptr) : boost::json::value(s.revoke_reason);
+  o["revoke_reason"] = s.revoke_reason ? boost::json::value(to_string(*s.revoke_reason))
+                                       : boost::json::value(nullptr);
   o["generation"] = s.generation;
   o["metadata"] = boost::json::object{
       {"ip", s.metadata.ip}, {"user_agent", s.metadata.user_agent}, {"device", s.metadata.device}};

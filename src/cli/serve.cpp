@@ -134,13 +134,9 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
 
   // With Redis, every epoch bump (and logout scope "all") is also written
   // there and published, so resource services drop the subject's cached
-  // epoch at once; the service sees one sink either way.
+  // epoch at once.
   std::unique_ptr<RedisEpochPublisher> publisher;
-  AuditSink* sink = &metrics;
-  if (config.redis) {
-    publisher = std::make_unique<RedisEpochPublisher>(*config.redis, &metrics);
-    sink = publisher.get();
-  }
+  if (config.redis) publisher = std::make_unique<RedisEpochPublisher>(*config.redis);
 
   auto service = SessionService::create({.store = **store,
                                          .lookup = *lookup,
@@ -148,7 +144,8 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
                                          .keys = keys,
                                          .clock = clock,
                                          .random = random,
-                                         .audit = sink},
+                                         .audit = &metrics,
+                                         .epochs = publisher.get()},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 

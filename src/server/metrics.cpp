@@ -17,9 +17,13 @@ namespace tessera::server {
 
 namespace {
 
-constexpr std::array<std::string_view, 8> kEvents = {
+// The `event` label of each AuditEventType, indexed by the enum (declaration
+// order; the names are its to_string names).
+constexpr std::array<std::string_view, kAuditEventTypeCount> kEvents = {
     "issued",  "renewed",      "replay_detected", "revoked",
     "evicted", "epoch_bumped", "key_rotated",     "validate_failed"};
+static_assert(kEvents.size() == std::size(kAllAuditEventTypes) && !kEvents.back().empty(),
+              "kEvents must name every AuditEventType");
 
 constexpr std::array<unsigned, 14> kStatuses = {200, 201, 204, 400, 401, 404, 405,
                                                 408, 413, 429, 431, 500, 503, 0 /* other */};
@@ -59,9 +63,7 @@ Metrics::Metrics(AuditSink* next) : impl_(std::make_unique<Impl>()) {
 Metrics::~Metrics() = default;
 
 void Metrics::emit(const AuditEvent& event) noexcept {
-  for (std::size_t i = 0; i < kEvents.size(); ++i) {
-    if (kEvents[i] == event.type) impl_->events[i].fetch_add(1, std::memory_order_relaxed);
-  }
+  impl_->events[static_cast<std::size_t>(event.type)].fetch_add(1, std::memory_order_relaxed);
   if (impl_->next != nullptr) impl_->next->emit(event);
 }
 

@@ -159,7 +159,7 @@ json::value session_json(const Session& s) {
   o["idle_expires_at"] = optional_time(s.idle_expires_at);
   o["revoked_at"] = optional_time(s.revoked_at);
   o["revoke_reason"] =
-      s.revoke_reason.empty() ? json::value(nullptr) : json::value(s.revoke_reason);
+      s.revoke_reason ? json::value(to_string(*s.revoke_reason)) : json::value(nullptr);
   o["generation"] = s.generation;
   json::object m;
   m["ip"] = s.metadata.ip;

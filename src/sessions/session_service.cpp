@@ -6,6 +6,7 @@
 
 #include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
+#include "tessera/verify.hpp"
 
 namespace tessera {
 
@@ -43,8 +44,32 @@ std::string_view to_string(RevokeScope scope) noexcept {
 }
 
 std::optional<RevokeScope> revoke_scope_from_string(std::string_view s) noexcept {
-  for (RevokeScope r :
-       {RevokeScope::session, RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
+  for (RevokeScope r : kAllRevokeScopes) {
+    if (to_string(r) == s) return r;
+  }
+  return std::nullopt;
+}
+
+std::string_view to_string(RevokeReason reason) noexcept {
+  switch (reason) {
+    case RevokeReason::logout:
+      return "logout";
+    case RevokeReason::revoked:
+      return "revoked";
+    case RevokeReason::evicted:
+      return "evicted";
+    case RevokeReason::rotated:
+      return "rotated";
+    case RevokeReason::fingerprint_mismatch:
+      return "fingerprint_mismatch";
+    case RevokeReason::refresh_token_reused:
+      return "refresh_token_reused";
+  }
+  return "";
+}
+
+std::optional<RevokeReason> revoke_reason_from_string(std::string_view s) noexcept {
+  for (RevokeReason r : kAllRevokeReasons) {
     if (to_string(r) == s) return r;
   }
   return std::nullopt;
@@ -122,10 +147,42 @@ std::string fingerprint_digest(std::string_view fingerprint) {
   return base64url_encode(sha256(fingerprint));
 }
 
+// The signing keys as a verifier's key source. Every verification reads the
+// set anew, so a rotation (SharedKeySet::set) is seen by the next one; with
+// nothing cached there is nothing to look at again for an unknown kid.
+class SharedKeySource final : public verify::KeySource {
+ public:
+  explicit SharedKeySource(const SharedKeySet& keys) : keys_(keys) {}
+  std::shared_ptr<const KeySet> keys() override { return keys_.get(); }
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override { return nullptr; }
+
+ private:
+  const SharedKeySet& keys_;
+};
+
+// No verified-token cache: logout is rare, and a token that logs out is
+// not presented again.
+verify::VerifierOptions logout_verifier_options(const SessionPolicy& policy,
+                                                std::optional<seconds> leeway) {
+  verify::VerifierOptions o{.issuer = policy.issuer, .audiences = policy.audience};
+  if (leeway) o.leeway = *leeway;
+  o.cache_entries = 0;
+  return o;
+}
+
 }  // namespace
 
 SessionService::SessionService(Deps deps, SessionPolicy policy)
-    : deps_(deps), policy_(std::move(policy)), ids_(deps.clock, deps.random) {}
+    : deps_(deps),
+      policy_(std::move(policy)),
+      ids_(deps.clock, deps.random),
+      key_source_(std::make_unique<SharedKeySource>(deps_.keys)),
+      access_(std::make_unique<verify::AccessVerifier>(
+          logout_verifier_options(policy_, std::nullopt), *key_source_, deps_.clock)),
+      expired_access_(std::make_unique<verify::AccessVerifier>(
+          logout_verifier_options(policy_, policy_.session_ttl), *key_source_, deps_.clock)) {}
+
+SessionService::~SessionService() = default;
 
 Result<std::unique_ptr<SessionService>> SessionService::create(Deps deps, SessionPolicy policy) {
   if (auto st = policy.validate(); !st) return std::unexpected(st.error());
@@ -222,18 +279,18 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret),
                                     policy_.max_sessions_per_subject, now, std::nullopt);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued",
+  audit({.type = AuditEventType::issued,
          .at = now,
          .subject = s.subject,
          .session_id = s.id,
          .family_id = s.family_id});
   for (const auto& id : created->session_ids) {
-    audit({.type = "evicted",
+    audit({.type = AuditEventType::evicted,
            .at = now,
            .subject = s.subject,
            .session_id = id,
-           .reason = "evicted",
-           .actor = "system"});
+           .reason = RevokeReason::evicted,
+           .actor = Actor::system});
   }
   out.session = std::move(s);
   if (req.mode == SessionMode::cookie) out.session_token = std::move(secret);
@@ -246,17 +303,18 @@ Result<Session> SessionService::validate(std::string_view session_token,
                                          std::optional<std::string_view> fingerprint) {
   const UnixSeconds now = deps_.clock.now();
   auto fail_audit = [&](Error e, const Session* s) -> Result<Session> {
-    audit({.type = "validate_failed",
+    audit({.type = AuditEventType::validate_failed,
            .at = now,
            .subject = s ? s->subject : "",
            .session_id = s ? s->id : "",
-           .code = std::string(to_string(e.code))});
+           .code = e.code});
     return std::unexpected(std::move(e));
   };
   auto token = parse_token(TokenKind::session, session_token);
   if (!token) return fail_audit(token.error(), nullptr);
-  auto hit = deps_.store.find_by_credential(TokenKind::session,
-                                            deps_.lookup.candidates(TokenKind::session, *token));
+  // Newest version first: candidates.front() is the active lookup key.
+  const std::vector<LookupKey> candidates = deps_.lookup.candidates(TokenKind::session, *token);
+  auto hit = deps_.store.find_by_credential(TokenKind::session, candidates);
   if (!hit) return std::unexpected(hit.error());
   if (!*hit) return fail_audit({ErrorCode::invalid_token, "unknown session token"}, nullptr);
   Session s = std::move((*hit)->session);
@@ -266,16 +324,16 @@ Result<Session> SessionService::validate(std::string_view session_token,
     const bool match = fingerprint && constant_time_equal(fingerprint_digest(*fingerprint),
                                                           s.metadata.fingerprint_digest);
     if (!match) {
-      auto revoked = deps_.store.revoke_session(s.id, "fingerprint_mismatch", now);
+      auto revoked = deps_.store.revoke_session(s.id, RevokeReason::fingerprint_mismatch, now);
       if (revoked && !revoked->session_ids.empty()) {
-        audit({.type = "revoked",
+        audit({.type = AuditEventType::revoked,
                .at = now,
                .subject = s.subject,
                .session_id = s.id,
                .family_id = s.family_id,
-               .scope = "session",
-               .reason = "fingerprint_mismatch",
-               .actor = "system",
+               .scope = RevokeScope::session,
+               .reason = RevokeReason::fingerprint_mismatch,
+               .actor = Actor::system,
                .count = 1});
       }
       return fail_audit(
@@ -286,12 +344,8 @@ Result<Session> SessionService::validate(std::string_view session_token,
   // Throttled touch: at most one write per touch interval, and a re-key when
   // the token was found under an old lookup key version.
   std::optional<std::pair<LookupKey, LookupKey>> rekey;
-  if ((*hit)->key_version != deps_.lookup.active_version()) {
-    for (const auto& c : deps_.lookup.candidates(TokenKind::session, *token)) {
-      if (c.version == (*hit)->key_version)
-        rekey.emplace(c, deps_.lookup.derive(TokenKind::session, *token));
-    }
-  }
+  if ((*hit)->key.version != candidates.front().version)
+    rekey.emplace((*hit)->key, candidates.front());
   if (rekey || now - s.last_seen_at >= policy_.effective_touch_interval()) {
     std::optional<UnixSeconds> idle;
     if (s.idle_expires_at) idle = now + policy_.idle_timeout;
@@ -336,7 +390,7 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
         if (idle) s.idle_expires_at = idle;
         auto pair = mint(s, next, now);
         if (!pair) return std::unexpected(pair.error());
-        audit({.type = "renewed",
+        audit({.type = AuditEventType::renewed,
                .at = now,
                .subject = s.subject,
                .session_id = s.id,
@@ -364,22 +418,22 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
 
     // Rule 3: replay. Whoever holds the newer token, someone holds a stolen
     // one: end the whole lineage.
-    auto revoked = deps_.store.revoke_family(s.family_id, "refresh_token_reused", now);
-    audit({.type = "replay_detected",
+    auto revoked = deps_.store.revoke_family(s.family_id, RevokeReason::refresh_token_reused, now);
+    audit({.type = AuditEventType::replay_detected,
            .at = now,
            .subject = s.subject,
            .session_id = s.id,
            .family_id = s.family_id,
            .count = presented});
     if (revoked) {
-      audit({.type = "revoked",
+      audit({.type = AuditEventType::revoked,
              .at = now,
              .subject = s.subject,
              .session_id = s.id,
              .family_id = s.family_id,
-             .scope = "family",
-             .reason = "refresh_token_reused",
-             .actor = "system",
+             .scope = RevokeScope::family,
+             .reason = RevokeReason::refresh_token_reused,
+             .actor = Actor::system,
              .count = revoked->session_ids.size()});
     }
     if (!revoked) return std::unexpected(revoked.error());
@@ -400,17 +454,13 @@ Result<Session> SessionService::resolve(std::string_view token) {
     if (!*hit) return fail(ErrorCode::session_not_found, "no session for that token");
     return std::move((*hit)->session);
   }
-  // An access token: authentic (signature, issuer, audience) is enough to
-  // find its session; an expired one may still log out.
-  const auto keys = deps_.keys.get();
-  VerifyOptions o;
-  o.issuer = policy_.issuer;
-  o.audiences = policy_.audience;
-  auto v = verify_jwt(token, *keys, o, deps_.clock.now());
-  if (!v && v.error().code == ErrorCode::token_expired) {
-    o.leeway = policy_.session_ttl;
-    v = verify_jwt(token, *keys, o, deps_.clock.now());
-  }
+  // An access token: the resource side's checks (size, key by kid,
+  // algorithm, signature, typ, issuer, audience, time) find its session.
+  // Authentic is enough: no epoch or liveness here, the session's own state
+  // decides below. An expired one may still log out, so token_expired is
+  // retried with the whole session lifetime as leeway.
+  auto v = access_->verify(token);
+  if (!v && v.error().code == ErrorCode::token_expired) v = expired_access_->verify(token);
   if (!v) return std::unexpected(v.error());
   if (!v->claims.sid) return fail(ErrorCode::invalid_token, "access token has no session");
   auto s = deps_.store.find(*v->claims.sid);
@@ -420,7 +470,7 @@ Result<Session> SessionService::resolve(std::string_view token) {
 }
 
 Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope scope,
-                                                  std::string_view reason, std::string_view actor,
+                                                  RevokeReason reason, Actor actor,
                                                   UnixSeconds now) {
   Result<RevokeResult> r;
   switch (scope) {
@@ -441,14 +491,14 @@ Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope 
     }
   }
   if (r) {
-    audit({.type = "revoked",
+    audit({.type = AuditEventType::revoked,
            .at = now,
            .subject = s.subject,
            .session_id = s.id,
            .family_id = s.family_id,
-           .scope = std::string(to_string(scope)),
-           .reason = std::string(reason),
-           .actor = std::string(actor),
+           .scope = scope,
+           .reason = reason,
+           .actor = actor,
            .count = r->session_ids.size()});
   }
   return r;
@@ -465,7 +515,7 @@ Result<std::size_t> SessionService::logout(std::string_view token, RevokeScope s
     // A dead session's token may end itself, never its siblings.
     if (auto st = check_live(*s, now); !st) return std::size_t{0};
   }
-  auto r = revoke_scope(*s, scope, "logout", "user", now);
+  auto r = revoke_scope(*s, scope, RevokeReason::logout, Actor::user, now);
   if (!r) return std::unexpected(r.error());
   return r->session_ids.size();
 }
@@ -476,7 +526,8 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
   // Another subject's session is indistinguishable from a missing one.
   if (!*s || (*s)->subject != subject)
     return fail(ErrorCode::session_not_found, "no such session for this subject");
-  auto r = revoke_scope(**s, RevokeScope::session, "revoked", "service", deps_.clock.now());
+  auto r = revoke_scope(**s, RevokeScope::session, RevokeReason::revoked, Actor::service,
+                        deps_.clock.now());
   if (!r) return std::unexpected(r.error());
   return r->session_ids.size();
 }
@@ -484,14 +535,14 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
 Result<std::size_t> SessionService::revoke_all(std::string_view subject,
                                                std::optional<std::string_view> except) {
   const UnixSeconds now = deps_.clock.now();
-  auto r = deps_.store.revoke_subject(subject, except, "revoked", now);
+  auto r = deps_.store.revoke_subject(subject, except, RevokeReason::revoked, now);
   if (!r) return std::unexpected(r.error());
-  audit({.type = "revoked",
+  audit({.type = AuditEventType::revoked,
          .at = now,
          .subject = std::string(subject),
-         .scope = except ? "others" : "all",
-         .reason = "revoked",
-         .actor = "service",
+         .scope = except ? RevokeScope::others : RevokeScope::all,
+         .reason = RevokeReason::revoked,
+         .actor = Actor::service,
          .count = r->session_ids.size()});
   return r->session_ids.size();
 }
@@ -512,25 +563,25 @@ Result<IssuedSession> SessionService::rotate_session(std::string_view session_to
   s.last_seen_at = now;
   if (s.idle_expires_at) s.idle_expires_at = now + policy_.idle_timeout;
   s.revoked_at.reset();
-  s.revoke_reason.clear();
+  s.revoke_reason.reset();
   SecretString secret = generate_token(TokenKind::session, deps_.random);
   auto created =
       deps_.store.create(s, TokenKind::session, deps_.lookup.derive(TokenKind::session, secret),
                          policy_.max_sessions_per_subject, now, old->id);
   if (!created) return std::unexpected(created.error());
-  audit({.type = "issued",
+  audit({.type = AuditEventType::issued,
          .at = now,
          .subject = s.subject,
          .session_id = s.id,
          .family_id = s.family_id});
-  audit({.type = "revoked",
+  audit({.type = AuditEventType::revoked,
          .at = now,
          .subject = s.subject,
          .session_id = old->id,
          .family_id = s.family_id,
-         .scope = "session",
-         .reason = "rotated",
-         .actor = "system",
+         .scope = RevokeScope::session,
+         .reason = RevokeReason::rotated,
+         .actor = Actor::system,
          .count = 1});
   IssuedSession out;
   out.session = std::move(s);
@@ -570,10 +621,9 @@ Result<bool> SessionService::is_live(std::string_view session_id) {
 }
 
 Result<std::uint64_t> SessionService::epoch(std::string_view subject) {
-  // The one place the effective epoch is computed.
   auto e = deps_.store.epochs(subject);
   if (!e) return std::unexpected(e.error());
-  return std::max(e->global, e->subject);
+  return effective_epoch(*e);
 }
 
 Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
@@ -586,10 +636,11 @@ Result<std::uint64_t> SessionService::bump_epoch(std::string_view subject) {
   Result<std::uint64_t> bumped = deps_.store.bump_epoch(subject);
   while (bumped && *bumped <= *current) bumped = deps_.store.bump_epoch(subject);
   if (!bumped) return std::unexpected(bumped.error());
-  audit({.type = "epoch_bumped",
+  audit({.type = AuditEventType::epoch_bumped,
          .at = deps_.clock.now(),
          .subject = std::string(subject),
          .count = *bumped});
+  if (deps_.epochs != nullptr) deps_.epochs->epoch_moved(subject, *bumped);
   return *bumped;
 }
 
@@ -600,7 +651,8 @@ Result<std::uint64_t> SessionService::global_epoch() {
 Result<std::uint64_t> SessionService::bump_global_epoch() {
   auto bumped = deps_.store.bump_epoch("");
   if (!bumped) return std::unexpected(bumped.error());
-  audit({.type = "epoch_bumped", .at = deps_.clock.now(), .count = *bumped});
+  audit({.type = AuditEventType::epoch_bumped, .at = deps_.clock.now(), .count = *bumped});
+  if (deps_.epochs != nullptr) deps_.epochs->epoch_moved("", *bumped);
   return *bumped;
 }
 

@@ -6,6 +6,10 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "forwarding_store.hpp"
 #include "store_conformance.hpp"
@@ -32,6 +36,23 @@ inline KeySet make_keys() {
   return keys;
 }
 
+// Records every epoch move the service announces.
+class RecordingEpochPublisher final : public EpochPublisher {
+ public:
+  void epoch_moved(std::string_view subject, std::uint64_t epoch) noexcept override {
+    std::lock_guard lock(mu_);
+    moves_.emplace_back(subject, epoch);
+  }
+  [[nodiscard]] std::vector<std::pair<std::string, std::uint64_t>> moves() const {
+    std::lock_guard lock(mu_);
+    return moves_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, std::uint64_t>> moves_;
+};
+
 struct Harness {
   explicit Harness(const StoreFactory& factory, SessionPolicy p = {},
                    LookupKeyRing ring = make_ring({{1, 'a'}}))
@@ -44,7 +65,7 @@ struct Harness {
         store(*raw),
         policy(std::move(p)) {
     auto s = SessionService::create(
-        {store, lookup, cipher, keys, clock, CsprngRandom::instance(), &audit}, policy);
+        {store, lookup, cipher, keys, clock, CsprngRandom::instance(), &audit, &epochs}, policy);
     if (!s) throw std::runtime_error("service: " + s.error().detail);
     service = std::move(*s);
   }
@@ -76,6 +97,7 @@ struct Harness {
   TokenCipher cipher;
   SharedKeySet keys;
   MemoryAuditSink audit;
+  RecordingEpochPublisher epochs;
   std::unique_ptr<SessionStore> raw;
   ForwardingStore store;
   SessionPolicy policy;

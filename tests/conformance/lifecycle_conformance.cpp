@@ -16,6 +16,8 @@ namespace tessera::testing {
 namespace {
 
 using std::chrono::seconds;
+using ::tessera::testing::FailsWith;
+using ::tessera::testing::Succeeds;
 
 TEST_P(StoreConformance, IssueCookieSessionThenValidate) {
   Harness h(GetParam());
@@ -191,7 +193,7 @@ TEST_P(StoreConformance, FingerprintMismatchRevokesTheSession) {
   EXPECT_THAT(h.service->validate(tok, "ua=firefox;tls=abc"),
               FailsWith(ErrorCode::session_revoked));
   auto s = h.store.find(issued->session.id);
-  EXPECT_EQ((*s)->revoke_reason, "fingerprint_mismatch");
+  EXPECT_EQ((*s)->revoke_reason, RevokeReason::fingerprint_mismatch);
 }
 
 TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
@@ -214,7 +216,7 @@ TEST_P(StoreConformance, CapEvictsTheLeastRecentlySeenSessions) {
   EXPECT_TRUE(h.service->validate(s[0].session_token.reveal()));
   EXPECT_TRUE(h.service->validate(s[2].session_token.reveal()));
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
-  EXPECT_EQ((*h.store.find(s[1].session.id))->revoke_reason, "evicted");
+  EXPECT_EQ((*h.store.find(s[1].session.id))->revoke_reason, RevokeReason::evicted);
   h.issue("bob");  // other subjects do not count
   EXPECT_EQ(h.service->list("alice")->size(), 3u);
 }
@@ -263,7 +265,7 @@ TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
               FailsWith(ErrorCode::session_revoked))
       << "the successor stops working";
   auto s = *h.store.find(issued.session.id);
-  EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+  EXPECT_EQ(s->revoke_reason, RevokeReason::refresh_token_reused);
 }
 
 TEST_P(StoreConformance, RenewWithAnOlderTokenRevokesTheFamilyEvenInsideGrace) {
@@ -436,7 +438,7 @@ TEST_P(StoreConformance, RotateSessionStaysInTheFamilyWithTheSameExpiry) {
   EXPECT_EQ(r->session.expires_at, a.session.expires_at);
   EXPECT_NE(r->session_token, a.session_token);
   EXPECT_THAT(h.service->validate(a.session_token.reveal()), FailsWith(ErrorCode::session_revoked));
-  EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, "rotated");
+  EXPECT_EQ((*h.store.find(a.session.id))->revoke_reason, RevokeReason::rotated);
   EXPECT_TRUE(h.service->validate(r->session_token.reveal()));
 }
 
@@ -457,6 +459,93 @@ TEST_P(StoreConformance, EpochIsTheMaxOfGlobalAndSubjectAndBumpAlwaysMovesIt) {
   EXPECT_EQ(v->claims.sv, 4u);
 }
 
+TEST_P(StoreConformance, EveryEpochMoveIsToldToTheEpochPublisherOnce) {
+  Harness h(GetParam());
+  using Moves = std::vector<std::pair<std::string, std::uint64_t>>;
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  ASSERT_THAT(h.service->bump_global_epoch(), Succeeds());
+  auto t = h.issue("bob", SessionMode::token);
+  ASSERT_THAT(h.service->logout(t.tokens->refresh_token.reveal(), RevokeScope::all), Succeeds());
+  auto c = h.issue("carol");
+  ASSERT_THAT(h.service->logout(c.session_token.reveal(), RevokeScope::others), Succeeds());
+  EXPECT_EQ(h.epochs.moves(), (Moves{{"alice", 1}, {"", 1}, {"bob", 2}}))
+      << "bob's own epoch passes the global one; other scopes move no epoch";
+  EXPECT_EQ(*h.service->epoch("bob"), 2u);
+}
+
+TEST_P(StoreConformance, LogoutByAccessTokenSeesASigningKeyRotationAtOnce) {
+  Harness h(GetParam());
+  auto before = h.issue("alice", SessionMode::token);
+  KeySet rotated;
+  ASSERT_THAT(rotated.add(*Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance()),
+                          KeyState::active),
+              Succeeds());
+  h.keys.set(std::move(rotated));
+  auto after = h.issue("alice", SessionMode::token);
+  EXPECT_THAT(h.service->logout(before.tokens->access_token.reveal(), RevokeScope::session),
+              FailsWith(ErrorCode::key_not_found))
+      << "k1 left the set: its tokens stop verifying at once";
+  auto n = h.service->logout(after.tokens->access_token.reveal(), RevokeScope::session);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_EQ(*n, 1u) << "a token of the new key logs out at once";
+}
+
+TEST_P(StoreConformance, LogoutByAnExpiredAccessTokenEndsItsLiveSessionButNeedsAnAuthenticOne) {
+  Harness h(GetParam());
+  auto t = h.issue("alice", SessionMode::token);
+  const std::string access(t.tokens->access_token.reveal());
+  h.clock.advance(h.policy.access_ttl + seconds{60});
+  // The same claims under another key with the same kid: not authentic.
+  KeySet other;
+  ASSERT_THAT(
+      other.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()), KeyState::active),
+      Succeeds());
+  auto forged_jwt = verify_jwt(
+      access, *h.keys.get(),
+      {.issuer = h.policy.issuer, .audiences = h.policy.audience, .leeway = h.policy.session_ttl},
+      h.clock.now());
+  ASSERT_THAT(forged_jwt, Succeeds());
+  auto forged = sign_jwt(*other.active(), forged_jwt->claims);
+  ASSERT_THAT(forged, Succeeds());
+  EXPECT_THAT(h.service->logout(*forged, RevokeScope::session),
+              FailsWith(ErrorCode::signature_invalid));
+  auto n = h.service->logout(access, RevokeScope::session);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_TRUE((*h.store.find(t.session.id))->revoked());
+}
+
+TEST_P(StoreConformance, GlobalEpochBumpRaisesEverySubjectAndASubjectBumpStillMovesItsOwn) {
+  Harness h(GetParam());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());  // alice: 2, bob: 0
+  auto global = h.service->bump_global_epoch();
+  ASSERT_THAT(global, Succeeds());
+  EXPECT_EQ(*global, 1u);
+  EXPECT_EQ(*h.service->global_epoch(), 1u);
+  EXPECT_EQ(*h.service->epoch("bob"), 1u) << "a subject never bumped follows the global epoch";
+  EXPECT_EQ(*h.service->epoch("alice"), 2u) << "alice's own epoch is already above it";
+  global = h.service->bump_global_epoch();
+  global = h.service->bump_global_epoch();
+  ASSERT_THAT(global, Succeeds());
+  EXPECT_EQ(*global, 3u);
+  EXPECT_EQ(*h.service->epoch("alice"), 3u);
+  EXPECT_EQ(*h.service->epoch("bob"), 3u);
+  // Afterwards a subject's bump still moves its effective epoch past the global one.
+  auto bob = h.service->bump_epoch("bob");
+  ASSERT_THAT(bob, Succeeds());
+  EXPECT_EQ(*bob, 4u);
+  EXPECT_EQ(*h.service->epoch("bob"), 4u);
+  EXPECT_EQ(*h.service->epoch("alice"), 3u);
+  EXPECT_EQ(*h.service->global_epoch(), 3u);
+  // And tokens carry the effective epoch.
+  auto t = h.issue("bob", SessionMode::token);
+  auto v = verify_jwt(t.tokens->access_token.reveal(), *h.keys.get(),
+                      {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
+  ASSERT_THAT(v, Succeeds());
+  EXPECT_EQ(v->claims.sv, 4u);
+}
+
 TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   Harness h(GetParam());
   auto a = h.issue();
@@ -471,6 +560,33 @@ TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {
   EXPECT_TRUE(svc3->validate(a.session_token.reveal()))
       << "the re-keyed row is found under v2 alone";
   EXPECT_TRUE(svc3->renew(r->tokens.refresh_token.reveal()));
+}
+
+TEST_P(StoreConformance, AHitUnderAnOldLookupKeyReportsThatExactKey) {
+  Harness h(GetParam());
+  auto a = h.issue();
+  auto t = h.issue("alice", SessionMode::token);
+  const LookupKeyRing v12 = make_ring({{1, 'a'}, {2, 'b'}});
+  for (auto [kind, token] : {std::pair{TokenKind::session, &a.session_token},
+                             std::pair{TokenKind::refresh, &t.tokens->refresh_token}}) {
+    const auto candidates = v12.candidates(kind, *token);
+    ASSERT_EQ(candidates.size(), 2u);
+    ASSERT_EQ(candidates[1].version, 1u);
+    auto hit = h.store.find_by_credential(kind, candidates);
+    ASSERT_THAT(hit, Succeeds());
+    ASSERT_TRUE(hit->has_value());
+    EXPECT_EQ((*hit)->key, candidates[1]) << "the v1 candidate matched, not the active v2 one";
+    EXPECT_EQ((*hit)->key.version, 1u);
+  }
+  // Validation re-keys the session token: the next hit is under v2.
+  auto svc2 = h.with_ring(v12);
+  ASSERT_THAT(svc2->validate(a.session_token.reveal()), Succeeds());
+  const auto candidates = v12.candidates(TokenKind::session, a.session_token);
+  auto hit = h.store.find_by_credential(TokenKind::session, candidates);
+  ASSERT_THAT(hit, Succeeds());
+  ASSERT_TRUE(hit->has_value());
+  EXPECT_EQ((*hit)->key, candidates[0]);
+  EXPECT_EQ((*hit)->key.version, 2u);
 }
 
 TEST_P(StoreConformance, AuditEventsNeverContainASecret) {
@@ -585,7 +701,7 @@ TEST_P(StoreConformance, ReplayInterleavedWithLegitimateRenewalsEndsTheFamily) {
     thief.join();
     auto s = *h.store.find(issued.session.id);
     ASSERT_TRUE(s->revoked()) << "round " << round;
-    EXPECT_EQ(s->revoke_reason, "refresh_token_reused");
+    EXPECT_EQ(s->revoke_reason, RevokeReason::refresh_token_reused);
     for (const auto& t : handed_out) {
       auto r = h.service->renew(t);
       EXPECT_THAT(r, ::testing::AnyOf(FailsWith(ErrorCode::session_revoked),

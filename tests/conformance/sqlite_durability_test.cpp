@@ -125,6 +125,49 @@ TEST(SqliteStore, RefusesADatabaseFromANewerSchema) {
   std::filesystem::remove_all(dir);
 }
 
+// A database shared with a newer build may hold a reason this one does not
+// know: the session still reads back, revoked, with no reason.
+TEST(SqliteStore, ARevokeReasonThisBuildDoesNotKnowReadsBackAsRevokedWithoutReason) {
+  const auto dir = make_scratch_dir();
+  const auto db = dir / "x.db";
+  const UnixSeconds now{std::chrono::seconds{1700000000}};
+  {
+    auto store = open_sqlite_store(db);
+    ASSERT_TRUE(store);
+    Session s{.id = "01J0000000000000000000000A",
+              .subject = "alice",
+              .family_id = "01J0000000000000000000000F",
+              .created_at = now,
+              .last_seen_at = now,
+              .expires_at = now + std::chrono::hours{1}};
+    const LookupKeyRing ring = make_ring({{1, 'a'}});
+    auto created = (*store)->create(s, TokenKind::session,
+                                    ring.derive(TokenKind::session, SecretString("tss_x")), 10, now,
+                                    std::nullopt);
+    ASSERT_TRUE(created) << created.error();
+  }
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw,
+                         "UPDATE sessions SET revoked_at = 1700000001, "
+                         "revoke_reason = 'upstream_revoked'",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+
+  auto store = open_sqlite_store(db);
+  ASSERT_TRUE(store);
+  auto found = (*store)->find("01J0000000000000000000000A");
+  ASSERT_TRUE(found && *found);
+  EXPECT_TRUE((*found)->revoked());
+  EXPECT_EQ((*found)->revoke_reason, std::nullopt);
+  auto live = (*store)->list_live("alice", now);
+  ASSERT_TRUE(live);
+  EXPECT_TRUE(live->empty());
+  store->reset();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(SqliteStore, UnopenablePathIsStoreUnavailable) {
   auto s = open_sqlite_store("/nonexistent-dir/for/sure/x.db");
   ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));

@@ -14,7 +14,9 @@
 #include <thread>
 
 #include "result_matchers.hpp"
+#include "tessera/memory_store.hpp"
 #include "tessera/random.hpp"
+#include "tessera/session_service.hpp"
 #include "tessera/ulid.hpp"
 
 namespace tessera {
@@ -96,14 +98,52 @@ TEST(RedisEpochs, AMissingSubjectIsFetchedOnceAndWrittenBack) {
   EXPECT_EQ(*source.current(carol), 8u);
 }
 
-TEST(RedisEpochs, TheAuditEventOfABumpIsPublished) {
+TEST(RedisEpochs, AnEpochMovedThroughThePortIsPublished) {
   REQUIRE_REDIS();
   const auto o = redis_or_skip();
   RedisEpochPublisher pub(o);
   RedisEpochSource source(o, nullptr);
   const auto dave = fresh_subject("dave");
-  pub.emit({.type = "epoch_bumped", .subject = dave, .count = 4});
+  EpochPublisher& port = pub;
+  port.epoch_moved(dave, 4);
   EXPECT_EQ(*source.current(dave), 4u);
+  EXPECT_EQ(pub.failures(), 0u);
+}
+
+// The engine's bumps reach Redis through Deps::epochs alone: its audit sink
+// sees the events and publishes nothing.
+TEST(RedisEpochs, TheServiceBumpsPublishThroughItsEpochPublisher) {
+  REQUIRE_REDIS();
+  const auto o = redis_or_skip();
+  RedisEpochPublisher pub(o);
+  RedisEpochSource source(o, nullptr);
+  auto store = make_memory_store();
+  const LookupKeyRing ring = *LookupKeyRing::create({{1, SecretString(std::string(32, 'a'))}});
+  auto cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
+  KeySet key_set;
+  ASSERT_TRUE(key_set.add(*Key::generate(Algorithm::EdDSA, "k1", CsprngRandom::instance()),
+                          KeyState::active));
+  SharedKeySet keys(std::move(key_set));
+  MemoryAuditSink audit;
+  auto svc = SessionService::create({.store = *store,
+                                     .lookup = ring,
+                                     .cipher = cipher,
+                                     .keys = keys,
+                                     .clock = SystemClock::instance(),
+                                     .random = CsprngRandom::instance(),
+                                     .audit = &audit,
+                                     .epochs = &pub},
+                                    {});
+  ASSERT_TRUE(svc);
+  const auto frank = fresh_subject("frank");
+  auto bumped = (*svc)->bump_epoch(frank);
+  ASSERT_TRUE(bumped);
+  EXPECT_EQ(*source.current(frank), *bumped);
+  auto issued = (*svc)->issue({.subject = frank, .mode = SessionMode::token});
+  ASSERT_TRUE(issued);
+  ASSERT_TRUE((*svc)->logout(issued->tokens->refresh_token.reveal(), RevokeScope::all));
+  EXPECT_EQ(*source.current(frank), *bumped + 1);
   EXPECT_EQ(pub.failures(), 0u);
 }
 
@@ -115,7 +155,7 @@ TEST(RedisEpochs, RedisDownIsEpochUnavailable) {
   auto r = source.current("alice");
   ASSERT_THAT(r, FailsWith(ErrorCode::epoch_unavailable));
   RedisEpochPublisher pub(o);
-  pub.emit({.type = "epoch_bumped", .subject = "alice", .count = 1});
+  pub.epoch_moved("alice", 1);
   EXPECT_EQ(pub.failures(), 1u);
 }
 

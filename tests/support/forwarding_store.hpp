@@ -178,16 +178,14 @@ class ForwardingStore : public SessionStore {
                std::optional<std::pair<LookupKey, LookupKey>> r) override {
     return forward(StoreMethod::touch, [&] { return inner_.touch(id, l, i, r); });
   }
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view r,
-                                      UnixSeconds n) override {
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason r, UnixSeconds n) override {
     return forward(StoreMethod::revoke_session, [&] { return inner_.revoke_session(id, r, n); });
   }
-  Result<RevokeResult> revoke_family(std::string_view id, std::string_view r,
-                                     UnixSeconds n) override {
+  Result<RevokeResult> revoke_family(std::string_view id, RevokeReason r, UnixSeconds n) override {
     return forward(StoreMethod::revoke_family, [&] { return inner_.revoke_family(id, r, n); });
   }
   Result<RevokeResult> revoke_subject(std::string_view s, std::optional<std::string_view> e,
-                                      std::string_view r, UnixSeconds n) override {
+                                      RevokeReason r, UnixSeconds n) override {
     return forward(StoreMethod::revoke_subject, [&] { return inner_.revoke_subject(s, e, r, n); });
   }
   Result<std::vector<Session>> list_live(std::string_view s, UnixSeconds n) override {

@@ -25,7 +25,7 @@ class MemoryStore final : public SessionStore {
     if (credentials_.contains(mac_key(credential)))
       return fail(ErrorCode::invalid_request, "credential already exists");
     RevokeResult out;
-    if (replaces) revoke_locked(std::string(*replaces), "rotated", now, out);
+    if (replaces) revoke_locked(std::string(*replaces), RevokeReason::rotated, now, out);
     sessions_.emplace(session.id, session);
     subjects_[session.subject].insert(session.id);
     families_[session.family_id].insert(session.id);
@@ -49,7 +49,7 @@ class MemoryStore final : public SessionStore {
         victims.push_back(s->id);
         --excess;
       }
-      for (const auto& id : victims) revoke_locked(id, "evicted", now, out);
+      for (const auto& id : victims) revoke_locked(id, RevokeReason::evicted, now, out);
     }
     return out;
   }
@@ -70,8 +70,7 @@ class MemoryStore final : public SessionStore {
         continue;
       auto s = sessions_.find(it->second.session_id);
       if (s == sessions_.end()) continue;
-      return std::optional<CredentialHit>{
-          CredentialHit{s->second, it->second.generation, c.version}};
+      return std::optional<CredentialHit>{CredentialHit{s->second, it->second.generation, c}};
     }
     return std::optional<CredentialHit>{};
   }
@@ -122,7 +121,7 @@ class MemoryStore final : public SessionStore {
     return {};
   }
 
-  Result<RevokeResult> revoke_session(std::string_view session_id, std::string_view reason,
+  Result<RevokeResult> revoke_session(std::string_view session_id, RevokeReason reason,
                                       UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
@@ -130,7 +129,7 @@ class MemoryStore final : public SessionStore {
     return out;
   }
 
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
@@ -142,8 +141,8 @@ class MemoryStore final : public SessionStore {
   }
 
   Result<RevokeResult> revoke_subject(std::string_view subject,
-                                      std::optional<std::string_view> except,
-                                      std::string_view reason, UnixSeconds now) override {
+                                      std::optional<std::string_view> except, RevokeReason reason,
+                                      UnixSeconds now) override {
     std::unique_lock lock(mu_);
     RevokeResult out;
     auto it = subjects_.find(std::string(subject));
@@ -213,12 +212,12 @@ class MemoryStore final : public SessionStore {
     by_session_[session_id].push_back(mac_key(k));
   }
 
-  void revoke_locked(const std::string& id, std::string_view reason, UnixSeconds now,
+  void revoke_locked(const std::string& id, RevokeReason reason, UnixSeconds now,
                      RevokeResult& out) {
     auto it = sessions_.find(id);
     if (it == sessions_.end() || it->second.revoked()) return;
     it->second.revoked_at = now;
-    it->second.revoke_reason = std::string(reason);
+    it->second.revoke_reason = reason;
     it->second.sealed_current.reset();  // nothing left to hand out
     out.session_ids.push_back(id);
   }

@@ -11,19 +11,11 @@
 #include <optional>
 #include <vector>
 
+#include "core/try.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera {
 namespace {
-
-#define TRY_ST(expr)                                                  \
-  do {                                                                \
-    if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
-  } while (0)
-#define TRY_R(expr)                                                \
-  do {                                                             \
-    if (auto _r = (expr); !_r) return std::unexpected(_r.error()); \
-  } while (0)
 
 // Versioned migrations: entry i takes the schema from version i to i + 1.
 constexpr const char* kMigrations[] = {
@@ -148,7 +140,7 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES ($1, "
     "$2::bigint, $3::smallint, $4, $5::bigint)",
     /* kEvict: live sessions beyond the cap, least recently seen first */
-    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = 'evicted', sealed_version = "
+    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $5, sealed_version = "
     "NULL, sealed_text = NULL WHERE id IN (SELECT id FROM sessions WHERE subject = $1 AND "
     "revoked_at IS NULL AND expires_at > $2::bigint AND (idle_expires_at IS NULL OR "
     "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
@@ -231,7 +223,7 @@ Session read_session(const PGresult* r, int row, int b = 0) {
   x.idle_expires_at = opt_time(r, row, b + 6);
   x.expires_at = time_at(r, row, b + 7);
   x.revoked_at = opt_time(r, row, b + 8);
-  x.revoke_reason = text(r, row, b + 9);
+  x.revoke_reason = revoke_reason_from_string(text(r, row, b + 9));  // unknown text: nullopt
   x.generation = static_cast<std::uint64_t>(to_i64(r, row, b + 10));
   x.epoch_at_issue = static_cast<std::uint64_t>(to_i64(r, row, b + 11));
   x.metadata.ip = text(r, row, b + 12);
@@ -320,10 +312,10 @@ class PostgresStore final : public SessionStore {
   Status open() {
     auto c = connect(/*prepare=*/false);
     if (!c) return std::unexpected(c.error());
-    TRY_ST(migrate(**c));
+    TESSERA_TRY(migrate(**c));
     // Statements are prepared after the tables exist.
     for (int i = 0; i < kSqlCount; ++i) {
-      TRY_ST(prepare_one(**c, static_cast<Sql>(i)));
+      TESSERA_TRY(prepare_one(**c, static_cast<Sql>(i)));
     }
     {
       std::lock_guard lock(mu_);
@@ -338,9 +330,10 @@ class PostgresStore final : public SessionStore {
                               std::optional<std::string_view> replaces) override {
     RevokeResult out;
     auto st = transaction([&](Conn& c) -> Status {
-      TRY_R(c.exec(kSubjectLock, Params().add(s.subject)));
+      TESSERA_TRY(c.exec(kSubjectLock, Params().add(s.subject)));
       if (replaces) {
-        auto r = c.exec(kRevokeId, Params().add(*replaces).add(now).add("rotated"));
+        auto r = c.exec(kRevokeId,
+                        Params().add(*replaces).add(now).add(to_string(RevokeReason::rotated)));
         if (!r) return std::unexpected(r.error());
         for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
       }
@@ -350,16 +343,20 @@ class PostgresStore final : public SessionStore {
       p.add(s.generation).add(s.epoch_at_issue);
       p.add(s.metadata.ip).add(s.metadata.user_agent).add(s.metadata.device);
       p.add(s.metadata.fingerprint_digest).add(s.data).add(s.claims);
-      TRY_R(c.exec(kInsertSession, p));
-      TRY_R(c.exec(kInsertCredential, Params()
-                                          .add(credential.text())
-                                          .add(std::uint64_t{credential.version})
-                                          .add(static_cast<std::int64_t>(kind))
-                                          .add(s.id)
-                                          .add(s.generation)));
+      TESSERA_TRY(c.exec(kInsertSession, p));
+      TESSERA_TRY(c.exec(kInsertCredential, Params()
+                                                .add(credential.text())
+                                                .add(std::uint64_t{credential.version})
+                                                .add(static_cast<std::int64_t>(kind))
+                                                .add(s.id)
+                                                .add(s.generation)));
       auto evicted =
-          c.exec(kEvict, Params().add(s.subject).add(now).add(s.id).add(
-                             static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0)));
+          c.exec(kEvict, Params()
+                             .add(s.subject)
+                             .add(now)
+                             .add(s.id)
+                             .add(static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0))
+                             .add(to_string(RevokeReason::evicted)));
       if (!evicted) return std::unexpected(evicted.error());
       for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
       return {};
@@ -384,9 +381,8 @@ class PostgresStore final : public SessionStore {
                                           .add(std::uint64_t{k.version}));
       if (!r) return std::unexpected(r.error());
       if (PQntuples(r->get()) > 0) {
-        return std::optional<CredentialHit>{
-            CredentialHit{read_session(r->get(), 0, 1),
-                          static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k.version}};
+        return std::optional<CredentialHit>{CredentialHit{
+            read_session(r->get(), 0, 1), static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k}};
       }
     }
     return std::optional<CredentialHit>{};
@@ -433,29 +429,29 @@ class PostgresStore final : public SessionStore {
       auto t = c.exec(kTouch, touch_params);
       if (!t) return std::unexpected(t.error());
       if (std::string_view(PQcmdTuples(t->get())) == "0") return {};
-      TRY_R(c.exec(kRekey, Params()
-                               .add(id)
-                               .add(rekey->first.text())
-                               .add(std::uint64_t{rekey->first.version})
-                               .add(rekey->second.text())
-                               .add(std::uint64_t{rekey->second.version})));
+      TESSERA_TRY(c.exec(kRekey, Params()
+                                     .add(id)
+                                     .add(rekey->first.text())
+                                     .add(std::uint64_t{rekey->first.version})
+                                     .add(rekey->second.text())
+                                     .add(std::uint64_t{rekey->second.version})));
       return {};
     });
   }
 
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
                                       UnixSeconds now) override {
-    return revoked(run(kRevokeId, Params().add(id).add(now).add(reason)));
+    return revoked(run(kRevokeId, Params().add(id).add(now).add(to_string(reason))));
   }
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
-    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(reason)));
+    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(to_string(reason))));
   }
   Result<RevokeResult> revoke_subject(std::string_view subject,
-                                      std::optional<std::string_view> except,
-                                      std::string_view reason, UnixSeconds now) override {
+                                      std::optional<std::string_view> except, RevokeReason reason,
+                                      UnixSeconds now) override {
     Params p;
-    p.add(subject).add(now).add(reason);
+    p.add(subject).add(now).add(to_string(reason));
     if (except) {
       p.add(*except);
     } else {
@@ -520,12 +516,12 @@ class PostgresStore final : public SessionStore {
     }
     PQsetNoticeProcessor(
         c->pg, [](void*, const char*) {}, nullptr);
-    TRY_ST(c->simple(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}; "
-                                 "SET statement_timeout = {1}",
-                                 o_.schema, o_.statement_timeout.count())
-                         .c_str()));
+    TESSERA_TRY(c->simple(fmt::format("CREATE SCHEMA IF NOT EXISTS {0}; SET search_path TO {0}; "
+                                      "SET statement_timeout = {1}",
+                                      o_.schema, o_.statement_timeout.count())
+                              .c_str()));
     if (prepare) {
-      for (int i = 0; i < kSqlCount; ++i) TRY_ST(prepare_one(*c, static_cast<Sql>(i)));
+      for (int i = 0; i < kSqlCount; ++i) TESSERA_TRY(prepare_one(*c, static_cast<Sql>(i)));
     }
     return c;
   }
@@ -541,10 +537,10 @@ class PostgresStore final : public SessionStore {
   // Applies missing migrations in one transaction under an advisory lock,
   // so that instances starting together migrate once.
   Status migrate(Conn& c) {
-    TRY_ST(c.simple("BEGIN"));
+    TESSERA_TRY(c.simple("BEGIN"));
     auto body = [&]() -> Status {
-      TRY_ST(c.simple("SELECT pg_advisory_xact_lock(7468001)"));
-      TRY_ST(c.simple("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER NOT NULL)"));
+      TESSERA_TRY(c.simple("SELECT pg_advisory_xact_lock(7468001)"));
+      TESSERA_TRY(c.simple("CREATE TABLE IF NOT EXISTS tessera_schema (version INTEGER NOT NULL)"));
       PgResult r(PQexec(c.pg, "SELECT max(version) FROM tessera_schema"));
       if (!r || PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
         return std::unexpected(classify(r.get(), c.pg));
@@ -556,11 +552,11 @@ class PostgresStore final : public SessionStore {
                                 kPostgresSchemaVersion));
       }
       for (int i = version; i < kPostgresSchemaVersion; ++i) {
-        TRY_ST(c.simple(kMigrations[i]));
+        TESSERA_TRY(c.simple(kMigrations[i]));
       }
       if (version < kPostgresSchemaVersion) {
-        TRY_ST(c.simple("DELETE FROM tessera_schema"));
-        TRY_ST(c.simple(
+        TESSERA_TRY(c.simple("DELETE FROM tessera_schema"));
+        TESSERA_TRY(c.simple(
             fmt::format("INSERT INTO tessera_schema VALUES ({})", kPostgresSchemaVersion).c_str()));
       }
       return {};

@@ -146,20 +146,22 @@ Result<std::uint64_t> RedisEpochSource::current(std::string_view subject) {
   }
   const auto own = parse_u64((*r)->element[0]);
   const std::uint64_t global = parse_u64((*r)->element[1]).value_or(0);
-  if (own) return std::max(*own, global);
-  if (fallback_ == nullptr) return global;
+  if (own) return effective_epoch({.global = global, .subject = *own});
+  if (fallback_ == nullptr) return effective_epoch({.global = global});
   auto fetched = fallback_->current(subject);
   if (!fetched) return fetched;
   // Write back, unless a bump wrote the key meanwhile (NX): the newer wins.
   (void)pool_->command({"SET", key, fmt::format("{}", *fetched), "NX", "EX",
                         fmt::format("{}", options_.key_ttl.count())});
-  return std::max(*fetched, global);
+  // The fallback answers an effective epoch already; the global key may
+  // have moved since.
+  return effective_epoch({.global = global, .subject = *fetched});
 }
 
 // ---- RedisEpochPublisher ----------------------------------------------------
 
-RedisEpochPublisher::RedisEpochPublisher(RedisOptions options, AuditSink* next)
-    : options_(std::move(options)), next_(next), pool_(std::make_unique<RedisPool>(options_)) {}
+RedisEpochPublisher::RedisEpochPublisher(RedisOptions options)
+    : options_(std::move(options)), pool_(std::make_unique<RedisPool>(options_)) {}
 
 RedisEpochPublisher::~RedisEpochPublisher() = default;
 
@@ -174,15 +176,12 @@ Status RedisEpochPublisher::publish(std::string_view subject, std::uint64_t epoc
   return {};
 }
 
-void RedisEpochPublisher::emit(const AuditEvent& event) noexcept {
-  if (event.type == "epoch_bumped") {
-    try {
-      if (!publish(event.subject, event.count)) ++failures_;
-    } catch (...) {  // allocation failure: the sink must not throw
-      ++failures_;
-    }
+void RedisEpochPublisher::epoch_moved(std::string_view subject, std::uint64_t epoch) noexcept {
+  try {
+    if (!publish(subject, epoch)) ++failures_;
+  } catch (...) {  // allocation failure: the port must not throw
+    ++failures_;
   }
-  if (next_ != nullptr) next_->emit(event);
 }
 
 // ---- RedisEpochSubscriber ---------------------------------------------------

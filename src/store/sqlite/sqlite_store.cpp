@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/try.hpp"
+
 namespace tessera {
 namespace {
 
@@ -185,11 +187,6 @@ class Conn {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
 };
 
-#define TRY(expr)                                                     \
-  do {                                                                \
-    if (auto _st = (expr); !_st) return std::unexpected(_st.error()); \
-  } while (0)
-
 #define PREPARE(var, conn, sql)                          \
   auto var##_r = (conn).prepare(sql);                    \
   if (!var##_r) return std::unexpected(var##_r.error()); \
@@ -206,7 +203,7 @@ Session read_session(const Stmt& s, int base = 0) {
   x.idle_expires_at = s.opt_time(base + 6);
   x.expires_at = s.time(base + 7);
   x.revoked_at = s.opt_time(base + 8);
-  x.revoke_reason = s.text(base + 9);
+  x.revoke_reason = revoke_reason_from_string(s.text(base + 9));  // unknown text: nullopt
   x.generation = static_cast<std::uint64_t>(s.i64(base + 10));
   x.epoch_at_issue = static_cast<std::uint64_t>(s.i64(base + 11));
   x.metadata.ip = s.text(base + 12);
@@ -226,7 +223,7 @@ class SqliteStore final : public SessionStore {
   Status open(const std::filesystem::path& path, const SqliteOptions& o) {
     path_ = path;
     options_ = o;
-    TRY(writer_.open(path, o));
+    TESSERA_TRY(writer_.open(path, o));
     return migrate();
   }
 
@@ -234,7 +231,7 @@ class SqliteStore final : public SessionStore {
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
     RevokeResult out;
-    TRY(write(
+    TESSERA_TRY(write(
         [&]() -> Status { return create_tx(s, kind, credential, max_live, now, replaces, out); }));
     return out;
   }
@@ -242,7 +239,7 @@ class SqliteStore final : public SessionStore {
   Status create_tx(const Session& s, TokenKind kind, const LookupKey& credential,
                    std::size_t max_live, UnixSeconds now, std::optional<std::string_view> replaces,
                    RevokeResult& out) {
-    if (replaces) TRY(revoke_where_id(*replaces, "rotated", now, out));
+    if (replaces) TESSERA_TRY(revoke_where_id(*replaces, RevokeReason::rotated, now, out));
     {
       PREPARE(ins, writer_,
               "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
@@ -265,9 +262,9 @@ class SqliteStore final : public SessionStore {
           .bind(10, static_cast<std::int64_t>(s.epoch_at_issue));
       ins.bind(11, s.metadata.ip).bind(12, s.metadata.user_agent).bind(13, s.metadata.device);
       ins.bind(14, s.metadata.fingerprint_digest).bind(15, s.data).bind(16, s.claims);
-      TRY(ins.run());
+      TESSERA_TRY(ins.run());
     }
-    TRY(insert_credential(credential, kind, s.id, s.generation));
+    TESSERA_TRY(insert_credential(credential, kind, s.id, s.generation));
     // Eviction: live sessions beyond the cap, least recently seen first.
     std::vector<std::string> victims;
     {
@@ -287,7 +284,8 @@ class SqliteStore final : public SessionStore {
         victims.push_back(q.text(0));
       }
     }
-    for (const auto& id : victims) TRY(revoke_where_id(id, "evicted", now, out));
+    for (const auto& id : victims)
+      TESSERA_TRY(revoke_where_id(id, RevokeReason::evicted, now, out));
     return {};
   }
 
@@ -334,7 +332,7 @@ class SqliteStore final : public SessionStore {
       if (!row) return std::unexpected(row.error());
       if (*row)
         return std::optional<CredentialHit>{
-            CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c.version}};
+            CredentialHit{read_session(q, 1), static_cast<std::uint64_t>(q.i64(0)), c}};
     }
     return std::optional<CredentialHit>{};
   }
@@ -343,7 +341,7 @@ class SqliteStore final : public SessionStore {
                               const SealedToken& sealed, UnixSeconds now,
                               std::optional<UnixSeconds> idle_expires_at) override {
     RotateResult result = RotateResult::session_gone;
-    TRY(write([&]() -> Status {
+    TESSERA_TRY(write([&]() -> Status {
       auto r = rotate_tx(id, expected, next, sealed, now, idle_expires_at);
       if (!r) return std::unexpected(r.error());
       result = *r;
@@ -370,7 +368,7 @@ class SqliteStore final : public SessionStore {
           .bind(3, now)
           .bind(6, idle_expires_at);
       u.bind(4, static_cast<std::int64_t>(sealed.key_version)).bind(5, sealed.text);
-      TRY(u.run());
+      TESSERA_TRY(u.run());
     }
     if (sqlite3_changes(writer_.db()) == 0) {
       PREPARE(q, writer_, "SELECT revoked_at IS NOT NULL FROM sessions WHERE id = ?1");
@@ -379,7 +377,7 @@ class SqliteStore final : public SessionStore {
       if (!row) return std::unexpected(row.error());
       return (!*row || q.i64(0) != 0) ? RotateResult::session_gone : RotateResult::lost_race;
     }
-    TRY(insert_credential(next, TokenKind::refresh, id, expected + 1));
+    TESSERA_TRY(insert_credential(next, TokenKind::refresh, id, expected + 1));
     return RotateResult::rotated;
   }
 
@@ -399,7 +397,7 @@ class SqliteStore final : public SessionStore {
           "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR ?3 IS NULL THEN idle_expires_at "
           "ELSE max(idle_expires_at, ?3) END WHERE id = ?1 AND revoked_at IS NULL");
       u.bind(1, id).bind(2, last_seen).bind(3, idle_expires_at);
-      TRY(u.run());
+      TESSERA_TRY(u.run());
     }
     if (rekey && sqlite3_changes(writer_.db()) > 0) {
       PREPARE(r, writer_,
@@ -410,27 +408,27 @@ class SqliteStore final : public SessionStore {
       r.bind_blob(3, rekey->second.mac)
           .bind(4, static_cast<std::int64_t>(rekey->second.version))
           .bind(5, id);
-      TRY(r.run());
+      TESSERA_TRY(r.run());
     }
     return {};
   }
 
-  Result<RevokeResult> revoke_session(std::string_view id, std::string_view reason,
+  Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
                                       UnixSeconds now) override {
     RevokeResult out;
-    TRY(write([&] { return revoke_where_id(id, reason, now, out); }));
+    TESSERA_TRY(write([&] { return revoke_where_id(id, reason, now, out); }));
     return out;
   }
 
-  Result<RevokeResult> revoke_family(std::string_view family_id, std::string_view reason,
+  Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
     return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL",
                        family_id, {}, reason, now);
   }
 
   Result<RevokeResult> revoke_subject(std::string_view subject,
-                                      std::optional<std::string_view> except,
-                                      std::string_view reason, UnixSeconds now) override {
+                                      std::optional<std::string_view> except, RevokeReason reason,
+                                      UnixSeconds now) override {
     return revoke_many("SELECT id FROM sessions WHERE subject = ?1 AND revoked_at IS NULL", subject,
                        except, reason, now);
   }
@@ -457,10 +455,10 @@ class SqliteStore final : public SessionStore {
 
   Result<std::size_t> cleanup(UnixSeconds before) override {
     std::size_t n = 0;
-    TRY(write([&]() -> Status {
+    TESSERA_TRY(write([&]() -> Status {
       PREPARE(d, writer_, "DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1");
       d.bind(1, before);
-      TRY(d.run());
+      TESSERA_TRY(d.run());
       n = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
       return {};
     }));
@@ -494,7 +492,7 @@ class SqliteStore final : public SessionStore {
 
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
     std::uint64_t epoch = 0;
-    TRY(write([&]() -> Status {
+    TESSERA_TRY(write([&]() -> Status {
       PREPARE(u, writer_,
               "INSERT INTO epochs (subject, epoch) VALUES (?1, 1) "
               "ON CONFLICT(subject) DO UPDATE SET epoch = epoch + 1 RETURNING epoch");
@@ -526,7 +524,7 @@ class SqliteStore final : public SessionStore {
       }
     }
     auto c = std::make_unique<Conn>();
-    TRY(c->open(path_, options_));
+    TESSERA_TRY(c->open(path_, options_));
     return c;
   }
 
@@ -546,8 +544,8 @@ class SqliteStore final : public SessionStore {
                               kSqliteSchemaVersion));
     }
     for (int i = version; i < kSqliteSchemaVersion; ++i) {
-      TRY(writer_.exec(fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
-                                   kMigrations[i], i + 1)));
+      TESSERA_TRY(writer_.exec(fmt::format("BEGIN IMMEDIATE; {} PRAGMA user_version = {}; COMMIT;",
+                                           kMigrations[i], i + 1)));
     }
     return {};
   }
@@ -565,28 +563,28 @@ class SqliteStore final : public SessionStore {
   }
 
   // Inside a write transaction.
-  Status revoke_where_id(std::string_view id, std::string_view reason, UnixSeconds now,
+  Status revoke_where_id(std::string_view id, RevokeReason reason, UnixSeconds now,
                          RevokeResult& out) {
     PREPARE(u, writer_,
             "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, "
             "sealed_text = NULL "
             "WHERE id = ?1 AND revoked_at IS NULL");
-    u.bind(1, id).bind(2, now).bind(3, reason);
-    TRY(u.run());
+    u.bind(1, id).bind(2, now).bind(3, to_string(reason));
+    TESSERA_TRY(u.run());
     if (sqlite3_changes(writer_.db()) > 0) out.session_ids.emplace_back(id);
     return {};
   }
 
   Result<RevokeResult> revoke_many(const char* select, std::string_view key,
-                                   std::optional<std::string_view> except, std::string_view reason,
+                                   std::optional<std::string_view> except, RevokeReason reason,
                                    UnixSeconds now) {
     RevokeResult out;
-    TRY(write([&] { return revoke_many_tx(select, key, except, reason, now, out); }));
+    TESSERA_TRY(write([&] { return revoke_many_tx(select, key, except, reason, now, out); }));
     return out;
   }
 
   Status revoke_many_tx(const char* select, std::string_view key,
-                        std::optional<std::string_view> except, std::string_view reason,
+                        std::optional<std::string_view> except, RevokeReason reason,
                         UnixSeconds now, RevokeResult& out) {
     std::vector<std::string> ids;
     {
@@ -601,7 +599,7 @@ class SqliteStore final : public SessionStore {
     }
     for (const auto& id : ids) {
       if (except && id == *except) continue;
-      TRY(revoke_where_id(id, reason, now, out));
+      TESSERA_TRY(revoke_where_id(id, reason, now, out));
     }
     return {};
   }
