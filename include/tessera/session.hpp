@@ -191,6 +191,13 @@ class SessionStore {
   // holds the global epoch.
   [[nodiscard]] virtual Result<std::uint64_t> epoch(std::string_view subject) = 0;
   [[nodiscard]] virtual Result<std::uint64_t> bump_epoch(std::string_view subject) = 0;
+  // (atomic) Sets the global epoch to one more than the largest epoch held
+  // (global or any subject's) and returns it, so that every subject's
+  // effective epoch moves past every value a token was minted under. A
+  // plain bump_epoch("") would not: a subject already above the global
+  // epoch would keep its tokens. Concurrent global bumps each move it; a
+  // subject bump racing with it is ordered either way.
+  [[nodiscard]] virtual Result<std::uint64_t> bump_global_epoch() = 0;
 
   using Epochs = tessera::Epochs;
   // The global epoch and the subject's, read together (one round trip where

@@ -184,9 +184,10 @@ class SessionService {
   [[nodiscard]] Result<std::uint64_t> epoch(std::string_view subject);
   [[nodiscard]] Result<std::uint64_t> bump_epoch(std::string_view subject);
   // The global epoch alone (0 until first bumped), and bumping it (break
-  // glass: every subject's effective epoch becomes at least the new value,
-  // so every access token minted before stops verifying where epochs are
-  // checked). Revokes no session by itself.
+  // glass): it becomes one more than the largest epoch held, global or any
+  // subject's (SessionStore::bump_global_epoch), so every subject's
+  // effective epoch moves and every access token minted before stops
+  // verifying where epochs are checked. Revokes no session by itself.
   [[nodiscard]] Result<std::uint64_t> global_epoch();
   [[nodiscard]] Result<std::uint64_t> bump_global_epoch();
 

@@ -221,11 +221,10 @@ bool KeyReloader::check(bool force) {
   // elsewhere, wrote its own event): counted in the metrics, and audited
   // like the command's, with the new active kid (public: it is in the JWKS).
   if (audit_ != nullptr && active != before)
-    audit_->emit(
-        AuditEvent{.type = AuditEventType::key_rotated,
-                   .at = clock_.now(),
-                   .actor = Actor::system,
-                   .kid = active});
+    audit_->emit(AuditEvent{.type = AuditEventType::key_rotated,
+                            .at = clock_.now(),
+                            .actor = Actor::system,
+                            .kid = active});
   return true;
 }
 

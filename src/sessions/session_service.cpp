@@ -649,7 +649,7 @@ Result<std::uint64_t> SessionService::global_epoch() {
 }
 
 Result<std::uint64_t> SessionService::bump_global_epoch() {
-  auto bumped = deps_.store.bump_epoch("");
+  auto bumped = deps_.store.bump_global_epoch();
   if (!bumped) return std::unexpected(bumped.error());
   audit({.type = AuditEventType::epoch_bumped, .at = deps_.clock.now(), .count = *bumped});
   if (deps_.epochs != nullptr) deps_.epochs->epoch_moved("", *bumped);

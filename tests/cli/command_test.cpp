@@ -399,17 +399,18 @@ TEST(TesseraBinary, GlobalEpochBumpRaisesEverySubjectsEffectiveEpoch) {
   };
   EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 0);
   EXPECT_EQ(epoch_of({"epoch", "bump", "alice"}), 1);
-  EXPECT_EQ(epoch_of({"epoch", "bump", "--global"}), 1);
+  // The global epoch goes past the highest epoch held (alice's 1).
+  EXPECT_EQ(epoch_of({"epoch", "bump", "--global"}), 2);
   auto bumped = run_tessera(dir.path(), {"epoch", "bump", "--global"}, env);
   ASSERT_EQ(bumped.exit_code, 0) << bumped.err;
-  EXPECT_EQ(json_of(bumped.out), boost::json::parse(R"({"global":true,"epoch":2})"));
+  EXPECT_EQ(json_of(bumped.out), boost::json::parse(R"({"global":true,"epoch":3})"));
 
-  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 2);
-  EXPECT_GE(epoch_of({"epoch", "get", "alice"}), 2);  // max(own 1, global 2)
-  EXPECT_EQ(epoch_of({"epoch", "get", "bob"}), 2);    // never bumped itself
+  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 3);
+  EXPECT_EQ(epoch_of({"epoch", "get", "alice"}), 3);  // max(own 1, global 3)
+  EXPECT_EQ(epoch_of({"epoch", "get", "bob"}), 3);    // never bumped itself
   // A subject bump still moves its effective epoch past the global one.
-  EXPECT_EQ(epoch_of({"epoch", "bump", "bob"}), 3);
-  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 2);
+  EXPECT_EQ(epoch_of({"epoch", "bump", "bob"}), 4);
+  EXPECT_EQ(epoch_of({"epoch", "get", "--global"}), 3);
   // Each global bump is audited, without a subject, with the new value.
   std::vector<std::int64_t> global_bumps;
   std::istringstream audit(slurp(dir / "audit.jsonl"));
@@ -418,7 +419,7 @@ TEST(TesseraBinary, GlobalEpochBumpRaisesEverySubjectsEffectiveEpoch) {
     if (event.at("event") == "epoch_bumped" && !event.contains("subject"))
       global_bumps.push_back(event.at("count").as_int64());
   }
-  EXPECT_EQ(global_bumps, (std::vector<std::int64_t>{1, 2}));
+  EXPECT_EQ(global_bumps, (std::vector<std::int64_t>{2, 3}));
 }
 
 TEST(TesseraBinary, EpochTakesExactlyOneOfSubjectAndGlobal) {

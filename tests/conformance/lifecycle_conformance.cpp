@@ -468,9 +468,10 @@ TEST_P(StoreConformance, EveryEpochMoveIsToldToTheEpochPublisherOnce) {
   ASSERT_THAT(h.service->logout(t.tokens->refresh_token.reveal(), RevokeScope::all), Succeeds());
   auto c = h.issue("carol");
   ASSERT_THAT(h.service->logout(c.session_token.reveal(), RevokeScope::others), Succeeds());
-  EXPECT_EQ(h.epochs.moves(), (Moves{{"alice", 1}, {"", 1}, {"bob", 2}}))
-      << "bob's own epoch passes the global one; other scopes move no epoch";
-  EXPECT_EQ(*h.service->epoch("bob"), 2u);
+  EXPECT_EQ(h.epochs.moves(), (Moves{{"alice", 1}, {"", 2}, {"bob", 3}}))
+      << "the global epoch passes alice's, bob's own passes the global one; other scopes move "
+         "no epoch";
+  EXPECT_EQ(*h.service->epoch("bob"), 3u);
 }
 
 TEST_P(StoreConformance, LogoutByAccessTokenSeesASigningKeyRotationAtOnce) {
@@ -519,31 +520,37 @@ TEST_P(StoreConformance, GlobalEpochBumpRaisesEverySubjectAndASubjectBumpStillMo
   Harness h(GetParam());
   ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
   ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());  // alice: 2, bob: 0
+  // A token of alice's minted under her epoch 2, before the global bump.
+  auto before = h.issue("alice", SessionMode::token);
   auto global = h.service->bump_global_epoch();
   ASSERT_THAT(global, Succeeds());
-  EXPECT_EQ(*global, 1u);
-  EXPECT_EQ(*h.service->global_epoch(), 1u);
-  EXPECT_EQ(*h.service->epoch("bob"), 1u) << "a subject never bumped follows the global epoch";
-  EXPECT_EQ(*h.service->epoch("alice"), 2u) << "alice's own epoch is already above it";
+  EXPECT_EQ(*global, 3u) << "past the highest epoch held, alice's 2";
+  EXPECT_EQ(*h.service->global_epoch(), 3u);
+  EXPECT_EQ(*h.service->epoch("bob"), 3u) << "a subject never bumped follows the global epoch";
+  EXPECT_EQ(*h.service->epoch("alice"), 3u) << "a subject above the old global epoch moves too";
+  auto sv = verify_jwt(before.tokens->access_token.reveal(), *h.keys.get(),
+                       {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
+  ASSERT_THAT(sv, Succeeds());
+  EXPECT_LT(*sv->claims.sv, *h.service->epoch("alice")) << "so the old token is stale";
   global = h.service->bump_global_epoch();
   global = h.service->bump_global_epoch();
   ASSERT_THAT(global, Succeeds());
-  EXPECT_EQ(*global, 3u);
-  EXPECT_EQ(*h.service->epoch("alice"), 3u);
-  EXPECT_EQ(*h.service->epoch("bob"), 3u);
+  EXPECT_EQ(*global, 5u);
+  EXPECT_EQ(*h.service->epoch("alice"), 5u);
+  EXPECT_EQ(*h.service->epoch("bob"), 5u);
   // Afterwards a subject's bump still moves its effective epoch past the global one.
   auto bob = h.service->bump_epoch("bob");
   ASSERT_THAT(bob, Succeeds());
-  EXPECT_EQ(*bob, 4u);
-  EXPECT_EQ(*h.service->epoch("bob"), 4u);
-  EXPECT_EQ(*h.service->epoch("alice"), 3u);
-  EXPECT_EQ(*h.service->global_epoch(), 3u);
+  EXPECT_EQ(*bob, 6u);
+  EXPECT_EQ(*h.service->epoch("bob"), 6u);
+  EXPECT_EQ(*h.service->epoch("alice"), 5u);
+  EXPECT_EQ(*h.service->global_epoch(), 5u);
   // And tokens carry the effective epoch.
   auto t = h.issue("bob", SessionMode::token);
   auto v = verify_jwt(t.tokens->access_token.reveal(), *h.keys.get(),
                       {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
   ASSERT_THAT(v, Succeeds());
-  EXPECT_EQ(v->claims.sv, 4u);
+  EXPECT_EQ(v->claims.sv, 6u);
 }
 
 TEST_P(StoreConformance, LookupKeyRotationKeepsEveryoneLoggedInAndReKeys) {

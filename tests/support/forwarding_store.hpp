@@ -43,6 +43,7 @@ enum class StoreMethod : std::uint8_t {
   cleanup,
   epoch,
   bump_epoch,
+  bump_global_epoch,
   epochs,
 };
 inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreMethod::epochs) + 1;
@@ -73,6 +74,8 @@ inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreM
       return "epoch";
     case StoreMethod::bump_epoch:
       return "bump_epoch";
+    case StoreMethod::bump_global_epoch:
+      return "bump_global_epoch";
     case StoreMethod::epochs:
       return "epochs";
   }
@@ -91,6 +94,7 @@ inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreM
     case StoreMethod::revoke_subject:
     case StoreMethod::cleanup:
     case StoreMethod::bump_epoch:
+    case StoreMethod::bump_global_epoch:
       return true;
     case StoreMethod::find:
     case StoreMethod::find_by_credential:
@@ -202,6 +206,9 @@ class ForwardingStore : public SessionStore {
   }
   Result<std::uint64_t> bump_epoch(std::string_view s) override {
     return forward(StoreMethod::bump_epoch, [&] { return inner_.bump_epoch(s); });
+  }
+  Result<std::uint64_t> bump_global_epoch() override {
+    return forward(StoreMethod::bump_global_epoch, [&] { return inner_.bump_global_epoch(); });
   }
 
  private:

@@ -66,6 +66,8 @@ std::optional<Error> call(SessionStore& s, StoreMethod m) {
       return error_of(s.epoch("alice"));
     case StoreMethod::bump_epoch:
       return error_of(s.bump_epoch("alice"));
+    case StoreMethod::bump_global_epoch:
+      return error_of(s.bump_global_epoch());
     case StoreMethod::epochs:
       return error_of(s.epochs("alice"));
   }
@@ -77,10 +79,19 @@ bool injected(const std::optional<Error>& e) {
 }
 
 constexpr std::array kAllMethods = {
-    StoreMethod::create,        StoreMethod::find,           StoreMethod::find_by_credential,
-    StoreMethod::rotate,        StoreMethod::touch,          StoreMethod::revoke_session,
-    StoreMethod::revoke_family, StoreMethod::revoke_subject, StoreMethod::list_live,
-    StoreMethod::cleanup,       StoreMethod::epoch,          StoreMethod::bump_epoch,
+    StoreMethod::create,
+    StoreMethod::find,
+    StoreMethod::find_by_credential,
+    StoreMethod::rotate,
+    StoreMethod::touch,
+    StoreMethod::revoke_session,
+    StoreMethod::revoke_family,
+    StoreMethod::revoke_subject,
+    StoreMethod::list_live,
+    StoreMethod::cleanup,
+    StoreMethod::epoch,
+    StoreMethod::bump_epoch,
+    StoreMethod::bump_global_epoch,
     StoreMethod::epochs,
 };
 static_assert(kAllMethods.size() == kStoreMethodCount);
@@ -219,12 +230,13 @@ TEST(ForwardingStore, AStalledCallThatFailsFailsAfterTheStall) {
 TEST(ForwardingStore, WritesCountAndTheReadWriteSwitchesKeepWorking) {
   Fixture f;
   for (StoreMethod m : kAllMethods) (void)call(f.store, m);
-  EXPECT_EQ(f.store.writes.load(), 8) << "create rotate touch revoke×3 cleanup bump_epoch";
+  EXPECT_EQ(f.store.writes.load(), 9)
+      << "create rotate touch revoke×3 cleanup bump_epoch bump_global_epoch";
 
   f.store.fail_writes = true;
   EXPECT_THAT(f.store.bump_epoch("alice"), FailsWith(ErrorCode::store_unavailable));
   EXPECT_THAT(f.store.epoch("alice"), Succeeds());
-  EXPECT_EQ(f.store.writes.load(), 9) << "a failed write is still counted";
+  EXPECT_EQ(f.store.writes.load(), 10) << "a failed write is still counted";
   f.store.fail_writes = false;
   f.store.fail_reads = true;
   EXPECT_THAT(f.store.epoch("alice"), FailsWith(ErrorCode::store_unavailable));

@@ -198,6 +198,13 @@ class MemoryStore final : public SessionStore {
     return ++epochs_[std::string(subject)];
   }
 
+  Result<std::uint64_t> bump_global_epoch() override {
+    std::unique_lock lock(mu_);
+    std::uint64_t highest = 0;
+    for (const auto& [subject, epoch] : epochs_) highest = std::max(highest, epoch);
+    return epochs_[""] = highest + 1;
+  }
+
  private:
   struct Credential {
     TokenKind kind;

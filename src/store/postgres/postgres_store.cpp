@@ -82,6 +82,7 @@ enum Sql : int {
   kEpoch,
   kEpochs,
   kBumpEpoch,
+  kBumpGlobalEpoch,
   kSubjectLock,
   kInsertSession,
   kInsertCredential,
@@ -130,6 +131,11 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kBumpEpoch */
     "INSERT INTO epochs (subject, epoch) VALUES ($1, 1) ON CONFLICT (subject) DO UPDATE SET "
     "epoch = epochs.epoch + 1 RETURNING epoch",
+    /* kBumpGlobalEpoch: GREATEST re-reads the global row it locked, so two
+       global bumps at once both move it. */
+    "INSERT INTO epochs (subject, epoch) SELECT '', COALESCE(MAX(epoch), 0) + 1 FROM epochs "
+    "ON CONFLICT (subject) DO UPDATE SET epoch = GREATEST(epochs.epoch + 1, EXCLUDED.epoch) "
+    "RETURNING epoch",
     /* kSubjectLock */ "SELECT pg_advisory_xact_lock(hashtextextended($1, 7468))",
     /* kInsertSession */
     "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
@@ -497,6 +503,12 @@ class PostgresStore final : public SessionStore {
     return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
   }
 
+  Result<std::uint64_t> bump_global_epoch() override {
+    auto r = run(kBumpGlobalEpoch, Params());
+    if (!r) return std::unexpected(r.error());
+    return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
+  }
+
  private:
   static Result<RevokeResult> revoked(Result<PgResult> r) {
     if (!r) return std::unexpected(r.error());
@@ -642,6 +654,7 @@ class PostgresStore final : public SessionStore {
       case kRevokeSubject:
       case kCleanup:
       case kBumpEpoch:
+      case kBumpGlobalEpoch:
       case kSubjectLock:
       case kInsertSession:
       case kInsertCredential:

@@ -506,6 +506,23 @@ class SqliteStore final : public SessionStore {
     return epoch;
   }
 
+  Result<std::uint64_t> bump_global_epoch() override {
+    std::uint64_t epoch = 0;
+    TESSERA_TRY(write([&]() -> Status {
+      // One writer: nothing moves between the max and the upsert.
+      PREPARE(u, writer_,
+              "INSERT INTO epochs (subject, epoch) "
+              "VALUES ('', (SELECT coalesce(max(epoch), 0) + 1 FROM epochs)) "
+              "ON CONFLICT(subject) DO UPDATE SET epoch = excluded.epoch RETURNING epoch");
+      auto row = u.step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
+      epoch = static_cast<std::uint64_t>(u.i64(0));
+      return u.run();
+    }));
+    return epoch;
+  }
+
  private:
   struct ReaderLease {
     ReaderLease(SqliteStore& store, std::unique_ptr<Conn> c) : store(store), conn(std::move(c)) {}
