@@ -2,6 +2,8 @@
 // start, so a scrape never allocates per label value and no label can carry
 // a raw path, a subject or a token. Counters are relaxed atomics: a scrape
 // may see one request counted in one series before another, never a lost one.
+#include "server/metrics.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "server/routes.hpp"
-#include "server/server.hpp"
+#include "server/route_table.hpp"
+#include "tessera/error.hpp"
 
 namespace tessera::server {
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "forwarding_store.hpp"
+#include "server/metrics.hpp"
 #include "tessera/digest.hpp"
 #include "tessera/memory_store.hpp"
 
