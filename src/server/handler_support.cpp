@@ -21,12 +21,12 @@ HttpResponse problem(ErrorCode code, std::string_view detail) {
 HttpResponse problem(unsigned status, ErrorCode code, std::string_view detail) {
   HttpResponse r;
   r.status = status;
-  r.code = to_string(code);
+  r.code = code;
   json::object o;
-  o["type"] = fmt::format("urn:tessera:problem:{}", r.code);
+  o["type"] = fmt::format("urn:tessera:problem:{}", to_string(code));
   o["title"] = reason_phrase(r.status);
   o["status"] = r.status;
-  o["code"] = r.code;
+  o["code"] = to_string(code);
   o["detail"] = detail;
   r.content_type = "application/problem+json";
   r.body = json::serialize(o);

@@ -67,15 +67,11 @@ void Metrics::emit(const AuditEvent& event) noexcept {
   if (impl_->next != nullptr) impl_->next->emit(event);
 }
 
-void Metrics::observe_request(std::string_view route, unsigned status, std::string_view error_code,
+void Metrics::observe_request(RouteId route, unsigned status, std::optional<ErrorCode> code,
                               std::chrono::nanoseconds latency) noexcept {
-  const std::size_t r = route_index(route);
+  const auto r = static_cast<std::size_t>(route);
   impl_->requests[r][status_index(status)].fetch_add(1, std::memory_order_relaxed);
-  if (!error_code.empty()) {
-    if (auto code = error_code_from_string(error_code)) {
-      impl_->errors[static_cast<std::size_t>(*code)].fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  if (code) impl_->errors[static_cast<std::size_t>(*code)].fetch_add(1, std::memory_order_relaxed);
   Histogram& h = impl_->latency[r];
   const double seconds = std::chrono::duration<double>(latency).count();
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {

@@ -71,15 +71,5 @@ static_assert(
 [[nodiscard]] constexpr const RouteSpec& route_spec(RouteId id) noexcept {
   return kRouteTable[static_cast<std::size_t>(id)];
 }
-inline constexpr std::string_view kUnmatchedRoute = route_spec(RouteId::unmatched).path;
-
-// Index into kRouteTable of a route template; unknown names count as
-// "unmatched".
-[[nodiscard]] constexpr std::size_t route_index(std::string_view route) noexcept {
-  for (std::size_t i = 0; i < kRouteTable.size(); ++i) {
-    if (kRouteTable[i].path == route) return i;
-  }
-  return static_cast<std::size_t>(RouteId::unmatched);
-}
 
 }  // namespace tessera::server

@@ -104,14 +104,14 @@ struct Api::Impl {
       HttpResponse r = problem(405, ErrorCode::invalid_request,
                                fmt::format("method not allowed; allowed: {}", spec.allow));
       r.headers.emplace_back("Allow", spec.allow);
-      r.route = spec.path;
+      r.route = spec.id;
       return r;
     }
     const bool needs_key = spec.access == Access::service ||
                            (spec.access == Access::metrics && !options.metrics_public);
     if (needs_key && !authorized(req)) {
       HttpResponse r = problem(ErrorCode::unauthorized, "a valid API key is required");
-      r.route = spec.path;
+      r.route = spec.id;
       return r;
     }
 
@@ -166,7 +166,7 @@ struct Api::Impl {
         no_store = false;
         break;
     }
-    r.route = spec.path;
+    r.route = spec.id;
     if (no_store) r.headers.emplace_back("Cache-Control", "no-store");
     return r;
   }
@@ -189,7 +189,7 @@ HttpResponse Api::handle(const HttpRequest& request) noexcept {
   } catch (...) {
     HttpResponse r;
     r.status = 500;
-    r.code = "internal";
+    r.code = ErrorCode::internal;
     return r;
   }
 }

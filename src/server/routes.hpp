@@ -39,8 +39,8 @@ struct HttpResponse {
   std::string content_type;  // "" with an empty body
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string_view route = kUnmatchedRoute;  // a kRouteTable path
-  std::string_view code;                     // error code name, "" on success
+  RouteId route = RouteId::unmatched;  // for metrics and the access log
+  std::optional<ErrorCode> code;       // set by problem(); none on success
 };
 
 // An RFC 9457 problem response for `code`, with the status http_status(code).

@@ -572,6 +572,18 @@ class TestBadInput(AuthorityTest):
         for k in ("method", "route", "status", "code", "latency_us", "request_id", "remote"):
             self.assertIn(k, j)
 
+    def test_access_log_names_the_route_template_and_the_code(self):
+        s = subject("logged")
+        self.a.request("GET", f"/v1/subjects/{s}/sessions", auth="Bearer wrong-key")
+        self.a.request("GET", "/healthz")
+        time.sleep(0.2)
+        lines = [json.loads(l[l.index("{"):]) for l in self.a.log_text().splitlines()
+                 if '"http_request"' in l]
+        seen = [(j["method"], j["route"], j["status"], j["code"]) for j in lines]
+        self.assertIn(("GET", "/v1/subjects/{subject}/sessions", 401, "unauthorized"), seen)
+        self.assertIn(("GET", "/healthz", 200, ""), seen)
+        self.assertFalse(any(s in l for l in self.a.log_text().splitlines()))
+
 
 def recv_all(s, timeout=10):
     s.settimeout(timeout)

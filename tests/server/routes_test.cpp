@@ -113,7 +113,7 @@ TEST_F(RoutesTest, IdleTimeoutShowsAsItsCodeWithoutSleeping) {
   clock.advance(11min);
   auto r = call("POST", "/v1/sessions/validate", body);
   EXPECT_EQ(r.status, 401u);
-  EXPECT_EQ(r.code, "session_idle_timeout");
+  EXPECT_EQ(r.code, ErrorCode::session_idle_timeout);
 }
 
 TEST_F(RoutesTest, AbsoluteExpiryShowsAsSessionExpired) {
@@ -123,13 +123,13 @@ TEST_F(RoutesTest, AbsoluteExpiryShowsAsSessionExpired) {
     clock.advance(9min);
     auto r = call("POST", "/v1/tokens/refresh", fmt::format(R"({{"refresh_token":"{}"}})", refresh),
                   false);
-    ASSERT_EQ(r.status, 200u) << r.code;
+    ASSERT_EQ(r.status, 200u) << r.body;
     refresh = std::string(body_of(r).at("refresh_token").as_string());
   }
   clock.advance(9min);  // 63 minutes after issue
   auto r = call("POST", "/v1/tokens/refresh", fmt::format(R"({{"refresh_token":"{}"}})", refresh),
                 false);
-  EXPECT_EQ(r.code, "session_expired");
+  EXPECT_EQ(r.code, ErrorCode::session_expired);
 }
 
 TEST_F(RoutesTest, StoreOutageIs503WithRetryAfterAndReadyzFails) {
@@ -137,7 +137,7 @@ TEST_F(RoutesTest, StoreOutageIs503WithRetryAfterAndReadyzFails) {
   store.fail_writes = true;
   auto r = call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})");
   EXPECT_EQ(r.status, 503u);
-  EXPECT_EQ(r.code, "store_unavailable");
+  EXPECT_EQ(r.code, ErrorCode::store_unavailable);
   bool retry_after = false;
   for (const auto& [k, v] : r.headers) retry_after |= k == "Retry-After";
   EXPECT_TRUE(retry_after);
@@ -168,7 +168,7 @@ TEST_F(RoutesTest, RevocationIs200ForAnyTokenBut503WhenItCouldNotHappen) {
   store.fail_reads = true;
   auto r = call("POST", "/oauth2/revoke", "token=" + refresh, false, form);
   EXPECT_EQ(r.status, 503u);
-  EXPECT_EQ(r.code, "store_unavailable");
+  EXPECT_EQ(r.code, ErrorCode::store_unavailable);
   store.fail_reads = false;
   EXPECT_EQ(call("POST", "/oauth2/revoke", "token=" + refresh, false, form).status, 200u);
   EXPECT_EQ(call("POST", "/oauth2/revoke", "", false, form).status, 400u);
@@ -177,19 +177,19 @@ TEST_F(RoutesTest, RevocationIs200ForAnyTokenBut503WhenItCouldNotHappen) {
 TEST_F(RoutesTest, RoutesAreTemplatesNeverRawPaths) {
   auto r = call("GET", "/v1/subjects/secret-subject/sessions");
   EXPECT_EQ(r.status, 200u);
-  EXPECT_EQ(r.route, "/v1/subjects/{subject}/sessions");
+  EXPECT_EQ(r.route, RouteId::subject_sessions);
   metrics.observe_request(r.route, r.status, r.code, 1ms);
   const std::string text = metrics.render();
   EXPECT_EQ(text.find("secret-subject"), std::string::npos);
   EXPECT_NE(text.find(R"(route="/v1/subjects/{subject}/sessions",status="200"} 1)"),
             std::string::npos);
-  EXPECT_EQ(call("GET", "/nope").route, kUnmatchedRoute);
+  EXPECT_EQ(call("GET", "/nope").route, RouteId::unmatched);
 }
 
 TEST_F(RoutesTest, UnknownRouteAndWrongMethodAreProblems) {
   auto r = call("GET", "/nope");
   EXPECT_EQ(r.status, 404u);
-  EXPECT_EQ(r.code, "invalid_request");
+  EXPECT_EQ(r.code, ErrorCode::invalid_request);
   r = call("PUT", "/v1/subjects/a/epoch");
   EXPECT_EQ(r.status, 405u);
   bool allow = false;
@@ -201,6 +201,23 @@ TEST_F(RoutesTest, LifecycleEventsAreCountedThroughTheAuditSink) {
   issue("cookie");
   EXPECT_NE(metrics.render().find(R"(tessera_lifecycle_events_total{event="issued"} 1)"),
             std::string::npos);
+}
+
+TEST_F(RoutesTest, ResponsesCarryTheirRouteAndCodeTypedAndMetricsCountThem) {
+  auto refused = call("GET", "/v1/subjects/a/sessions", {}, false);
+  EXPECT_EQ(refused.route, RouteId::subject_sessions);
+  EXPECT_EQ(refused.code, ErrorCode::unauthorized);
+  auto ok = call("GET", "/healthz", {}, false);
+  EXPECT_EQ(ok.route, RouteId::healthz);
+  EXPECT_EQ(ok.code, std::nullopt);
+  metrics.observe_request(refused.route, refused.status, refused.code, 1ms);
+  metrics.observe_request(ok.route, ok.status, ok.code, 1ms);
+  const std::string text = metrics.render();
+  EXPECT_NE(text.find(R"(tessera_errors_total{code="unauthorized"} 1)"), std::string::npos);
+  EXPECT_NE(text.find(R"(tessera_errors_total{code="internal"} 0)"), std::string::npos);
+  EXPECT_NE(text.find(R"(route="/v1/subjects/{subject}/sessions",status="401"} 1)"),
+            std::string::npos);
+  EXPECT_NE(text.find(R"(route="/healthz",status="200"} 1)"), std::string::npos);
 }
 
 }  // namespace
