@@ -10,6 +10,7 @@
 #include <set>
 
 #include "forwarding_store.hpp"
+#include "server/json_views.hpp"
 #include "server/metrics.hpp"
 #include "tessera/digest.hpp"
 #include "tessera/memory_store.hpp"
@@ -218,6 +219,40 @@ TEST_F(RoutesTest, ResponsesCarryTheirRouteAndCodeTypedAndMetricsCountThem) {
   EXPECT_NE(text.find(R"(route="/v1/subjects/{subject}/sessions",status="401"} 1)"),
             std::string::npos);
   EXPECT_NE(text.find(R"(route="/healthz",status="200"} 1)"), std::string::npos);
+}
+
+TEST(SessionJson, HasEveryMemberOfTheSessionSchemaAndDataIsAlwaysAnObject) {
+  Session s;
+  s.id = "01J00000000000000000000000";
+  s.subject = "alice";
+  s.family_id = "01J00000000000000000000001";
+  s.mode = SessionMode::token;
+  s.created_at = UnixSeconds{std::chrono::seconds{100}};
+  s.last_seen_at = UnixSeconds{std::chrono::seconds{200}};
+  s.expires_at = UnixSeconds{std::chrono::seconds{300}};
+  s.revoked_at = UnixSeconds{std::chrono::seconds{250}};
+  s.revoke_reason = "logout";
+  s.metadata.ip = "192.0.2.1";
+  s.data = "[1, 2]";  // not an object: the schema says object
+  const json::object o = session_json(s);
+  std::vector<std::string> keys;
+  for (const auto& kv : o) keys.emplace_back(kv.key());
+  EXPECT_EQ(keys,
+            (std::vector<std::string>{"id", "subject", "family_id", "mode", "created_at",
+                                      "last_seen_at", "expires_at", "idle_expires_at", "revoked_at",
+                                      "revoke_reason", "generation", "metadata", "data"}));
+  EXPECT_EQ(o.at("mode").as_string(), "token");
+  EXPECT_EQ(o.at("created_at").as_int64(), 100);
+  EXPECT_TRUE(o.at("idle_expires_at").is_null());
+  EXPECT_EQ(o.at("revoked_at").as_int64(), 250);
+  EXPECT_EQ(o.at("revoke_reason").as_string(), "logout");
+  EXPECT_EQ(o.at("metadata").at("ip").as_string(), "192.0.2.1");
+  EXPECT_EQ(o.at("data"), json::object{});
+  s.data = R"({"plan":"pro"})";
+  s.revoke_reason.clear();
+  const json::object kept = session_json(s);
+  EXPECT_EQ(kept.at("data").at("plan").as_string(), "pro");
+  EXPECT_TRUE(kept.at("revoke_reason").is_null());
 }
 
 }  // namespace
