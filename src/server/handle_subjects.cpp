@@ -1,5 +1,6 @@
-// The subjects resource: a subject's sessions and its epoch. Every route
-// here is a service route (the router checked the API key).
+// The subjects resource (a subject's sessions and its epoch) and the global
+// epoch. Every route here is a service route (the router checked the API
+// key).
 #include <boost/json/array.hpp>
 
 #include "server/handler_support.hpp"
@@ -47,6 +48,18 @@ HttpResponse subject_epoch(const HandlerContext& ctx, const HttpRequest& req,
                            std::string_view subject) {
   auto e =
       req.method == "GET" ? ctx.deps.service.epoch(subject) : ctx.deps.service.bump_epoch(subject);
+  if (!e) return from_error(e.error());
+  json::object o;
+  o["epoch"] = *e;
+  return json_response(200, o);
+}
+
+HttpResponse global_epoch(const HandlerContext& ctx, const HttpRequest& req) {
+  // Bumping moves every subject's effective epoch (max of global and own)
+  // to at least the new value: access tokens minted before stop verifying
+  // wherever epochs are checked. No session is revoked by it.
+  auto e =
+      req.method == "GET" ? ctx.deps.service.global_epoch() : ctx.deps.service.bump_global_epoch();
   if (!e) return from_error(e.error());
   json::object o;
   o["epoch"] = *e;

@@ -33,7 +33,7 @@ struct HandlerContext {
 // POST /v1/tokens/refresh.
 [[nodiscard]] HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req);
 
-// ---- subjects (handle_subjects.cpp) -----------------------------------------
+// ---- subjects and epochs (handle_subjects.cpp) ------------------------------
 // GET|DELETE /v1/subjects/{subject}/sessions (`query` still encoded).
 [[nodiscard]] HttpResponse subject_sessions(const HandlerContext& ctx, const HttpRequest& req,
                                             std::string_view subject, std::string_view query);
@@ -43,6 +43,8 @@ struct HandlerContext {
 // GET|POST /v1/subjects/{subject}/epoch.
 [[nodiscard]] HttpResponse subject_epoch(const HandlerContext& ctx, const HttpRequest& req,
                                          std::string_view subject);
+// GET|POST /v1/epoch: the global epoch (break glass; revokes nothing itself).
+[[nodiscard]] HttpResponse global_epoch(const HandlerContext& ctx, const HttpRequest& req);
 
 // ---- oauth2 (handle_oauth2.cpp) ---------------------------------------------
 // POST /oauth2/introspect (RFC 7662), POST /oauth2/revoke (RFC 7009).

@@ -18,6 +18,7 @@ enum class RouteId : std::uint8_t {
   subject_sessions,
   subject_session,
   subject_epoch,
+  global_epoch,
   introspect,
   revoke,
   jwks,
@@ -41,7 +42,7 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 14> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 15> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service},
     {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open},
@@ -49,6 +50,7 @@ inline constexpr std::array<RouteSpec, 14> kRouteTable = {{
     {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service},
     {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service},
     {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service},
+    {RouteId::global_epoch, "/v1/epoch", "GET, POST", Access::service},
     {RouteId::introspect, "/oauth2/introspect", "POST", Access::service},
     {RouteId::revoke, "/oauth2/revoke", "POST", Access::open},
     {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open},

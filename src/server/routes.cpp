@@ -139,6 +139,9 @@ struct Api::Impl {
       case RouteId::subject_epoch:
         r = subject_epoch(ctx, req, route.params[0]);
         break;
+      case RouteId::global_epoch:
+        r = global_epoch(ctx, req);
+        break;
       case RouteId::introspect:
         r = oauth2.introspect(req);
         break;

@@ -117,7 +117,8 @@ class TestPublicEndpoints(AuthorityTest):
         for method, path, allow in [("PUT", "/healthz", "GET"), ("GET", "/v1/sessions", "POST"),
                                     ("DELETE", "/oauth2/revoke", "POST"),
                                     ("POST", "/v1/subjects/x/sessions", "GET, DELETE"),
-                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST")]:
+                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST"),
+                                    ("DELETE", "/v1/epoch", "GET, POST")]:
             r = self.a.request(method, path)
             self.assertProblem(r, 405, "invalid_request")
             self.assertEqual(r.header("Allow"), allow)
@@ -137,7 +138,7 @@ class TestServiceAuth(AuthorityTest):
                ("GET", "/v1/subjects/x/sessions"), ("DELETE", "/v1/subjects/x/sessions"),
                ("DELETE", "/v1/subjects/x/sessions/01J0000000000000000000000"),
                ("GET", "/v1/subjects/x/epoch"), ("POST", "/v1/subjects/x/epoch"),
-               ("POST", "/oauth2/introspect")]
+               ("GET", "/v1/epoch"), ("POST", "/v1/epoch"), ("POST", "/oauth2/introspect")]
 
     def test_missing_or_wrong_api_key_is_401_unauthorized(self):
         for method, path in self.SERVICE:
@@ -397,6 +398,25 @@ class TestSubjects(AuthorityTest):
         # A fresh access token carries the new epoch.
         n = self.a.refresh(b["refresh_token"]).json
         self.assertTrue(self.a.introspect(n["access_token"]).json["active"])
+
+    def test_global_epoch_bump_ends_older_access_tokens_and_raises_every_subject(self):
+        s = subject()
+        b = self.a.issue(s)
+        self.assertTrue(self.a.introspect(b["access_token"]).json["active"])
+        r = self.a.request("GET", "/v1/epoch", auth=True)
+        self.assertEqual(r.status, 200)
+        g = r.json["epoch"]
+        r = self.a.request("POST", "/v1/epoch", auth=True)
+        self.assertEqual((r.status, r.json), (200, {"epoch": g + 1}))
+        self.assertEqual(self.a.request("GET", "/v1/epoch", auth=True).json, {"epoch": g + 1})
+        self.assertEqual(self.a.introspect(b["access_token"]).json, {"active": False})
+        for who in (s, subject()):
+            e = self.a.request("GET", f"/v1/subjects/{who}/epoch", auth=True).json["epoch"]
+            self.assertGreaterEqual(e, g + 1)
+        # Nothing was revoked: the session renews, and its new token is active.
+        n = self.a.refresh(b["refresh_token"])
+        self.assertEqual(n.status, 200)
+        self.assertTrue(self.a.introspect(n.json["access_token"]).json["active"])
 
 
 class TestOAuth(AuthorityTest):

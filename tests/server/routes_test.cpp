@@ -255,5 +255,43 @@ TEST(SessionJson, HasEveryMemberOfTheSessionSchemaAndDataIsAlwaysAnObject) {
   EXPECT_TRUE(kept.at("revoke_reason").is_null());
 }
 
+TEST_F(RoutesTest, GlobalEpochBumpEndsOlderAccessTokensAndRaisesEverySubjectsEpoch) {
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  auto active = [&](const std::string& token) {
+    auto r = call("POST", "/oauth2/introspect", "token=" + token, true, form);
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return body_of(r).at("active").as_bool();
+  };
+  auto epoch_of = [&](const HttpResponse& r) {
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return body_of(r).at("epoch").to_number<std::uint64_t>();
+  };
+  auto issued = issue("token");
+  const std::string access(issued.at("access_token").as_string());
+  const std::string refresh(issued.at("refresh_token").as_string());
+  ASSERT_TRUE(active(access));
+
+  auto before = call("GET", "/v1/epoch");
+  EXPECT_EQ(before.route, RouteId::global_epoch);
+  const std::uint64_t n = epoch_of(before);
+  EXPECT_EQ(epoch_of(call("POST", "/v1/epoch")), n + 1);
+  EXPECT_EQ(epoch_of(call("GET", "/v1/epoch")), n + 1);
+  EXPECT_FALSE(active(access));
+  EXPECT_GE(epoch_of(call("GET", "/v1/subjects/alice/epoch")), n + 1);
+  EXPECT_GE(epoch_of(call("GET", "/v1/subjects/never-seen/epoch")), n + 1);
+
+  // It revoked nothing: the session renews and its fresh token is active.
+  auto renewed = call("POST", "/v1/tokens/refresh",
+                      fmt::format(R"({{"refresh_token":"{}"}})", refresh), false);
+  ASSERT_EQ(renewed.status, 200u) << renewed.body;
+  EXPECT_TRUE(active(std::string(body_of(renewed).at("access_token").as_string())));
+
+  EXPECT_EQ(call("POST", "/v1/epoch", {}, false).code, ErrorCode::unauthorized);
+  EXPECT_EQ(epoch_of(call("GET", "/v1/epoch")), n + 1);
+  store.fail_reads = true;
+  EXPECT_EQ(call("GET", "/v1/epoch").code, ErrorCode::store_unavailable);
+}
+
 }  // namespace
 }  // namespace tessera::server
