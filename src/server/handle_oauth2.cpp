@@ -1,5 +1,9 @@
 // The OAuth 2.0 endpoints: introspection (RFC 7662) and revocation
 // (RFC 7009). Both take the `token` parameter form encoded, or as JSON.
+//
+// An access token is introspected exactly as a resource service verifies
+// it: the same AccessVerifier and its chain (signature, typ, iss, aud,
+// times, then L1 epoch and L2 liveness), here with in-process ports.
 #include <boost/json/array.hpp>
 
 #include "server/handler_support.hpp"
@@ -7,6 +11,7 @@
 #include "server/http_text.hpp"
 #include "server/json_views.hpp"
 #include "tessera/jwt.hpp"
+#include "tessera/verify.hpp"
 
 namespace tessera::server {
 
@@ -36,6 +41,55 @@ json::value audience_json(const std::vector<std::string>& aud) {
   return a;
 }
 
+// The authority's own key set, read at every verification: a rotation or a
+// reload shows at the next request, and there is nothing to fetch again.
+class LiveKeys final : public verify::KeySource {
+ public:
+  explicit LiveKeys(const SharedKeySet& keys) : keys_(keys) {}
+  std::shared_ptr<const KeySet> keys() override { return keys_.get(); }
+  std::shared_ptr<const KeySet> refresh_for_unknown_kid() override { return nullptr; }
+
+ private:
+  const SharedKeySet& keys_;
+};
+
+// L1 from the service: the effective epoch, max(global, subject).
+class ServiceEpochs final : public verify::EpochSource {
+ public:
+  explicit ServiceEpochs(SessionService& service) : service_(service) {}
+  Result<std::uint64_t> current(std::string_view subject) override {
+    return service_.epoch(subject);
+  }
+
+ private:
+  SessionService& service_;
+};
+
+// L2 from the service (the store, read-only).
+class ServiceLiveness final : public verify::LivenessCheck {
+ public:
+  explicit ServiceLiveness(SessionService& service) : service_(service) {}
+  Result<verify::Liveness> check(const verify::LivenessQuery& query) override {
+    auto live = service_.is_live(query.session_id);
+    if (!live) return std::unexpected(live.error());
+    return *live ? verify::Liveness::live : verify::Liveness::revoked;
+  }
+
+ private:
+  SessionService& service_;
+};
+
+verify::VerifierOptions verifier_options(const SessionPolicy& policy) {
+  verify::VerifierOptions o;
+  o.issuer = policy.issuer;
+  o.audiences = policy.audience;
+  // No verified-token cache: a hit skips the key lookup, so a key pruned
+  // from the set would keep verifying its tokens until they expire. The
+  // authority must see a rotation at once, and its key set is in memory.
+  o.cache_entries = 0;
+  return o;
+}
+
 json::object inactive() {
   json::object o;
   o["active"] = false;
@@ -44,7 +98,21 @@ json::object inactive() {
 
 }  // namespace
 
-OAuth2Handlers::OAuth2Handlers(const HandlerContext& ctx) : ctx_(ctx) {}
+struct OAuth2Handlers::Verifier {
+  explicit Verifier(const HandlerContext& ctx)
+      : keys(ctx.deps.keys),
+        epochs(ctx.deps.service),
+        liveness(ctx.deps.service),
+        access(verifier_options(ctx.deps.service.policy()), keys, ctx.deps.clock, &epochs,
+               &liveness) {}
+  LiveKeys keys;
+  ServiceEpochs epochs;
+  ServiceLiveness liveness;
+  verify::AccessVerifier access;
+};
+
+OAuth2Handlers::OAuth2Handlers(const HandlerContext& ctx)
+    : ctx_(ctx), verifier_(std::make_unique<Verifier>(ctx)) {}
 OAuth2Handlers::~OAuth2Handlers() = default;
 
 HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
@@ -70,23 +138,20 @@ HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
     o["token_type"] = (*found)->kind == TokenKind::refresh ? "refresh_token" : "session_token";
     return json_response(200, o);
   }
-  const auto keys = ctx_.deps.keys.get();
-  VerifyOptions vo;
-  vo.issuer = policy.issuer;
-  vo.audiences = policy.audience;
-  auto v = verify_jwt(*token, *keys, vo, ctx_.deps.clock.now());
-  if (!v) return json_response(200, inactive());
+  auto v = verifier_->access.verify(*token);
+  if (!v) {
+    // An outage is not a property of the token: 503, never "inactive".
+    // The details are ours, not the store's.
+    switch (v.error().code) {
+      case ErrorCode::epoch_unavailable:
+        return problem(ErrorCode::epoch_unavailable, "the subject's epoch is unavailable");
+      case ErrorCode::liveness_unavailable:
+        return problem(ErrorCode::liveness_unavailable, "session liveness is unavailable");
+      default:
+        return json_response(200, inactive());
+    }
+  }
   const JwtClaims& c = v->claims;
-  if (c.sv) {
-    auto e = service.epoch(c.sub);
-    if (!e) return problem(ErrorCode::epoch_unavailable, "the subject's epoch is unavailable");
-    if (*c.sv < *e) return json_response(200, inactive());
-  }
-  if (c.sid) {
-    auto live = service.is_live(*c.sid);
-    if (!live) return problem(ErrorCode::liveness_unavailable, "session liveness is unavailable");
-    if (!*live) return json_response(200, inactive());
-  }
   json::object o;
   o["active"] = true;
   o["sub"] = c.sub;

@@ -48,7 +48,9 @@ struct HandlerContext {
 
 // ---- oauth2 (handle_oauth2.cpp) ---------------------------------------------
 // POST /oauth2/introspect (RFC 7662), POST /oauth2/revoke (RFC 7009).
-// Thread-safe.
+// Access tokens are introspected by the resource side's own verifier
+// (tessera::verify::AccessVerifier), built once, over the live key set and
+// the service's epochs and liveness. Thread-safe.
 class OAuth2Handlers {
  public:
   explicit OAuth2Handlers(const HandlerContext& ctx);
@@ -60,7 +62,9 @@ class OAuth2Handlers {
   [[nodiscard]] HttpResponse revoke(const HttpRequest& req);
 
  private:
+  struct Verifier;
   HandlerContext ctx_;
+  std::unique_ptr<Verifier> verifier_;
 };
 
 // ---- well-known and operations (handle_ops.cpp) -----------------------------

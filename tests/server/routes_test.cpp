@@ -30,6 +30,18 @@ KeySet make_keys() {
   return keys;
 }
 
+// A store whose find() alone can fail: the epoch still answers, the
+// liveness check of a session id cannot.
+class FindFailingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::atomic<bool> fail_find{false};
+  Result<std::optional<Session>> find(std::string_view id) override {
+    if (fail_find) return fail(ErrorCode::store_unavailable, "injected find fault");
+    return ForwardingStore::find(id);
+  }
+};
+
 class RoutesTest : public ::testing::Test {
  protected:
   RoutesTest()
@@ -74,7 +86,7 @@ class RoutesTest : public ::testing::Test {
   TokenCipher cipher;
   SharedKeySet keys;
   std::unique_ptr<SessionStore> raw;
-  testing::ForwardingStore store;
+  FindFailingStore store;
   Metrics metrics;
   std::unique_ptr<SessionService> service;
   ServerOptions options;
@@ -291,6 +303,62 @@ TEST_F(RoutesTest, GlobalEpochBumpEndsOlderAccessTokensAndRaisesEverySubjectsEpo
   EXPECT_EQ(epoch_of(call("GET", "/v1/epoch")), n + 1);
   store.fail_reads = true;
   EXPECT_EQ(call("GET", "/v1/epoch").code, ErrorCode::store_unavailable);
+}
+
+TEST_F(RoutesTest, IntrospectionTellsEpochOutageFromLivenessOutageAndNeverSaysInactive) {
+  auto issued = issue("token");
+  const std::string access(issued.at("access_token").as_string());
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  store.fail_find = true;
+  auto r = call("POST", "/oauth2/introspect", "token=" + access, true, form);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.code, ErrorCode::liveness_unavailable);
+  store.fail_find = false;
+  store.fail_reads = true;
+  r = call("POST", "/oauth2/introspect", "token=" + access, true, form);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_EQ(r.code, ErrorCode::epoch_unavailable);
+  EXPECT_EQ(body_of(r).at("detail").as_string(), "the subject's epoch is unavailable");
+  store.fail_reads = false;
+  r = call("POST", "/oauth2/introspect", "token=" + access, true, form);
+  ASSERT_EQ(r.status, 200u) << r.body;
+  const auto o = body_of(r);
+  EXPECT_TRUE(o.at("active").as_bool());
+  EXPECT_EQ(o.at("token_type").as_string(), "access_token");
+  EXPECT_EQ(o.at("sid"), issued.at("session").at("id"));
+  EXPECT_EQ(o.at("aud").as_string(), "tessera");
+}
+
+TEST_F(RoutesTest, IntrospectionSeesARotatedKeySetAtOnce) {
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  auto active = [&](const std::string& token) {
+    auto r = call("POST", "/oauth2/introspect", "token=" + token, true, form);
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return body_of(r).at("active").as_bool();
+  };
+  auto issued = issue("token");
+  const std::string old_access(issued.at("access_token").as_string());
+  ASSERT_TRUE(active(old_access));
+
+  // Rotated: the old key retired but still published, so its tokens still
+  // verify; new ones are signed with the new key and verify at once.
+  KeySet rotated = *keys.get();
+  ASSERT_TRUE(rotated.add(*Key::generate(Algorithm::EdDSA, "k2", CsprngRandom::instance()),
+                          KeyState::next));
+  ASSERT_TRUE(rotated.activate("k2", clock.now()));
+  keys.set(rotated);
+  auto fresh = issue("token");
+  EXPECT_TRUE(active(old_access));
+  EXPECT_TRUE(active(std::string(fresh.at("access_token").as_string())));
+
+  // The old key gone from the set: its tokens are inactive at the next request.
+  KeySet only_new;
+  ASSERT_TRUE(only_new.add(*Key::generate(Algorithm::EdDSA, "k3", CsprngRandom::instance()),
+                           KeyState::active));
+  keys.set(only_new);
+  EXPECT_FALSE(active(old_access));
 }
 
 }  // namespace
