@@ -395,7 +395,6 @@ Result<Config> build_config(const RawSettings& raw) {
   s.idle_timeout = r.duration("idle_connection_timeout", "60s", seconds{1});
   s.drain_timeout = r.duration("drain_timeout", "30s");
   s.max_connections = static_cast<std::size_t>(r.integer("max_connections", "4096", 1, 1'000'000));
-  s.max_pipelined = static_cast<std::size_t>(r.integer("max_pipelined", "16", 1, 1024));
   s.jwks_max_age = r.duration("jwks_max_age", "300s");
   s.metrics_public = r.boolean("metrics_public", "true");
   s.access_log = r.boolean("access_log", "true");

@@ -37,7 +37,6 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds drain_timeout{30};  // stop(): in-flight requests get this long
   std::size_t max_connections = 4096;
-  std::size_t max_pipelined = 16;
   // SHA-256 of every accepted API key; compared in constant time.
   std::vector<std::array<std::uint8_t, 32>> api_key_hashes;
   bool metrics_public = true;  // false: /metrics needs an API key

@@ -154,10 +154,10 @@ void ServerState::wait_signal() {
 
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options, ServerDeps deps) {
   if (options.max_body_bytes == 0 || options.max_header_bytes < 512 ||
-      options.max_connections == 0 || options.max_pipelined == 0) {
+      options.max_connections == 0) {
     return fail(ErrorCode::config_invalid,
-                "max_body_bytes, max_connections and max_pipelined must be positive, "
-                "max_header_bytes at least 512");
+                "max_body_bytes and max_connections must be positive, max_header_bytes at "
+                "least 512");
   }
   if (options.read_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
     return fail(ErrorCode::config_invalid, "read_timeout and idle_connection_timeout must be > 0");

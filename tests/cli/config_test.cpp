@@ -103,7 +103,6 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(c->server.idle_timeout, seconds{60});
   EXPECT_EQ(c->server.drain_timeout, seconds{30});
   EXPECT_EQ(c->server.max_connections, 4096u);
-  EXPECT_EQ(c->server.max_pipelined, 16u);
   EXPECT_EQ(c->server.jwks_max_age, seconds{300});
   EXPECT_TRUE(c->server.metrics_public);
   EXPECT_TRUE(c->server.access_log);
@@ -248,7 +247,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
         BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
         BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
-        BadSetting{"max_connections", "0"}, BadSetting{"max_pipelined", "0"},
+        BadSetting{"max_connections", "0"}, BadSetting{"max_connections", "1000001"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
         BadSetting{"no_such_setting", "1"}),
