@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -63,6 +65,29 @@ class KeySet {
 
  private:
   std::vector<Entry> entries_;
+};
+
+// A key set replaceable while readers use it (rotation): get() hands out the
+// current set, set() swaps in a new one. Thread-safe.
+// A mutex rather than std::atomic<std::shared_ptr>: GCC 12's atomic
+// shared_ptr hides its lock from ThreadSanitizer (false reports on every
+// reload), and the lock is held only to copy a pointer.
+class SharedKeySet {
+ public:
+  explicit SharedKeySet(KeySet keys) : p_(std::make_shared<const KeySet>(std::move(keys))) {}
+  [[nodiscard]] std::shared_ptr<const KeySet> get() const {
+    std::lock_guard lock(mu_);
+    return p_;
+  }
+  void set(KeySet keys) {
+    auto fresh = std::make_shared<const KeySet>(std::move(keys));
+    std::lock_guard lock(mu_);
+    p_.swap(fresh);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const KeySet> p_;
 };
 
 }  // namespace tessera

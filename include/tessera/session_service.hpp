@@ -51,28 +51,6 @@ struct SessionPolicy {
   [[nodiscard]] std::chrono::seconds effective_touch_interval() const;
 };
 
-// The signing keys, replaceable while the service runs (rotation).
-// A mutex rather than std::atomic<std::shared_ptr>: GCC 12's atomic
-// shared_ptr hides its lock from ThreadSanitizer (false reports on every
-// reload), and the lock is held only to copy a pointer.
-class SharedKeySet {
- public:
-  explicit SharedKeySet(KeySet keys) : p_(std::make_shared<const KeySet>(std::move(keys))) {}
-  [[nodiscard]] std::shared_ptr<const KeySet> get() const {
-    std::lock_guard lock(mu_);
-    return p_;
-  }
-  void set(KeySet keys) {
-    auto fresh = std::make_shared<const KeySet>(std::move(keys));
-    std::lock_guard lock(mu_);
-    p_.swap(fresh);
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const KeySet> p_;
-};
-
 struct IssueRequest {
   std::string subject;
   SessionMode mode = SessionMode::cookie;

@@ -54,6 +54,21 @@ class StaticKeySource final : public KeySource {
   std::shared_ptr<const KeySet> keys_;
 };
 
+// The authority's own rotating key set as a key source (in-process
+// verification: the authority itself, or a single node): every call reads
+// the current set, so a rotation or reload is seen at the next
+// verification; there is nothing to fetch again for an unknown kid. The
+// SharedKeySet must outlive it.
+class SharedKeySource final : public KeySource {
+ public:
+  explicit SharedKeySource(const SharedKeySet& keys) : keys_(keys) {}
+  std::shared_ptr<const KeySet> keys() override { return keys_.get(); }
+  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override { return nullptr; }
+
+ private:
+  const SharedKeySet& keys_;
+};
+
 // L1: the subject's current epoch. Errors: epoch_unavailable (transient).
 class EpochSource {
  public:

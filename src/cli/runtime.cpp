@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <iostream>
 
+#include "server/json_views.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -238,30 +239,7 @@ void log_event(spdlog::level::level_enum level, std::string_view event,
 }
 
 boost::json::object session_json(const Session& s) {
-  auto opt_time = [](const std::optional<UnixSeconds>& t) -> boost::json::value {
-    if (t) return t->time_since_epoch().count();
-    return nullptr;
-  };
-  boost::system::error_code ec;
-  boost::json::value data = boost::json::parse(s.data, ec);
-  if (ec) data = boost::json::object{};
-  boost::json::object o;
-  o["id"] = s.id;
-  o["subject"] = s.subject;
-  o["family_id"] = s.family_id;
-  o["mode"] = to_string(s.mode);
-  o["created_at"] = s.created_at.time_since_epoch().count();
-  o["last_seen_at"] = s.last_seen_at.time_since_epoch().count();
-  o["expires_at"] = s.expires_at.time_since_epoch().count();
-  o["idle_expires_at"] = opt_time(s.idle_expires_at);
-  o["revoked_at"] = opt_time(s.revoked_at);
-  o["revoke_reason"] = s.revoke_reason ? boost::json::value(to_string(*s.revoke_reason))
-                                       : boost::json::value(nullptr);
-  o["generation"] = s.generation;
-  o["metadata"] = boost::json::object{
-      {"ip", s.metadata.ip}, {"user_agent", s.metadata.user_agent}, {"device", s.metadata.device}};
-  o["data"] = std::move(data);
-  return o;
+  return server::session_json(s);  // the HTTP answers' view: one shape everywhere
 }
 
 }  // namespace tessera::cli

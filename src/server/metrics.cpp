@@ -2,6 +2,8 @@
 // start, so a scrape never allocates per label value and no label can carry
 // a raw path, a subject or a token. Counters are relaxed atomics: a scrape
 // may see one request counted in one series before another, never a lost one.
+#include "server/metrics.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -10,8 +12,8 @@
 #include <string>
 #include <string_view>
 
-#include "server/routes.hpp"
-#include "server/server.hpp"
+#include "server/route_table.hpp"
+#include "tessera/error.hpp"
 
 namespace tessera::server {
 
@@ -67,15 +69,11 @@ void Metrics::emit(const AuditEvent& event) noexcept {
   if (impl_->next != nullptr) impl_->next->emit(event);
 }
 
-void Metrics::observe_request(std::string_view route, unsigned status, std::string_view error_code,
+void Metrics::observe_request(RouteId route, unsigned status, std::optional<ErrorCode> code,
                               std::chrono::nanoseconds latency) noexcept {
-  const std::size_t r = route_index(route);
+  const auto r = static_cast<std::size_t>(route);
   impl_->requests[r][status_index(status)].fetch_add(1, std::memory_order_relaxed);
-  if (!error_code.empty()) {
-    if (auto code = error_code_from_string(error_code)) {
-      impl_->errors[static_cast<std::size_t>(*code)].fetch_add(1, std::memory_order_relaxed);
-    }
-  }
+  if (code) impl_->errors[static_cast<std::size_t>(*code)].fetch_add(1, std::memory_order_relaxed);
   Histogram& h = impl_->latency[r];
   const double seconds = std::chrono::duration<double>(latency).count();
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {

@@ -1,12 +1,10 @@
-// The API of docs/api.md as a plain function from a request to a response, with
-// no Boost type in sight: the network layer (server.cpp, Beast) reads and
-// writes, this layer (routes.cpp, Boost.JSON) decides. Keeping the two apart
-// keeps each compile small and lets the routes be reasoned about alone.
+// The API of docs/api.md as a plain function from a request to a response,
+// with no Boost type in sight: the network layer (connection.cpp, Beast)
+// reads and writes, this layer (the router in routes.cpp and the handlers
+// it calls) decides. Keeping the two apart keeps each compile small and
+// lets the routes be reasoned about alone.
 #pragma once
 
-#include <array>
-#include <chrono>
-#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -15,71 +13,15 @@
 #include <utility>
 #include <vector>
 
-#include "server/server.hpp"
+#include "server/options.hpp"
+#include "server/route_table.hpp"
 #include "tessera/error.hpp"
 
 namespace tessera::server {
 
-enum class RouteId : std::uint8_t {
-  issue,
-  validate,
-  refresh,
-  logout,
-  subject_sessions,
-  subject_session,
-  subject_epoch,
-  introspect,
-  revoke,
-  jwks,
-  healthz,
-  readyz,
-  metrics,
-  unmatched,
-};
-
-// Who may call a route: anyone, a holder of an API key, or (metrics) an API
-// key holder unless ServerOptions::metrics_public.
-enum class Access : std::uint8_t { open, service, metrics };
-
-struct RouteSpec {
-  RouteId id;
-  // The template: the only value the `route` label of metrics and the
-  // access log ever takes (never a raw path, which could hold a subject).
-  std::string_view path;
-  std::string_view allow;  // the methods, as in an Allow header
-  Access access;
-};
-
-// Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 14> kRouteTable = {{
-    {RouteId::issue, "/v1/sessions", "POST", Access::service},
-    {RouteId::validate, "/v1/sessions/validate", "POST", Access::service},
-    {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open},
-    {RouteId::logout, "/v1/logout", "POST", Access::open},
-    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service},
-    {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service},
-    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service},
-    {RouteId::introspect, "/oauth2/introspect", "POST", Access::service},
-    {RouteId::revoke, "/oauth2/revoke", "POST", Access::open},
-    {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open},
-    {RouteId::healthz, "/healthz", "GET", Access::open},
-    {RouteId::readyz, "/readyz", "GET", Access::open},
-    {RouteId::metrics, "/metrics", "GET", Access::metrics},
-    {RouteId::unmatched, "unmatched", "", Access::open},
-}};
-inline constexpr std::size_t kRouteCount = kRouteTable.size();
-
-[[nodiscard]] constexpr const RouteSpec& route_spec(RouteId id) noexcept {
-  return kRouteTable[static_cast<std::size_t>(id)];
-}
-inline constexpr std::string_view kUnmatchedRoute = route_spec(RouteId::unmatched).path;
-
-// Index into kRouteTable of a route template; unknown names count as
-// "unmatched".
-[[nodiscard]] std::size_t route_index(std::string_view route) noexcept;
-
-// The mapping from error codes to HTTP statuses (docs/api.md §5) is
-// tessera::http_status (error.hpp), shared with resource services.
+// The mapping from error codes to HTTP statuses (docs/api.md "Status
+// codes") is tessera::http_status (error.hpp), shared with resource
+// services.
 using tessera::http_status;
 
 struct HttpRequest {
@@ -97,8 +39,8 @@ struct HttpResponse {
   std::string content_type;  // "" with an empty body
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string_view route = kUnmatchedRoute;  // a kRouteTable path
-  std::string_view code;                     // error code name, "" on success
+  RouteId route = RouteId::unmatched;  // for metrics and the access log
+  std::optional<ErrorCode> code;       // set by problem(); none on success
 };
 
 // An RFC 9457 problem response for `code`, with the status http_status(code).
@@ -114,6 +56,8 @@ enum class LogLevel : std::uint8_t { info, warn, error };
 // `tessera serve` logs: {"level", "event"[, "detail"]}. Never pass a secret.
 void log_event(LogLevel level, std::string_view event, std::string_view detail = {}) noexcept;
 
+// Thread-safe: handle() may run on every io thread at once. `options` and
+// `deps` are borrowed and must outlive it.
 class Api {
  public:
   Api(const ServerOptions& options, ServerDeps& deps);

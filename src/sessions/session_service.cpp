@@ -147,19 +147,6 @@ std::string fingerprint_digest(std::string_view fingerprint) {
   return base64url_encode(sha256(fingerprint));
 }
 
-// The signing keys as a verifier's key source. Every verification reads the
-// set anew, so a rotation (SharedKeySet::set) is seen by the next one; with
-// nothing cached there is nothing to look at again for an unknown kid.
-class SharedKeySource final : public verify::KeySource {
- public:
-  explicit SharedKeySource(const SharedKeySet& keys) : keys_(keys) {}
-  std::shared_ptr<const KeySet> keys() override { return keys_.get(); }
-  Result<std::shared_ptr<const KeySet>> refresh_for_unknown_kid() override { return nullptr; }
-
- private:
-  const SharedKeySet& keys_;
-};
-
 // No verified-token cache: logout is rare, and a token that logs out is
 // not presented again.
 verify::VerifierOptions logout_verifier_options(const SessionPolicy& policy,
@@ -176,7 +163,7 @@ SessionService::SessionService(Deps deps, SessionPolicy policy)
     : deps_(deps),
       policy_(std::move(policy)),
       ids_(deps.clock, deps.random),
-      key_source_(std::make_unique<SharedKeySource>(deps_.keys)),
+      key_source_(std::make_unique<verify::SharedKeySource>(deps_.keys)),
       access_(std::make_unique<verify::AccessVerifier>(
           logout_verifier_options(policy_, std::nullopt), *key_source_, deps_.clock)),
       expired_access_(std::make_unique<verify::AccessVerifier>(

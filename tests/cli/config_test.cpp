@@ -253,7 +253,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
         BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
         BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
-        BadSetting{"max_connections", "0"},
+        BadSetting{"max_connections", "0"}, BadSetting{"max_connections", "1000001"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
         BadSetting{"no_such_setting", "1"}),

@@ -117,7 +117,8 @@ class TestPublicEndpoints(AuthorityTest):
         for method, path, allow in [("PUT", "/healthz", "GET"), ("GET", "/v1/sessions", "POST"),
                                     ("DELETE", "/oauth2/revoke", "POST"),
                                     ("POST", "/v1/subjects/x/sessions", "GET, DELETE"),
-                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST")]:
+                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST"),
+                                    ("DELETE", "/v1/epoch", "GET, POST")]:
             r = self.a.request(method, path)
             self.assertProblem(r, 405, "invalid_request")
             self.assertEqual(r.header("Allow"), allow)
@@ -137,7 +138,7 @@ class TestServiceAuth(AuthorityTest):
                ("GET", "/v1/subjects/x/sessions"), ("DELETE", "/v1/subjects/x/sessions"),
                ("DELETE", "/v1/subjects/x/sessions/01J0000000000000000000000"),
                ("GET", "/v1/subjects/x/epoch"), ("POST", "/v1/subjects/x/epoch"),
-               ("POST", "/oauth2/introspect")]
+               ("GET", "/v1/epoch"), ("POST", "/v1/epoch"), ("POST", "/oauth2/introspect")]
 
     def test_missing_or_wrong_api_key_is_401_unauthorized(self):
         for method, path in self.SERVICE:
@@ -398,6 +399,33 @@ class TestSubjects(AuthorityTest):
         n = self.a.refresh(b["refresh_token"]).json
         self.assertTrue(self.a.introspect(n["access_token"]).json["active"])
 
+    def test_global_epoch_bump_ends_older_access_tokens_and_raises_every_subject(self):
+        s = subject()
+        b = self.a.issue(s)
+        self.assertTrue(self.a.introspect(b["access_token"]).json["active"])
+        # s's own epoch goes above the global one first: the bump must pass it.
+        for _ in range(3):
+            self.a.request("POST", f"/v1/subjects/{s}/epoch", auth=True)
+        b = self.a.refresh(b["refresh_token"]).json
+        self.assertTrue(self.a.introspect(b["access_token"]).json["active"])
+        own = self.a.request("GET", f"/v1/subjects/{s}/epoch", auth=True).json["epoch"]
+        r = self.a.request("GET", "/v1/epoch", auth=True)
+        self.assertEqual(r.status, 200)
+        g = r.json["epoch"]
+        r = self.a.request("POST", "/v1/epoch", auth=True)
+        self.assertEqual(r.status, 200)
+        m = r.json["epoch"]
+        self.assertGreater(m, max(g, own))
+        self.assertEqual(self.a.request("GET", "/v1/epoch", auth=True).json, {"epoch": m})
+        self.assertEqual(self.a.introspect(b["access_token"]).json, {"active": False})
+        for who in (s, subject()):
+            e = self.a.request("GET", f"/v1/subjects/{who}/epoch", auth=True).json["epoch"]
+            self.assertEqual(e, m, who)
+        # Nothing was revoked: the session renews, and its new token is active.
+        n = self.a.refresh(b["refresh_token"])
+        self.assertEqual(n.status, 200)
+        self.assertTrue(self.a.introspect(n.json["access_token"]).json["active"])
+
 
 class TestOAuth(AuthorityTest):
     def test_introspect_access_refresh_session_and_garbage(self):
@@ -571,6 +599,18 @@ class TestBadInput(AuthorityTest):
         j = json.loads(lines[-1][lines[-1].index("{"):])
         for k in ("method", "route", "status", "code", "latency_us", "request_id", "remote"):
             self.assertIn(k, j)
+
+    def test_access_log_names_the_route_template_and_the_code(self):
+        s = subject("logged")
+        self.a.request("GET", f"/v1/subjects/{s}/sessions", auth="Bearer wrong-key")
+        self.a.request("GET", "/healthz")
+        time.sleep(0.2)
+        lines = [json.loads(l[l.index("{"):]) for l in self.a.log_text().splitlines()
+                 if '"http_request"' in l]
+        seen = [(j["method"], j["route"], j["status"], j["code"]) for j in lines]
+        self.assertIn(("GET", "/v1/subjects/{subject}/sessions", 401, "unauthorized"), seen)
+        self.assertIn(("GET", "/healthz", 200, ""), seen)
+        self.assertFalse(any(s in l for l in self.a.log_text().splitlines()))
 
 
 def recv_all(s, timeout=10):

@@ -1,0 +1,248 @@
+// One Connection object per socket owns its stream, buffer and parser, and
+// runs on its own strand. A request is read whole (bounded header and body,
+// one deadline for the whole request from its first byte), handed to the
+// Api, and answered before the next is parsed: pipelined requests wait in
+// the bounded read buffer, so at most one request per connection is ever in
+// flight and reading pauses while it is handled.
+//
+// This is the only file that includes Beast's HTTP.
+#include <fmt/format.h>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "server/access_log.hpp"
+#include "server/metrics.hpp"
+#include "server/server_state.hpp"
+
+namespace tessera::server {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr std::size_t kReadChunk = 4096;
+constexpr std::chrono::seconds kLinger{1};
+constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
+
+}  // namespace
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(ServerState& server, tcp::socket socket, std::uint64_t id)
+      : server_(server),
+        stream_(std::move(socket)),
+        buffer_(server.options.max_header_bytes + server.options.max_body_bytes + kReadChunk),
+        id_(id) {
+    beast::error_code ec;
+    const auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+  }
+
+  ~Connection() { server_.connection_gone(id_); }
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_request(); });
+  }
+
+  void shutdown_if_idle() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) self->close();
+    });
+  }
+
+ private:
+  // Waits for the first bytes of the next request (unless pipelined bytes
+  // already wait in the buffer): idle_timeout between keep-alive requests,
+  // read_timeout for a fresh connection.
+  void wait_request() {
+    if (buffer_.size() > 0) return read_request();
+    if (server_.stopping) return close();
+    idle_ = true;
+    stream_.expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->idle_ = false;
+                              if (ec) return self->close();
+                              self->buffer_.commit(n);
+                              self->read_request();
+                            });
+  }
+
+  void read_request() {
+    idle_ = false;
+    first_ = false;
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
+    parser_->body_limit(server_.options.max_body_bytes);
+    stream_.expires_after(server_.options.read_timeout);
+    // The header first: a body over the limit is refused on its declared
+    // length, and a client waiting on `Expect: 100-continue` is told to go on.
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    const auto expect = parser_->get()[http::field::expect];
+    if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
+      auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                     parser_->get().version());
+      http::async_write(stream_, *cont,
+                        [self = shared_from_this(), cont](beast::error_code e, std::size_t) {
+                          if (e) return self->close();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
+  }
+
+  void on_read(beast::error_code ec) {
+    const auto started = std::chrono::steady_clock::now();
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return close();
+    }
+    if (ec) {
+      // The request cannot be read whole: answer and close, since the rest
+      // of the stream cannot be framed.
+      HttpResponse res;
+      if (ec == http::error::body_limit) {
+        res = problem(ErrorCode::payload_too_large,
+                      fmt::format("request body exceeds {} bytes", server_.options.max_body_bytes));
+      } else if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+        res = problem(
+            431, ErrorCode::invalid_request,
+            fmt::format("request header exceeds {} bytes", server_.options.max_header_bytes));
+      } else {
+        res = problem(ErrorCode::invalid_request, "malformed HTTP request");
+      }
+      std::string request_id = new_request_id();
+      if (parser_) {  // the fields read so far
+        if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
+          request_id = std::string(id);
+      }
+      return respond("-", std::move(res), std::move(request_id), false, 11, started);
+    }
+
+    const auto& msg = parser_->get();
+    HttpRequest req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    req.headers.reserve(16);
+    for (const auto& field : msg) {
+      req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+    const bool client_keep_alive = msg.keep_alive();
+    const unsigned version = msg.version();
+    req.body = std::move(parser_->get().body());
+    parser_.reset();
+    std::string request_id;
+    if (auto id = req.header("x-request-id"); id && sane_request_id(*id)) {
+      request_id = std::string(*id);
+    } else {
+      request_id = new_request_id();
+    }
+    HttpResponse res = server_.api.handle(req);
+    const bool keep_alive = client_keep_alive && !server_.stopping;
+    respond(req.method, std::move(res), std::move(request_id), keep_alive, version, started);
+  }
+
+  void respond(std::string_view method, HttpResponse res, std::string request_id, bool keep_alive,
+               unsigned version, std::chrono::steady_clock::time_point started) {
+    try {
+      auto out = std::make_shared<http::response<http::string_body>>(
+          static_cast<http::status>(res.status), version);
+      out->set(http::field::server, "tessera");
+      if (!res.content_type.empty()) out->set(http::field::content_type, res.content_type);
+      for (const auto& [name, value] : res.headers) out->insert(name, value);
+      out->set("X-Request-Id", request_id);
+      out->body() = std::move(res.body);
+      out->keep_alive(keep_alive);
+      out->prepare_payload();
+      res.body.clear();
+
+      const auto latency = std::chrono::steady_clock::now() - started;
+      server_.deps.metrics.observe_request(res.route, res.status, res.code, latency);
+      if (server_.options.access_log) log_access(method, res, latency, request_id, remote_);
+
+      stream_.expires_after(server_.options.read_timeout);
+      http::async_write(
+          stream_, *out,
+          [self = shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
+            if (ec) return self->close();
+            if (!keep_alive) return self->linger_close();
+            self->wait_request();
+          });
+    } catch (const std::exception& e) {
+      log_event(LogLevel::error, "write_failed", e.what());
+      close();
+    }
+  }
+
+  // After a last answer: stop sending, then read and drop what the client
+  // still sends (the rest of a refused body), briefly and boundedly, so
+  // that closing does not reset the connection before the client has read
+  // the answer.
+  void linger_close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) return close();
+    idle_ = true;  // stop() need not wait for it
+    lingered_ = 0;
+    stream_.expires_after(kLinger);
+    drain();
+  }
+
+  void drain() {
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kMaxLingerBytes) return self->close();
+                              self->drain();
+                            });
+  }
+
+  void close() {
+    idle_ = false;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  ServerState& server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::uint64_t id_;
+  std::string remote_;
+  std::size_t lingered_ = 0;
+  bool first_ = true;
+  bool idle_ = false;
+};
+
+std::shared_ptr<Connection> make_connection(ServerState& server, tcp::socket socket,
+                                            std::uint64_t id) {
+  return std::make_shared<Connection>(server, std::move(socket), id);
+}
+
+void start(Connection& connection) {
+  connection.start();
+}
+
+void shutdown_if_idle(Connection& connection) {
+  connection.shutdown_if_idle();
+}
+
+}  // namespace tessera::server

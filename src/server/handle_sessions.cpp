@@ -1,0 +1,147 @@
+// The sessions resource: issue, validate, logout. Cookie mode answers carry
+// the session cookie (docs/api.md "Cookies").
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "server/handler_support.hpp"
+#include "server/handlers.hpp"
+#include "server/http_text.hpp"
+#include "server/json_views.hpp"
+
+namespace tessera::server {
+
+namespace json = boost::json;
+using namespace std::string_view_literals;
+
+namespace {
+
+// Set-Cookie for `value`; without max_age, a cookie that clears it.
+std::string cookie_header(const CookieOptions& c, std::string_view value,
+                          std::optional<std::int64_t> max_age) {
+  std::string out = fmt::format("{}={}; Path={}", c.name, value, c.path.empty() ? "/" : c.path);
+  if (!c.domain.empty()) out += fmt::format("; Domain={}", c.domain);
+  out += fmt::format("; Max-Age={}", max_age.value_or(0));
+  if (!max_age) out += "; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+  if (c.secure) out += "; Secure";
+  out += "; HttpOnly";
+  if (!c.same_site.empty()) out += fmt::format("; SameSite={}", c.same_site);
+  return out;
+}
+
+}  // namespace
+
+HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
+  auto body = read_object(req);
+  if (!body) return from_error(body.error());
+  IssueRequest ir;
+  auto subject = req_string(*body, "subject");
+  if (!subject) return from_error(subject.error());
+  ir.subject = std::move(*subject);
+  auto mode_text = req_string(*body, "mode");
+  if (!mode_text) return from_error(mode_text.error());
+  auto mode = session_mode_from_string(*mode_text);
+  if (!mode) return problem(ErrorCode::invalid_request, "mode must be \"cookie\" or \"token\"");
+  ir.mode = *mode;
+  if (const auto* m = body->if_contains("metadata"); m != nullptr && !m->is_null()) {
+    if (!m->is_object()) return problem(ErrorCode::invalid_request, "metadata must be an object");
+    for (auto [field, target] :
+         {std::pair{"ip"sv, &ir.metadata.ip}, std::pair{"user_agent"sv, &ir.metadata.user_agent},
+          std::pair{"device"sv, &ir.metadata.device}}) {
+      auto v = opt_string(m->as_object(), field);
+      if (!v)
+        return problem(ErrorCode::invalid_request,
+                       fmt::format("metadata.{} must be a string", field));
+      if (*v) *target = std::move(**v);
+    }
+  }
+  auto data = opt_object_text(*body, "data");
+  if (!data) return from_error(data.error());
+  if (*data) ir.data = std::move(**data);
+  auto claims = opt_object_text(*body, "claims");
+  if (!claims) return from_error(claims.error());
+  if (*claims) ir.claims = std::move(**claims);
+  auto fp = opt_string(*body, "fingerprint");
+  if (!fp) return from_error(fp.error());
+  ir.fingerprint = std::move(*fp);
+
+  auto issued = ctx.deps.service.issue(ir);
+  if (!issued) return from_error(issued.error());
+  if (issued->tokens) {
+    return json_response(201, token_pair_json(issued->session, *issued->tokens));
+  }
+  json::object o;
+  o["session"] = session_json(issued->session);
+  o["session_token"] = issued->session_token.reveal();
+  o["expires_at"] = unix_seconds(issued->session.expires_at);
+  HttpResponse r = json_response(201, o);
+  const auto max_age = std::max<std::int64_t>(
+      0, unix_seconds(issued->session.expires_at) - unix_seconds(ctx.deps.clock.now()));
+  r.headers.emplace_back(
+      "Set-Cookie", cookie_header(ctx.options.cookie, issued->session_token.reveal(), max_age));
+  return r;
+}
+
+HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req) {
+  auto body = read_object(req, true);
+  if (!body) return from_error(body.error());
+  auto token = opt_string(*body, "session_token");
+  if (!token) return from_error(token.error());
+  if (!*token) *token = cookie_value(req.headers, ctx.options.cookie.name);
+  if (!*token)
+    return problem(ErrorCode::invalid_request,
+                   "session_token is required (in the body or the session cookie)");
+  auto fp = opt_string(*body, "fingerprint");
+  if (!fp) return from_error(fp.error());
+  std::optional<std::string_view> fingerprint;
+  if (*fp) fingerprint = **fp;
+  auto s = ctx.deps.service.validate(**token, fingerprint);
+  if (!s) return from_error(s.error());
+  json::object o;
+  o["active"] = true;
+  o["session"] = session_json(*s);
+  return json_response(200, o);
+}
+
+HttpResponse logout(const HandlerContext& ctx, const HttpRequest& req) {
+  auto body = read_object(req, true);
+  if (!body) return from_error(body.error());
+  std::optional<std::string> token;
+  bool cookie_mode = false;
+  for (auto name : {"session_token"sv, "access_token"sv, "refresh_token"sv}) {
+    auto v = opt_string(*body, name);
+    if (!v) return from_error(v.error());
+    if (*v && !token) {
+      token = std::move(*v);
+      cookie_mode = name == "session_token";
+    }
+  }
+  if (!token) {
+    token = cookie_value(req.headers, ctx.options.cookie.name);
+    cookie_mode = token.has_value();
+  }
+  if (!token)
+    return problem(ErrorCode::invalid_request,
+                   "one of session_token, access_token, refresh_token (or the session cookie) "
+                   "is required");
+  auto scope_text = opt_string(*body, "scope");
+  if (!scope_text) return from_error(scope_text.error());
+  RevokeScope scope = RevokeScope::session;
+  if (*scope_text) {
+    auto s = revoke_scope_from_string(**scope_text);
+    if (!s)
+      return problem(ErrorCode::invalid_request, "scope must be session, family, others or all");
+    scope = *s;
+  }
+  auto n = ctx.deps.service.logout(*token, scope);
+  if (!n) return from_error(n.error());
+  json::object o;
+  o["revoked"] = *n;
+  HttpResponse r = json_response(200, o);
+  if (cookie_mode)
+    r.headers.emplace_back("Set-Cookie", cookie_header(ctx.options.cookie, "", std::nullopt));
+  return r;
+}
+
+}  // namespace tessera::server

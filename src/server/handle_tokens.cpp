@@ -1,0 +1,19 @@
+// The tokens resource: renewal (the algorithm is the engine's,
+// SessionService::renew; this only reads the request and writes the pair).
+#include "server/handler_support.hpp"
+#include "server/handlers.hpp"
+#include "server/json_views.hpp"
+
+namespace tessera::server {
+
+HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
+  auto body = read_object(req);
+  if (!body) return from_error(body.error());
+  auto token = req_string(*body, "refresh_token");
+  if (!token) return from_error(token.error());
+  auto r = ctx.deps.service.renew(*token);
+  if (!r) return from_error(r.error());
+  return json_response(200, token_pair_json(r->session, r->tokens));
+}
+
+}  // namespace tessera::server

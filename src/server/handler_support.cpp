@@ -1,0 +1,116 @@
+// Errors leave every handler only through problem(): one place decides their
+// status and shape (RFC 9457).
+#include "server/handler_support.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include "server/http_text.hpp"
+
+namespace tessera::server {
+
+namespace json = boost::json;
+
+HttpResponse problem(ErrorCode code, std::string_view detail) {
+  return problem(http_status(code), code, detail);
+}
+
+HttpResponse problem(unsigned status, ErrorCode code, std::string_view detail) {
+  HttpResponse r;
+  r.status = status;
+  r.code = code;
+  json::object o;
+  o["type"] = fmt::format("urn:tessera:problem:{}", to_string(code));
+  o["title"] = reason_phrase(r.status);
+  o["status"] = r.status;
+  o["code"] = to_string(code);
+  o["detail"] = detail;
+  r.content_type = "application/problem+json";
+  r.body = json::serialize(o);
+  if (code == ErrorCode::unauthorized) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  if (r.status == 503) r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+void log_event(LogLevel level, std::string_view event, std::string_view detail) noexcept {
+  try {
+    json::object o;
+    switch (level) {
+      case LogLevel::info:
+        o["level"] = "info";
+        break;
+      case LogLevel::warn:
+        o["level"] = "warn";
+        break;
+      case LogLevel::error:
+        o["level"] = "error";
+        break;
+    }
+    o["event"] = event;
+    if (!detail.empty()) o["detail"] = detail;
+    const std::string line = json::serialize(o);
+    switch (level) {
+      case LogLevel::info:
+        spdlog::info("{}", line);
+        break;
+      case LogLevel::warn:
+        spdlog::warn("{}", line);
+        break;
+      case LogLevel::error:
+        spdlog::error("{}", line);
+        break;
+    }
+  } catch (...) {  // logging must never take a request down
+  }
+}
+
+HttpResponse json_response(unsigned status, const json::value& v) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = json::serialize(v);
+  return r;
+}
+
+HttpResponse from_error(const Error& e) {
+  return problem(e.code, e.detail);
+}
+
+Result<json::object> read_object(const HttpRequest& req, bool empty_ok) {
+  if (req.body.empty() && empty_ok) return json::object{};
+  json::error_code ec;
+  json::parse_options opt;
+  opt.max_depth = 32;
+  json::value v = json::parse(req.body, ec, {}, opt);
+  if (ec) return fail(ErrorCode::invalid_request, "body is not valid JSON (UTF-8)");
+  if (!v.is_object()) return fail(ErrorCode::invalid_request, "body must be a JSON object");
+  return std::move(v.as_object());
+}
+
+Result<std::optional<std::string>> opt_string(const json::object& o, std::string_view name) {
+  const auto* v = o.if_contains(name);
+  if (v == nullptr || v->is_null()) return std::optional<std::string>{};
+  if (!v->is_string())
+    return fail(ErrorCode::invalid_request, fmt::format("{} must be a string", name));
+  return std::optional<std::string>{std::string(v->as_string())};
+}
+
+Result<std::string> req_string(const json::object& o, std::string_view name) {
+  auto v = opt_string(o, name);
+  if (!v) return std::unexpected(v.error());
+  if (!*v) return fail(ErrorCode::invalid_request, fmt::format("{} is required", name));
+  return std::move(**v);
+}
+
+Result<std::optional<std::string>> opt_object_text(const json::object& o, std::string_view name) {
+  const auto* v = o.if_contains(name);
+  if (v == nullptr || v->is_null()) return std::optional<std::string>{};
+  if (!v->is_object())
+    return fail(ErrorCode::invalid_request, fmt::format("{} must be a JSON object", name));
+  return std::optional<std::string>{json::serialize(*v)};
+}
+
+}  // namespace tessera::server

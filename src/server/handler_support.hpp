@@ -1,0 +1,37 @@
+// What every handler shares: the context it runs in and the strict readers
+// of JSON request bodies. Internal to src/server; Boost.JSON is allowed here
+// and in the handler files, never in routes.hpp.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "server/handlers.hpp"
+#include "server/routes.hpp"
+#include "tessera/error.hpp"
+
+namespace tessera::server {
+
+// 200/201... with a JSON body.
+[[nodiscard]] HttpResponse json_response(unsigned status, const boost::json::value& body);
+// The problem response for an engine error (status from its code).
+[[nodiscard]] HttpResponse from_error(const Error& error);
+
+// A JSON request body: an object nested at most 32 deep, or
+// invalid_request. An empty body reads as {} when `empty_ok`.
+[[nodiscard]] Result<boost::json::object> read_object(const HttpRequest& request,
+                                                      bool empty_ok = false);
+// An optional string member: nullopt when absent (or null),
+// invalid_request when present with another type.
+[[nodiscard]] Result<std::optional<std::string>> opt_string(const boost::json::object& o,
+                                                            std::string_view name);
+// A required string member: invalid_request when absent, null or not a string.
+[[nodiscard]] Result<std::string> req_string(const boost::json::object& o, std::string_view name);
+// An optional object member, as its serialized text.
+[[nodiscard]] Result<std::optional<std::string>> opt_object_text(const boost::json::object& o,
+                                                                 std::string_view name);
+
+}  // namespace tessera::server

@@ -1,0 +1,87 @@
+// The handlers, grouped by resource, one file per group. The router
+// (routes.cpp) has matched the route, checked the method and the API key,
+// and decoded the path parameters; a handler reads its input strictly (a
+// missing or ill-typed required field is invalid_request; unknown fields
+// are ignored), calls the session service and maps its Result to a
+// response. No Boost type here, so the router compiles without Boost.JSON.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "server/options.hpp"
+#include "server/routes.hpp"
+#include "tessera/key_set.hpp"
+
+namespace tessera::server {
+
+// Borrowed by every handler; the referents are the Api's.
+struct HandlerContext {
+  const ServerOptions& options;
+  ServerDeps& deps;
+};
+
+// ---- sessions (handle_sessions.cpp) -----------------------------------------
+// POST /v1/sessions, POST /v1/sessions/validate, POST /v1/logout.
+[[nodiscard]] HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req);
+[[nodiscard]] HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req);
+[[nodiscard]] HttpResponse logout(const HandlerContext& ctx, const HttpRequest& req);
+
+// ---- tokens (handle_tokens.cpp) ---------------------------------------------
+// POST /v1/tokens/refresh.
+[[nodiscard]] HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req);
+
+// ---- subjects and epochs (handle_subjects.cpp) ------------------------------
+// GET|DELETE /v1/subjects/{subject}/sessions (`query` still encoded).
+[[nodiscard]] HttpResponse subject_sessions(const HandlerContext& ctx, const HttpRequest& req,
+                                            std::string_view subject, std::string_view query);
+// DELETE /v1/subjects/{subject}/sessions/{id}.
+[[nodiscard]] HttpResponse subject_session(const HandlerContext& ctx, std::string_view subject,
+                                           std::string_view id);
+// GET|POST /v1/subjects/{subject}/epoch.
+[[nodiscard]] HttpResponse subject_epoch(const HandlerContext& ctx, const HttpRequest& req,
+                                         std::string_view subject);
+// GET|POST /v1/epoch: the global epoch (break glass; revokes nothing itself).
+[[nodiscard]] HttpResponse global_epoch(const HandlerContext& ctx, const HttpRequest& req);
+
+// ---- oauth2 (handle_oauth2.cpp) ---------------------------------------------
+// POST /oauth2/introspect (RFC 7662), POST /oauth2/revoke (RFC 7009).
+// Access tokens are introspected by the resource side's own verifier
+// (tessera::verify::AccessVerifier), built once, over the live key set and
+// the service's epochs and liveness. Thread-safe.
+class OAuth2Handlers {
+ public:
+  explicit OAuth2Handlers(const HandlerContext& ctx);
+  ~OAuth2Handlers();
+  OAuth2Handlers(const OAuth2Handlers&) = delete;
+  OAuth2Handlers& operator=(const OAuth2Handlers&) = delete;
+
+  [[nodiscard]] HttpResponse introspect(const HttpRequest& req);
+  [[nodiscard]] HttpResponse revoke(const HttpRequest& req);
+
+ private:
+  struct Verifier;
+  HandlerContext ctx_;
+  std::unique_ptr<Verifier> verifier_;
+};
+
+// ---- well-known and operations (handle_ops.cpp) -----------------------------
+// GET /.well-known/jwks.json: rendered once per key-set pointer, so a
+// rotation shows at the next request. Thread-safe.
+class JwksHandler {
+ public:
+  [[nodiscard]] HttpResponse handle(const HandlerContext& ctx);
+
+ private:
+  std::mutex mu_;
+  std::shared_ptr<const KeySet> keys_;  // the set body_ was rendered from
+  std::string body_;
+};
+// GET /healthz, GET /readyz, GET /metrics.
+[[nodiscard]] HttpResponse healthz();
+[[nodiscard]] HttpResponse readyz(const HandlerContext& ctx);
+[[nodiscard]] HttpResponse metrics_text(const HandlerContext& ctx);
+
+}  // namespace tessera::server

@@ -1,0 +1,125 @@
+// Percent-decoding is Boost.URL's: make_pct_string_view() refuses a broken
+// escape ('%' not followed by two hex digits) and accepts every other byte,
+// which is what a lenient server wants (a raw space in a form body is still
+// read), so only the splitting on '&' and '=' is ours.
+#include "server/http_text.hpp"
+
+#include <algorithm>
+#include <boost/url/encoding_opts.hpp>
+#include <boost/url/pct_string_view.hpp>
+#include <cctype>
+
+namespace tessera::server {
+
+namespace {
+
+std::optional<std::string> pct_decode(std::string_view s, bool plus_is_space) {
+  const auto pct = boost::urls::make_pct_string_view(s);
+  if (!pct) return std::nullopt;
+  boost::urls::encoding_opts opts;
+  opts.space_as_plus = plus_is_space;
+  return pct->decode(opts);
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<std::string_view> find_header(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return std::string_view(v);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> cookie_value(const Headers& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (!iequals(k, "cookie")) continue;
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      const auto semi = rest.find(';');
+      std::string_view pair = trim(rest.substr(0, semi));
+      rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+      const auto eq = pair.find('=');
+      if (eq == std::string_view::npos) continue;
+      if (trim(pair.substr(0, eq)) != name) continue;
+      std::string_view value = trim(pair.substr(eq + 1));
+      if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+        value = value.substr(1, value.size() - 2);
+      return std::string(value);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<FormFields> parse_form(std::string_view s) {
+  FormFields out;
+  while (!s.empty()) {
+    const auto amp = s.find('&');
+    const std::string_view part = s.substr(0, amp);
+    s = amp == std::string_view::npos ? std::string_view{} : s.substr(amp + 1);
+    if (part.empty()) continue;
+    const auto eq = part.find('=');
+    auto name = pct_decode(part.substr(0, eq), true);
+    auto value = pct_decode(eq == std::string_view::npos ? "" : part.substr(eq + 1), true);
+    if (!name || !value) return std::nullopt;
+    out.emplace_back(std::move(*name), std::move(*value));
+  }
+  return out;
+}
+
+std::optional<std::string> form_value(const FormFields& form, std::string_view name) {
+  for (const auto& [k, v] : form) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> decode_path_segment(std::string_view segment) {
+  return pct_decode(segment, false);
+}
+
+bool method_allowed(std::string_view allow, std::string_view method) noexcept {
+  while (!allow.empty()) {
+    const auto comma = allow.find(',');
+    if (trim(allow.substr(0, comma)) == method) return true;
+    allow = comma == std::string_view::npos ? std::string_view{} : allow.substr(comma + 1);
+  }
+  return false;
+}
+
+std::string_view reason_phrase(unsigned status) noexcept {
+  switch (status) {
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Content Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Internal Server Error";
+  }
+}
+
+}  // namespace tessera::server

@@ -1,0 +1,48 @@
+// The text of HTTP: header and cookie lookup, form and query decoding,
+// percent-decoding of path segments, Allow lists, reason phrases. Pure
+// functions over std types (Boost.URL stays in http_text.cpp).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace tessera::server {
+
+using Headers = std::vector<std::pair<std::string, std::string>>;
+using FormFields = std::vector<std::pair<std::string, std::string>>;
+
+// ASCII case-insensitive equality (header names, auth schemes).
+[[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
+// Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
+[[nodiscard]] std::string_view trim(std::string_view s) noexcept;
+
+// The first header of that name, case-insensitively.
+[[nodiscard]] std::optional<std::string_view> find_header(const Headers& headers,
+                                                          std::string_view name);
+
+// The value of the first cookie called `name` in any Cookie header (RFC 6265
+// §5.4; a value in double quotes loses them).
+[[nodiscard]] std::optional<std::string> cookie_value(const Headers& headers,
+                                                      std::string_view name);
+
+// application/x-www-form-urlencoded (also a query string): every name and
+// value percent-decoded, `+` read as a space, empty parts skipped. nullopt
+// on a broken escape anywhere.
+[[nodiscard]] std::optional<FormFields> parse_form(std::string_view text);
+// The first value of `name`.
+[[nodiscard]] std::optional<std::string> form_value(const FormFields& form, std::string_view name);
+
+// RFC 3986 percent-decoding of one path segment (`+` stays `+`). nullopt on
+// a broken escape.
+[[nodiscard]] std::optional<std::string> decode_path_segment(std::string_view segment);
+
+// Whether `method` is one of a comma-separated Allow list ("GET, POST").
+[[nodiscard]] bool method_allowed(std::string_view allow, std::string_view method) noexcept;
+
+// The reason phrase of the statuses the authority answers with.
+[[nodiscard]] std::string_view reason_phrase(unsigned status) noexcept;
+
+}  // namespace tessera::server

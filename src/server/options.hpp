@@ -1,0 +1,59 @@
+// What `tessera serve` (src/cli) hands the HTTP authority: its settings and
+// the objects it serves with. No Boost type, so the command line and the
+// routes compile without the network layer.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tessera/clock.hpp"
+#include "tessera/session.hpp"
+#include "tessera/session_service.hpp"
+
+namespace tessera::server {
+
+class Metrics;
+
+struct CookieOptions {
+  std::string name = "tessera_session";
+  std::string domain;  // "" → host-only cookie
+  std::string path = "/";
+  bool secure = true;
+  std::string same_site = "Lax";  // Strict | Lax | None
+};
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8080;  // 0 → any free port; see Server::port()
+  unsigned threads = 0;       // io threads; 0 → one per core
+  std::size_t max_body_bytes = 64 * 1024;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::chrono::seconds read_timeout{10};   // whole request, headers + body
+  std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
+  std::chrono::seconds drain_timeout{30};  // stop(): in-flight requests get this long
+  std::size_t max_connections = 4096;
+  // SHA-256 of every accepted API key; compared in constant time.
+  std::vector<std::array<std::uint8_t, 32>> api_key_hashes;
+  bool metrics_public = true;  // false: /metrics needs an API key
+  std::chrono::seconds jwks_max_age{300};
+  CookieOptions cookie;
+  bool access_log = true;      // one JSON line per request (spdlog default logger), no secret
+  bool handle_signals = true;  // SIGINT/SIGTERM → stop(); SIGHUP → ServerDeps::on_reload
+};
+
+// Borrowed, not owned: every referent must outlive the Server (or Api).
+struct ServerDeps {
+  SessionService& service;
+  const SharedKeySet& keys;  // read per request: rotation shows at once
+  SessionStore& store;       // /readyz asks it
+  const Clock& clock;
+  Metrics& metrics;
+  std::function<void()> on_reload;  // SIGHUP; may be empty
+};
+
+}  // namespace tessera::server
