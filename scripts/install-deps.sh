@@ -20,7 +20,7 @@ for group in "$@"; do
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
-    deb) packages+=(dpkg-dev python3 lintian systemd curl) ;;
+    deb) packages+=(dpkg-dev python3 lintian systemd curl adduser man-db) ;;
     *) echo "install-deps: unknown group '$group' (test, fuzz, servers, bench, deb)" >&2; exit 2 ;;
   esac
 done
