@@ -56,10 +56,11 @@ fuzz: fuzz-build
 	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
 
 # Debian packages (tessera, libtessera-dev) from a Release build with
-# Debian's hardening flags, into build-deb/; check-deb lints, installs, runs
+# Debian's hardening flags and no debug info (no -dbgsym packages; the
+# static libraries of libtessera-dev stay small), into build-deb/; check-deb lints, installs, runs
 # and removes them (root: it installs on this machine).
 deb: deps-deb
-	CXXFLAGS="$$(dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS)" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
+	CXXFLAGS="$$(dpkg-buildflags --get CXXFLAGS) $$(dpkg-buildflags --get CPPFLAGS) -g0" LDFLAGS="$$(dpkg-buildflags --get LDFLAGS)" \
 	  cmake -S . -B build-deb -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
 	  -DTESSERA_TESTS=OFF -DTESSERA_BENCH=OFF -DTESSERA_EXAMPLES=OFF $(CMAKE_FLAGS)
 	cmake --build build-deb -j $(JOBS)
