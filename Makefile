@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test asan tsan fuzz fuzz-build bench bench-http format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http format tidy clean
 
 all: build
 
@@ -31,6 +31,12 @@ run: deps
 # Tests run beside a throwaway PostgreSQL and Redis (scripts/with-servers.sh).
 test: build
 	scripts/with-servers.sh ctest --test-dir build --output-on-failure --no-tests=error -j $(JOBS)
+
+# docs/openapi.yaml through Redocly's recommended-strict ruleset (the pinned
+# linter installs itself under build/tools/ on first use; needs the network once).
+lint-api:
+	@scripts/install-deps.sh lint
+	scripts/lint-openapi.sh
 
 # ASan+UBSan build of the library and every test.
 asan: deps-test

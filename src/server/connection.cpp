@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 
 #include "server/access_log.hpp"
+#include "server/http_text.hpp"
 #include "server/metrics.hpp"
 #include "server/server_state.hpp"
 
@@ -163,7 +164,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     try {
       auto out = std::make_shared<http::response<http::string_body>>(
           static_cast<http::status>(res.status), version);
-      out->set(http::field::server, "tessera");
+      out->set(http::field::server, server_header());
       if (!res.content_type.empty()) out->set(http::field::content_type, res.content_type);
       for (const auto& [name, value] : res.headers) out->insert(name, value);
       out->set("X-Request-Id", request_id);

@@ -5,6 +5,7 @@
 #include "server/handler_support.hpp"
 #include "server/handlers.hpp"
 #include "server/metrics.hpp"
+#include "tessera/version.hpp"
 
 namespace tessera::server {
 
@@ -29,8 +30,10 @@ HttpResponse JwksHandler::handle(const HandlerContext& ctx) {
   return r;
 }
 
+// `version` is the build's (tessera/version.hpp), so a deployment can tell
+// which build answers without a shell on the host.
 HttpResponse healthz() {
-  return json_response(200, json::object{{"status", "ok"}});
+  return json_response(200, json::object{{"status", "ok"}, {"version", kVersion}});
 }
 
 HttpResponse readyz(const HandlerContext& ctx) {

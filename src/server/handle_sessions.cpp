@@ -72,6 +72,7 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
     return json_response(201, token_pair_json(issued->session, *issued->tokens));
   }
   json::object o;
+  o["mode"] = "cookie";
   o["session"] = session_json(issued->session);
   o["session_token"] = issued->session_token.reveal();
   o["expires_at"] = unix_seconds(issued->session.expires_at);

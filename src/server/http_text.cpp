@@ -9,6 +9,8 @@
 #include <boost/url/pct_string_view.hpp>
 #include <cctype>
 
+#include "tessera/version.hpp"
+
 namespace tessera::server {
 
 namespace {
@@ -97,6 +99,11 @@ bool method_allowed(std::string_view allow, std::string_view method) noexcept {
     allow = comma == std::string_view::npos ? std::string_view{} : allow.substr(comma + 1);
   }
   return false;
+}
+
+std::string_view server_header() {
+  static const std::string value = std::string("tessera/").append(kVersion);
+  return value;
 }
 
 std::string_view reason_phrase(unsigned status) noexcept {

@@ -42,6 +42,10 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 // Whether `method` is one of a comma-separated Allow list ("GET, POST").
 [[nodiscard]] bool method_allowed(std::string_view allow, std::string_view method) noexcept;
 
+// The Server header of every answer: "tessera/<kVersion>" (the version the
+// binary reports and /healthz answers).
+[[nodiscard]] std::string_view server_header();
+
 // The reason phrase of the statuses the authority answers with.
 [[nodiscard]] std::string_view reason_phrase(unsigned status) noexcept;
 

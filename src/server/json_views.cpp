@@ -45,6 +45,7 @@ json::object session_json(const Session& s) {
 
 json::object token_pair_json(const Session& s, const TokenPair& t) {
   json::object o;
+  o["mode"] = "token";
   o["session"] = session_json(s);
   o["access_token"] = t.access_token.reveal();
   o["token_type"] = "Bearer";

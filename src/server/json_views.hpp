@@ -22,7 +22,9 @@ namespace tessera::server {
 // are null); `data` is always an object ({} if the stored text is not one).
 [[nodiscard]] boost::json::object session_json(const Session& session);
 
-// The TokenPairResponse schema: the session and both of its tokens.
+// The TokenPairResponse schema: `"mode": "token"` (the discriminator the
+// issue answer shares with cookie mode), the session and both of its tokens.
+// The issue and the refresh answer are both this object.
 [[nodiscard]] boost::json::object token_pair_json(const Session& session, const TokenPair& tokens);
 
 }  // namespace tessera::server

@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Route-shape test: every operation of docs/openapi.yaml, called with its
 request example, answers with its documented status (`x-expect-status`) and
-a body of the documented schema; every path refuses an undocumented method
-with 405 and an `Allow` naming exactly the documented ones; service
-operations refuse a missing API key with a documented 401.
+a body of the documented schema (a `discriminator` picks the `oneOf` option
+its member names); every path refuses an undocumented method with 405 and
+an `Allow` naming exactly the documented ones; service operations refuse a
+missing API key with a documented 401. Also: the binary, `/healthz`, the
+`Server` header and `info.version` name one version.
 
 Run: /usr/bin/python3 test_openapi.py --tessera PATH --openapi docs/openapi.yaml
 """
 
 import json
 import os
+import subprocess
 import sys
 import unittest
 import urllib.parse
@@ -61,6 +64,18 @@ class OpenApiRoutes(unittest.TestCase):
             if schema.get("nullable"):
                 return
             raise AssertionError(f"{where}: null where not nullable")
+        if "discriminator" in schema:
+            # What a generated client does: the member names the schema.
+            d = schema["discriminator"]
+            if not isinstance(value, dict) or d["propertyName"] not in value:
+                raise AssertionError(f"{where}: no discriminator {d['propertyName']!r}")
+            tag = value[d["propertyName"]]
+            if tag not in d["mapping"]:
+                raise AssertionError(f"{where}: {tag!r} not in the discriminator mapping")
+            target = {"$ref": d["mapping"][tag]}
+            if target not in schema["oneOf"]:
+                raise AssertionError(f"{where}: mapping {tag!r} is not a oneOf option")
+            return self.matches(target, value, where)
         if "oneOf" in schema:
             errors = []
             for option in schema["oneOf"]:
@@ -98,8 +113,14 @@ class OpenApiRoutes(unittest.TestCase):
         path = template.replace("{subject}", urllib.parse.quote(s, safe=""))
         return path.replace("{id}", issued["session"]["id"])
 
+    @staticmethod
+    def needs_api_key(op):
+        """Every alternative of the operation's security names the API key."""
+        security = op.get("security", [])
+        return bool(security) and all("apiKey" in alternative for alternative in security)
+
     def call(self, method, path, op, auth=True):
-        service = bool(op.get("security"))
+        service = self.needs_api_key(op)
         body = op.get("requestBody", {}).get("content", {})
         kwargs = {"auth": auth and service}
         if "application/json" in body and "example" in body["application/json"]:
@@ -139,7 +160,7 @@ class OpenApiRoutes(unittest.TestCase):
                     self.check_response(op, r, where)
                     self.assertEqual(r.status, op["x-expect-status"], f"{where}: {r!r}")
                     self.assertTrue(r.header("X-Request-Id"))
-                    if op.get("security"):
+                    if self.needs_api_key(op):
                         r = self.call(method, path, op, auth=False)
                         self.assertEqual(r.status, 401, where)
                         self.check_response(op, r, where + " (no key)")
@@ -157,6 +178,63 @@ class OpenApiRoutes(unittest.TestCase):
                     self.assertEqual(r.json["code"], "invalid_request")
                     self.assertEqual(sorted(x.strip() for x in r.header("Allow").split(",")),
                                      sorted(documented))
+
+    def issue_schema(self):
+        op = self.spec["paths"]["/v1/sessions"]["post"]
+        return op["responses"]["201"]["content"]["application/json"]["schema"]
+
+    def test_issue_answers_carry_the_mode_their_discriminator_maps(self):
+        schema = self.issue_schema()
+        mapping = schema["discriminator"]["mapping"]
+        self.assertEqual(sorted(mapping), ["cookie", "token"])
+        for mode in mapping:
+            with self.subTest(mode=mode):
+                answer = self.a.issue(f"openapi-mode-{mode}-{os.getpid()}", mode=mode)
+                self.assertEqual(answer["mode"], mode)
+                self.assertEqual(answer["session"]["mode"], mode)
+                self.matches(schema, answer)
+                self.matches({"$ref": mapping[mode]}, answer)
+                other = next(m for m in mapping if m != mode)
+                with self.assertRaises(AssertionError):
+                    self.matches({"$ref": mapping[other]}, answer)
+
+    def test_a_refresh_answer_is_the_token_mode_issue_answer(self):
+        issued = self.a.issue(f"openapi-refresh-{os.getpid()}", mode="token")
+        r = self.a.refresh(issued["refresh_token"])
+        self.assertEqual(r.status, 200, repr(r))
+        op = self.spec["paths"]["/v1/tokens/refresh"]["post"]
+        self.check_response(op, r, "POST /v1/tokens/refresh (a live token)")
+        self.assertEqual(r.json["mode"], "token")
+        self.matches(self.issue_schema(), r.json)
+
+    def test_the_session_cookie_scheme_names_the_cookie_issue_sets(self):
+        scheme = self.spec["components"]["securitySchemes"]["sessionCookie"]
+        self.assertEqual((scheme["type"], scheme["in"]), ("apiKey", "cookie"))
+        answer = self.a.request("POST", "/v1/sessions",
+                                {"subject": f"openapi-cookie-{os.getpid()}", "mode": "cookie"},
+                                auth=True)
+        self.assertEqual(answer.status, 201)
+        cookie = answer.header("Set-Cookie")
+        self.assertTrue(cookie.startswith(scheme["name"] + "="), "Set-Cookie names another cookie")
+        # Validate with the cookie alone (no body token), as the scheme says.
+        r = self.a.request("POST", "/v1/sessions/validate",
+                           headers={"Cookie": cookie.split(";")[0]}, auth=True)
+        self.assertEqual(r.status, 200, repr(r))
+        self.check_response(self.spec["paths"]["/v1/sessions/validate"]["post"], r, "validate")
+
+    def test_binary_healthz_server_header_and_spec_name_one_version(self):
+        out = subprocess.run([authority.TESSERA, "version"], check=True, capture_output=True,
+                             text=True, timeout=30).stdout.split()
+        self.assertEqual(out[0], "tessera", out)
+        binary = out[1]
+        self.assertRegex(binary, r"^\d+\.\d+\.\d+$")
+        self.assertEqual(self.spec["info"]["version"], binary)
+        r = self.a.request("GET", "/healthz")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json, {"status": "ok", "version": binary})
+        self.assertEqual(r.header("Server"), f"tessera/{binary}")
+        refused = self.a.request("GET", "/v2/sessions")
+        self.assertEqual(refused.header("Server"), f"tessera/{binary}")
 
     def test_an_undocumented_path_is_404(self):
         r = self.a.request("GET", "/v2/sessions")
