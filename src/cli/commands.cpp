@@ -43,7 +43,7 @@ void setup_logging(const Config& config) {
   // Not registered by name: run() may be called more than once in a process.
   auto logger = std::make_shared<spdlog::logger>("tessera",
                                                  std::make_shared<spdlog::sinks::stdout_sink_mt>());
-  logger->set_pattern("%v");
+  logger->set_formatter(json_line_formatter());
   logger->set_level(spdlog::level::from_str(config.log_level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(std::move(logger));
@@ -300,6 +300,45 @@ constexpr const char* kFooter =
     "3 session not found, 4 refused to overwrite keys. Errors: one line on stderr,\n"
     "`tessera: <code>: <detail>`. Lists print one JSON document on stdout.";
 
+// CLI11's layout with the subcommands right after the usage line: they are
+// what a reader of `tessera --help` looks for first, and the Settings group
+// is long. The headings stay "Subcommands:", "Options:", "Settings:"
+// (scripts/make-manpage.py reads them).
+class SubcommandsFirst final : public CLI::Formatter {
+ public:
+  std::string make_help(const CLI::App* app, std::string name,
+                        CLI::AppFormatMode mode) const override {
+    if (mode == CLI::AppFormatMode::Sub) return make_expanded(app);
+    return make_description(app) + make_usage(app, std::move(name)) + make_subcommands(app, mode) +
+           make_positionals(app) + make_groups(app, mode) + '\n' + make_footer(app);
+  }
+};
+
+// The deepest subcommand the parse reached (the root if none).
+const CLI::App* deepest_parsed(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) {
+    if (!sub->get_name().empty()) return deepest_parsed(*sub);
+  }
+  return &app;
+}
+
+// What to say about a parse error. CLI11 says "A subcommand is required"
+// for `tessera frobnicate` (the word is left over, not named): name it.
+std::string parse_error_detail(const CLI::App& app, const CLI::ParseError& e) {
+  const CLI::App* at = deepest_parsed(app);
+  const bool wants_subcommand =
+      at->get_require_subcommand_min() > 0 && at->get_subcommands().empty();
+  if (wants_subcommand) {
+    for (const std::string& word : app.remaining(true)) {
+      if (word.empty() || word.starts_with('-')) continue;
+      if (at == &app) return fmt::format("unknown subcommand \"{}\" (see tessera --help)", word);
+      return fmt::format("unknown subcommand \"{}\" of {} (see tessera {} --help)", word,
+                         at->get_name(), at->get_name());
+    }
+  }
+  return fmt::format("{} (see tessera --help)", e.what());
+}
+
 }  // namespace
 
 int exit_code_for(ErrorCode code) noexcept {
@@ -329,6 +368,7 @@ int run_command(int argc, char** argv, ServeFunction serve) {
       "tessera: session lifecycle engine. The authority server (serve) and its\n"
       "operator commands: keys, sessions, epochs, migrations, cleanup.",
       "tessera"};
+  app.formatter(std::make_shared<SubcommandsFirst>());  // before the subcommands: they inherit it
   app.fallthrough();  // settings given after a subcommand reach the root
   app.require_subcommand(1);
   app.footer(kFooter);
@@ -399,8 +439,7 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    print_error(
-        Error{ErrorCode::invalid_request, fmt::format("{} (see tessera --help)", e.what())});
+    print_error(Error{ErrorCode::invalid_request, parse_error_detail(app, e)});
     return kExitUsage;
   }
 

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/config.hpp"
+#include "cli/key_files.hpp"
 #include "tessera/error.hpp"
 #include "tessera/secret.hpp"
 
@@ -26,8 +27,9 @@ void print_error(const Error& error);
 
 // Runs `tessera serve` once prepare_serve() has passed: serves until
 // SIGTERM/SIGINT. `new_api_key` is the dev key generated on this start, if
-// any, to be shown once.
-using ServeFunction = Status (*)(const Config& config, std::optional<SecretString> new_api_key);
+// any, not stored yet: to be stored (store_new_api_key) and shown once the
+// listener is bound.
+using ServeFunction = Status (*)(const Config& config, std::optional<ApiKey> new_api_key);
 
 // The whole command: returns the process exit code.
 [[nodiscard]] int run(int argc, char** argv, ServeFunction serve);

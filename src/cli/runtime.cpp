@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <chrono>
+#include <ctime>
 #include <iostream>
+#include <iterator>
 
 #include "server/json_views.hpp"
 #include "tessera/memory_store.hpp"
@@ -57,6 +61,30 @@ class StdoutAuditSink final : public AuditSink {
   std::shared_ptr<spdlog::logger> logger_;
 };
 
+// The mode ("0644") of a key file that group or others may read or write,
+// if it is one: readers get the keys, writers can put in their own (and
+// mint tokens). stat, not lstat: a mounted secret is often a symlink.
+std::optional<std::string> exposed_mode(const fs::path& file) {
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0 || (st.st_mode & (S_IRWXG | S_IRWXO)) == 0)
+    return std::nullopt;
+  return fmt::format("{:04o}", st.st_mode & 07777);
+}
+
+std::string exposed_why(const fs::path& file, std::string_view mode) {
+  return fmt::format("\"{}\" is mode {}; must not be accessible by group or others (chmod 600)",
+                     file.string(), mode);
+}
+
+void warn_if_exposed(std::string_view setting, const fs::path& file) {
+  if (auto mode = exposed_mode(file))
+    log_event(spdlog::level::warn, "key_file_permissions",
+              {{"setting", setting},
+               {"file", file.string()},
+               {"mode", *mode},
+               {"detail", exposed_why(file, *mode)}});
+}
+
 std::string_view level_name(spdlog::level::level_enum level) {
   switch (level) {
     case spdlog::level::trace:
@@ -75,6 +103,34 @@ std::string_view level_name(spdlog::level::level_enum level) {
       return "off";
   }
 }
+
+// The JSON log lines with a "time" member in front: log shippers and people
+// reading a file later need to know when, and the audit lines' Unix `at`
+// (their own logger, not this one) is no help for the operational lines.
+class JsonLineFormatter final : public spdlog::formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    std::string_view payload(msg.payload.data(), msg.payload.size());
+    if (payload.starts_with('{')) {
+      payload.remove_prefix(1);
+      const auto since = msg.time.time_since_epoch();
+      const auto secs = std::chrono::floor<std::chrono::seconds>(since);
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since - secs).count();
+      const std::time_t t = secs.count();
+      std::tm tm{};
+      ::gmtime_r(&t, &tm);
+      fmt::format_to(std::back_inserter(dest),
+                     R"({{"time":"{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z"{})",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ms, payload.starts_with('}') ? "" : ",");
+    }
+    dest.append(payload.data(), payload.data() + payload.size());
+    dest.push_back('\n');
+  }
+  [[nodiscard]] std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JsonLineFormatter>();
+  }
+};
 
 }  // namespace
 
@@ -121,8 +177,7 @@ Result<std::unique_ptr<AuditSink>> open_audit_sink(const Config& config, bool on
   return fail(ErrorCode::internal, "unknown audit target");
 }
 
-Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random,
-                                                  const Clock& clock) {
+Result<std::optional<ApiKey>> prepare_serve(Config& config, Random& random, const Clock& clock) {
   std::error_code ec;
   if (config.mode == Mode::production) {
     if (!config.signing_keys_given)
@@ -130,14 +185,18 @@ Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random
     if (!fs::exists(config.signing_keys, ec))
       return missing("signing_keys",
                      fmt::format("\"{}\" does not exist", config.signing_keys.string()));
+    if (auto mode = exposed_mode(config.signing_keys))
+      return missing("signing_keys", exposed_why(config.signing_keys, *mode));
     if (!config.secret_keys_given)
       return missing("secret_keys", "production mode needs it set explicitly");
     if (!fs::exists(config.secret_keys, ec))
       return missing("secret_keys",
                      fmt::format("\"{}\" does not exist", config.secret_keys.string()));
+    if (auto mode = exposed_mode(config.secret_keys))
+      return missing("secret_keys", exposed_why(config.secret_keys, *mode));
     if (!config.api_key_hashes_given)
       return missing("api_key_hashes", "production mode needs at least one");
-    return std::optional<SecretString>{};
+    return std::optional<ApiKey>{};
   }
 
   if (auto s = make_private_dirs(config.data_dir); !s) return missing("data_dir", s.error().detail);
@@ -157,7 +216,10 @@ Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random
     log_event(spdlog::level::info, "secret_keys_generated",
               {{"file", config.secret_keys.string()}});
   }
-  if (config.api_key_hashes_given) return std::optional<SecretString>{};
+  // Dev mode: say so, but start (production refuses, above).
+  warn_if_exposed("signing_keys", config.signing_keys);
+  warn_if_exposed("secret_keys", config.secret_keys);
+  if (config.api_key_hashes_given) return std::optional<ApiKey>{};
   const fs::path file = config.api_keys_file();
   if (fs::exists(file, ec)) {
     auto hashes = load_api_key_hashes(file);
@@ -165,16 +227,18 @@ Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random
     if (hashes->empty())
       return missing("api_key_hashes", fmt::format("\"{}\" holds no hash", file.string()));
     config.server.api_key_hashes = std::move(*hashes);
-    return std::optional<SecretString>{};
+    return std::optional<ApiKey>{};
   }
   ApiKey key = generate_api_key(random);
-  if (auto s = write_private_file(
-          file, fmt::format("# SHA-256 of the dev API key generated on first start\n{}\n",
-                            key_hash_text(key.hash)));
-      !s)
-    return std::unexpected(s.error());
   config.server.api_key_hashes = {key.hash};
-  return std::optional<SecretString>(std::move(key.key));
+  return std::optional<ApiKey>(std::move(key));
+}
+
+Status store_new_api_key(const Config& config, const ApiKey& key) {
+  return write_private_file(
+      config.api_keys_file(),
+      fmt::format("# SHA-256 of the dev API key generated on first start\n{}\n",
+                  key_hash_text(key.hash)));
 }
 
 std::string dev_banner(const SecretString& api_key, const Config& config, std::uint16_t port) {
@@ -227,6 +291,10 @@ bool KeyReloader::check(bool force) {
                             .actor = Actor::system,
                             .kid = active});
   return true;
+}
+
+std::unique_ptr<spdlog::formatter> json_line_formatter() {
+  return std::make_unique<JsonLineFormatter>();
 }
 
 void log_event(spdlog::level::level_enum level, std::string_view event,

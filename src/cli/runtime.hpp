@@ -3,6 +3,7 @@
 // reloader, and the JSON shapes printed on stdout.
 #pragma once
 
+#include <spdlog/formatter.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/json/object.hpp>
@@ -34,15 +35,23 @@ namespace tessera::cli {
 
 // `serve`'s start-up checks and, in dev mode, its first-start bootstrap:
 //  - production: signing_keys, secret_keys and api_key_hashes must be set
-//    explicitly and the files must exist; config_invalid naming the first
-//    missing setting otherwise;
-//  - dev: creates data_dir, generates missing key files and, without
-//    api_key_hashes, reads <data_dir>/api_keys or (first start) generates an
-//    API key and stores only its hash there.
-// Fills config.server.api_key_hashes. Returns the API key when one was just
-// generated: the caller shows it once, and never logs it.
-[[nodiscard]] Result<std::optional<SecretString>> prepare_serve(Config& config, Random& random,
-                                                                const Clock& clock);
+//    explicitly, the files must exist and group and others must have no
+//    access to them; config_invalid naming the first setting that fails;
+//  - dev: creates data_dir, generates missing key files (one open to group
+//    or others is logged as key_file_permissions, not refused) and, without
+//    api_key_hashes, reads <data_dir>/api_keys or (first start)
+//    generates an API key, in memory only: store_new_api_key() writes its
+//    hash once the listener is bound, so a start that fails before that
+//    leaves no hash of a key nobody was shown.
+// Fills config.server.api_key_hashes (the new key's hash included). Returns
+// the API key when one was just generated: the caller stores it, shows it
+// once, and never logs it.
+[[nodiscard]] Result<std::optional<ApiKey>> prepare_serve(Config& config, Random& random,
+                                                          const Clock& clock);
+
+// Writes the hash (only) of an API key prepare_serve() generated to
+// <data_dir>/api_keys, 0600. A later start reads it from there.
+[[nodiscard]] Status store_new_api_key(const Config& config, const ApiKey& key);
 
 // The first-start banner: the API key and a curl line that works verbatim
 // against host:port.
@@ -71,8 +80,14 @@ class KeyReloader {
   std::optional<FileStamp> last_;
 };
 
+// The default logger's line format: a payload that is a JSON object gets
+// "time" (RFC 3339, UTC, milliseconds: "2026-12-02T07:10:00.123Z") as its
+// first member; any other payload is written as it is. One line each.
+[[nodiscard]] std::unique_ptr<spdlog::formatter> json_line_formatter();
+
 // One JSON log line through the spdlog default logger:
-// {"level":"info","event":"listening",...fields}.
+// {"level":"info","event":"listening",...fields} (and "time", when the
+// logger uses json_line_formatter()).
 void log_event(spdlog::level::level_enum level, std::string_view event,
                boost::json::object fields = {});
 

@@ -106,7 +106,7 @@ class Housekeeper {
 
 }  // namespace
 
-Status serve(const Config& config, std::optional<SecretString> new_api_key) {
+Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   auto& random = CsprngRandom::instance();
   const Clock& clock = SystemClock::instance();
 
@@ -160,8 +160,12 @@ Status serve(const Config& config, std::optional<SecretString> new_api_key) {
   const std::uint16_t port = (*server)->port();
 
   if (new_api_key) {
+    // Stored only now that the port is ours: a start that failed earlier
+    // (the port taken) left no hash of a key nobody saw, so the next start
+    // generates and shows one.
+    if (auto s = store_new_api_key(config, *new_api_key); !s) return std::unexpected(s.error());
     // The one place a secret is printed: the dev mode's first start.
-    std::cout << dev_banner(*new_api_key, config, port) << std::endl;
+    std::cout << dev_banner(new_api_key->key, config, port) << std::endl;
   }
   // After the banner: whoever waits for the ready file may read it at once.
   if (config.ready_file) {

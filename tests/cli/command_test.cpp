@@ -9,6 +9,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/key_files.hpp"
+#include "cli/runtime.hpp"
 #include "cli_test_support.hpp"
 #include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
@@ -51,6 +52,60 @@ TEST(TesseraBinary, HelpListsSubcommandsAndSettings) {
   auto sub = run_tessera(dir.path(), {"keys", "--help"});
   EXPECT_EQ(sub.exit_code, 0);
   EXPECT_NE(sub.out.find("rotate"), std::string::npos);
+}
+
+TEST(TesseraBinary, HelpListsTheSubcommandsBeforeTheLongSettingsGroup) {
+  TempDir dir;
+  auto r = run_tessera(dir.path(), {"--help"});
+  EXPECT_EQ(r.exit_code, 0);
+  const auto subcommands = r.out.find("\nSubcommands:\n");
+  const auto options = r.out.find("\nOptions:\n");
+  const auto settings = r.out.find("\nSettings:\n");
+  ASSERT_NE(subcommands, std::string::npos) << r.out;
+  ASSERT_NE(options, std::string::npos) << r.out;
+  ASSERT_NE(settings, std::string::npos) << r.out;
+  EXPECT_LT(subcommands, options) << r.out;
+  EXPECT_LT(subcommands, settings) << r.out;
+  // Right after the usage line.
+  EXPECT_NE(r.out.find("Usage: tessera [OPTIONS] SUBCOMMAND\n\nSubcommands:\n  serve "),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(TesseraBinary, UnknownSubcommandIsNamedInTheError) {
+  TempDir dir;
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"frobnicate"}, {"--log-level", "info", "frobnicate"}}) {
+    auto r = run_tessera(dir.path(), args);
+    EXPECT_EQ(r.exit_code, kExitUsage);
+    EXPECT_EQ(r.err,
+              "tessera: invalid_request: unknown subcommand \"frobnicate\" (see tessera --help)\n");
+  }
+  auto nested = run_tessera(dir.path(), {"keys", "frobnicate"});
+  EXPECT_EQ(nested.exit_code, kExitUsage);
+  EXPECT_EQ(nested.err,
+            "tessera: invalid_request: unknown subcommand \"frobnicate\" of keys (see tessera "
+            "keys --help)\n");
+  // No word at all: nothing to name.
+  auto none = run_tessera(dir.path(), {});
+  EXPECT_EQ(none.err, "tessera: invalid_request: A subcommand is required (see tessera --help)\n");
+}
+
+TEST(JsonLineFormatter, PutsAMillisecondUtcTimeFirstAndPassesOtherLinesAsTheyAre) {
+  auto formatter = json_line_formatter();
+  // 2026-12-02T07:10:00.123456Z
+  const auto at =
+      std::chrono::system_clock::time_point(std::chrono::microseconds(1796195400123456));
+  auto line = [&](std::string_view payload) {
+    spdlog::details::log_msg msg(at, {}, "tessera", spdlog::level::info, payload);
+    spdlog::memory_buf_t out;
+    formatter->format(msg, out);
+    return fmt::to_string(out);
+  };
+  EXPECT_EQ(line(R"({"level":"info","event":"x"})"),
+            "{\"time\":\"2026-12-02T07:10:00.123Z\",\"level\":\"info\",\"event\":\"x\"}\n");
+  EXPECT_EQ(line("{}"), "{\"time\":\"2026-12-02T07:10:00.123Z\"}\n");
+  EXPECT_EQ(line("not json"), "not json\n");
 }
 
 TEST(TesseraBinary, VersionPrintsTheVersion) {

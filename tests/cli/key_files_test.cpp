@@ -237,7 +237,7 @@ Config dev_config(const TempDir& dir) {
   return *c;
 }
 
-TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoringOnlyItsHash) {
+TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoredOnlyAsItsHashOnRequest) {
   TempDir dir;
   DeterministicRandom random(9);
   ManualClock clock;
@@ -248,11 +248,16 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoringOnlyItsHash) {
   EXPECT_EQ(file_mode(dir / "var"), 0700u);
   EXPECT_EQ(file_mode(c.signing_keys), 0600u);
   EXPECT_EQ(file_mode(c.secret_keys), 0600u);
+  ASSERT_EQ(c.server.api_key_hashes.size(), 1u);
+  EXPECT_EQ(c.server.api_key_hashes[0], sha256((*key)->key.reveal()));
+  // Nothing about the API key is written until serve has bound its port.
+  EXPECT_FALSE(std::filesystem::exists(c.api_keys_file()));
+
+  ASSERT_THAT(store_new_api_key(c, **key), Succeeds());
   EXPECT_EQ(file_mode(c.api_keys_file()), 0600u);
   const std::string stored = slurp(c.api_keys_file());
-  EXPECT_EQ(stored.find((*key)->reveal()), std::string::npos);
-  EXPECT_NE(stored.find(key_hash_text(sha256((*key)->reveal()))), std::string::npos);
-  ASSERT_EQ(c.server.api_key_hashes.size(), 1u);
+  EXPECT_EQ(stored.find((*key)->key.reveal()), std::string::npos);
+  EXPECT_NE(stored.find(key_hash_text(sha256((*key)->key.reveal()))), std::string::npos);
 
   // A later start reads the hash and prints no key; the keys stay the same.
   const std::string signing = slurp(c.signing_keys);
@@ -262,6 +267,24 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoringOnlyItsHash) {
   EXPECT_FALSE(second->has_value());
   EXPECT_EQ(again.server.api_key_hashes, c.server.api_key_hashes);
   EXPECT_EQ(slurp(c.signing_keys), signing);
+}
+
+// Regression: a first start that failed after prepare_serve (the port
+// taken) had stored the hash of a key it never showed; every later start
+// then found the hash, showed nothing, and nobody had the key.
+TEST(PrepareServe, DevFirstStartNotCarriedThroughLeavesTheNextStartToGenerateAKey) {
+  TempDir dir;
+  DeterministicRandom random(13);
+  ManualClock clock;
+  Config c = dev_config(dir);
+  auto first = prepare_serve(c, random, clock);
+  ASSERT_THAT(first, Succeeds());
+  ASSERT_TRUE(first->has_value());
+  Config again = dev_config(dir);
+  auto second = prepare_serve(again, random, clock);
+  ASSERT_THAT(second, Succeeds());
+  ASSERT_TRUE(second->has_value());
+  EXPECT_NE((*second)->key.reveal(), (*first)->key.reveal());
 }
 
 TEST(PrepareServe, DevWithConfiguredHashesGeneratesNoApiKey) {
@@ -314,6 +337,46 @@ TEST(PrepareServe, ProductionRefusesEachMissingSettingByName) {
   auto ok = prepare_serve(*c, random, clock);
   ASSERT_THAT(ok, Succeeds());
   EXPECT_FALSE(ok->has_value());
+}
+
+TEST(PrepareServe, ProductionRefusesKeyFilesReadableByGroupOrOthers) {
+  TempDir dir;
+  DeterministicRandom random(14);
+  ManualClock clock;
+  const auto signing = dir / "signing.jwks";
+  const auto secrets = dir / "secrets.json";
+  auto keys = generate_signing_keys(Algorithm::EdDSA, random, clock);
+  ASSERT_THAT(write_private_file(signing, keys->private_jwks()), Succeeds());
+  ASSERT_THAT(write_private_file(secrets, secret_keys_json(generate_secret_keys(random))),
+              Succeeds());
+  auto start = [&] {
+    auto c = build_config({{"mode", "production"},
+                           {"signing_keys", signing.string()},
+                           {"secret_keys", secrets.string()},
+                           {"api_key_hashes", "sha256:" + std::string(64, 'e')}});
+    EXPECT_TRUE(c.has_value());
+    return prepare_serve(*c, random, clock);
+  };
+  ASSERT_EQ(::chmod(signing.c_str(), 0640), 0);
+  auto group = start();
+  EXPECT_THAT(group, FailsWith(ErrorCode::config_invalid));
+  EXPECT_EQ(group.error().detail,
+            "signing_keys: \"" + signing.string() +
+                "\" is mode 0640; must not be accessible by group or others (chmod 600)");
+
+  ASSERT_EQ(::chmod(signing.c_str(), 0600), 0);
+  ASSERT_EQ(::chmod(secrets.c_str(), 0604), 0);
+  auto others = start();
+  EXPECT_THAT(others, FailsWith(ErrorCode::config_invalid));
+  EXPECT_EQ(others.error().detail,
+            "secret_keys: \"" + secrets.string() +
+                "\" is mode 0604; must not be accessible by group or others (chmod 600)");
+
+  // Writable is as bad as readable: whoever may write signing_keys mints tokens.
+  ASSERT_EQ(::chmod(secrets.c_str(), 0620), 0);
+  EXPECT_THAT(start(), FailsWith(ErrorCode::config_invalid));
+  ASSERT_EQ(::chmod(secrets.c_str(), 0400), 0);
+  EXPECT_THAT(start(), Succeeds());
 }
 
 TEST(DevBanner, HoldsACurlLineForTheBoundAddress) {

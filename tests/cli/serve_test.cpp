@@ -7,6 +7,10 @@
 
 #include <boost/json.hpp>
 #include <cctype>
+#include <ctime>
+#include <optional>
+#include <set>
+#include <sstream>
 
 #include "cli_test_support.hpp"
 
@@ -174,6 +178,155 @@ TEST_F(Serve, DevFirstStartPrintsAWorkingCurlLineOnceAndStopsCleanlyOnSigterm) {
              R"({"subject":"bob","mode":"cookie"})");
     EXPECT_EQ(issued.status, 201) << issued.body;
     EXPECT_EQ(again.terminate(), 0);
+  }
+}
+
+// The key in a first start's banner (tsk_ + 43 base64url characters), or "".
+std::string banner_key(const std::string& out) {
+  const auto at = out.find("tsk_");
+  return at == std::string::npos ? std::string() : out.substr(at, 4 + 43);
+}
+
+// Regression: with the port taken, a dev first start stored the new API
+// key's hash, failed to listen and never showed the key; every later start
+// found the hash, showed nothing, and nobody had a key.
+TEST_F(Serve, DevFirstStartOnATakenPortStoresNoApiKeyAndTheNextStartShowsAWorkingOne) {
+  TempDir dir;
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(taken, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(taken, 1), 0);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string port = std::to_string(ntohs(addr.sin_port));
+
+  auto refused = testing::run_tessera(dir.path(), {"serve", "--listen", "127.0.0.1:" + port});
+  ::close(taken);
+  EXPECT_EQ(refused.exit_code, 2) << refused.err;
+  EXPECT_TRUE(refused.err.starts_with("tessera: config_invalid: listen: ")) << refused.err;
+  EXPECT_EQ(refused.out.find("tsk_"), std::string::npos) << refused.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "var/api_keys"));
+
+  ServeProcess serve(dir, {});
+  ASSERT_TRUE(serve.ready()) << serve.out() << serve.err();
+  const std::string key = banner_key(serve.out());
+  ASSERT_EQ(key.size(), 47u) << serve.out();
+  const auto issued =
+      http(serve.port(), "POST", "/v1/sessions",
+           "Authorization: Bearer " + key + "\r\nContent-Type: application/json\r\n",
+           R"({"subject":"alice","mode":"token"})");
+  EXPECT_EQ(issued.status, 201) << issued.body;
+  EXPECT_EQ(serve.terminate(), 0);
+}
+
+// Restores the umask on every path out of a test.
+class ScopedUmask {
+ public:
+  explicit ScopedUmask(mode_t mask) : old_(::umask(mask)) {}
+  ~ScopedUmask() { ::umask(old_); }
+  ScopedUmask(const ScopedUmask&) = delete;
+  ScopedUmask& operator=(const ScopedUmask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+TEST_F(Serve, SqliteDatabaseAndItsWalAndShmFilesAre0600UnderAPermissiveUmask) {
+  TempDir dir;
+  const ScopedUmask umask(022);  // the child inherits it: SQLite alone would make 0644
+  ServeProcess serve(dir, {});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  const auto issued = http(
+      serve.port(), "POST", "/v1/sessions",
+      "Authorization: Bearer " + banner_key(serve.out()) + "\r\nContent-Type: application/json\r\n",
+      R"({"subject":"erin","mode":"token"})");
+  ASSERT_EQ(issued.status, 201) << issued.body;
+  for (const char* file : {"var/tessera.db", "var/tessera.db-wal", "var/tessera.db-shm"}) {
+    ASSERT_TRUE(std::filesystem::exists(dir / file)) << file;
+    EXPECT_EQ(file_mode(dir / file), 0600u) << file;
+  }
+  EXPECT_EQ(serve.terminate(), 0);
+}
+
+TEST_F(Serve, DevKeyFileOpenToOthersStartsButLogsKeyFilePermissions) {
+  TempDir dir;
+  ASSERT_EQ(testing::run_tessera(dir.path(), {"keys", "generate"}).exit_code, 0);
+  ASSERT_EQ(::chmod((dir / "var/keys/secrets.json").c_str(), 0644), 0);
+  ServeProcess serve(dir, {"--store", "memory:"});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  bool warned = false;
+  std::istringstream lines(serve.out());
+  for (std::string line; std::getline(lines, line);) {
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(line, ec);
+    if (ec || !v.is_object() || v.as_object().if_contains("event") == nullptr ||
+        v.at("event") != "key_file_permissions")
+      continue;
+    warned = true;
+    EXPECT_EQ(v.at("level"), "warn") << line;
+    EXPECT_EQ(v.at("setting"), "secret_keys") << line;
+    EXPECT_EQ(v.at("mode"), "0644") << line;
+  }
+  EXPECT_TRUE(warned) << serve.out();
+  EXPECT_EQ(serve.terminate(), 0);
+}
+
+// "2026-12-02T07:10:00.123Z" → time point; nullopt unless exactly that shape.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339_utc_ms(std::string_view s) {
+  static constexpr std::string_view shape = "dddd-dd-ddTdd:dd:dd.dddZ";
+  if (s.size() != shape.size()) return std::nullopt;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const bool ok =
+        shape[i] == 'd' ? std::isdigit(static_cast<unsigned char>(s[i])) != 0 : s[i] == shape[i];
+    if (!ok) return std::nullopt;
+  }
+  auto num = [&](std::size_t at, std::size_t n) { return std::stoi(std::string(s.substr(at, n))); };
+  std::tm tm{};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(14, 2);
+  tm.tm_sec = num(17, 2);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60)
+    return std::nullopt;
+  return std::chrono::system_clock::from_time_t(::timegm(&tm)) +
+         std::chrono::milliseconds(num(20, 3));
+}
+
+TEST_F(Serve, EveryLogLineCarriesAMillisecondUtcTimeOfNow) {
+  TempDir dir;
+  const auto before = std::chrono::system_clock::now();
+  ServeProcess serve(dir, {"--store", "memory:"});
+  ASSERT_TRUE(serve.ready()) << serve.err();
+  EXPECT_EQ(http(serve.port(), "GET", "/healthz").status, 200);
+  EXPECT_EQ(serve.terminate(), 0);
+  const auto after = std::chrono::system_clock::now();
+
+  std::set<std::string> events;
+  std::istringstream lines(serve.out());
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with('{')) continue;  // the first start's banner
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(line, ec);
+    ASSERT_FALSE(ec) << line;
+    const auto* time = v.as_object().if_contains("time");
+    ASSERT_NE(time, nullptr) << line;
+    ASSERT_TRUE(time->is_string()) << line;
+    const auto at = parse_rfc3339_utc_ms(time->as_string());
+    ASSERT_TRUE(at.has_value()) << line;
+    // Between the start and the end of this test (the time is cut to ms).
+    EXPECT_GE(*at, before - 1s) << line;
+    EXPECT_LE(*at, after + 1s) << line;
+    events.emplace(v.at("event").as_string());
+  }
+  // The command's own lines and the server's access log alike.
+  for (const char* event : {"listening", "http_request", "stopped"}) {
+    EXPECT_TRUE(events.contains(event)) << event << "\n" << serve.out();
   }
 }
 

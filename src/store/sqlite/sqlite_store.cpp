@@ -1,7 +1,9 @@
 #include "tessera/sqlite_store.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <deque>
@@ -218,11 +220,22 @@ Session read_session(const Stmt& s, int base = 0) {
   return x;
 }
 
+// Creates the database file 0600 unless it exists: SQLite would create it
+// 0644 (less the umask), and it holds every session. The -wal and -shm files
+// SQLite creates later take the database file's mode. An error here is left
+// to sqlite3_open to report.
+void create_private(const std::filesystem::path& path) {
+  if (path.empty() || path == ":memory:") return;
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+}
+
 class SqliteStore final : public SessionStore {
  public:
   Status open(const std::filesystem::path& path, const SqliteOptions& o) {
     path_ = path;
     options_ = o;
+    create_private(path);
     TESSERA_TRY(writer_.open(path, o));
     return migrate();
   }
