@@ -188,7 +188,7 @@ class TlsTest(unittest.TestCase):
 
 
 class TestTls(TlsTest):
-    ARGS = ["--read-timeout", "2s"]
+    ARGS = ["--read-timeout", "2s", "--log-level", "debug"]
 
     def test_verified_client_gets_healthz_and_issues_a_session(self):
         ctx = client_context(self.pki)
@@ -246,6 +246,12 @@ class TestTls(TlsTest):
         s.close()
         self.assertFalse(data.startswith(b"HTTP/"), data[:40])
         self.assertNotIn(b"200 OK", data)
+        # Logged at debug with OpenSSL's reason, without the request.
+        self.assertTrue(wait_for(lambda: '"event":"tls_handshake_failed"' in self.a.log_text()),
+                        "no tls_handshake_failed logged")
+        failed = [line for line in self.a.log_text().splitlines()
+                  if '"event":"tls_handshake_failed"' in line]
+        self.assertNotIn("healthz", "\n".join(failed))
         self.assertEqual(https(self.a, client_context(self.pki))[0], 200)
 
     def test_curl_with_the_ca_gets_healthz(self):
