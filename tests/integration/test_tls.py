@@ -231,6 +231,18 @@ class TestTls(TlsTest):
             https(self.a, old_protocol_context(self.pki))
         self.assertIn("PROTOCOL_VERSION", str(caught.exception).upper())
 
+    def test_tls12_renegotiation_is_refused(self):
+        # s_client's "R" line asks for a renegotiation; the server answers
+        # with a no_renegotiation alert and the session goes no further.
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.a.port}",
+                            "-tls1_2", "-CAfile", self.pki.ca_cert], input=b"R\n",
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=20)
+        out = r.stdout.decode(errors="replace")
+        self.assertIn("Verify return code: 0 (ok)", out)
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out)
+        self.assertEqual(https(self.a, client_context(self.pki))[0], 200)
+
     def test_plain_http_on_the_tls_port_gets_no_http_answer(self):
         s = socket.create_connection(("127.0.0.1", self.a.port), timeout=5)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
