@@ -432,6 +432,14 @@ class TestTlsStartup(unittest.TestCase):
         self.assertIn("tls_key: ", out)
         self.assertIn("mismatch", out)
 
+    def test_encrypted_key_stops_start_instead_of_prompting(self):
+        encrypted = os.path.join(self.tmp, "encrypted.key")
+        Pki.openssl("pkey", "-in", self.cert[1], "-aes256", "-passout", "pass:unused-test-pass",
+                    "-out", encrypted)
+        rc, out = self.serve("--tls-cert", self.cert[0], "--tls-key", encrypted)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("tls_key: cannot use", out)
+
     def test_certificate_without_key_stops_start_naming_tls_key(self):
         rc, out = self.serve("--tls-cert", self.cert[0])
         self.assertEqual(rc, 2, out)
