@@ -235,6 +235,7 @@ const std::vector<Row>& table() {
   using P = SessionPolicy;
   using S = server::ServerOptions;
   using K = server::CookieOptions;
+  using T = server::TlsOptions;
   static const std::vector<Row> rows{
       {{"mode", "dev",
         "dev: generate missing keys and an API key; production: refuse to start without "
@@ -247,6 +248,14 @@ const std::vector<Row>& table() {
        Text{put<&Config::data_dir>, true}},
       {{"listen", "127.0.0.1:8080", "host:port to listen on; port 0 picks a free port"},
        Parsed{set_listen}},
+      {{"tls_cert", "",
+        "PEM certificate chain (leaf first): every connection speaks TLS; with tls_key"},
+       Text{put<&Config::server, &S::tls, &T::cert_file>}},
+      {{"tls_key", "", "PEM private key of tls_cert (unencrypted; keep it 0600)"},
+       Text{put<&Config::server, &S::tls, &T::key_file>}},
+      {{"tls_client_ca", "",
+        "PEM CA bundle: clients must present a certificate it verifies; needs tls_cert"},
+       Text{put<&Config::server, &S::tls, &T::client_ca_file>}},
       {{"ready_file", "", "once listening, the bound port is written here (atomically)"},
        Text{[](Config& c, std::string v) {
          if (!v.empty()) c.ready_file = std::move(v);
@@ -483,6 +492,15 @@ Result<Config> build_config(const RawSettings& raw) {
   c.secret_keys_given = raw.contains("secret_keys");
   c.signing_alg_given = raw.contains("signing_alg");
 
+  // The files themselves are read when the server starts (and on SIGHUP).
+  const server::TlsOptions& tls = c.server.tls;
+  if (!tls.cert_file.empty() && tls.key_file.empty())
+    return std::unexpected(bad("tls_key", "must be set when tls_cert is"));
+  if (tls.cert_file.empty() && !tls.key_file.empty())
+    return std::unexpected(bad("tls_cert", "must be set when tls_key is"));
+  if (tls.cert_file.empty() && !tls.client_ca_file.empty())
+    return std::unexpected(
+        bad("tls_client_ca", "needs tls_cert and tls_key (client certificates need TLS)"));
   if (c.server.cookie.same_site == "None" && !c.server.cookie.secure)
     return std::unexpected(
         bad("cookie_same_site", "None needs cookie_secure = true (browsers refuse it otherwise)"));
@@ -553,6 +571,26 @@ Result<RawSettings> SettingsBinder::resolve() const {
     if (option->count() > 0) raw[key] = values_.at(key);
   }
   return raw;
+}
+
+std::optional<std::string> plaintext_listener_warning(const Config& config, std::uint16_t port) {
+  if (config.mode != Mode::production || config.server.tls.enabled()) return std::nullopt;
+  const std::string& host = config.server.host;
+  in_addr v4{};
+  in6_addr v6{};
+  bool loopback = false;
+  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1) {
+    loopback = (ntohl(v4.s_addr) >> 24) == 127;
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1) {
+    loopback = IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  }
+  if (loopback) return std::nullopt;
+  const std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return fmt::format(
+      "listen {}:{} is not loopback and tls_cert is not set: API keys and session tokens "
+      "cross the network in clear; set tls_cert and tls_key, or listen on loopback behind a "
+      "TLS proxy",
+      shown, port);
 }
 
 std::string Config::store_url_for_logs() const {

@@ -84,6 +84,13 @@ using RawSettings = std::map<std::string, std::string, std::less<>>;
 // of the bad setting ("refresh_grace: must be between 0s and 60s (got 90s)").
 [[nodiscard]] Result<Config> build_config(const RawSettings& raw);
 
+// What `serve` warns about when production mode listens in plain HTTP on an
+// address other than loopback (it starts all the same: TLS may end at a
+// proxy on a private network); nullopt when there is nothing to warn about.
+// `port` is the bound one.
+[[nodiscard]] std::optional<std::string> plaintext_listener_warning(const Config& config,
+                                                                    std::uint16_t port);
+
 // "90s", "15m", "1h", "30d", or a bare integer (seconds). nullopt otherwise.
 [[nodiscard]] std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // 90 → "90s", 900 → "15m" (the largest unit that divides it).

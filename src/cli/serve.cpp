@@ -178,6 +178,8 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
              {"mode", config.mode == Mode::dev ? "dev" : "production"},
              {"store", config.store_url_for_logs()},
              {"active_kid", keys.get()->active()->kid()}});
+  if (auto warning = plaintext_listener_warning(config, port))
+    log_event(spdlog::level::warn, "plaintext_listener", {{"detail", *warning}});
 
   {
     Housekeeper housekeeper(config, reloader, **service, publisher.get());

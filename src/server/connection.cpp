@@ -5,11 +5,20 @@
 // the bounded read buffer, so at most one request per connection is ever in
 // flight and reading pauses while it is handled.
 //
-// This is the only file that includes Beast's HTTP.
+// The stream is plain TCP, or TLS over it when the server has a TLS context
+// (docs/http.md "TLS"): one class template over the stream type,
+// instantiated for both here. A TLS connection first completes its
+// handshake under read_timeout, so a client that connects and says nothing
+// is dropped like one that sends no request, then reads requests as a plain
+// one does.
+//
+// This is the only file that includes Beast's HTTP and its TLS stream.
 #include <fmt/format.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <type_traits>
 
 #include "server/access_log.hpp"
 #include "server/http_text.hpp"
@@ -20,6 +29,7 @@ namespace tessera::server {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace ssl = asio::ssl;
 
 namespace {
 
@@ -27,33 +37,91 @@ constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::seconds kLinger{1};
 constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
 
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
 }  // namespace
 
-class Connection : public std::enable_shared_from_this<Connection> {
+// What the listener needs of a connection, whatever its stream.
+class Connection {
  public:
-  Connection(ServerState& server, tcp::socket socket, std::uint64_t id)
+  virtual ~Connection() = default;
+  virtual void start() = 0;
+  virtual void shutdown_if_idle() = 0;
+};
+
+namespace {
+
+template <class Stream>
+class HttpConnection final : public Connection,
+                             public std::enable_shared_from_this<HttpConnection<Stream>> {
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  using std::enable_shared_from_this<HttpConnection>::shared_from_this;
+
+ public:
+  // `tls` is the context of a TLS connection (null for a plain one); the
+  // connection keeps it alive, whatever a reload does meanwhile.
+  HttpConnection(ServerState& server, tcp::socket socket, std::uint64_t id,
+                 std::shared_ptr<ssl::context> tls)
       : server_(server),
-        stream_(std::move(socket)),
+        tls_(std::move(tls)),
+        stream_(open(std::move(socket), tls_.get())),
         buffer_(server.options.max_header_bytes + server.options.max_body_bytes + kReadChunk),
         id_(id) {
     beast::error_code ec;
-    const auto ep = stream_.socket().remote_endpoint(ec);
+    const auto ep = tcp().socket().remote_endpoint(ec);
     if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
   }
 
-  ~Connection() { server_.connection_gone(id_); }
+  ~HttpConnection() override { server_.connection_gone(id_); }
 
-  void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_request(); });
+  void start() override {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if constexpr (kTls) {
+        self->handshake();
+      } else {
+        self->wait_request();
+      }
+    });
   }
 
-  void shutdown_if_idle() {
+  void shutdown_if_idle() override {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if (self->idle_) self->close();
     });
   }
 
  private:
+  static Stream open(tcp::socket socket, [[maybe_unused]] ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  beast::tcp_stream& tcp() { return beast::get_lowest_layer(stream_); }
+  tcp::socket& socket() { return tcp().socket(); }
+
+  // TLS only: no request can be in flight yet, so stop() may close it.
+  // Failures are the client's (a scanner, plain HTTP, an old protocol, no
+  // client certificate): debug, with OpenSSL's reason, which holds nothing
+  // secret.
+  void handshake() {
+    idle_ = true;
+    tcp().expires_after(server_.options.read_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = shared_from_this()](beast::error_code ec) {
+                              self->idle_ = false;
+                              if (ec) {
+                                log_event(LogLevel::debug, "tls_handshake_failed",
+                                          fmt::format("{}: {}", self->remote_, ec.message()));
+                                return self->close();
+                              }
+                              self->wait_request();
+                            });
+  }
+
   // Waits for the first bytes of the next request (unless pipelined bytes
   // already wait in the buffer): idle_timeout between keep-alive requests,
   // read_timeout for a fresh connection.
@@ -61,7 +129,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (buffer_.size() > 0) return read_request();
     if (server_.stopping) return close();
     idle_ = true;
-    stream_.expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
+    tcp().expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->idle_ = false;
@@ -77,7 +145,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    stream_.expires_after(server_.options.read_timeout);
+    tcp().expires_after(server_.options.read_timeout);
     // The header first: a body over the limit is refused on its declared
     // length, and a client waiting on `Expect: 100-continue` is told to go on.
     http::async_read_header(
@@ -111,8 +179,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto started = std::chrono::steady_clock::now();
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return close();
+        ec == asio::error::eof || ec.category() == asio::error::get_ssl_category() ||
+        ec == ssl::error::stream_truncated) {
+      return close();  // nothing to answer, or (TLS) no way left to answer it
     }
     if (ec) {
       // The request cannot be read whole: answer and close, since the rest
@@ -177,7 +246,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       server_.deps.metrics.observe_request(res.route, res.status, res.code, latency);
       if (server_.options.access_log) log_access(method, res, latency, request_id, remote_);
 
-      stream_.expires_after(server_.options.read_timeout);
+      tcp().expires_after(server_.options.read_timeout);
       http::async_write(
           stream_, *out,
           [self = shared_from_this(), out, keep_alive](beast::error_code ec, std::size_t) {
@@ -195,14 +264,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // still sends (the rest of a refused body), briefly and boundedly, so
   // that closing does not reset the connection before the client has read
   // the answer.
+  // Over TLS, close_notify goes first; waiting for the client's (or its
+  // close) is bounded by the same linger.
   void linger_close() {
-    beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    if (ec) return close();
     idle_ = true;  // stop() need not wait for it
-    lingered_ = 0;
-    stream_.expires_after(kLinger);
-    drain();
+    tcp().expires_after(kLinger);
+    if constexpr (kTls) {
+      stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->close(); });
+    } else {
+      beast::error_code ec;
+      socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (ec) return close();
+      lingered_ = 0;
+      drain();
+    }
   }
 
   void drain() {
@@ -218,12 +293,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close() {
     idle_ = false;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    socket().shutdown(tcp::socket::shutdown_both, ec);
+    tcp().close();
   }
 
   ServerState& server_;
-  beast::tcp_stream stream_;
+  std::shared_ptr<ssl::context> tls_;  // before stream_, which refers to it
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
@@ -233,9 +309,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle_ = false;
 };
 
+}  // namespace
+
 std::shared_ptr<Connection> make_connection(ServerState& server, tcp::socket socket,
                                             std::uint64_t id) {
-  return std::make_shared<Connection>(server, std::move(socket), id);
+  if (auto tls = server.tls.get()) {
+    return std::make_shared<HttpConnection<TlsStream>>(server, std::move(socket), id,
+                                                       std::move(tls));
+  }
+  return std::make_shared<HttpConnection<PlainStream>>(server, std::move(socket), id, nullptr);
 }
 
 void start(Connection& connection) {

@@ -39,6 +39,10 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail) 
   try {
     json::object o;
     switch (level) {
+      case LogLevel::debug:
+        if (!spdlog::should_log(spdlog::level::debug)) return;
+        o["level"] = "debug";
+        break;
       case LogLevel::info:
         o["level"] = "info";
         break;
@@ -53,6 +57,9 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail) 
     if (!detail.empty()) o["detail"] = detail;
     const std::string line = json::serialize(o);
     switch (level) {
+      case LogLevel::debug:
+        spdlog::debug("{}", line);
+        break;
       case LogLevel::info:
         spdlog::info("{}", line);
         break;

@@ -27,6 +27,15 @@ struct CookieOptions {
   std::string same_site = "Lax";  // Strict | Lax | None
 };
 
+// TLS on the listener (docs/http.md "TLS"): PEM files, read at
+// Server::create() and again on every SIGHUP. cert_file empty → plain HTTP.
+struct TlsOptions {
+  std::string cert_file;       // certificate chain, leaf first
+  std::string key_file;        // its private key (unencrypted PEM)
+  std::string client_ca_file;  // "" → no client certificates; else required and verified
+  [[nodiscard]] bool enabled() const noexcept { return !cert_file.empty(); }
+};
+
 struct ServerOptions {
   std::string host = "127.0.0.1";
   std::uint16_t port = 8080;  // 0 → any free port; see Server::port()
@@ -42,8 +51,9 @@ struct ServerOptions {
   bool metrics_public = true;  // false: /metrics needs an API key
   std::chrono::seconds jwks_max_age{300};
   CookieOptions cookie;
+  TlsOptions tls;              // every connection speaks TLS when tls.enabled()
   bool access_log = true;      // one JSON line per request (spdlog default logger), no secret
-  bool handle_signals = true;  // SIGINT/SIGTERM → stop(); SIGHUP → ServerDeps::on_reload
+  bool handle_signals = true;  // SIGINT/SIGTERM → stop(); SIGHUP → on_reload, TLS files
 };
 
 // Borrowed, not owned: every referent must outlive the Server (or Api).

@@ -50,7 +50,7 @@ struct HttpResponse {
 // (all with code invalid_request).
 [[nodiscard]] HttpResponse problem(unsigned status, ErrorCode code, std::string_view detail);
 
-enum class LogLevel : std::uint8_t { info, warn, error };
+enum class LogLevel : std::uint8_t { debug, info, warn, error };
 
 // One JSON line on the spdlog default logger, in the shape the rest of
 // `tessera serve` logs: {"level", "event"[, "detail"]}. Never pass a secret.

@@ -6,16 +6,26 @@
 // once, a connection inside a request finishes it (answered with
 // `Connection: close`); run() returns when the last connection is gone or
 // drain_timeout has passed.
+//
+// TLS: the context is built here, at create() and on SIGHUP, and handed to
+// each new connection (connection.cpp) through ServerState::tls.
 #include "server/server.hpp"
 
 #include <fmt/format.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
+#include <fstream>
 #include <thread>
 
+#include "core/try.hpp"
 #include "server/server_state.hpp"
 
 namespace tessera::server {
@@ -23,6 +33,84 @@ namespace tessera::server {
 namespace {
 
 constexpr std::chrono::milliseconds kAcceptRetry{50};
+
+namespace ssl = asio::ssl;
+
+// TLS 1.2: ECDHE key exchange and AEAD ciphers only, in the server's order.
+// TLS 1.3's suites are all AEAD and stay OpenSSL's, in its order.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+// Opened first, so that a missing or unreadable file is said plainly
+// rather than as OpenSSL's "system lib".
+Status readable(std::string_view setting, const std::string& path) {
+  if (path.empty()) return fail(ErrorCode::config_invalid, fmt::format("{}: must be set", setting));
+  std::ifstream in(path);
+  if (!in) {
+    return fail(ErrorCode::config_invalid,
+                fmt::format("{}: cannot read \"{}\": {}", setting, path, std::strerror(errno)));
+  }
+  return {};
+}
+
+// OpenSSL's reasons name the library and the check that failed, never the
+// file's content.
+Error unusable(std::string_view setting, const std::string& path, const error_code& ec) {
+  ERR_clear_error();
+  return Error{ErrorCode::config_invalid,
+               fmt::format("{}: cannot use \"{}\": {}", setting, path, ec.message())};
+}
+
+// A fresh context from the files of `tls`; config_invalid naming the
+// setting whose file is at fault. Reads the files (blocking).
+Result<std::shared_ptr<ssl::context>> make_tls_context(const TlsOptions& tls) {
+  TESSERA_TRY(readable("tls_cert", tls.cert_file));
+  TESSERA_TRY(readable("tls_key", tls.key_file));
+  if (!tls.client_ca_file.empty()) TESSERA_TRY(readable("tls_client_ca", tls.client_ca_file));
+  try {
+    auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+    SSL_CTX* native = ctx->native_handle();
+    // TLS 1.2 at least; the highest both sides speak wins (1.3 first).
+    if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_set_cipher_list(native, kTls12Ciphers) != 1) {
+      ERR_clear_error();
+      return fail(ErrorCode::internal, "tls: OpenSSL refused the protocol or cipher settings");
+    }
+    SSL_CTX_set_options(
+        native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    // An encrypted key is refused, never prompted for on the terminal.
+    ctx->set_password_callback(
+        [](std::size_t, ssl::context::password_purpose) { return std::string(); });
+    error_code ec;
+    ctx->use_certificate_chain_file(tls.cert_file, ec);
+    if (ec) return std::unexpected(unusable("tls_cert", tls.cert_file, ec));
+    // After the certificate: OpenSSL then refuses a key that is not its own
+    // ("key values mismatch").
+    ctx->use_private_key_file(tls.key_file, ssl::context::pem, ec);
+    if (ec) return std::unexpected(unusable("tls_key", tls.key_file, ec));
+    if (!tls.client_ca_file.empty()) {
+      ctx->load_verify_file(tls.client_ca_file, ec);
+      if (ec) return std::unexpected(unusable("tls_client_ca", tls.client_ca_file, ec));
+      // Named in the CertificateRequest, so a client holding several
+      // certificates picks one these CAs issued.
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(tls.client_ca_file.c_str())) {
+        SSL_CTX_set_client_CA_list(native, names);
+      }
+      ERR_clear_error();
+      ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+    }
+    // Resumed sessions are tied to this server (OpenSSL refuses to resume
+    // with client verification on and no id context).
+    static constexpr unsigned char kSessionContext[] = "tessera";
+    SSL_CTX_set_session_id_context(native, kSessionContext, sizeof kSessionContext - 1);
+    return ctx;
+  } catch (const std::exception& e) {
+    ERR_clear_error();
+    return fail(ErrorCode::internal, fmt::format("tls: {}", e.what()));
+  }
+}
 
 }  // namespace
 
@@ -134,6 +222,19 @@ void ServerState::do_stop() {
   });
 }
 
+void ServerState::reload_tls() {
+  if (!options.tls.enabled()) return;
+  auto fresh = make_tls_context(options.tls);
+  if (!fresh) {
+    log_event(
+        LogLevel::error, "tls_reload_failed",
+        fmt::format("{}; new connections keep the previous certificate", fresh.error().detail));
+    return;
+  }
+  tls.set(std::move(*fresh));
+  log_event(LogLevel::info, "tls_reloaded");
+}
+
 void ServerState::wait_signal() {
   signals.async_wait([this](error_code ec, int sig) {
     if (ec) return;
@@ -146,6 +247,7 @@ void ServerState::wait_signal() {
           log_event(LogLevel::error, "reload_failed", e.what());
         }
       }
+      reload_tls();
       return wait_signal();
     }
     do_stop();
@@ -170,11 +272,20 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options, ServerDeps
     return fail(ErrorCode::config_invalid, "cookie_same_site: None needs cookie_secure");
   }
   if (c.name.empty()) return fail(ErrorCode::config_invalid, "cookie_name: must not be empty");
+  std::shared_ptr<ssl::context> tls;
+  if (options.tls.enabled()) {
+    auto built = make_tls_context(options.tls);
+    if (!built) return std::unexpected(built.error());
+    tls = std::move(*built);
+  } else if (!options.tls.key_file.empty() || !options.tls.client_ca_file.empty()) {
+    return fail(ErrorCode::config_invalid, "tls_cert: must be set with tls_key or tls_client_ca");
+  }
   unsigned threads = options.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   options.threads = threads;
   try {
     auto impl = std::make_unique<Impl>(std::move(options), std::move(deps), threads);
+    impl->tls.set(std::move(tls));
     error_code ec;
     const auto address = asio::ip::make_address(impl->options.host, ec);
     if (ec) {

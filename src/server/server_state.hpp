@@ -1,6 +1,8 @@
 // What the listener (server.cpp) and the connections (connection.cpp)
 // share: the server's state on Asio. Internal to src/server, and only these
-// two files include it, so Asio compiles twice and Beast's HTTP once.
+// two files include it, so Asio compiles twice and Beast's HTTP once. The
+// TLS context is only declared here: server.cpp builds it (ssl/context.hpp)
+// and connection.cpp streams over it (Beast's ssl_stream), nobody else.
 #pragma once
 
 #include <atomic>
@@ -19,6 +21,10 @@
 #include "server/options.hpp"
 #include "server/routes.hpp"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace tessera::server {
 
 namespace asio = boost::asio;
@@ -27,11 +33,33 @@ using error_code = boost::system::error_code;
 
 class Connection;  // connection.cpp
 
+// The TLS context new connections take; replaced whole on SIGHUP. Each
+// connection holds the shared_ptr it started with, so a reload never
+// changes a connection in flight, and the old context lives until its last
+// connection is gone. Thread-safe. A mutex rather than
+// std::atomic<std::shared_ptr>, as in SharedKeySet (tessera/key_set.hpp).
+class SharedTlsContext {
+ public:
+  [[nodiscard]] std::shared_ptr<asio::ssl::context> get() const {
+    std::lock_guard lock(mu_);
+    return p_;
+  }
+  void set(std::shared_ptr<asio::ssl::context> fresh) {
+    std::lock_guard lock(mu_);
+    p_.swap(fresh);  // the old one is released with `fresh`, after the lock
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<asio::ssl::context> p_;
+};
+
 struct ServerState {
   ServerOptions options;
   ServerDeps deps;
   Api api;
   std::uint16_t bound_port = 0;
+  SharedTlsContext tls;  // empty: plain HTTP (options.tls not enabled)
 
   // Declared before the io_context: connections still queued in it when it
   // is destroyed deregister themselves here.
@@ -70,6 +98,9 @@ struct ServerState {
   void on_accept(error_code ec, tcp::socket socket);
   void do_stop();
   void wait_signal();
+  // SIGHUP: reads options.tls's files again into a new context; on failure
+  // keeps the old one and logs tls_reload_failed.
+  void reload_tls();
   // From a Connection's destructor.
   void connection_gone(std::uint64_t id);
 };

@@ -256,7 +256,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"max_connections", "0"}, BadSetting{"max_connections", "1000001"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
-        BadSetting{"no_such_setting", "1"}),
+        BadSetting{"tls_client_ca", "callers.pem"}, BadSetting{"no_such_setting", "1"}),
     [](const ::testing::TestParamInfo<BadSetting>& info) {
       return std::string(info.param.key) + "_" + std::to_string(info.index);
     });
@@ -271,6 +271,67 @@ TEST(BuildConfig, SameSiteNoneNeedsSecure) {
   auto c = build_config({{"cookie_same_site", "None"}, {"cookie_secure", "false"}});
   ASSERT_FALSE(c.has_value());
   EXPECT_TRUE(c.error().detail.starts_with("cookie_same_site: ")) << c.error().detail;
+}
+
+TEST(BuildConfig, TlsCertAndKeyComeTogetherAndTheMissingOneIsNamed) {
+  auto cert_only = build_config({{"tls_cert", "server.pem"}});
+  ASSERT_THAT(cert_only, FailsWith(ErrorCode::config_invalid));
+  EXPECT_TRUE(cert_only.error().detail.starts_with("tls_key: ")) << cert_only.error().detail;
+  auto key_only = build_config({{"tls_key", "server.key"}});
+  ASSERT_THAT(key_only, FailsWith(ErrorCode::config_invalid));
+  EXPECT_TRUE(key_only.error().detail.starts_with("tls_cert: ")) << key_only.error().detail;
+
+  auto both = build_config({{"tls_cert", "server.pem"}, {"tls_key", "server.key"}});
+  ASSERT_THAT(both, Succeeds());
+  EXPECT_TRUE(both->server.tls.enabled());
+  EXPECT_EQ(both->server.tls.cert_file, "server.pem");
+  EXPECT_EQ(both->server.tls.key_file, "server.key");
+  EXPECT_TRUE(both->server.tls.client_ca_file.empty());
+  auto neither = build_config({});
+  ASSERT_THAT(neither, Succeeds());
+  EXPECT_FALSE(neither->server.tls.enabled());
+}
+
+TEST(BuildConfig, TlsClientCaWithoutTlsCertIsRefused) {
+  auto c = build_config({{"tls_client_ca", "callers.pem"}});
+  ASSERT_THAT(c, FailsWith(ErrorCode::config_invalid));
+  EXPECT_TRUE(c.error().detail.starts_with("tls_client_ca: ")) << c.error().detail;
+  auto with_cert = build_config(
+      {{"tls_cert", "server.pem"}, {"tls_key", "server.key"}, {"tls_client_ca", "callers.pem"}});
+  ASSERT_THAT(with_cert, Succeeds());
+  EXPECT_EQ(with_cert->server.tls.client_ca_file, "callers.pem");
+}
+
+TEST(PlaintextListenerWarning, NamesTheSettingInProductionOnANonLoopbackAddress) {
+  auto c = build_config({{"mode", "production"}, {"listen", "0.0.0.0:8080"}});
+  ASSERT_THAT(c, Succeeds());
+  const auto warning = plaintext_listener_warning(*c, 8080);
+  ASSERT_TRUE(warning.has_value());
+  EXPECT_TRUE(warning->starts_with("listen 0.0.0.0:8080 is not loopback and tls_cert is not set"))
+      << *warning;
+  auto v6 = build_config({{"mode", "production"}, {"listen", "[::]:0"}});
+  ASSERT_THAT(v6, Succeeds());
+  const auto v6_warning = plaintext_listener_warning(*v6, 4443);
+  ASSERT_TRUE(v6_warning.has_value());
+  EXPECT_TRUE(v6_warning->starts_with("listen [::]:4443 ")) << *v6_warning;
+}
+
+TEST(PlaintextListenerWarning, NoneOnLoopbackWithTlsOrInDevMode) {
+  for (const char* listen : {"127.0.0.1:8080", "127.10.0.1:8080", "[::1]:8080", "localhost:8080",
+                             "[::ffff:127.0.0.1]:8080"}) {
+    auto c = build_config({{"mode", "production"}, {"listen", listen}});
+    ASSERT_THAT(c, Succeeds()) << listen;
+    EXPECT_EQ(plaintext_listener_warning(*c, 8080), std::nullopt) << listen;
+  }
+  auto tls = build_config({{"mode", "production"},
+                           {"listen", "0.0.0.0:8443"},
+                           {"tls_cert", "server.pem"},
+                           {"tls_key", "server.key"}});
+  ASSERT_THAT(tls, Succeeds());
+  EXPECT_EQ(plaintext_listener_warning(*tls, 8443), std::nullopt);
+  auto dev = build_config({{"mode", "dev"}, {"listen", "0.0.0.0:8080"}});
+  ASSERT_THAT(dev, Succeeds());
+  EXPECT_EQ(plaintext_listener_warning(*dev, 8080), std::nullopt);
 }
 
 // The server reads one request at a time per connection, so a pipelining
