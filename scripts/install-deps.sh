@@ -16,7 +16,7 @@ packages=(
 for group in "$@"; do
   case "$group" in
     test) packages+=(libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
-                     python3 python3-jwt python3-cryptography python3-yaml openssl sqlite3) ;;
+                     python3 python3-jwt python3-cryptography python3-yaml openssl sqlite3 curl) ;;
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;

@@ -255,9 +255,10 @@ std::string dev_banner(const SecretString& api_key, const Config& config, std::u
       "\n"
       "Try it:\n"
       "\n"
-      "  curl -s -X POST http://{}:{}/v1/sessions -H 'Authorization: Bearer {}' "
+      "  curl -s -X POST {}://{}:{}/v1/sessions -H 'Authorization: Bearer {}' "
       "-H 'Content-Type: application/json' -d '{{\"subject\":\"alice\",\"mode\":\"token\"}}'\n",
-      config.api_keys_file().string(), api_key.reveal(), host, port, api_key.reveal());
+      config.api_keys_file().string(), api_key.reveal(),
+      config.server.tls.enabled() ? "https" : "http", host, port, api_key.reveal());
 }
 
 KeyReloader::KeyReloader(fs::path file, SharedKeySet& keys, AuditSink* audit, const Clock& clock)
