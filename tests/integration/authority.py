@@ -15,8 +15,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import unittest
 
 TESSERA = None  # set by the test runner from --tessera
 
@@ -34,6 +36,15 @@ def take_path_flags(argv, flags):
     if "--tessera" in found:
         TESSERA = found["--tessera"]
     return found
+
+
+def run_tests(script):
+    """The main of a test file that needs only --tessera PATH."""
+    argv = list(sys.argv)
+    take_path_flags(argv, ("--tessera",))
+    if TESSERA is None:
+        sys.exit(f"usage: {script} --tessera PATH [unittest args]")
+    unittest.main(module="__main__", argv=argv, verbosity=2)
 READY_WAIT_S = 20.0
 
 

@@ -954,13 +954,5 @@ class TestReload(unittest.TestCase):
             a.cleanup()
 
 
-def main():
-    argv = list(sys.argv)
-    authority.take_path_flags(argv, ("--tessera",))
-    if authority.TESSERA is None:
-        sys.exit("usage: test_http.py --tessera PATH [unittest args]")
-    unittest.main(argv=argv, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    authority.run_tests("test_http.py")

@@ -480,13 +480,5 @@ class TestTlsStartup(unittest.TestCase):
             self.assertNotIn("plaintext_listener", out, f"{mode} on {listen}")
 
 
-def main():
-    argv = list(sys.argv)
-    authority.take_path_flags(argv, ("--tessera",))
-    if authority.TESSERA is None:
-        sys.exit("usage: test_tls.py --tessera PATH [unittest args]")
-    unittest.main(argv=argv, verbosity=2)
-
-
 if __name__ == "__main__":
-    main()
+    authority.run_tests("test_tls.py")
