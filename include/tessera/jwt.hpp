@@ -71,4 +71,9 @@ struct VerifiedJwt {
 [[nodiscard]] Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
                                              const VerifyOptions& options, UnixSeconds now);
 
+// The `kid` named by a token's header, verifying nothing; nullopt when the
+// header cannot be read or names no kid. For a caller deciding whether a
+// key_not_found is worth a look for new keys (a token without kid never is).
+[[nodiscard]] std::optional<std::string> peek_kid(std::string_view token);
+
 }  // namespace tessera

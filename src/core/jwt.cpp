@@ -299,4 +299,13 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
   return VerifiedJwt{*header->alg, header->kid, std::move(*claims)};
 }
 
+std::optional<std::string> peek_kid(std::string_view token) {
+  if (token.size() > kMaxTokenBytes) return std::nullopt;
+  const auto dot = token.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  auto header = parse_header(token.substr(0, dot));
+  if (!header || !header->kid_present) return std::nullopt;
+  return std::move(header->kid);
+}
+
 }  // namespace tessera

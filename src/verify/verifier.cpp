@@ -164,10 +164,11 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
   } else {
     auto keys = keys_.keys();
     auto v = verify_jwt(token, *keys, jwt_options_, now);
-    if (!v && v.error().code == ErrorCode::key_not_found) {
+    if (!v && v.error().code == ErrorCode::key_not_found && peek_kid(token)) {
       // A kid we do not hold: the authority may have rotated. The source
       // decides whether to look again (at most once per its interval); one
       // it cannot reach is jwks_unavailable, not a verdict on the token.
+      // A token naming no kid at all is refused as it is: no new key helps.
       auto fresh = keys_.refresh_for_unknown_kid();
       if (!fresh) return std::unexpected(fresh.error());
       if (*fresh) v = verify_jwt(token, **fresh, jwt_options_, now);

@@ -347,5 +347,15 @@ TEST_F(JwtChecks, RetiredKeyStillVerifiesAfterRotation) {
   EXPECT_EQ(v->kid, "ed2");
 }
 
+TEST_F(JwtChecks, PeekKidReadsTheHeaderOnlyAndNothingWithoutAKid) {
+  const std::string token = *sign_jwt(ed_, base_claims());
+  EXPECT_EQ(peek_kid(token), std::optional<std::string>("ed"));
+  const std::string no_kid = base64url_encode(std::string_view(R"({"alg":"EdDSA"})")) + ".e30.c2ln";
+  EXPECT_EQ(peek_kid(no_kid), std::nullopt);
+  EXPECT_THAT(verified(no_kid), FailsWith(ErrorCode::key_not_found));
+  EXPECT_EQ(peek_kid("not a token"), std::nullopt);
+  EXPECT_EQ(peek_kid("!!!.e30.c2ln"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace tessera

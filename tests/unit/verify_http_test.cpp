@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "result_matchers.hpp"
+#include "tessera/encoding.hpp"
 #include "tessera/random.hpp"
 
 namespace tessera::verify {
@@ -248,6 +249,11 @@ TEST(HttpJwksSource, AnUnknownKidWhileTheAuthorityIsDownOrBrokenIsJwksUnavailabl
     }
     // The keys it holds still verify.
     EXPECT_THAT(verifier.verify(authority.mint("k1", clock)), Succeeds());
+    // A token that names no kid is refused as it is: the outage is not asked.
+    const std::string no_kid =
+        base64url_encode(std::string_view(R"({"alg":"EdDSA","typ":"at+jwt"})")) + "." +
+        base64url_encode(std::string_view(R"({"sub":"alice","exp":9999999999,"iat":1})")) + ".c2ln";
+    EXPECT_THAT(verifier.verify(no_kid), FailsWith(ErrorCode::key_not_found));
   }
 }
 
