@@ -22,8 +22,8 @@ struct SqliteOptions {
 
 // Opens (creating if needed) the database at `path` and migrates it to the
 // current schema. A database it creates is mode 0600 whatever the umask, and
-// so are its -wal and -shm files (SQLite gives them the database's mode). store_unavailable if the file cannot be opened or is not
-// a tessera database of a known version.
+// so are its -wal and -shm files (SQLite gives them the database's mode). store_unavailable if the
+// file cannot be opened or is not a tessera database of a known version.
 [[nodiscard]] Result<std::unique_ptr<SessionStore>> open_sqlite_store(
     const std::filesystem::path& path, SqliteOptions options = {});
 
