@@ -53,20 +53,6 @@ class ServiceEpochs final : public verify::EpochSource {
   SessionService& service_;
 };
 
-// L2 from the service (the store, read-only).
-class ServiceLiveness final : public verify::LivenessCheck {
- public:
-  explicit ServiceLiveness(SessionService& service) : service_(service) {}
-  Result<verify::Liveness> check(const verify::LivenessQuery& query) override {
-    auto live = service_.is_live(query.session_id);
-    if (!live) return std::unexpected(live.error());
-    return *live ? verify::Liveness::live : verify::Liveness::revoked;
-  }
-
- private:
-  SessionService& service_;
-};
-
 verify::VerifierOptions verifier_options(const SessionPolicy& policy) {
   verify::VerifierOptions o;
   o.issuer = policy.issuer;
@@ -90,12 +76,12 @@ struct OAuth2Handlers::Verifier {
   explicit Verifier(const HandlerContext& ctx)
       : keys(ctx.deps.keys),
         epochs(ctx.deps.service),
-        liveness(ctx.deps.service),
+        liveness(ctx.deps.store, ctx.deps.clock),
         access(verifier_options(ctx.deps.service.policy()), keys, ctx.deps.clock, &epochs,
                &liveness) {}
   verify::SharedKeySource keys;
   ServiceEpochs epochs;
-  ServiceLiveness liveness;
+  verify::StoreLivenessCheck liveness;  // L2: the session in the authority's store
   verify::AccessVerifier access;
 };
 
