@@ -11,6 +11,7 @@
 
 #include "cli/key_files.hpp"
 #include "cli/runtime.hpp"
+#include "server/json_views.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/random.hpp"
 #include "tessera/redis_epochs.hpp"
@@ -222,7 +223,8 @@ Outcome sessions_list(const Config& config, const SessionArgs& args) {
   auto list = (*admin)->service->list(args.subject);
   if (!list) return failed(list.error());
   boost::json::array sessions;
-  for (const auto& s : *list) sessions.push_back(session_json(s));
+  // The HTTP answers' session object: one shape everywhere.
+  for (const auto& s : *list) sessions.push_back(server::session_json(s));
   print_json(boost::json::object{{"sessions", std::move(sessions)}});
   return {};
 }

@@ -12,7 +12,6 @@
 #include <iostream>
 #include <iterator>
 
-#include "server/json_views.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/sqlite_store.hpp"
 
@@ -305,10 +304,6 @@ void log_event(spdlog::level::level_enum level, std::string_view event,
   o["event"] = event;
   for (auto& [k, v] : fields) o[k] = std::move(v);
   spdlog::log(level, "{}", boost::json::serialize(o));
-}
-
-boost::json::object session_json(const Session& s) {
-  return server::session_json(s);  // the HTTP answers' view: one shape everywhere
 }
 
 }  // namespace tessera::cli

@@ -91,7 +91,4 @@ class KeyReloader {
 void log_event(spdlog::level::level_enum level, std::string_view event,
                boost::json::object fields = {});
 
-// The session object of docs/api.md §2.
-[[nodiscard]] boost::json::object session_json(const Session& session);
-
 }  // namespace tessera::cli
