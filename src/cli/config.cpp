@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <variant>
 
+#include "cli/key_files.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::cli {
@@ -108,22 +109,6 @@ std::vector<std::string> split_list(std::string_view s) {
   return out;
 }
 
-bool is_hex(char c) {
-  return std::isxdigit(static_cast<unsigned char>(c)) != 0;
-}
-
-std::optional<std::array<std::uint8_t, 32>> parse_key_hash(std::string_view s) {
-  constexpr std::string_view kPrefix = "sha256:";
-  if (!s.starts_with(kPrefix) || s.size() != kPrefix.size() + 64) return std::nullopt;
-  s.remove_prefix(kPrefix.size());
-  if (!std::all_of(s.begin(), s.end(), is_hex)) return std::nullopt;
-  std::array<std::uint8_t, 32> out{};
-  for (std::size_t i = 0; i < 32; ++i) {
-    std::from_chars(s.data() + 2 * i, s.data() + 2 * i + 2, out[i], 16);
-  }
-  return out;
-}
-
 // --- the settings with a syntax of their own ------------------------------------
 
 // host:port, host an IP address (IPv6 in brackets) or localhost.
@@ -188,7 +173,7 @@ Filled set_api_key_hashes(Config& c, const std::string& text) {
   const auto hashes = split_list(text);
   c.api_key_hashes_given = !hashes.empty();
   for (const auto& h : hashes) {
-    const auto digest = parse_key_hash(h);
+    const auto digest = parse_key_hash_text(h);
     // Show only the shape: a wrongly pasted value may be a key itself.
     if (!digest)
       return std::unexpected(fmt::format(

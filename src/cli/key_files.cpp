@@ -28,6 +28,19 @@ std::string key_hash_text(const KeyHash& hash) {
   return "sha256:" + hex_encode(hash);
 }
 
+std::optional<KeyHash> parse_key_hash_text(std::string_view text) {
+  constexpr std::string_view kPrefix = "sha256:";
+  if (!text.starts_with(kPrefix) || text.size() != kPrefix.size() + 64) return std::nullopt;
+  text.remove_prefix(kPrefix.size());
+  KeyHash out{};
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const char* first = text.data() + 2 * i;
+    const auto [p, ec] = std::from_chars(first, first + 2, out[i], 16);
+    if (ec != std::errc{} || p != first + 2) return std::nullopt;
+  }
+  return out;
+}
+
 Result<std::vector<KeyHash>> load_api_key_hashes(const fs::path& file) {
   auto text = read_text_file(file);
   if (!text) return std::unexpected(text.error());
@@ -39,21 +52,11 @@ Result<std::vector<KeyHash>> load_api_key_hashes(const fs::path& file) {
     ++n;
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     if (line.empty() || line.front() == '#') continue;
-    const std::string_view hex =
-        std::string_view(line).substr(std::min<std::size_t>(7, line.size()));
-    auto bytes = line.starts_with("sha256:") && hex.size() == 64
-                     ? std::optional<std::string>(std::string(hex))
-                     : std::nullopt;
-    KeyHash h{};
-    bool ok = bytes.has_value();
-    for (std::size_t i = 0; ok && i < 32; ++i) {
-      const auto [p, ec] = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, h[i], 16);
-      ok = ec == std::errc{} && p == hex.data() + 2 * i + 2;
-    }
-    if (!ok)
+    const auto h = parse_key_hash_text(line);
+    if (!h)
       return fail(ErrorCode::config_invalid,
                   fmt::format("{}: line {}: expected sha256:<64 hex digits>", file.string(), n));
-    out.push_back(h);
+    out.push_back(*h);
   }
   return out;
 }

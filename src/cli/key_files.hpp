@@ -24,6 +24,8 @@ struct ApiKey {
 [[nodiscard]] ApiKey generate_api_key(Random& random);
 // "sha256:<64 lowercase hex>".
 [[nodiscard]] std::string key_hash_text(const KeyHash& hash);
+// Its inverse: nullopt unless `text` is exactly sha256:<64 hex digits>.
+[[nodiscard]] std::optional<KeyHash> parse_key_hash_text(std::string_view text);
 // One sha256:<hex> per line; blank lines and # comments skipped.
 [[nodiscard]] Result<std::vector<KeyHash>> load_api_key_hashes(const std::filesystem::path& file);
 
