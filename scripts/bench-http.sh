@@ -3,7 +3,9 @@
 # sync, access log off) for validate, refresh and JWKS, DURATION seconds
 # each; prints a table and writes it into docs/benchmarks.md between the
 # bench-http markers. wrk and the server share the machine's cores, as in
-# the fastify figure the issue quotes.
+# the fastify figure the issue quotes. SERVE_ARGS adds settings to the
+# server's command line (e.g. "--store-workers 0"); NO_DOC=1 leaves the
+# docs alone (for trying settings).
 set -euo pipefail
 build=${1:?usage: bench-http.sh BUILD_DIR}
 duration=${DURATION:-10}
@@ -21,7 +23,7 @@ api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(
 hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
 TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --data-dir "$work/data" \
   --listen 127.0.0.1:0 --ready-file "$work/port" --access-log false --audit-log none \
-  --max-sessions-per-subject 1000 --refresh-grace 10s >"$work/serve.log" 2>&1 &
+  --max-sessions-per-subject 1000 --refresh-grace 10s ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
 port=$(cat "$work/port")
@@ -58,6 +60,7 @@ table="$work/table.md"
 } >"$table"
 cat "$table"
 
+[[ -n "${NO_DOC:-}" ]] && exit 0
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
 /usr/bin/python3 - "$here/docs/benchmarks.md" "$table" "$duration" "$machine" <<'PY'
 import datetime, sys

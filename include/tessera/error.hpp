@@ -68,6 +68,7 @@ enum class ErrorCode : std::uint8_t {
   unauthorized,
   payload_too_large,
   rate_limited,
+  overloaded,
   internal,
 };
 
@@ -91,7 +92,8 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::liveness_unavailable, ErrorCode::epoch_unavailable,
     ErrorCode::store_unavailable,    ErrorCode::jwks_unavailable,
     ErrorCode::unauthorized,         ErrorCode::payload_too_large,
-    ErrorCode::rate_limited,         ErrorCode::internal,
+    ErrorCode::rate_limited,         ErrorCode::overloaded,
+    ErrorCode::internal,
 };
 static_assert(std::size(kAllErrorCodes) == kErrorCodeCount,
               "kAllErrorCodes must list every ErrorCode");

@@ -154,6 +154,18 @@ Filled set_store(Config& c, const std::string& url) {
   return {};
 }
 
+// After `store` (table order): auto → inline for the in-process stores.
+Filled set_store_inline_reads(Config& c, const std::string& text) {
+  if (text == "auto") {
+    c.server.inline_reads = c.store_kind != StoreKind::postgresql;
+  } else if (text == "true" || text == "false") {
+    c.server.inline_reads = text == "true";
+  } else {
+    return std::unexpected("must be auto, true or false");
+  }
+  return {};
+}
+
 Filled set_redis_url(Config& c, const std::string& url) {
   if (url.empty()) return {};
   auto options = parse_redis_url(url);
@@ -319,6 +331,12 @@ const std::vector<Row>& table() {
        Duration{seconds{0}, {}, put<&Config::server, &S::drain_timeout>}},
       {{"max_connections", "4096", "further connections are closed at once"},
        Integer{1, 1'000'000, put<&Config::server, &S::max_connections>}},
+      {{"store_workers", "32", "threads running store work off the io threads; 0: inline"},
+       Integer{0, 1024, put<&Config::server, &S::store_workers>}},
+      {{"store_queue", "4096", "requests waiting for a store worker; more answer 503"},
+       Integer{1, 1'000'000, put<&Config::server, &S::store_queue>}},
+      {{"store_inline_reads", "auto", "validate on the io thread; auto: memory and SQLite"},
+       Parsed{set_store_inline_reads}},
       {{"jwks_max_age", "300s", "Cache-Control max-age of the JWKS"},
        Duration{seconds{0}, {}, put<&Config::server, &S::jwks_max_age>}},
       {{"metrics_public", "true", "false: /metrics needs an API key"},

@@ -64,6 +64,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "payload_too_large";
     case ErrorCode::rate_limited:
       return "rate_limited";
+    case ErrorCode::overloaded:
+      return "overloaded";
     case ErrorCode::internal:
       return "internal";
   }
@@ -79,7 +81,8 @@ std::optional<ErrorCode> error_code_from_string(std::string_view name) noexcept 
 
 bool is_transient(ErrorCode code) noexcept {
   return code == ErrorCode::store_unavailable || code == ErrorCode::epoch_unavailable ||
-         code == ErrorCode::liveness_unavailable || code == ErrorCode::jwks_unavailable;
+         code == ErrorCode::liveness_unavailable || code == ErrorCode::jwks_unavailable ||
+         code == ErrorCode::overloaded;
 }
 
 std::ostream& operator<<(std::ostream& os, ErrorCode code) {
@@ -127,6 +130,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::epoch_unavailable:
     case ErrorCode::store_unavailable:
     case ErrorCode::jwks_unavailable:
+    case ErrorCode::overloaded:
       return 503;
     case ErrorCode::key_invalid:  // our own signing key is unusable: our fault
     case ErrorCode::internal:

@@ -46,6 +46,16 @@ struct ServerOptions {
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds drain_timeout{30};  // stop(): in-flight requests get this long
   std::size_t max_connections = 4096;
+  // Store workers (docs/http.md "Store workers"): threads that run the
+  // handlers which touch the store, off the io threads. 0 → every handler
+  // runs on its io thread. At most store_queue requests wait for one; more
+  // are answered 503 `overloaded`.
+  std::size_t store_workers = 32;
+  std::size_t store_queue = 4096;
+  // Reads (validate, introspect, /readyz) stay on the io thread: right for
+  // an in-process store (memory, SQLite), whose read is cheaper than the
+  // hop to a worker and back; wrong for a store across a network.
+  bool inline_reads = false;
   // SHA-256 of every accepted API key; compared in constant time.
   std::vector<std::array<std::uint8_t, 32>> api_key_hashes;
   bool metrics_public = true;  // false: /metrics needs an API key

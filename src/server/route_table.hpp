@@ -32,6 +32,13 @@ enum class RouteId : std::uint8_t {
 // key holder unless ServerOptions::metrics_public.
 enum class Access : std::uint8_t { open, service, metrics };
 
+// Where a route's handler runs (docs/http.md "Store workers"): on the io
+// thread (`loop`: no store call), or on a store worker. `store_read` routes
+// read the store and stay on the io thread when ServerOptions::inline_reads
+// (an in-process store, where the read costs less than the hop);
+// `store_write` routes always go to the workers.
+enum class Work : std::uint8_t { loop, store_read, store_write };
+
 struct RouteSpec {
   RouteId id;
   // The template: the only value the `route` label of metrics and the
@@ -39,25 +46,26 @@ struct RouteSpec {
   std::string_view path;
   std::string_view allow;  // the methods, as in an Allow header
   Access access;
+  Work work;
 };
 
 // Every route, in RouteId order.
 inline constexpr std::array<RouteSpec, 15> kRouteTable = {{
-    {RouteId::issue, "/v1/sessions", "POST", Access::service},
-    {RouteId::validate, "/v1/sessions/validate", "POST", Access::service},
-    {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open},
-    {RouteId::logout, "/v1/logout", "POST", Access::open},
-    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service},
-    {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service},
-    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service},
-    {RouteId::global_epoch, "/v1/epoch", "GET, POST", Access::service},
-    {RouteId::introspect, "/oauth2/introspect", "POST", Access::service},
-    {RouteId::revoke, "/oauth2/revoke", "POST", Access::open},
-    {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open},
-    {RouteId::healthz, "/healthz", "GET", Access::open},
-    {RouteId::readyz, "/readyz", "GET", Access::open},
-    {RouteId::metrics, "/metrics", "GET", Access::metrics},
-    {RouteId::unmatched, "unmatched", "", Access::open},
+    {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
+    {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
+    {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open, Work::store_write},
+    {RouteId::logout, "/v1/logout", "POST", Access::open, Work::store_write},
+    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service, Work::store_write},
+    {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service, Work::store_write},
+    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service, Work::store_write},
+    {RouteId::global_epoch, "/v1/epoch", "GET, POST", Access::service, Work::store_write},
+    {RouteId::introspect, "/oauth2/introspect", "POST", Access::service, Work::store_read},
+    {RouteId::revoke, "/oauth2/revoke", "POST", Access::open, Work::store_write},
+    {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open, Work::loop},
+    {RouteId::healthz, "/healthz", "GET", Access::open, Work::loop},
+    {RouteId::readyz, "/readyz", "GET", Access::open, Work::store_read},
+    {RouteId::metrics, "/metrics", "GET", Access::metrics, Work::loop},
+    {RouteId::unmatched, "unmatched", "", Access::open, Work::loop},
 }};
 inline constexpr std::size_t kRouteCount = kRouteTable.size();
 

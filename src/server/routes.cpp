@@ -61,6 +61,15 @@ Result<std::optional<Route>> match(std::string_view path) {
 
 }  // namespace
 
+RouteId route_of(std::string_view target) noexcept {
+  const std::string_view path = target.substr(0, target.find('?'));
+  for (const RouteSpec& spec : kRouteTable) {
+    if (path == spec.path) return spec.id;
+  }
+  if (path.starts_with("/v1/subjects/")) return RouteId::subject_sessions;
+  return RouteId::unmatched;
+}
+
 std::optional<std::string_view> HttpRequest::header(std::string_view name) const {
   return find_header(headers, name);
 }

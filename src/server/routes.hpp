@@ -58,6 +58,12 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail =
 
 // Thread-safe: handle() may run on every io thread at once. `options` and
 // `deps` are borrowed and must outlive it.
+// The route a request target would reach, for deciding where it runs
+// (RouteSpec::work) before it is handled: exact for fixed paths, and
+// subject_sessions for anything under /v1/subjects/ (every subject route
+// is store work). No decoding, no allocation.
+[[nodiscard]] RouteId route_of(std::string_view target) noexcept;
+
 class Api {
  public:
   Api(const ServerOptions& options, ServerDeps& deps);

@@ -123,7 +123,8 @@ ServerState::ServerState(ServerOptions o, ServerDeps d, unsigned threads)
       acceptor(asio::make_strand(ioc)),
       signals(control),
       drain_timer(control),
-      accept_retry(acceptor.get_executor()) {
+      accept_retry(acceptor.get_executor()),
+      store_workers(options.store_workers, options.store_queue) {
   for (unsigned i = 1; i < threads; ++i) {
     workers.push_back(std::make_unique<asio::io_context>(1));
     worker_guards.push_back(asio::make_work_guard(*workers.back()));
@@ -256,10 +257,10 @@ void ServerState::wait_signal() {
 
 Result<std::unique_ptr<Server>> Server::create(ServerOptions options, ServerDeps deps) {
   if (options.max_body_bytes == 0 || options.max_header_bytes < 512 ||
-      options.max_connections == 0) {
+      options.max_connections == 0 || (options.store_workers > 0 && options.store_queue == 0)) {
     return fail(ErrorCode::config_invalid,
-                "max_body_bytes and max_connections must be positive, max_header_bytes at "
-                "least 512");
+                "max_body_bytes, max_connections and store_queue must be positive, "
+                "max_header_bytes at least 512");
   }
   if (options.read_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
     return fail(ErrorCode::config_invalid, "read_timeout and idle_connection_timeout must be > 0");
@@ -345,6 +346,7 @@ void Server::run() {
   work(s.ioc);
   s.worker_guards.clear();
   for (auto& t : pool) t.join();
+  s.store_workers.stop();
   log_event(LogLevel::info, "server_stopped");
 }
 

@@ -20,6 +20,7 @@
 
 #include "server/options.hpp"
 #include "server/routes.hpp"
+#include "server/store_workers.hpp"
 
 namespace boost::asio::ssl {
 class context;
@@ -86,6 +87,9 @@ struct ServerState {
   asio::signal_set signals;
   asio::steady_timer drain_timer;
   asio::steady_timer accept_retry;  // on the acceptor's strand
+  // After the io contexts: stopped and joined before they go, since a job
+  // posts its answer to one of them.
+  StoreWorkers store_workers;
 
   ServerState(ServerOptions o, ServerDeps d, unsigned threads);
 
