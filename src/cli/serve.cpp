@@ -110,7 +110,15 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   auto& random = CsprngRandom::instance();
   const Clock& clock = SystemClock::instance();
 
-  auto store = open_store(config);
+  // One SQLite reader connection kept per thread that may read at once
+  // (store workers and io threads): with fewer, a read beyond them opens
+  // and closes a connection, schema parse included (measured: 10 % of the
+  // CPU of a refresh over HTTP with 4 kept and 32 workers).
+  Config opened = config;
+  const std::size_t io_threads =
+      config.server.threads ? config.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  opened.sqlite.readers = std::max(config.sqlite.readers, config.server.store_workers + io_threads);
+  auto store = open_store(opened);
   if (!store) return std::unexpected(store.error());
   auto secrets = load_secret_keys(config.secret_keys);
   if (!secrets) return std::unexpected(secrets.error());
