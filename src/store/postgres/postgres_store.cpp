@@ -79,7 +79,6 @@ enum Sql : int {
   kRotate,
   kRotateCheck,
   kTouch,
-  kRekey,
   kRevokeId,
   kRevokeFamily,
   kRevokeSubject,
@@ -96,6 +95,7 @@ enum Sql : int {
   kFindByCredentialEpochs,
   kFindByCredentials,
   kRotateEpochs,
+  kTouchRekey,
   kSqlCount,
 };
 
@@ -119,9 +119,6 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
     "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
     "WHERE id = $1 AND revoked_at IS NULL",
-    /* kRekey */
-    "UPDATE credentials SET lookup = $4, key_version = $5::bigint WHERE lookup = $2 AND "
-    "key_version = $3::bigint AND session_id = $1",
     /* kRevokeId */ REVOKE_SET "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
     /* kRevokeFamily */ REVOKE_SET "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id",
     /* kRevokeSubject */
@@ -190,6 +187,15 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "SELECT $7, $8::bigint, $9::smallint, u.id, $2::bigint + 1 FROM u RETURNING 1) "
     "SELECT EXISTS (SELECT 1 FROM ins), " EPOCHS_OF("$10") ", cur.* "
     "FROM (VALUES (1)) AS one (x) LEFT JOIN cur ON true",
+    /* kTouchRekey: kTouch, and the re-key only if the touch found the
+       session unrevoked ($1..$3 as kTouch; $4, $5 the old lookup key and
+       version, $6, $7 the new) */
+    "WITH t AS (UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2::bigint), "
+    "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
+    "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
+    "WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+    "UPDATE credentials SET lookup = $6, key_version = $7::bigint FROM t WHERE lookup = $4 AND "
+    "key_version = $5::bigint AND session_id = t.id",
 };
 
 const char* statement_name(Sql sql) {
@@ -506,18 +512,15 @@ class PostgresStore final : public SessionStore {
       if (!r) return std::unexpected(r.error());
       return {};
     }
-    return transaction([&](Conn& c) -> Status {
-      auto t = c.exec(kTouch, touch_params);
-      if (!t) return std::unexpected(t.error());
-      if (std::string_view(PQcmdTuples(t->get())) == "0") return {};
-      TESSERA_TRY(c.exec(kRekey, Params()
-                                     .add(id)
-                                     .add(rekey->first.text())
-                                     .add(std::uint64_t{rekey->first.version})
-                                     .add(rekey->second.text())
-                                     .add(std::uint64_t{rekey->second.version})));
-      return {};
-    });
+    // One statement: the re-key happens only with the touch (a revoked
+    // session is neither touched nor re-keyed).
+    touch_params.add(rekey->first.text())
+        .add(std::uint64_t{rekey->first.version})
+        .add(rekey->second.text())
+        .add(std::uint64_t{rekey->second.version});
+    auto r = run(kTouchRekey, touch_params);
+    if (!r) return std::unexpected(r.error());
+    return {};
   }
 
   Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
@@ -775,7 +778,6 @@ class PostgresStore final : public SessionStore {
         return true;
       case kRotate:
       case kTouch:
-      case kRekey:
       case kRevokeId:
       case kRevokeFamily:
       case kRevokeSubject:
@@ -787,6 +789,7 @@ class PostgresStore final : public SessionStore {
       case kInsertCredential:
       case kEvict:
       case kRotateEpochs:
+      case kTouchRekey:
       case kSqlCount:
         return false;
     }
