@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <malloc.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -327,7 +328,20 @@ BENCHMARK(BM_RawRotateSqlite)->Apply(NormalAndFullWith1And32Callers);
 
 // Renew on PostgreSQL (TESSERA_BENCH_POSTGRES_URL; scripts/run-benchmarks.sh
 // starts a server with fsync on and measures pgbench's simple-update rate
-// against it in the same run).
+// against it in the same run). Reports the round trips per renew the store
+// counted (PostgresOptions::round_trips), a figure a busy machine does not
+// disturb.
+std::atomic<std::uint64_t> g_round_trips{0};
+
+// User + system CPU of this whole process (every caller thread), in seconds.
+double process_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  const auto sec = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return sec(u.ru_utime) + sec(u.ru_stime);
+}
+double g_cpu_start = 0;
+
 void BM_RenewPostgres(benchmark::State& state) {
   const char* url = std::getenv("TESSERA_BENCH_POSTGRES_URL");
   if (url == nullptr) {
@@ -338,15 +352,28 @@ void BM_RenewPostgres(benchmark::State& state) {
     static int runs = 0;
     auto store = open_postgres_store({.url = url,
                                       .schema = fmt::format("bench_{}_{}", getpid(), ++runs),
-                                      .pool_size = static_cast<std::size_t>(state.threads())});
+                                      .pool_size = static_cast<std::size_t>(state.threads()),
+                                      .round_trips = &g_round_trips});
     if (!store) {
       state.SkipWithError(store.error().detail.c_str());
       return;
     }
     g_run = make_run(std::move(*store), {}, state.threads());
+    g_round_trips = 0;
+    g_cpu_start = process_cpu_seconds();
   }
   renew_loop(state);
-  if (state.thread_index() == 0) end_run(g_run);
+  if (state.thread_index() == 0) {
+    // Every thread's loop has ended (the framework's barrier): the count
+    // covers exactly the timed renewals.
+    state.counters["round_trips_per_renew"] = benchmark::Counter(
+        static_cast<double>(g_round_trips.load()), benchmark::Counter::kAvgIterations);
+    // The client's CPU per renew (engine, libpq, the callers' threads; not
+    // the server's): on a shared machine a steadier figure than the rate.
+    state.counters["client_cpu_us_per_renew"] = benchmark::Counter(
+        (process_cpu_seconds() - g_cpu_start) * 1e6, benchmark::Counter::kAvgIterations);
+    end_run(g_run);
+  }
 }
 BENCHMARK(BM_RenewPostgres)->Threads(1)->Threads(32)->UseRealTime();
 

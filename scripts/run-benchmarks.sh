@@ -76,7 +76,8 @@ for full, level in ((1, "FULL"), (0, "NORMAL")):
 for c in (1, 32):
     name = f"BM_RenewPostgres/real_time/threads:{c}"
     base = float(pgbench.get(f"pgbench_simple_update_c{c}", "nan"))
-    print(f"| renew on PostgreSQL, {c} caller(s) | {r(name)/1e3:,.2f} k/s | pgbench simple-update (-N), {c} client(s) | {base/1e3:,.2f} k tps | {r(name)/base:.2f} | |")
+    trips, cpu = med[name].get("round_trips_per_renew", float("nan")), med[name].get("client_cpu_us_per_renew", float("nan"))
+    print(f"| renew on PostgreSQL, {c} caller(s) | {r(name)/1e3:,.2f} k/s | pgbench simple-update (-N), {c} client(s) | {base/1e3:,.2f} k tps | {r(name)/base:.2f} | {trips:.1f} round trips, {cpu:.0f} µs client CPU per renew |")
 print("\n| size | cookie session | token session (3 refresh generations) |\n|---|---|---|")
 for label, name in (("memory store, heap bytes per live session", "BM_MemoryStoreBytesPerSession"),
                     ("SQLite, file bytes per session", "BM_SqliteBytesPerSession")):

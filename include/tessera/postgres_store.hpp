@@ -8,6 +8,7 @@
 // for one subject cannot both keep more than the cap.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -25,6 +26,11 @@ struct PostgresOptions {
   std::chrono::seconds connect_timeout{5};
   std::chrono::milliseconds acquire_timeout{5000};    // waiting for a free connection
   std::chrono::milliseconds statement_timeout{5000};  // per statement, server side
+  // When set, counted up once per request the store sends and waits for
+  // once connected (a statement, BEGIN, COMMIT): the round trips behind a
+  // call, for tests and benchmarks. Connecting and preparing are not
+  // counted. Must outlive the store.
+  std::atomic<std::uint64_t>* round_trips = nullptr;
 };
 
 // Connects, creates the schema if needed and migrates it. store_unavailable

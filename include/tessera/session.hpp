@@ -209,6 +209,53 @@ class SessionStore {
     if (!own) return std::unexpected(own.error());
     return Epochs{*global, *own};
   }
+
+  // --- Calls bundled with what the engine decides on next ----------------
+  // A renewal needs the credential's session and the subject's epochs (the
+  // access token carries the effective epoch), then the compare-and-swap
+  // and, when it lost, the session as the swap found it. Where a round trip
+  // is dear (PostgreSQL) each pair is one statement. The defaults compose
+  // the calls above and leave `epochs` empty, so that an adapter that does
+  // not override them makes exactly the calls it made before; the engine
+  // then reads the epochs itself when it needs them (docs/design.md §7.1).
+
+  // find_by_credential, and with a hit, optionally, the epochs of its
+  // session's subject read by the same statement.
+  struct CredentialRead {
+    std::optional<CredentialHit> hit;
+    std::optional<Epochs> epochs;  // nullopt: not read here
+  };
+  [[nodiscard]] virtual Result<CredentialRead> find_by_credential_with_epochs(
+      TokenKind kind, std::span<const LookupKey> candidates) {
+    auto hit = find_by_credential(kind, candidates);
+    if (!hit) return std::unexpected(hit.error());
+    return CredentialRead{std::move(*hit), std::nullopt};
+  }
+
+  // rotate (its swap as atomic as there); when the swap did not happen, also the session as the
+  // swap found it (nullopt: it is gone), as find(session_id) would answer
+  // right after; and optionally the epochs of `subject` (the session's)
+  // read by the same statement as the swap. With rotated, `session` is
+  // nullopt: the caller knows what it wrote.
+  struct RotateOutcome {
+    RotateResult result = RotateResult::session_gone;
+    std::optional<Session> session;
+    std::optional<Epochs> epochs;  // nullopt: not read here
+  };
+  [[nodiscard]] virtual Result<RotateOutcome> rotate_with_epochs(
+      std::string_view session_id, std::string_view subject, std::uint64_t expected,
+      const LookupKey& next, const SealedToken& sealed, UnixSeconds now,
+      std::optional<UnixSeconds> idle_expires_at) {
+    (void)subject;
+    auto r = rotate(session_id, expected, next, sealed, now, idle_expires_at);
+    if (!r) return std::unexpected(r.error());
+    RotateOutcome out{*r, std::nullopt, std::nullopt};
+    if (*r == RotateResult::rotated) return out;
+    auto fresh = find(session_id);
+    if (!fresh) return std::unexpected(fresh.error());
+    out.session = std::move(*fresh);
+    return out;
+  }
 };
 
 }  // namespace tessera

@@ -180,7 +180,10 @@ class SessionService {
 
  private:
   SessionService(Deps deps, SessionPolicy policy);
-  Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now);
+  // Signs an access token carrying the effective epoch of `epochs`, or of
+  // the subject's epochs read now when the caller has none.
+  Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now,
+                         std::optional<SessionStore::Epochs> epochs);
   Result<Session> resolve(std::string_view token);
   Status check_live(const Session& s, UnixSeconds now) const;
   void audit(AuditEvent event) const;

@@ -191,9 +191,14 @@ Status SessionService::check_live(const Session& s, UnixSeconds now) const {
 }
 
 Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh,
-                                       UnixSeconds now) {
-  auto epoch = this->epoch(s.subject);
-  if (!epoch) return std::unexpected(epoch.error());
+                                       UnixSeconds now,
+                                       std::optional<SessionStore::Epochs> epochs) {
+  if (!epochs) {
+    auto read = deps_.store.epochs(s.subject);
+    if (!read) return std::unexpected(read.error());
+    epochs = *read;
+  }
+  const std::uint64_t epoch = effective_epoch(*epochs);
   const auto keys = deps_.keys.get();
   const Key* key = keys->active();
   if (key == nullptr) return fail(ErrorCode::internal, "no active signing key");
@@ -205,7 +210,7 @@ Result<TokenPair> SessionService::mint(const Session& s, const SecretString& ref
   c.exp = std::min(now + policy_.access_ttl, s.expires_at);
   c.jti = ids_.next().to_string();
   c.sid = s.id;
-  c.sv = *epoch;
+  c.sv = epoch;
   c.custom = s.claims;
   auto jwt = sign_jwt(*key, c);
   if (!jwt) return std::unexpected(jwt.error());
@@ -234,8 +239,11 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
                   "metadata fields must be UTF-8 of at most 1024 bytes");
   }
   const UnixSeconds now = deps_.clock.now();
-  auto epoch = this->epoch(req.subject);
-  if (!epoch) return std::unexpected(epoch.error());
+  // Read once: the session's epoch_at_issue and its first access token's
+  // sv are the same value.
+  auto epochs = deps_.store.epochs(req.subject);
+  if (!epochs) return std::unexpected(epochs.error());
+  const std::uint64_t epoch = effective_epoch(*epochs);
 
   Session s;
   s.id = ids_.next().to_string();
@@ -246,7 +254,7 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   s.last_seen_at = now;
   s.expires_at = now + policy_.session_ttl;
   if (policy_.idle_timeout > seconds{0}) s.idle_expires_at = now + policy_.idle_timeout;
-  s.epoch_at_issue = *epoch;
+  s.epoch_at_issue = epoch;
   s.metadata = req.metadata;
   s.metadata.fingerprint_digest =
       req.fingerprint ? fingerprint_digest(*req.fingerprint) : std::string();
@@ -259,7 +267,7 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
   std::optional<TokenPair> tokens;
   if (req.mode == SessionMode::token) {
     // Mint before writing: a session whose tokens could not be made is never stored.
-    auto pair = mint(s, secret, now);
+    auto pair = mint(s, secret, now, *epochs);
     if (!pair) return std::unexpected(pair.error());
     tokens = std::move(*pair);
   }
@@ -348,12 +356,15 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
   const UnixSeconds now = deps_.clock.now();
   auto token = parse_token(TokenKind::refresh, refresh_token);
   if (!token) return std::unexpected(token.error());
-  auto hit = deps_.store.find_by_credential(TokenKind::refresh,
-                                            deps_.lookup.candidates(TokenKind::refresh, *token));
-  if (!hit) return std::unexpected(hit.error());
-  if (!*hit) return fail(ErrorCode::invalid_token, "unknown refresh token");
-  const std::uint64_t presented = (*hit)->generation;
-  Session s = std::move((*hit)->session);
+  // The lookup brings the subject's epochs where the store reads them in
+  // the same statement; otherwise mint reads them when a token is signed.
+  auto read = deps_.store.find_by_credential_with_epochs(
+      TokenKind::refresh, deps_.lookup.candidates(TokenKind::refresh, *token));
+  if (!read) return std::unexpected(read.error());
+  if (!read->hit) return fail(ErrorCode::invalid_token, "unknown refresh token");
+  const std::uint64_t presented = read->hit->generation;
+  Session s = std::move(read->hit->session);
+  std::optional<SessionStore::Epochs> epochs = read->epochs;
 
   // Two passes at most: a lost compare-and-swap means another renewal won
   // just now, and the token is then "previous" for rule 2.
@@ -366,16 +377,20 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
       SecretString next = generate_token(TokenKind::refresh, deps_.random);
       auto sealed = deps_.cipher.seal(next, s.id);
       if (!sealed) return std::unexpected(sealed.error());
-      auto r = deps_.store.rotate(s.id, presented, deps_.lookup.derive(TokenKind::refresh, next),
-                                  *sealed, now, idle);
+      // The swap answers the epochs it read and, when it lost, the session
+      // as it found it: the loser goes on to rule 2 without another read.
+      auto r = deps_.store.rotate_with_epochs(s.id, s.subject, presented,
+                                              deps_.lookup.derive(TokenKind::refresh, next),
+                                              *sealed, now, idle);
       if (!r) return std::unexpected(r.error());
-      if (*r == RotateResult::rotated) {
+      epochs = r->epochs;  // those of the lookup are older than the swap
+      if (r->result == RotateResult::rotated) {
         s.generation = presented + 1;
         s.rotated_at = now;
         s.sealed_current = *sealed;
         s.last_seen_at = std::max(s.last_seen_at, now);
         if (idle) s.idle_expires_at = idle;
-        auto pair = mint(s, next, now);
+        auto pair = mint(s, next, now, epochs);
         if (!pair) return std::unexpected(pair.error());
         audit({.type = AuditEventType::renewed,
                .at = now,
@@ -385,10 +400,8 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
                .count = s.generation});
         return RenewedSession{std::move(s), std::move(*pair)};
       }
-      auto fresh = deps_.store.find(s.id);
-      if (!fresh) return std::unexpected(fresh.error());
-      if (!*fresh) return fail(ErrorCode::invalid_token, "session is gone");
-      s = std::move(**fresh);
+      if (!r->session) return fail(ErrorCode::invalid_token, "session is gone");
+      s = std::move(*r->session);
       continue;
     }
 
@@ -398,7 +411,7 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
       auto successor = deps_.cipher.open(*s.sealed_current, s.id);
       if (!successor)
         return std::unexpected(Error{ErrorCode::internal, "cannot open the sealed successor"});
-      auto pair = mint(s, *successor, now);
+      auto pair = mint(s, *successor, now, epochs);
       if (!pair) return std::unexpected(pair.error());
       return RenewedSession{std::move(s), std::move(*pair)};
     }

@@ -4,7 +4,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <barrier>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -622,6 +624,216 @@ TEST_P(StoreConformance, AuditEventsNeverContainASecret) {
     }
     EXPECT_EQ(line.find("tss_"), std::string::npos) << line;
     EXPECT_EQ(line.find("tsr_"), std::string::npos) << line;
+  }
+}
+
+// --- the bundled calls (find_by_credential_with_epochs, rotate_with_epochs) --
+
+// The epochs an adapter reads with a lookup or a swap, when it reads them,
+// are the store's own; an adapter that does not read them leaves them out.
+void expect_epochs(const std::optional<Epochs>& got, SessionStore& store,
+                   std::string_view subject) {
+  if (!got) return;
+  auto want = store.epochs(subject);
+  ASSERT_THAT(want, Succeeds());
+  EXPECT_EQ(got->global, want->global);
+  EXPECT_EQ(got->subject, want->subject);
+}
+
+TEST_P(StoreConformance, FindByCredentialWithEpochsFindsWhatFindByCredentialFinds) {
+  Harness h(GetParam());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  ASSERT_THAT(h.service->bump_global_epoch(), Succeeds());
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());  // alice 3, global 2
+  auto t = h.issue("alice", SessionMode::token);
+  const LookupKeyRing v12 = make_ring({{1, 'a'}, {2, 'b'}});
+  for (const LookupKeyRing* ring : {static_cast<const LookupKeyRing*>(&h.lookup), &v12}) {
+    const auto candidates = ring->candidates(TokenKind::refresh, t.tokens->refresh_token);
+    auto plain = h.store.find_by_credential(TokenKind::refresh, candidates);
+    auto read = h.store.find_by_credential_with_epochs(TokenKind::refresh, candidates);
+    ASSERT_THAT(plain, Succeeds());
+    ASSERT_THAT(read, Succeeds());
+    ASSERT_TRUE(plain->has_value());
+    ASSERT_TRUE(read->hit.has_value());
+    EXPECT_EQ(read->hit->key, (*plain)->key) << "the same candidate, the v1 one";
+    EXPECT_EQ(read->hit->key.version, 1u);
+    EXPECT_EQ(read->hit->generation, 0u);
+    EXPECT_EQ(read->hit->session.id, t.session.id);
+    EXPECT_EQ(read->hit->session.subject, "alice");
+    if (read->epochs) {
+      EXPECT_EQ(read->epochs->global, 2u);
+      EXPECT_EQ(read->epochs->subject, 3u);
+    }
+  }
+  // No hit: nothing, and no epochs to speak of.
+  const auto unknown =
+      v12.candidates(TokenKind::refresh, SecretString("tsr_" + std::string(43, 'Q')));
+  auto miss = h.store.find_by_credential_with_epochs(TokenKind::refresh, unknown);
+  ASSERT_THAT(miss, Succeeds());
+  EXPECT_FALSE(miss->hit.has_value());
+  // The kind is part of the key: a refresh lookup never finds a session token.
+  auto c = h.issue("alice");
+  auto wrong = h.store.find_by_credential_with_epochs(
+      TokenKind::refresh, h.lookup.candidates(TokenKind::session, c.session_token));
+  ASSERT_THAT(wrong, Succeeds());
+  EXPECT_FALSE(wrong->hit.has_value());
+}
+
+TEST_P(StoreConformance, RotateWithEpochsAnswersWhatTheSwapFound) {
+  Harness h(GetParam());
+  auto t = h.issue("alice", SessionMode::token);
+  ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
+  const SealedToken sealed{1, "sealed-1"};
+  LookupKey next1{.version = 1};
+  next1.mac.fill(0x11);
+  LookupKey next2{.version = 1};
+  next2.mac.fill(0x22);
+  const auto now = h.clock.now();
+
+  auto won = h.store.rotate_with_epochs(t.session.id, "alice", 0, next1, sealed, now, std::nullopt);
+  ASSERT_THAT(won, Succeeds());
+  EXPECT_EQ(won->result, RotateResult::rotated);
+  EXPECT_FALSE(won->session.has_value());
+  expect_epochs(won->epochs, h.store, "alice");
+  auto hit = h.store.find_by_credential(TokenKind::refresh, std::span(&next1, 1));
+  ASSERT_TRUE(hit && *hit);
+  EXPECT_EQ((*hit)->generation, 1u) << "the new credential is generation 1";
+
+  // The same swap again lost: the session as it now stands comes back.
+  auto lost =
+      h.store.rotate_with_epochs(t.session.id, "alice", 0, next2, sealed, now, std::nullopt);
+  ASSERT_THAT(lost, Succeeds());
+  EXPECT_EQ(lost->result, RotateResult::lost_race);
+  ASSERT_TRUE(lost->session.has_value());
+  EXPECT_EQ(lost->session->generation, 1u);
+  EXPECT_EQ(lost->session->rotated_at, now);
+  ASSERT_TRUE(lost->session->sealed_current.has_value());
+  EXPECT_EQ(lost->session->sealed_current->text, "sealed-1");
+  expect_epochs(lost->epochs, h.store, "alice");
+  EXPECT_FALSE(*h.store.find_by_credential(TokenKind::refresh, std::span(&next2, 1)))
+      << "a lost swap records no credential";
+
+  // Revoked: session_gone, with the revoked session; nothing written.
+  ASSERT_THAT(h.store.revoke_family(t.session.family_id, RevokeReason::revoked, now), Succeeds());
+  auto gone =
+      h.store.rotate_with_epochs(t.session.id, "alice", 1, next2, sealed, now, std::nullopt);
+  ASSERT_THAT(gone, Succeeds());
+  EXPECT_EQ(gone->result, RotateResult::session_gone);
+  ASSERT_TRUE(gone->session.has_value());
+  EXPECT_TRUE(gone->session->revoked());
+  EXPECT_EQ(gone->session->generation, 1u);
+  EXPECT_FALSE(*h.store.find_by_credential(TokenKind::refresh, std::span(&next2, 1)));
+
+  // Unknown: session_gone and no session.
+  auto none = h.store.rotate_with_epochs("01ARZ3NDEKTSV4RRFFQ69G5FAV", "alice", 0, next2, sealed,
+                                         now, std::nullopt);
+  ASSERT_THAT(none, Succeeds());
+  EXPECT_EQ(none->result, RotateResult::session_gone);
+  EXPECT_FALSE(none->session.has_value());
+}
+
+// A store that runs `between` once, just before the next rotate_with_epochs
+// goes through: what another instance might do between a renewal's lookup
+// and its compare-and-swap.
+class Interposer final : public ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  std::function<void()> between;
+  Result<RotateOutcome> rotate_with_epochs(std::string_view id, std::string_view subject,
+                                           std::uint64_t e, const LookupKey& n,
+                                           const SealedToken& s, UnixSeconds now,
+                                           std::optional<UnixSeconds> idle) override {
+    if (auto f = std::exchange(between, nullptr)) f();
+    return ForwardingStore::rotate_with_epochs(id, subject, e, n, s, now, idle);
+  }
+};
+
+struct Interposed {
+  explicit Interposed(Harness& h, std::optional<seconds> grace = std::nullopt)
+      : store(h.store), policy(h.policy) {
+    if (grace) policy.refresh_grace = *grace;
+    service = *SessionService::create(
+        {store, h.lookup, h.cipher, h.keys, h.clock, CsprngRandom::instance(), &h.audit}, policy);
+  }
+  Interposer store;
+  SessionPolicy policy;
+  std::unique_ptr<SessionService> service;
+};
+
+std::uint64_t sv_of(Harness& h, const SecretString& access) {
+  auto v = verify_jwt(access.reveal(), *h.keys.get(),
+                      {.issuer = h.policy.issuer, .audiences = h.policy.audience}, h.clock.now());
+  if (!v || !v->claims.sv) throw std::runtime_error("no sv");
+  return *v->claims.sv;
+}
+
+TEST_P(StoreConformance, AnEpochBumpBeforeTheSwapIsInTheRenewedAccessToken) {
+  Harness h(GetParam());
+  Interposed x(h);
+  auto t = h.issue("alice", SessionMode::token);
+  x.store.between = [&] { ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds()); };
+  auto r = x.service->renew(t.tokens->refresh_token.reveal());
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(sv_of(h, r->tokens.access_token), 1u)
+      << "the swap came after the bump: its token carries the bumped epoch";
+  x.store.between = [&] { ASSERT_THAT(h.service->bump_global_epoch(), Succeeds()); };
+  r = x.service->renew(r->tokens.refresh_token.reveal());
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(sv_of(h, r->tokens.access_token), 2u);
+}
+
+TEST_P(StoreConformance, ARevocationBetweenLookupAndSwapWinsAndNothingIsWritten) {
+  Harness h(GetParam());
+  Interposed x(h);
+  for (RevokeScope scope : {RevokeScope::session, RevokeScope::family, RevokeScope::all}) {
+    SCOPED_TRACE(to_string(scope));
+    auto t = h.issue("alice", SessionMode::token);
+    x.store.between = [&] {
+      auto n = h.service->logout(t.tokens->refresh_token.reveal(), scope);
+      ASSERT_THAT(n, Succeeds());
+      EXPECT_GE(*n, 1u);
+    };
+    const int renewed_before = static_cast<int>(std::ranges::count_if(
+        h.audit.lines(), [](const auto& l) { return l.find("\"renewed\"") != std::string::npos; }));
+    EXPECT_THAT(x.service->renew(t.tokens->refresh_token.reveal()),
+                FailsWith(ErrorCode::session_revoked));
+    auto s = h.store.find(t.session.id);
+    ASSERT_TRUE(s && *s);
+    EXPECT_EQ((*s)->generation, 0u) << "the swap did not happen";
+    EXPECT_EQ((*s)->revoke_reason, RevokeReason::logout);
+    const int renewed_after = static_cast<int>(std::ranges::count_if(
+        h.audit.lines(), [](const auto& l) { return l.find("\"renewed\"") != std::string::npos; }));
+    EXPECT_EQ(renewed_after, renewed_before) << "no renewal was audited";
+  }
+}
+
+TEST_P(StoreConformance, ARenewalBetweenLookupAndSwapMakesTheLoserARetryOrAReplay) {
+  Harness h(GetParam());
+  {
+    Interposed x(h);  // grace 10 s: the loser is rule 2 and gets the winner's successor
+    auto t = h.issue("alice", SessionMode::token);
+    std::optional<std::string> winner;
+    x.store.between = [&] {
+      auto w = h.service->renew(t.tokens->refresh_token.reveal());
+      ASSERT_THAT(w, Succeeds());
+      winner = std::string(w->tokens.refresh_token.reveal());
+    };
+    auto loser = x.service->renew(t.tokens->refresh_token.reveal());
+    ASSERT_THAT(loser, Succeeds());
+    ASSERT_TRUE(winner.has_value());
+    EXPECT_EQ(loser->tokens.refresh_token.reveal(), *winner);
+    EXPECT_EQ(loser->session.generation, 1u);
+    EXPECT_EQ((*h.store.find(t.session.id))->generation, 1u) << "one generation, not two";
+  }
+  {
+    Interposed x(h, seconds{0});  // no grace: the loser is a replay
+    auto t = h.issue("bob", SessionMode::token);
+    x.store.between = [&] {
+      ASSERT_THAT(h.service->renew(t.tokens->refresh_token.reveal()), Succeeds());
+    };
+    EXPECT_THAT(x.service->renew(t.tokens->refresh_token.reveal()),
+                FailsWith(ErrorCode::refresh_token_reused));
+    EXPECT_EQ((*h.store.find(t.session.id))->revoke_reason, RevokeReason::refresh_token_reused);
   }
 }
 

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 
@@ -94,6 +95,69 @@ TEST(PostgresStore, RefusesADatabaseFromANewerSchema) {
   auto s = open_postgres_store({.url = postgres_url(), .schema = schema});
   ASSERT_THAT(s, FailsWith(ErrorCode::store_unavailable));
   EXPECT_NE(s.error().detail.find("newer"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+// The round trips behind each engine call, counted by the store itself
+// (PostgresOptions::round_trips): renew is two (the lookup with the epochs,
+// the swap with the epochs), a retry inside the grace window one, and
+// validate one, also while two lookup key versions are held.
+TEST(PostgresStore, RenewIsTwoRoundTripsAndValidateOne) {
+  if (postgres_url() == nullptr) {
+    if (servers_required()) FAIL() << "TESSERA_TEST_POSTGRES_URL is not set";
+    GTEST_SKIP() << "no PostgreSQL server (run through scripts/with-servers.sh)";
+  }
+  const auto dir = make_scratch_dir();
+  std::atomic<std::uint64_t> trips{0};
+  auto store = open_postgres_store(
+      {.url = postgres_url(), .schema = schema_for(dir), .pool_size = 2, .round_trips = &trips});
+  ASSERT_THAT(store, Succeeds());
+  const LookupKeyRing ring = make_ring({{1, 'a'}});
+  const LookupKeyRing two = make_ring({{1, 'a'}, {2, 'b'}});
+  auto cipher =
+      *TokenCipher::create({{1, SecretString(std::string(32, 'c'))}}, CsprngRandom::instance());
+  SharedKeySet keys(make_keys());
+  ManualClock clock;
+  auto service = *SessionService::create(
+      {**store, ring, cipher, keys, clock, CsprngRandom::instance()}, SessionPolicy{});
+  auto rotated_ring = *SessionService::create(
+      {**store, two, cipher, keys, clock, CsprngRandom::instance()}, SessionPolicy{});
+  auto measure = [&](auto&& call) {
+    const auto before = trips.load();
+    call();
+    return trips.load() - before;
+  };
+
+  auto t = service->issue({.subject = "alice", .mode = SessionMode::token});
+  ASSERT_THAT(t, Succeeds());
+  std::string refresh(t->tokens->refresh_token.reveal());
+  for (int i = 0; i < 3; ++i) {
+    std::optional<RenewedSession> r;
+    EXPECT_EQ(measure([&] {
+                auto x = service->renew(refresh);
+                ASSERT_THAT(x, Succeeds());
+                r = std::move(*x);
+              }),
+              2u)
+        << "renew " << i;
+    EXPECT_EQ(measure([&] { ASSERT_THAT(service->renew(refresh), Succeeds()); }), 1u)
+        << "a retry inside the grace window";
+    refresh = std::string(r->tokens.refresh_token.reveal());
+  }
+  EXPECT_EQ(measure([&] { ASSERT_THAT(rotated_ring->renew(refresh), Succeeds()); }), 2u)
+      << "renew with two lookup key versions held";
+
+  auto c = service->issue({.subject = "alice"});
+  ASSERT_THAT(c, Succeeds());
+  const std::string cookie(c->session_token.reveal());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(measure([&] { ASSERT_THAT(service->validate(cookie), Succeeds()); }), 1u);
+  }
+  // Found under v1 while v2 is active: the lookup, then the touch with the
+  // re-key (one statement); afterwards one again.
+  EXPECT_EQ(measure([&] { ASSERT_THAT(rotated_ring->validate(cookie), Succeeds()); }), 2u);
+  EXPECT_EQ(measure([&] { ASSERT_THAT(rotated_ring->validate(cookie), Succeeds()); }), 1u);
+  store->reset();
   std::filesystem::remove_all(dir);
 }
 

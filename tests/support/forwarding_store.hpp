@@ -45,8 +45,11 @@ enum class StoreMethod : std::uint8_t {
   bump_epoch,
   bump_global_epoch,
   epochs,
+  find_by_credential_with_epochs,
+  rotate_with_epochs,
 };
-inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreMethod::epochs) + 1;
+inline constexpr std::size_t kStoreMethodCount =
+    static_cast<std::size_t>(StoreMethod::rotate_with_epochs) + 1;
 
 [[nodiscard]] constexpr std::string_view to_string(StoreMethod m) noexcept {
   switch (m) {
@@ -78,6 +81,10 @@ inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreM
       return "bump_global_epoch";
     case StoreMethod::epochs:
       return "epochs";
+    case StoreMethod::find_by_credential_with_epochs:
+      return "find_by_credential_with_epochs";
+    case StoreMethod::rotate_with_epochs:
+      return "rotate_with_epochs";
   }
   return "?";
 }
@@ -95,12 +102,14 @@ inline constexpr std::size_t kStoreMethodCount = static_cast<std::size_t>(StoreM
     case StoreMethod::cleanup:
     case StoreMethod::bump_epoch:
     case StoreMethod::bump_global_epoch:
+    case StoreMethod::rotate_with_epochs:
       return true;
     case StoreMethod::find:
     case StoreMethod::find_by_credential:
     case StoreMethod::list_live:
     case StoreMethod::epoch:
     case StoreMethod::epochs:
+    case StoreMethod::find_by_credential_with_epochs:
       return false;
   }
   return false;
@@ -209,6 +218,20 @@ class ForwardingStore : public SessionStore {
   }
   Result<std::uint64_t> bump_global_epoch() override {
     return forward(StoreMethod::bump_global_epoch, [&] { return inner_.bump_global_epoch(); });
+  }
+  // The bundled calls reach the inner store's own (one statement where it
+  // has one), not the composition through this store's hooks.
+  Result<CredentialRead> find_by_credential_with_epochs(TokenKind k,
+                                                        std::span<const LookupKey> c) override {
+    return forward(StoreMethod::find_by_credential_with_epochs,
+                   [&] { return inner_.find_by_credential_with_epochs(k, c); });
+  }
+  Result<RotateOutcome> rotate_with_epochs(std::string_view id, std::string_view subject,
+                                           std::uint64_t e, const LookupKey& n,
+                                           const SealedToken& s, UnixSeconds now,
+                                           std::optional<UnixSeconds> idle) override {
+    return forward(StoreMethod::rotate_with_epochs,
+                   [&] { return inner_.rotate_with_epochs(id, subject, e, n, s, now, idle); });
   }
 
  private:

@@ -70,6 +70,12 @@ std::optional<Error> call(SessionStore& s, StoreMethod m) {
       return error_of(s.bump_global_epoch());
     case StoreMethod::epochs:
       return error_of(s.epochs("alice"));
+    case StoreMethod::find_by_credential_with_epochs:
+      return error_of(s.find_by_credential_with_epochs(TokenKind::refresh, std::span(&key, 1)));
+    case StoreMethod::rotate_with_epochs:
+      return error_of(s.rotate_with_epochs(session.id, session.subject, 0,
+                                           LookupKey{.version = 1, .mac = {3}}, SealedToken{}, kNow,
+                                           std::nullopt));
   }
   return Error{ErrorCode::internal, "unknown method"};
 }
@@ -93,6 +99,8 @@ constexpr std::array kAllMethods = {
     StoreMethod::bump_epoch,
     StoreMethod::bump_global_epoch,
     StoreMethod::epochs,
+    StoreMethod::find_by_credential_with_epochs,
+    StoreMethod::rotate_with_epochs,
 };
 static_assert(kAllMethods.size() == kStoreMethodCount);
 
@@ -230,13 +238,13 @@ TEST(ForwardingStore, AStalledCallThatFailsFailsAfterTheStall) {
 TEST(ForwardingStore, WritesCountAndTheReadWriteSwitchesKeepWorking) {
   Fixture f;
   for (StoreMethod m : kAllMethods) (void)call(f.store, m);
-  EXPECT_EQ(f.store.writes.load(), 9)
-      << "create rotate touch revoke×3 cleanup bump_epoch bump_global_epoch";
+  EXPECT_EQ(f.store.writes.load(), 10)
+      << "create rotate touch revoke×3 cleanup bump_epoch bump_global_epoch rotate_with_epochs";
 
   f.store.fail_writes = true;
   EXPECT_THAT(f.store.bump_epoch("alice"), FailsWith(ErrorCode::store_unavailable));
   EXPECT_THAT(f.store.epoch("alice"), Succeeds());
-  EXPECT_EQ(f.store.writes.load(), 10) << "a failed write is still counted";
+  EXPECT_EQ(f.store.writes.load(), 11) << "a failed write is still counted";
   f.store.fail_writes = false;
   f.store.fail_reads = true;
   EXPECT_THAT(f.store.epoch("alice"), FailsWith(ErrorCode::store_unavailable));

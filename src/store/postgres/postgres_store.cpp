@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <functional>
@@ -62,6 +63,11 @@ static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
   "s.user_agent, s.device, s.fingerprint, s.data, s.claims, s.rotated_at, s.sealed_version, " \
   "s.sealed_text"
 
+// The subject's epochs beside a row that names the subject as `subject_expr`.
+#define EPOCHS_OF(subject_expr)                                  \
+  "COALESCE((SELECT epoch FROM epochs WHERE subject = ''), 0), " \
+  "COALESCE((SELECT epoch FROM epochs WHERE subject = " subject_expr "), 0)"
+
 #define REVOKE_SET                                                                           \
   "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $3, sealed_version = NULL, " \
   "sealed_text = NULL "
@@ -73,7 +79,6 @@ enum Sql : int {
   kRotate,
   kRotateCheck,
   kTouch,
-  kRekey,
   kRevokeId,
   kRevokeFamily,
   kRevokeSubject,
@@ -87,6 +92,10 @@ enum Sql : int {
   kInsertSession,
   kInsertCredential,
   kEvict,
+  kFindByCredentialEpochs,
+  kFindByCredentials,
+  kRotateEpochs,
+  kTouchRekey,
   kSqlCount,
 };
 
@@ -110,9 +119,6 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
     "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
     "WHERE id = $1 AND revoked_at IS NULL",
-    /* kRekey */
-    "UPDATE credentials SET lookup = $4, key_version = $5::bigint WHERE lookup = $2 AND "
-    "key_version = $3::bigint AND session_id = $1",
     /* kRevokeId */ REVOKE_SET "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
     /* kRevokeFamily */ REVOKE_SET "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id",
     /* kRevokeSubject */
@@ -151,6 +157,45 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "revoked_at IS NULL AND expires_at > $2::bigint AND (idle_expires_at IS NULL OR "
     "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
     "$4::bigint) RETURNING id",
+    /* kFindByCredentialEpochs: kFindByCredential and the subject's epochs */
+    "SELECT c.generation, " SESSION_COLUMNS ", " EPOCHS_OF("s.subject")
+    " FROM credentials c JOIN sessions s ON s.id = c.session_id "
+    "WHERE c.lookup = $1 AND c.kind = $2::smallint AND c.key_version = $3::bigint",
+    /* kFindByCredentials: every candidate at once ($1 lookups, $3 their
+       versions, newest first); the first that names a credential wins */
+    "SELECT k.ord - 1, c.generation, " SESSION_COLUMNS ", " EPOCHS_OF("s.subject")
+    " FROM unnest($1::text[], $3::bigint[]) WITH ORDINALITY AS k(lookup, version, ord) "
+    "JOIN credentials c ON c.lookup = k.lookup AND c.key_version = k.version "
+    "AND c.kind = $2::smallint JOIN sessions s ON s.id = c.session_id ORDER BY k.ord LIMIT 1",
+    /* kRotateEpochs: kRotate, plus what the engine decides on when it lost.
+       `cur` locks the session row and reads its newest committed version
+       (READ COMMITTED: FOR UPDATE waits for a concurrent writer, then
+       re-reads); the swap is decided on that locked row, so a rotation or a
+       revocation that commits meanwhile is seen, never lost. The epochs are
+       read at the statement's snapshot, before the swap: a token minted
+       with them never carries an epoch newer than the one it was minted
+       under. The answer is one row even when the session is gone. */
+    "WITH cur AS (SELECT " SESSION_COLUMNS " FROM sessions s WHERE s.id = $1 FOR UPDATE), "
+    "u AS (UPDATE sessions SET generation = $2::bigint + 1, rotated_at = $3::bigint, "
+    "sealed_version = $4::bigint, sealed_text = $5, "
+    "last_seen_at = GREATEST(sessions.last_seen_at, $3::bigint), "
+    "idle_expires_at = CASE WHEN sessions.idle_expires_at IS NULL OR $6::bigint IS NULL THEN "
+    "sessions.idle_expires_at ELSE GREATEST(sessions.idle_expires_at, $6::bigint) END "
+    "FROM cur WHERE sessions.id = cur.id AND cur.generation = $2::bigint AND "
+    "cur.revoked_at IS NULL RETURNING sessions.id), "
+    "ins AS (INSERT INTO credentials (lookup, key_version, kind, session_id, generation) "
+    "SELECT $7, $8::bigint, $9::smallint, u.id, $2::bigint + 1 FROM u RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM ins), " EPOCHS_OF("$10") ", cur.* "
+    "FROM (VALUES (1)) AS one (x) LEFT JOIN cur ON true",
+    /* kTouchRekey: kTouch, and the re-key only if the touch found the
+       session unrevoked ($1..$3 as kTouch; $4, $5 the old lookup key and
+       version, $6, $7 the new) */
+    "WITH t AS (UPDATE sessions SET last_seen_at = GREATEST(last_seen_at, $2::bigint), "
+    "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
+    "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
+    "WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
+    "UPDATE credentials SET lookup = $6, key_version = $7::bigint FROM t WHERE lookup = $4 AND "
+    "key_version = $5::bigint AND session_id = t.id",
 };
 
 const char* statement_name(Sql sql) {
@@ -276,12 +321,18 @@ Error classify(const PGresult* r, PGconn* conn) {
 
 struct Conn {
   PGconn* pg = nullptr;
+  std::atomic<std::uint64_t>* round_trips = nullptr;  // PostgresOptions::round_trips, once pooled
   ~Conn() {
     if (pg) PQfinish(pg);
   }
   [[nodiscard]] bool ok() const { return pg && PQstatus(pg) == CONNECTION_OK; }
 
+  void count() const {
+    if (round_trips != nullptr) round_trips->fetch_add(1, std::memory_order_relaxed);
+  }
+
   Result<PgResult> exec(Sql sql, const Params& p) {
+    count();
     const auto values = p.pointers();
     PgResult r(
         PQexecPrepared(pg, statement_name(sql), p.size(), values.data(), nullptr, nullptr, 0));
@@ -292,6 +343,7 @@ struct Conn {
     return r;
   }
   Status simple(const char* sql) {
+    count();
     PgResult r(PQexec(pg, sql));
     const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
     if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
@@ -380,18 +432,14 @@ class PostgresStore final : public SessionStore {
 
   Result<std::optional<CredentialHit>> find_by_credential(
       TokenKind kind, std::span<const LookupKey> candidates) override {
-    for (const auto& k : candidates) {
-      auto r = run(kFindByCredential, Params()
-                                          .add(k.text())
-                                          .add(static_cast<std::int64_t>(kind))
-                                          .add(std::uint64_t{k.version}));
-      if (!r) return std::unexpected(r.error());
-      if (PQntuples(r->get()) > 0) {
-        return std::optional<CredentialHit>{CredentialHit{
-            read_session(r->get(), 0, 1), static_cast<std::uint64_t>(to_i64(r->get(), 0, 0)), k}};
-      }
-    }
-    return std::optional<CredentialHit>{};
+    auto read = lookup(kind, candidates, /*with_epochs=*/false);
+    if (!read) return std::unexpected(read.error());
+    return std::move(read->hit);
+  }
+
+  Result<CredentialRead> find_by_credential_with_epochs(
+      TokenKind kind, std::span<const LookupKey> candidates) override {
+    return lookup(kind, candidates, /*with_epochs=*/true);
   }
 
   Result<RotateResult> rotate(std::string_view id, std::uint64_t expected, const LookupKey& next,
@@ -421,6 +469,39 @@ class PostgresStore final : public SessionStore {
     return gone ? RotateResult::session_gone : RotateResult::lost_race;
   }
 
+  Result<RotateOutcome> rotate_with_epochs(std::string_view id, std::string_view subject,
+                                           std::uint64_t expected, const LookupKey& next,
+                                           const SealedToken& sealed, UnixSeconds now,
+                                           std::optional<UnixSeconds> idle_expires_at) override {
+    auto r = run(kRotateEpochs, Params()
+                                    .add(id)
+                                    .add(expected)
+                                    .add(now)
+                                    .add(std::uint64_t{sealed.key_version})
+                                    .add(sealed.text)
+                                    .add(idle_expires_at)
+                                    .add(next.text())
+                                    .add(std::uint64_t{next.version})
+                                    .add(static_cast<std::int64_t>(TokenKind::refresh))
+                                    .add(subject));
+    if (!r) return std::unexpected(r.error());
+    const PGresult* res = r->get();
+    RotateOutcome out;
+    out.epochs = Epochs{static_cast<std::uint64_t>(to_i64(res, 0, 1)),
+                        static_cast<std::uint64_t>(to_i64(res, 0, 2))};
+    if (text(res, 0, 0) == "t") {
+      out.result = RotateResult::rotated;
+      return out;
+    }
+    if (is_null(res, 0, 3)) {  // no session row
+      out.result = RotateResult::session_gone;
+      return out;
+    }
+    out.session = read_session(res, 0, 3);
+    out.result = out.session->revoked() ? RotateResult::session_gone : RotateResult::lost_race;
+    return out;
+  }
+
   Status touch(std::string_view id, UnixSeconds last_seen,
                std::optional<UnixSeconds> idle_expires_at,
                std::optional<std::pair<LookupKey, LookupKey>> rekey) override {
@@ -431,18 +512,15 @@ class PostgresStore final : public SessionStore {
       if (!r) return std::unexpected(r.error());
       return {};
     }
-    return transaction([&](Conn& c) -> Status {
-      auto t = c.exec(kTouch, touch_params);
-      if (!t) return std::unexpected(t.error());
-      if (std::string_view(PQcmdTuples(t->get())) == "0") return {};
-      TESSERA_TRY(c.exec(kRekey, Params()
-                                     .add(id)
-                                     .add(rekey->first.text())
-                                     .add(std::uint64_t{rekey->first.version})
-                                     .add(rekey->second.text())
-                                     .add(std::uint64_t{rekey->second.version})));
-      return {};
-    });
+    // One statement: the re-key happens only with the touch (a revoked
+    // session is neither touched nor re-keyed).
+    touch_params.add(rekey->first.text())
+        .add(std::uint64_t{rekey->first.version})
+        .add(rekey->second.text())
+        .add(std::uint64_t{rekey->second.version});
+    auto r = run(kTouchRekey, touch_params);
+    if (!r) return std::unexpected(r.error());
+    return {};
   }
 
   Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
@@ -510,6 +588,53 @@ class PostgresStore final : public SessionStore {
   }
 
  private:
+  // One statement whatever the number of candidates: the common single
+  // version by equality, several (during a lookup key rotation) as arrays.
+  Result<CredentialRead> lookup(TokenKind kind, std::span<const LookupKey> candidates,
+                                bool with_epochs) {
+    if (candidates.empty()) return CredentialRead{};
+    const auto kind_param = static_cast<std::int64_t>(kind);
+    if (candidates.size() == 1) {
+      const LookupKey& k = candidates.front();
+      auto r = run(with_epochs ? kFindByCredentialEpochs : kFindByCredential,
+                   Params().add(k.text()).add(kind_param).add(std::uint64_t{k.version}));
+      if (!r) return std::unexpected(r.error());
+      return read_hit(r->get(), 0, k, with_epochs);
+    }
+    // base64url and digits need no quoting inside an array literal.
+    std::string lookups = "{";
+    std::string versions = "{";
+    for (const auto& k : candidates) {
+      if (lookups.size() > 1) {
+        lookups += ',';
+        versions += ',';
+      }
+      lookups += k.text();
+      versions += fmt::format("{}", k.version);
+    }
+    lookups += '}';
+    versions += '}';
+    auto r = run(kFindByCredentials, Params().add(lookups).add(kind_param).add(versions));
+    if (!r) return std::unexpected(r.error());
+    if (PQntuples(r->get()) == 0) return CredentialRead{};
+    const auto index = static_cast<std::size_t>(to_i64(r->get(), 0, 0));
+    if (index >= candidates.size()) return fail(ErrorCode::internal, "postgresql: bad candidate");
+    return read_hit(r->get(), 1, candidates[index], with_epochs);
+  }
+
+  // A credential row from column `b` on: generation, the session, epochs.
+  static CredentialRead read_hit(const PGresult* r, int b, const LookupKey& key, bool with_epochs) {
+    CredentialRead out;
+    if (PQntuples(r) == 0) return out;
+    out.hit =
+        CredentialHit{read_session(r, 0, b + 1), static_cast<std::uint64_t>(to_i64(r, 0, b)), key};
+    if (with_epochs) {
+      out.epochs = Epochs{static_cast<std::uint64_t>(to_i64(r, 0, b + 22)),
+                          static_cast<std::uint64_t>(to_i64(r, 0, b + 23))};
+    }
+    return out;
+  }
+
   static Result<RevokeResult> revoked(Result<PgResult> r) {
     if (!r) return std::unexpected(r.error());
     return RevokeResult{ids_of(r->get())};
@@ -592,6 +717,7 @@ class PostgresStore final : public SessionStore {
       if (!idle_.empty()) {
         auto c = std::move(idle_.back());
         idle_.pop_back();
+        c->round_trips = o_.round_trips;
         if (c->ok()) return c;
         --open_;  // dropped below, replaced by a fresh one
       }
@@ -602,7 +728,9 @@ class PostgresStore final : public SessionStore {
       std::lock_guard lock(mu_);
       --open_;
       cv_.notify_one();
+      return c;
     }
+    (*c)->round_trips = o_.round_trips;
     return c;
   }
 
@@ -645,10 +773,11 @@ class PostgresStore final : public SessionStore {
       case kListLive:
       case kEpoch:
       case kEpochs:
+      case kFindByCredentialEpochs:
+      case kFindByCredentials:
         return true;
       case kRotate:
       case kTouch:
-      case kRekey:
       case kRevokeId:
       case kRevokeFamily:
       case kRevokeSubject:
@@ -659,6 +788,8 @@ class PostgresStore final : public SessionStore {
       case kInsertSession:
       case kInsertCredential:
       case kEvict:
+      case kRotateEpochs:
+      case kTouchRekey:
       case kSqlCount:
         return false;
     }
