@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-[[ -d "$peers/node_modules" ]] || (cd "$peers" && npm ci --no-audit --no-fund >&2)
+[[ -d "$peers/node_modules" ]] || (cd "$peers" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
 
 api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 export SESSION_SECRET=$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
@@ -75,7 +75,7 @@ PY
 echo "bench-compare: starting servers and preparing $sessions sessions each" >&2
 declare -A port
 port[tessera_mem]=$(tessera_serve tessera_mem memory:)
-port[tessera_sqlite]=$(tessera_serve tessera_sqlite "sqlite:$work/tessera.db" --sqlite-synchronous full)
+port[tessera_sqlite]=$(tessera_serve tessera_sqlite "sqlite://$work/tessera.db" --sqlite-synchronous full)
 for t in tessera_mem tessera_sqlite; do
   /usr/bin/python3 "$here/bench/http/prepare.py" "${port[$t]}" "$api_key" cookie "$sessions" "$work/$t.tokens"
 done
