@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare format tidy clean
 
 all: build
 
@@ -90,6 +90,14 @@ bench-http: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/bench-http.sh build-release
+
+# tessera beside peer session frameworks (bench/peers/), A B A B (not in CI;
+# ROUNDS and DURATION override, e.g. DURATION=2 ROUNDS=1 for a smoke run).
+bench-compare: deps-test
+	@scripts/install-deps.sh bench
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS)
+	scripts/bench-compare.sh build-release
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# `make bench-compare`: tessera side by side with peer session frameworks
+# (bench/peers/), same wrk settings, same cores, alternating A B A B for
+# ROUNDS rounds (default 2), DURATION seconds per run (default 10). Prints a
+# table and writes it into docs/benchmarks.md between the bench-compare
+# markers. Quick smoke run: DURATION=2 ROUNDS=1.
+set -euo pipefail
+build=${1:?usage: bench-compare.sh BUILD_DIR}
+duration=${DURATION:-10}
+rounds=${ROUNDS:-2}
+sessions=${SESSIONS:-20000}
+here=$(cd "$(dirname "$0")/.." && pwd)
+tessera="$build/src/cli/tessera"
+peers="$here/bench/peers"
+work=$(mktemp -d /tmp/tessera-bench-compare-XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+[[ -d "$peers/node_modules" ]] || (cd "$peers" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
+
+api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+export SESSION_SECRET=$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
+export NODE_ENV=production
+
+# The tessera command line, in one place: extra serve flags go here.
+tessera_serve() {  # name, store spec, extra flags...
+  local name=$1 store=$2
+  shift 2
+  local hash
+  hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
+  TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --data-dir "$work/$name" \
+    --listen 127.0.0.1:0 --ready-file "$work/$name.port" --access-log false --audit-log none \
+    --max-sessions-per-subject 1000 --refresh-grace 10s --store "$store" "$@" \
+    >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -s "$work/$name.port" ]] && break; sleep 0.05; done
+  cat "$work/$name.port"
+}
+
+peer_start() {  # name, program, env assignments...
+  local name=$1 program=$2
+  shift 2
+  env "$@" DB_PATH="$work/$name.db" node "$peers/$program" >"$work/$name.port" 2>"$work/$name.log" &
+  pids+=($!)
+  for _ in $(seq 200); do [[ -s "$work/$name.port" ]] && break; sleep 0.05; done
+  cat "$work/$name.port"
+}
+
+# One wrk run; appends "name rps p99ms errors" to results.
+run_wrk() {  # name, connections, wrk args...
+  local name=$1 conns=$2
+  shift 2
+  local out="$work/wrk-$name-$RANDOM.txt"
+  wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" >"$out" 2>&1 || true
+  /usr/bin/python3 - "$out" "$name" >>"$work/results" <<'PY'
+import re, sys
+text, name = open(sys.argv[1]).read(), sys.argv[2]
+rps = float(re.search(r"Requests/sec:\s*([\d.]+)", text).group(1))
+m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+errs = sum(map(int, sock.groups())) if sock else 0
+bad = re.search(r"non-2xx: (\d+)", text)
+errs += int(bad.group(1)) if bad else 0
+print(name, rps, p99, errs)
+PY
+  tail -1 "$work/results" >&2
+}
+
+echo "bench-compare: starting servers and preparing $sessions sessions each" >&2
+declare -A port
+port[tessera_mem]=$(tessera_serve tessera_mem memory:)
+port[tessera_sqlite]=$(tessera_serve tessera_sqlite "sqlite://$work/tessera.db" --sqlite-synchronous full)
+for t in tessera_mem tessera_sqlite; do
+  /usr/bin/python3 "$here/bench/http/prepare.py" "${port[$t]}" "$api_key" cookie "$sessions" "$work/$t.tokens"
+done
+port[fastify_mem]=$(peer_start fastify_mem fastify-session.js)
+port[fastify_sqlite]=$(peer_start fastify_sqlite fastify-session.js STORE=sqlite)
+port[express_mem]=$(peer_start express_mem express-session.js)
+port[express_sqlite]=$(peer_start express_sqlite express-session.js STORE=sqlite)
+for p in fastify_mem fastify_sqlite express_mem express_sqlite; do
+  /usr/bin/python3 "$peers/login.py" "${port[$p]}" /login '{}' "$sessions" "$work/$p.cookies"
+done
+
+validate() {  # tessera name, connections
+  TOKENS="$work/$1.tokens" API_KEY="$api_key" \
+    run_wrk "$1@$2" "$2" -s "$here/bench/http/validate.lua" "http://127.0.0.1:${port[$1]}"
+}
+me() {  # peer name, connections
+  COOKIES="$work/$1.cookies" run_wrk "$1@$2" "$2" -s "$peers/me.lua" "http://127.0.0.1:${port[$1]}"
+}
+
+: >"$work/results"
+for round in $(seq "$rounds"); do
+  echo "bench-compare: round $round of $rounds" >&2
+  validate tessera_mem 64; me fastify_mem 64
+  validate tessera_sqlite 64; me fastify_sqlite 64
+  validate tessera_mem 64; me express_mem 64
+  validate tessera_sqlite 64; me express_sqlite 64
+  validate tessera_mem 2048; me fastify_mem 2048
+done
+
+version() { node -p "require('$peers/node_modules/$1/package.json').version"; }
+versions="fastify $(version fastify), @fastify/session $(version @fastify/session), express $(version express), express-session $(version express-session), better-sqlite3 $(version better-sqlite3), Node $(node --version)"
+tessera_version=$("$tessera" --version 2>/dev/null | head -1 || echo unknown)
+machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
+
+/usr/bin/python3 - "$work/results" "$here/docs/benchmarks.md" "$duration" "$rounds" \
+  "$machine" "$versions" "$tessera_version" <<'PY'
+import datetime, statistics, sys
+results, doc, duration, rounds, machine, versions, tversion = sys.argv[1:8]
+runs = {}
+for line in open(results):
+    name, rps, p99, errs = line.split()
+    runs.setdefault(name, []).append((float(rps), float(p99), int(errs)))
+
+def rps(n): return statistics.median(r[0] for r in runs[n])
+def p99(n): return statistics.median(r[1] for r in runs[n])
+def errs(n): return sum(r[2] for r in runs[n])
+def rounds_of(n): return " / ".join(f"{r[0]:,.0f}" for r in runs[n])
+
+rows = []
+def ratio(work, t, p, target=None):
+    x = rps(t) / rps(p)
+    met = "" if target is None else ("met" if x >= target else "**NOT met**")
+    tgt = "" if target is None else f"≥ {target:g}×: {met}"
+    rows.append(f"| {work} | {rps(t):,.0f} req/s ({rounds_of(t)}) | {p}: {rps(p):,.0f} req/s ({rounds_of(p)}) | {x:.2f}× | {tgt} |")
+
+ratio("cookie check, 64 conns, memory", "tessera_mem@64", "fastify_mem@64")
+ratio("cookie check, 64 conns, tessera SQLite FULL vs fastify memory", "tessera_sqlite@64", "fastify_mem@64", 5)
+ratio("cookie check, 64 conns, SQLite FULL", "tessera_sqlite@64", "fastify_sqlite@64", 8)
+ratio("cookie check, 64 conns, memory", "tessera_mem@64", "express_mem@64")
+ratio("cookie check, 64 conns, SQLite FULL", "tessera_sqlite@64", "express_sqlite@64")
+ratio("cookie check, 2,048 conns, memory", "tessera_mem@2048", "fastify_mem@2048")
+for n, limit in (("tessera_sqlite@64", 2), ("tessera_mem@64", 2), ("tessera_mem@2048", 50)):
+    p = p99(n)
+    rows.append(f"| p99, {n} | {p:.2f} ms | {n.replace('tessera', 'peer')}: see wrk runs | | ≤ {limit} ms: {'met' if p <= limit else '**NOT met**'} |")
+for n in ("tessera_mem@2048", "fastify_mem@2048"):
+    rows.append(f"| socket errors + non-2xx, {n} | {errs(n)} | | | none: {'met' if errs(n) == 0 else '**NOT met**'} |")
+peers_p99 = ", ".join(f"{n} {p99(n):.2f} ms" for n in sorted(runs) if not n.startswith("tessera"))
+table = ("| work | tessera | peer | ratio | target |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
+         f"Peer p99 (median of rounds): {peers_p99}.\n")
+print(table)
+begin, end = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
+section = (f"{begin}\nLast run: {datetime.date.today()} — `make bench-compare` (wrk -t2, {duration} s per run, "
+           f"{rounds} round(s) A B A B, median; wrk on the same cores). tessera: {tversion}. Peers: {versions}. "
+           f"Machine: {machine}.\n\n{table}{end}")
+text = open(doc).read()
+if begin in text:
+    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
+else:
+    text = text.rstrip() + "\n\n" + section + "\n"
+open(doc, "w").write(text)
+PY
