@@ -115,8 +115,9 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   // and closes a connection, schema parse included (measured: 10 % of the
   // CPU of a refresh over HTTP with 4 kept and 32 workers).
   Config opened = config;
-  const std::size_t io_threads =
-      config.server.threads ? config.server.threads : std::max(1u, std::thread::hardware_concurrency());
+  const std::size_t io_threads = config.server.threads
+                                     ? config.server.threads
+                                     : std::max(1u, std::thread::hardware_concurrency());
   opened.sqlite.readers = std::max(config.sqlite.readers, config.server.store_workers + io_threads);
   auto store = open_store(opened);
   if (!store) return std::unexpected(store.error());

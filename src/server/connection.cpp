@@ -15,10 +15,10 @@
 // This is the only file that includes Beast's HTTP and its TLS stream.
 #include <fmt/format.h>
 
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <type_traits>
 
@@ -228,9 +228,10 @@ class HttpConnection final : public Connection,
     const RouteId route = route_of(req.target);
     const Work work = route_spec(route).work;
     if (server_.store_workers.enabled() &&
-        (work == Work::store_write || (work == Work::store_read && !server_.options.inline_reads))) {
-      return hand_to_store(route, std::move(req), std::move(request_id), client_keep_alive,
-                           version, started);
+        (work == Work::store_write ||
+         (work == Work::store_read && !server_.options.inline_reads))) {
+      return hand_to_store(route, std::move(req), std::move(request_id), client_keep_alive, version,
+                           started);
     }
     HttpResponse res = server_.api.handle(req);
     const bool keep_alive = client_keep_alive && !server_.stopping;
@@ -242,22 +243,20 @@ class HttpConnection final : public Connection,
   // running meanwhile: during a drain the connection may be its only work,
   // with no operation pending. A full queue is answered at once: 503
   // `overloaded`, Retry-After, nothing done.
-  void hand_to_store(RouteId route, HttpRequest req, std::string request_id,
-                     bool client_keep_alive, unsigned version,
-                     std::chrono::steady_clock::time_point started) {
+  void hand_to_store(RouteId route, HttpRequest req, std::string request_id, bool client_keep_alive,
+                     unsigned version, std::chrono::steady_clock::time_point started) {
     std::string method = req.method;
     StoreWorkers::Job job = [self = shared_from_this(), req = std::move(req),
                              request_id = request_id, client_keep_alive, version, started,
                              guard = asio::make_work_guard(stream_.get_executor())]() mutable {
       HttpResponse res = self->server_.api.handle(req);
-      asio::post(self->stream_.get_executor(),
-                 [self, method = std::move(req.method), res = std::move(res),
-                  request_id = std::move(request_id), client_keep_alive, version,
-                  started]() mutable {
-                   const bool keep_alive = client_keep_alive && !self->server_.stopping;
-                   self->respond(method, std::move(res), std::move(request_id), keep_alive,
-                                 version, started);
-                 });
+      asio::post(self->stream_.get_executor(), [self, method = std::move(req.method),
+                                                res = std::move(res),
+                                                request_id = std::move(request_id),
+                                                client_keep_alive, version, started]() mutable {
+        const bool keep_alive = client_keep_alive && !self->server_.stopping;
+        self->respond(method, std::move(res), std::move(request_id), keep_alive, version, started);
+      });
     };
     if (server_.store_workers.try_run(job)) return;
     HttpResponse res =

@@ -116,8 +116,8 @@ class StoreWorkersTest : public ::testing::Test {
   }
 
   std::string issue_cookie() {
-    auto a = request(port, http::verb::post, "/v1/sessions",
-                     R"({"subject":"alice","mode":"cookie"})");
+    auto a =
+        request(port, http::verb::post, "/v1/sessions", R"({"subject":"alice","mode":"cookie"})");
     EXPECT_EQ(a.status, 201u) << a.body;
     return std::string(json::parse(a.body).at("session_token").as_string());
   }
@@ -165,8 +165,8 @@ TEST_F(StoreWorkersTest, AStalledStoreLeavesTheLoopRoutesAtTheirPaceAndAnswersEv
     EXPECT_EQ(a.status, 200u) << path;
     // Normal pace: well under one stall (inline, it would wait for 8).
     EXPECT_LT(a.took, normal + kStall / 2)
-        << path << " took "
-        << std::chrono::duration_cast<std::chrono::milliseconds>(a.took).count() << " ms";
+        << path << " took " << std::chrono::duration_cast<std::chrono::milliseconds>(a.took).count()
+        << " ms";
   }
   for (auto& f : stalled) {
     const auto a = f.get();
@@ -188,8 +188,8 @@ TEST_F(StoreWorkersTest, AFullQueueIsAnsweredOverloadedAtOnceAndNothingIsDone) {
   std::this_thread::sleep_for(50ms);
   auto queued = submit("second");  // waits in the one queue slot
   std::this_thread::sleep_for(50ms);
-  const auto refused = request(port, http::verb::post, "/v1/sessions",
-                               R"({"subject":"third","mode":"cookie"})");
+  const auto refused =
+      request(port, http::verb::post, "/v1/sessions", R"({"subject":"third","mode":"cookie"})");
   EXPECT_EQ(refused.status, 503u);
   EXPECT_EQ(json::parse(refused.body).at("code").as_string(), "overloaded");
   EXPECT_EQ(refused.retry_after, "1");
