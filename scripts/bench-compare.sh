@@ -31,6 +31,11 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+better_auth=${BETTER_AUTH:-1}
+# Each better-auth session costs a sign-up (a scrypt hash), so fewer of them.
+ba_sessions=${BA_SESSIONS:-2000}
+[[ $better_auth == 1 && ! -d "$peers/better-auth/node_modules" ]] \
+  && (cd "$peers/better-auth" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
 [[ -d "$peers/node_modules" ]] || (cd "$peers" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
 
 api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
@@ -101,6 +106,17 @@ port[express_sqlite]=$(peer_start express_sqlite express-session.js STORE=sqlite
 for p in fastify_mem fastify_sqlite express_mem express_sqlite; do
   /usr/bin/python3 "$peers/login.py" "${port[$p]}" /login '{}' "$sessions" "$work/$p.cookies"
 done
+if [[ $better_auth == 1 ]]; then
+  # Two instances on their own databases: get-session as a read, and with
+  # updateAge 0 as a write on every call.
+  port[betterauth_read]=$(peer_start betterauth_read better-auth/server.mjs)
+  port[betterauth_write]=$(peer_start betterauth_write better-auth/server.mjs WRITE=1)
+  for p in betterauth_read betterauth_write; do
+    /usr/bin/python3 "$peers/login.py" "${port[$p]}" /api/auth/sign-up/email \
+      '{"email":"bench-{i}@example.com","password":"bench-password-{i}","name":"bench {i}"}' \
+      "$ba_sessions" "$work/$p.cookies"
+  done
+fi
 
 validate() {  # tessera name, connections
   TOKENS="$work/$1.tokens" API_KEY="$api_key" \
@@ -115,7 +131,7 @@ refresh() {  # tessera name, connections: fresh refresh tokens, each rotated onc
   rm -f "$tokens"
 }
 me() {  # peer name, connections
-  COOKIES="$work/$1.cookies" run_wrk "$1@$2" "$2" -s "$peers/me.lua" "http://127.0.0.1:${port[$1]}"
+  COOKIES="$work/$1.cookies" PATH_ME="${PATH_ME:-/me}" run_wrk "$1@$2" "$2" -s "$peers/me.lua" "http://127.0.0.1:${port[$1]}"
 }
 
 : >"$work/results"
@@ -126,7 +142,13 @@ for round in $(seq "$rounds"); do
   validate tessera_mem 64; me express_mem 64
   validate tessera_sqlite 64; me express_sqlite 64
   validate tessera_mem 2048; me fastify_mem 2048
-  refresh tessera_sqlite 32; refresh tessera_sqlite 128
+  if [[ $better_auth == 1 ]]; then
+    validate tessera_sqlite 64; PATH_ME=/api/auth/get-session me betterauth_read 64
+    refresh tessera_sqlite 32; PATH_ME=/api/auth/get-session me betterauth_write 32
+    refresh tessera_sqlite 128; PATH_ME=/api/auth/get-session me betterauth_write 128
+  else
+    refresh tessera_sqlite 32; refresh tessera_sqlite 128
+  fi
   if [[ -n $pg ]]; then
     validate tessera_pg 64; refresh tessera_pg 32; refresh tessera_pg 128
   fi
@@ -135,6 +157,7 @@ done
 version() { node -p "require('$peers/node_modules/$1/package.json').version"; }
 versions="fastify $(version fastify), @fastify/session $(version @fastify/session), express $(version express), express-session $(version express-session), better-sqlite3 $(version better-sqlite3), Node $(node --version)"
 [[ -n $pg ]] && versions+=", PostgreSQL $("$TESSERA_TEST_PG_BIN/postgres" --version | awk '{print $NF}') (fsync on)"
+[[ $better_auth == 1 ]] && versions+=", better-auth $(node -p "require('$peers/better-auth/node_modules/better-auth/package.json').version") (better-sqlite3 $(node -p "require('$peers/better-auth/node_modules/better-sqlite3/package.json').version"))"
 tessera_version=$("$tessera" --version 2>/dev/null | head -1 || echo unknown)
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
 
@@ -170,6 +193,12 @@ def solo(work, t, target=None):  # a tessera row without a peer
     tgt = "" if target is None else f"≥ {target:,} req/s: {'met' if rps(t) >= target and not errs(t) else '**NOT met**'}"
     rows.append(f"| {work} | {rps(t):,.0f} req/s ({rounds_of(t)}), p99 {p99(t):.2f} ms{e} | | | {tgt} |")
 
+if "betterauth_read@64" in runs:
+    ratio("cookie check, 64 conns, SQLite FULL (better-auth get-session)", "tessera_sqlite@64", "betterauth_read@64")
+    ratio("write per call, 32 conns, SQLite FULL (tessera refresh, better-auth get-session updateAge 0)",
+          "tessera_sqlite:refresh@32", "betterauth_write@32")
+    ratio("write per call, 128 conns, SQLite FULL (tessera refresh, better-auth get-session updateAge 0)",
+          "tessera_sqlite:refresh@128", "betterauth_write@128")
 solo("refresh (rotation), 32 conns, SQLite FULL", "tessera_sqlite:refresh@32", 15000)
 solo("refresh (rotation), 128 conns, SQLite FULL", "tessera_sqlite:refresh@128", 15000)
 if "tessera_pg@64" in runs:
