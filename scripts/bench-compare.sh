@@ -3,12 +3,22 @@
 # (bench/peers/), same wrk settings, same cores, alternating A B A B for
 # ROUNDS rounds (default 2), DURATION seconds per run (default 10). Prints a
 # table and writes it into docs/benchmarks.md between the bench-compare
-# markers. Quick smoke run: DURATION=2 ROUNDS=1.
+# markers. Quick smoke run: DURATION=2 ROUNDS=1. PG=0 leaves out the
+# PostgreSQL rows; otherwise the script reruns itself under
+# scripts/with-servers.sh with fsync on (durability is what is measured).
 set -euo pipefail
 build=${1:?usage: bench-compare.sh BUILD_DIR}
+if [[ ${PG:-1} == 1 && -z ${BENCH_COMPARE_UNDER_SERVERS:-} ]]; then
+  BENCH_COMPARE_UNDER_SERVERS=1 TESSERA_PG_FSYNC=on exec "$(dirname "$0")/with-servers.sh" "$0" "$@"
+fi
+pg=${BENCH_COMPARE_UNDER_SERVERS:+1}
 duration=${DURATION:-10}
 rounds=${ROUNDS:-2}
 sessions=${SESSIONS:-20000}
+# Refresh tokens prepared per refresh run: each is presented once, so a run
+# needs more than the server can rotate in DURATION seconds; a shortfall
+# shows as replays (non-2xx) in the errors of that row.
+refresh_rate=${REFRESH_RATE:-25000}
 here=$(cd "$(dirname "$0")/.." && pwd)
 tessera="$build/src/cli/tessera"
 peers="$here/bench/peers"
@@ -21,6 +31,11 @@ cleanup() {
 trap cleanup EXIT
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
+better_auth=${BETTER_AUTH:-1}
+# Each better-auth session costs a sign-up (a scrypt hash), so fewer of them.
+ba_sessions=${BA_SESSIONS:-2000}
+[[ $better_auth == 1 && ! -d "$peers/better-auth/node_modules" ]] \
+  && (cd "$peers/better-auth" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
 [[ -d "$peers/node_modules" ]] || (cd "$peers" && npm_config_nodedir=/usr npm ci --no-audit --no-fund >&2)
 
 api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
@@ -76,7 +91,12 @@ echo "bench-compare: starting servers and preparing $sessions sessions each" >&2
 declare -A port
 port[tessera_mem]=$(tessera_serve tessera_mem memory:)
 port[tessera_sqlite]=$(tessera_serve tessera_sqlite "sqlite://$work/tessera.db" --sqlite-synchronous full)
-for t in tessera_mem tessera_sqlite; do
+tessera_all=(tessera_mem tessera_sqlite)
+if [[ -n $pg ]]; then
+  port[tessera_pg]=$(tessera_serve tessera_pg "$TESSERA_TEST_POSTGRES_URL")
+  tessera_all+=(tessera_pg)
+fi
+for t in "${tessera_all[@]}"; do
   /usr/bin/python3 "$here/bench/http/prepare.py" "${port[$t]}" "$api_key" cookie "$sessions" "$work/$t.tokens"
 done
 port[fastify_mem]=$(peer_start fastify_mem fastify-session.js)
@@ -86,13 +106,32 @@ port[express_sqlite]=$(peer_start express_sqlite express-session.js STORE=sqlite
 for p in fastify_mem fastify_sqlite express_mem express_sqlite; do
   /usr/bin/python3 "$peers/login.py" "${port[$p]}" /login '{}' "$sessions" "$work/$p.cookies"
 done
+if [[ $better_auth == 1 ]]; then
+  # Two instances on their own databases: get-session as a read, and with
+  # updateAge 0 as a write on every call.
+  port[betterauth_read]=$(peer_start betterauth_read better-auth/server.mjs)
+  port[betterauth_write]=$(peer_start betterauth_write better-auth/server.mjs WRITE=1)
+  for p in betterauth_read betterauth_write; do
+    /usr/bin/python3 "$peers/login.py" "${port[$p]}" /api/auth/sign-up/email \
+      '{"email":"bench-{i}@example.com","password":"bench-password-{i}","name":"bench {i}"}' \
+      "$ba_sessions" "$work/$p.cookies"
+  done
+fi
 
 validate() {  # tessera name, connections
   TOKENS="$work/$1.tokens" API_KEY="$api_key" \
     run_wrk "$1@$2" "$2" -s "$here/bench/http/validate.lua" "http://127.0.0.1:${port[$1]}"
 }
+refresh() {  # tessera name, connections: fresh refresh tokens, each rotated once
+  local tokens="$work/$1.refresh"
+  /usr/bin/python3 "$here/bench/http/prepare.py" "${port[$1]}" "$api_key" token \
+    $((refresh_rate * duration)) "$tokens"
+  TOKENS="$tokens" THREADS=2 \
+    run_wrk "$1:refresh@$2" "$2" -s "$here/bench/http/refresh.lua" "http://127.0.0.1:${port[$1]}"
+  rm -f "$tokens"
+}
 me() {  # peer name, connections
-  COOKIES="$work/$1.cookies" run_wrk "$1@$2" "$2" -s "$peers/me.lua" "http://127.0.0.1:${port[$1]}"
+  COOKIES="$work/$1.cookies" PATH_ME="${PATH_ME:-/me}" run_wrk "$1@$2" "$2" -s "$peers/me.lua" "http://127.0.0.1:${port[$1]}"
 }
 
 : >"$work/results"
@@ -103,10 +142,22 @@ for round in $(seq "$rounds"); do
   validate tessera_mem 64; me express_mem 64
   validate tessera_sqlite 64; me express_sqlite 64
   validate tessera_mem 2048; me fastify_mem 2048
+  if [[ $better_auth == 1 ]]; then
+    validate tessera_sqlite 64; PATH_ME=/api/auth/get-session me betterauth_read 64
+    refresh tessera_sqlite 32; PATH_ME=/api/auth/get-session me betterauth_write 32
+    refresh tessera_sqlite 128; PATH_ME=/api/auth/get-session me betterauth_write 128
+  else
+    refresh tessera_sqlite 32; refresh tessera_sqlite 128
+  fi
+  if [[ -n $pg ]]; then
+    validate tessera_pg 64; refresh tessera_pg 32; refresh tessera_pg 128
+  fi
 done
 
 version() { node -p "require('$peers/node_modules/$1/package.json').version"; }
 versions="fastify $(version fastify), @fastify/session $(version @fastify/session), express $(version express), express-session $(version express-session), better-sqlite3 $(version better-sqlite3), Node $(node --version)"
+[[ -n $pg ]] && versions+=", PostgreSQL $("$TESSERA_TEST_PG_BIN/postgres" --version | awk '{print $NF}') (fsync on)"
+[[ $better_auth == 1 ]] && versions+=", better-auth $(node -p "require('$peers/better-auth/node_modules/better-auth/package.json').version") (better-sqlite3 $(node -p "require('$peers/better-auth/node_modules/better-sqlite3/package.json').version"))"
 tessera_version=$("$tessera" --version 2>/dev/null | head -1 || echo unknown)
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
 
@@ -137,6 +188,23 @@ ratio("cookie check, 64 conns, SQLite FULL", "tessera_sqlite@64", "fastify_sqlit
 ratio("cookie check, 64 conns, memory", "tessera_mem@64", "express_mem@64")
 ratio("cookie check, 64 conns, SQLite FULL", "tessera_sqlite@64", "express_sqlite@64")
 ratio("cookie check, 2,048 conns, memory", "tessera_mem@2048", "fastify_mem@2048")
+def solo(work, t, target=None):  # a tessera row without a peer
+    e = f", {errs(t)} errors" if errs(t) else ""
+    tgt = "" if target is None else f"≥ {target:,} req/s: {'met' if rps(t) >= target and not errs(t) else '**NOT met**'}"
+    rows.append(f"| {work} | {rps(t):,.0f} req/s ({rounds_of(t)}), p99 {p99(t):.2f} ms{e} | | | {tgt} |")
+
+if "betterauth_read@64" in runs:
+    ratio("cookie check, 64 conns, SQLite FULL (better-auth get-session)", "tessera_sqlite@64", "betterauth_read@64")
+    ratio("write per call, 32 conns, SQLite FULL (tessera refresh, better-auth get-session updateAge 0)",
+          "tessera_sqlite:refresh@32", "betterauth_write@32")
+    ratio("write per call, 128 conns, SQLite FULL (tessera refresh, better-auth get-session updateAge 0)",
+          "tessera_sqlite:refresh@128", "betterauth_write@128")
+solo("refresh (rotation), 32 conns, SQLite FULL", "tessera_sqlite:refresh@32", 15000)
+solo("refresh (rotation), 128 conns, SQLite FULL", "tessera_sqlite:refresh@128", 15000)
+if "tessera_pg@64" in runs:
+    solo("cookie check, 64 conns, PostgreSQL fsync on", "tessera_pg@64")
+    solo("refresh (rotation), 32 conns, PostgreSQL fsync on", "tessera_pg:refresh@32")
+    solo("refresh (rotation), 128 conns, PostgreSQL fsync on", "tessera_pg:refresh@128")
 for n, limit in (("tessera_sqlite@64", 2), ("tessera_mem@64", 2), ("tessera_mem@2048", 50)):
     p = p99(n)
     rows.append(f"| p99, {n} | {p:.2f} ms | {n.replace('tessera', 'peer')}: see wrk runs | | ≤ {limit} ms: {'met' if p <= limit else '**NOT met**'} |")
