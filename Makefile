@@ -94,7 +94,7 @@ bench-http: deps-test
 # tessera beside peer session frameworks (bench/peers/), A B A B (not in CI;
 # ROUNDS and DURATION override, e.g. DURATION=2 ROUNDS=1 for a smoke run).
 bench-compare: deps-test
-	@scripts/install-deps.sh bench
+	@scripts/install-deps.sh bench peers
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/bench-compare.sh build-release
