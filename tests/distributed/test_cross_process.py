@@ -63,12 +63,8 @@ class TestTwoAuthoritiesOnePostgres(unittest.TestCase):
     def setUp(self):
         url = need("TESSERA_TEST_POSTGRES_URL")
         self.keys_dir, key_args = shared_keys()
-        # The grace must outlast the burst below: under a sanitizer on a
-        # loaded machine the 50 requests can spread over more than a second,
-        # and a late one is then (rightly) a replay. One lineage is the rule
-        # under test, not the length of the window.
         args = key_args + ["--store", url, "--postgres-schema", fresh_schema(),
-                           "--refresh-grace", "10s"]
+                           "--refresh-grace", "1s"]
         self.a = Authority(args=args).start()
         self.b = Authority(args=args).start()
 
