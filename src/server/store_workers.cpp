@@ -17,24 +17,11 @@ bool StoreWorkers::try_run(Job& job) {
   {
     std::lock_guard lock(mu_);
     if (stopping_ || threads_.empty()) return false;
-    if (jobs_.size() >= capacity_) {
-      ++refused_;
-      return false;
-    }
+    if (jobs_.size() >= capacity_) return false;
     jobs_.push_back(std::move(job));
   }
   ready_.notify_one();
   return true;
-}
-
-std::size_t StoreWorkers::queued() const {
-  std::lock_guard lock(mu_);
-  return jobs_.size();
-}
-
-std::size_t StoreWorkers::refused() const {
-  std::lock_guard lock(mu_);
-  return refused_;
 }
 
 void StoreWorkers::stop() noexcept {

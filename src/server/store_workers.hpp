@@ -38,10 +38,6 @@ class StoreWorkers {
   // Queues `job` unless the queue is full or the pool stopped; false → the
   // job was not taken (and is destroyed by the caller).
   [[nodiscard]] bool try_run(Job& job);
-  // Jobs waiting (not yet started), for /metrics.
-  [[nodiscard]] std::size_t queued() const;
-  // Jobs refused because the queue was full, since start.
-  [[nodiscard]] std::size_t refused() const;
   // Lets running jobs finish, drops the ones not started (their
   // connections close unanswered: the server is going away), joins.
   void stop() noexcept;
@@ -53,7 +49,6 @@ class StoreWorkers {
   mutable std::mutex mu_;
   std::condition_variable ready_;
   std::deque<Job> jobs_;
-  std::size_t refused_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };
