@@ -104,6 +104,14 @@ seconds SessionPolicy::effective_touch_interval() const {
 
 namespace {
 
+// Rule 2's window (docs/design.md §4.3). Times are whole seconds, so a
+// rotation stamped t happened somewhere in [t, t+1): counting the window as
+// `now - t <= grace` keeps a retry answered for at least `grace` (and less
+// than grace + 1 s); `<` would shrink a 1 s window to anything in [0, 1).
+bool within_grace(const Session& s, UnixSeconds now, std::chrono::seconds grace) {
+  return grace > std::chrono::seconds{0} && s.rotated_at && now - *s.rotated_at <= grace;
+}
+
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -405,8 +413,7 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
       continue;
     }
 
-    if (presented + 1 == s.generation && s.rotated_at &&
-        now - *s.rotated_at < policy_.refresh_grace &&
+    if (presented + 1 == s.generation && within_grace(s, now, policy_.refresh_grace) &&
         s.sealed_current) {  // rule 2: idempotent retry inside the grace window
       auto successor = deps_.cipher.open(*s.sealed_current, s.id);
       if (!successor)
@@ -607,8 +614,7 @@ Result<std::optional<TokenInspection>> SessionService::inspect(std::string_view 
   const std::uint64_t g = (*hit)->generation;
   if (*kind == TokenKind::refresh) {
     const bool current = g == s.generation;
-    const bool in_grace =
-        g + 1 == s.generation && s.rotated_at && now - *s.rotated_at < policy_.refresh_grace;
+    const bool in_grace = g + 1 == s.generation && within_grace(s, now, policy_.refresh_grace);
     if (!current && !in_grace) return Out{};
   }
   return Out{TokenInspection{std::move((*hit)->session), *kind, g}};

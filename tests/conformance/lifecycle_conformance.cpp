@@ -112,6 +112,8 @@ TEST_P(StoreConformance, InspectSaysActiveOnlyForCurrentOrInGraceTokensAndNeverW
   EXPECT_TRUE(*h.service->inspect(t0)) << "the previous token is in grace";
   EXPECT_TRUE(*h.service->inspect(t1));
   h.clock.advance(seconds{10});
+  EXPECT_TRUE(*h.service->inspect(t0)) << "whole seconds: grace lasts at least refresh_grace";
+  h.clock.advance(seconds{1});
   EXPECT_FALSE(*h.service->inspect(t0)) << "grace is over";
   auto r2 = h.service->renew(t1);
   ASSERT_TRUE(r2);
@@ -246,7 +248,7 @@ TEST_P(StoreConformance, RenewWithPreviousTokenInsideGraceReturnsSameSuccessor) 
   const std::string t0(issued.tokens->refresh_token.reveal());
   auto r1 = h.service->renew(t0);
   ASSERT_TRUE(r1);
-  h.clock.advance(seconds{9});
+  h.clock.advance(seconds{10});  // the window's last second: at least refresh_grace
   auto again = h.service->renew(t0);
   ASSERT_THAT(again, Succeeds());
   EXPECT_EQ(again->tokens.refresh_token, r1->tokens.refresh_token);
@@ -261,7 +263,7 @@ TEST_P(StoreConformance, RenewWithPreviousTokenAfterGraceRevokesTheFamily) {
   const std::string t0(issued.tokens->refresh_token.reveal());
   auto r1 = h.service->renew(t0);
   ASSERT_TRUE(r1);
-  h.clock.advance(seconds{10});
+  h.clock.advance(seconds{11});
   EXPECT_THAT(h.service->renew(t0), FailsWith(ErrorCode::refresh_token_reused));
   EXPECT_THAT(h.service->renew(r1->tokens.refresh_token.reveal()),
               FailsWith(ErrorCode::session_revoked))

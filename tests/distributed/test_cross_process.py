@@ -105,7 +105,9 @@ class TestTwoAuthoritiesOnePostgres(unittest.TestCase):
         rotated = self.a.refresh(first)
         self.assertEqual(rotated.status, 200)
         successor = rotated.json["refresh_token"]
-        time.sleep(1.2)  # past the 1 s grace window: `first` is now a replay
+        # Past the 1 s grace window (whole seconds: it ends within 2 s of the
+        # rotation): `first` is now a replay.
+        time.sleep(2.05)
         replay = self.b.refresh(first)
         self.assertEqual((replay.status, replay.code), (401, "refresh_token_reused"))
         after = self.a.refresh(successor)
