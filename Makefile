@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare bench-compare-jwt format tidy clean
 
 all: build
 
@@ -98,6 +98,14 @@ bench-compare: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/bench-compare.sh build-release
+
+# JWT verification beside raw OpenSSL, libjwt, fast-jwt, jose and PyJWT
+# (bench/peers/jwt/; single thread; ROUNDS, WARMUP and WINDOW override).
+bench-compare-jwt: deps-test
+	@scripts/install-deps.sh bench peers
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS) --target tessera_core_bench
+	scripts/bench-compare-jwt.sh build-release
 
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i

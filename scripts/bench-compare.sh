@@ -6,6 +6,7 @@
 # markers. Quick smoke run: DURATION=2 ROUNDS=1. PG=0 leaves out the
 # PostgreSQL rows; otherwise the script reruns itself under
 # scripts/with-servers.sh with fsync on (durability is what is measured).
+# Then scripts/bench-compare-jwt.sh (JWT verification peers); JWT=0 skips it.
 set -euo pipefail
 build=${1:?usage: bench-compare.sh BUILD_DIR}
 if [[ ${PG:-1} == 1 && -z ${BENCH_COMPARE_UNDER_SERVERS:-} ]]; then
@@ -225,3 +226,7 @@ else:
     text = text.rstrip() + "\n\n" + section + "\n"
 open(doc, "w").write(text)
 PY
+
+if [[ ${JWT:-1} == 1 ]]; then
+  "$here/scripts/bench-compare-jwt.sh" "$build"
+fi
