@@ -51,8 +51,9 @@ version() { node -p "require('$peers/node_modules/$1/package.json').version"; }
 versions="Node $(node --version), fast-jwt $(version fast-jwt), jose $(version jose), PyJWT $(/usr/bin/python3 -c 'import jwt; print(jwt.__version__)'), libjwt $(pkg-config --modversion libjwt 2>/dev/null || echo unknown), $(openssl version | cut -d' ' -f1-2)"
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
 
-NO_DOC=${NO_DOC:-0} /usr/bin/python3 - "$work/results" "$here/docs/benchmarks.md" "$rounds" "$warmup" "$window" \
+NO_DOC=${NO_DOC:-0} PYTHONPATH="$here/scripts" /usr/bin/python3 - "$work/results" "$here/docs/benchmarks.md" "$rounds" "$warmup" "$window" \
   "$machine" "$versions" <<'PY'
+from doc_section import write_section
 import datetime, os, statistics, sys
 results, doc, rounds, warmup, window, machine, versions = sys.argv[1:8]
 runs = {}
@@ -98,15 +99,9 @@ table = head + "\n".join(rows) + f"\n\nVerifications per second, median of {roun
 print(table)
 if os.environ["NO_DOC"] == "1":
     sys.exit(0)
-begin, end = "<!-- bench-compare-jwt:begin -->", "<!-- bench-compare-jwt:end -->"
-section = (f"{begin}\nLast run: {datetime.date.today()} — `make bench-compare-jwt` "
-           f"(`scripts/bench-compare-jwt.sh build-release`, {warmup} s warm-up then {window} s per measurement, "
-           f"single thread, {rounds} round(s) tessera then peers, median). Versions: {versions}. "
-           f"Machine: {machine}.\n\n{table}{end}")
-text = open(doc).read()
-if begin in text:
-    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(doc, "w").write(text)
+body = (f"Last run: {datetime.date.today()} — `make bench-compare-jwt` "
+        f"(`scripts/bench-compare-jwt.sh build-release`, {warmup} s warm-up then {window} s per measurement, "
+        f"single thread, {rounds} round(s) tessera then peers, median). Versions: {versions}. "
+        f"Machine: {machine}.\n\n{table}")
+write_section(doc, "bench-compare-jwt", body)
 PY

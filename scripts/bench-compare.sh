@@ -162,8 +162,9 @@ versions="fastify $(version fastify), @fastify/session $(version @fastify/sessio
 tessera_version=$("$tessera" --version 2>/dev/null | head -1 || echo unknown)
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
 
-/usr/bin/python3 - "$work/results" "$here/docs/benchmarks.md" "$duration" "$rounds" \
+PYTHONPATH="$here/scripts" /usr/bin/python3 - "$work/results" "$here/docs/benchmarks.md" "$duration" "$rounds" \
   "$machine" "$versions" "$tessera_version" <<'PY'
+from doc_section import write_section
 import datetime, statistics, sys
 results, doc, duration, rounds, machine, versions, tversion = sys.argv[1:8]
 runs = {}
@@ -215,16 +216,10 @@ peers_p99 = ", ".join(f"{n} {p99(n):.2f} ms" for n in sorted(runs) if not n.star
 table = ("| work | tessera | peer | ratio | target |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n"
          f"Peer p99 (median of rounds): {peers_p99}.\n")
 print(table)
-begin, end = "<!-- bench-compare:begin -->", "<!-- bench-compare:end -->"
-section = (f"{begin}\nLast run: {datetime.date.today()} — `make bench-compare` (wrk -t2, {duration} s per run, "
-           f"{rounds} round(s) A B A B, median; wrk on the same cores). tessera: {tversion}. Peers: {versions}. "
-           f"Machine: {machine}.\n\n{table}{end}")
-text = open(doc).read()
-if begin in text:
-    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(doc, "w").write(text)
+body = (f"Last run: {datetime.date.today()} — `make bench-compare` (wrk -t2, {duration} s per run, "
+        f"{rounds} round(s) A B A B, median; wrk on the same cores). tessera: {tversion}. Peers: {versions}. "
+        f"Machine: {machine}.\n\n{table}")
+write_section(doc, "bench-compare", body)
 PY
 
 if [[ ${JWT:-1} == 1 ]]; then

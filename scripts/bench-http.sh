@@ -62,17 +62,12 @@ cat "$table"
 
 [[ -n "${NO_DOC:-}" ]] && exit 0
 machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
-/usr/bin/python3 - "$here/docs/benchmarks.md" "$table" "$duration" "$machine" <<'PY'
+PYTHONPATH="$here/scripts" /usr/bin/python3 - "$here/docs/benchmarks.md" "$table" "$duration" "$machine" <<'PY'
+from doc_section import write_section
 import datetime, sys
 doc, table, duration, machine = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3], sys.argv[4]
-begin, end = "<!-- bench-http:begin -->", "<!-- bench-http:end -->"
-text = open(doc).read()
-section = (f"{begin}\nLast run: {datetime.date.today()} — `make bench-http` (Release, SQLite FULL, "
-           f"access log off, wrk -t2, {duration} s per route, wrk on the same cores). "
-           f"Machine: {machine}.\n\n{table}{end}")
-if begin in text:
-    text = text[:text.index(begin)] + section + text[text.index(end) + len(end):]
-else:
-    text = text.rstrip() + "\n\n" + section + "\n"
-open(doc, "w").write(text)
+body = (f"Last run: {datetime.date.today()} — `make bench-http` (Release, SQLite FULL, "
+        f"access log off, wrk -t2, {duration} s per route, wrk on the same cores). "
+        f"Machine: {machine}.\n\n{table}")
+write_section(doc, "bench-http", body)
 PY
