@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
   verify::AccessVerifier verifier({.issuer = "https://auth.example", .audiences = {"api"}},
                                   key_source, engine.clock);
   auto access = need(verifier.verify(renewed.tokens.access_token.reveal()), "verify access token");
-  std::cout << "access token verified for " << access.claims.sub << '\n';
+  std::cout << "access token verified for " << access.claims().sub << '\n';
 
   auto revoked = need(engine.service->revoke_all("alice"), "revoke all");
   std::cout << "revoked " << revoked << " sessions\n";

@@ -50,7 +50,8 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
         auth.starts_with(kBearer) ? std::string_view(auth).substr(kBearer.size()) : "";
     auto v = verifier.verify(token);
     if (v) {
-      boost::json::object body{{"hello", v->claims.sub}, {"session", v->claims.sid.value_or("")}};
+      boost::json::object body{{"hello", v->claims().sub},
+                               {"session", v->claims().sid.value_or("")}};
       res.body() = boost::json::serialize(body);
     } else {
       const auto r = tessera::verify::to_http(v.error());

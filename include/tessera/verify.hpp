@@ -136,10 +136,19 @@ struct VerifierOptions {
   std::size_t cache_entries = 10'000;
 };
 
-struct VerifiedAccess {
+// A verified token's claims and the kid of the key that verified it.
+struct VerifiedToken {
   JwtClaims claims;
   std::string kid;
+};
+
+struct VerifiedAccess {
+  // Shared with the verified-token cache, read-only: a hit copies nothing.
+  std::shared_ptr<const VerifiedToken> token;
   bool from_cache = false;
+
+  [[nodiscard]] const JwtClaims& claims() const { return token->claims; }
+  [[nodiscard]] const std::string& kid() const { return token->kid; }
 };
 
 // Thread-safe. The key, epoch and liveness sources must outlive it.

@@ -125,7 +125,7 @@ HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
         return json_response(200, inactive());
     }
   }
-  const JwtClaims& c = v->claims;
+  const JwtClaims& c = v->claims();
   json::object o;
   o["active"] = true;
   o["sub"] = c.sub;

@@ -469,8 +469,8 @@ Result<Session> SessionService::resolve(std::string_view token) {
   auto v = access_->verify(token);
   if (!v && v.error().code == ErrorCode::token_expired) v = expired_access_->verify(token);
   if (!v) return std::unexpected(v.error());
-  if (!v->claims.sid) return fail(ErrorCode::invalid_token, "access token has no session");
-  auto s = deps_.store.find(*v->claims.sid);
+  if (!v->claims().sid) return fail(ErrorCode::invalid_token, "access token has no session");
+  auto s = deps_.store.find(*v->claims().sid);
   if (!s) return std::unexpected(s.error());
   if (!*s) return fail(ErrorCode::session_not_found, "no session for that token");
   return std::move(**s);

@@ -90,36 +90,33 @@ struct DigestHash {
 // Sharded so that verifiers on many threads rarely meet on one lock.
 struct AccessVerifier::Cache {
   static constexpr std::size_t kShards = 16;
-  struct Entry {
-    JwtClaims claims;
-    std::string kid;
-  };
+  using Entry = std::shared_ptr<const VerifiedToken>;
   struct Shard {
     std::mutex mu;
     std::unordered_map<Digest, Entry, DigestHash> map;
   };
   explicit Cache(std::size_t entries) : per_shard(std::max<std::size_t>(1, entries / kShards)) {}
 
-  std::optional<Entry> find(const Digest& d, UnixSeconds now) {
+  Entry find(const Digest& d, UnixSeconds now) {
     Shard& s = shards[d[31] % kShards];
     std::lock_guard lock(s.mu);
     auto it = s.map.find(d);
-    if (it == s.map.end()) return std::nullopt;
-    if (now >= it->second.claims.exp) {  // an entry ends at the token's exp
+    if (it == s.map.end()) return nullptr;
+    if (now >= it->second->claims.exp) {  // an entry ends at the token's exp
       s.map.erase(it);
-      return std::nullopt;
+      return nullptr;
     }
     return it->second;
   }
 
-  void put(const Digest& d, const JwtClaims& claims, const std::string& kid, UnixSeconds now) {
+  void put(const Digest& d, Entry entry, UnixSeconds now) {
     Shard& s = shards[d[31] % kShards];
     std::lock_guard lock(s.mu);
     if (s.map.size() >= per_shard) {
-      std::erase_if(s.map, [&](const auto& kv) { return now >= kv.second.claims.exp; });
+      std::erase_if(s.map, [&](const auto& kv) { return now >= kv.second->claims.exp; });
       if (s.map.size() >= per_shard) s.map.erase(s.map.begin());
     }
-    s.map.insert_or_assign(d, Entry{claims, kid});
+    s.map.insert_or_assign(d, std::move(entry));
   }
 
   std::size_t per_shard;
@@ -152,14 +149,11 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
   }
   VerifiedAccess out;
   std::optional<Digest> digest;
-  std::optional<Cache::Entry> hit;
   if (cache_) {
     digest = sha256(token);
-    if (digest) hit = cache_->find(*digest, now);
+    if (digest) out.token = cache_->find(*digest, now);
   }
-  if (hit) {
-    out.claims = std::move(hit->claims);
-    out.kid = std::move(hit->kid);
+  if (out.token) {
     out.from_cache = true;
   } else {
     auto keys = keys_.keys();
@@ -174,24 +168,25 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
       if (*fresh) v = verify_jwt(token, **fresh, jwt_options_, now);
     }
     if (!v) return std::unexpected(v.error());
-    out.claims = std::move(v->claims);
-    out.kid = std::move(v->kid);
-    if (digest) cache_->put(*digest, out.claims, out.kid, now);
+    out.token = std::make_shared<const VerifiedToken>(
+        VerifiedToken{.claims = std::move(v->claims), .kid = std::move(v->kid)});
+    if (digest) cache_->put(*digest, out.token, now);
   }
+  const JwtClaims& claims = out.claims();
 
   // L1: the subject's epoch.
-  if (epochs_ != nullptr && out.claims.sv) {
-    auto current = epochs_->current(out.claims.sub);
+  if (epochs_ != nullptr && claims.sv) {
+    auto current = epochs_->current(claims.sub);
     if (!current) {
       return fail(ErrorCode::epoch_unavailable, "epoch unavailable: " + current.error().detail);
     }
-    if (*out.claims.sv < *current) {
+    if (*claims.sv < *current) {
       return fail(ErrorCode::epoch_stale, "the subject's sessions were ended after this token");
     }
   }
   // L2: the session's liveness.
-  if (liveness_ != nullptr && out.claims.sid) {
-    auto live = liveness_->check({.session_id = *out.claims.sid, .token = token});
+  if (liveness_ != nullptr && claims.sid) {
+    auto live = liveness_->check({.session_id = *claims.sid, .token = token});
     if (!live) {
       return fail(ErrorCode::liveness_unavailable, "liveness unavailable: " + live.error().detail);
     }

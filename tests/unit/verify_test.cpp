@@ -104,8 +104,8 @@ TEST(AccessVerifier, AcceptsAValidTokenAndReturnsItsClaims) {
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   auto r = v.verify(f.mint());
   ASSERT_THAT(r, Succeeds());
-  EXPECT_EQ(r->claims.sub, "alice");
-  EXPECT_EQ(r->kid, "k1");
+  EXPECT_EQ(r->claims().sub, "alice");
+  EXPECT_EQ(r->kid(), "k1");
   EXPECT_FALSE(r->from_cache);
   EXPECT_EQ(f.liveness.last_sid, "01JSESSION");
 }
@@ -164,11 +164,14 @@ TEST(AccessVerifier, CacheHitsSkipTheSignatureButStillRunEpochAndLiveness) {
   Fixture f;
   AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
   const auto t = f.mint(0);
-  ASSERT_FALSE(v.verify(t)->from_cache);
+  const auto first = v.verify(t);
+  ASSERT_THAT(first, Succeeds());
+  ASSERT_FALSE(first->from_cache);
   auto again = v.verify(t);
   ASSERT_THAT(again, Succeeds());
   EXPECT_TRUE(again->from_cache);
-  EXPECT_EQ(again->claims.sub, "alice");
+  EXPECT_EQ(again->claims().sub, "alice");
+  EXPECT_EQ(again->token.get(), first->token.get()) << "a hit hands back the cached claims";
   f.epochs.epoch = 1;
   EXPECT_THAT(v.verify(t), FailsWith(ErrorCode::epoch_stale));
   f.epochs.epoch = 0;
@@ -226,7 +229,7 @@ TEST(AccessVerifier, AnUnknownKidRefreshesTheKeySourceOnce) {
   source.publish_on_refresh(std::move(both));
   auto r = v.verify(t);
   ASSERT_THAT(r, Succeeds());
-  EXPECT_EQ(r->kid, "k2");
+  EXPECT_EQ(r->kid(), "k2");
   EXPECT_EQ(source.refreshes, 2);
   ASSERT_TRUE(v.verify(f.mint()));  // the old key still verifies
 }
