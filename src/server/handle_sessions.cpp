@@ -33,7 +33,8 @@ std::string cookie_header(const CookieOptions& c, std::string_view value,
 }  // namespace
 
 HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
-  auto body = read_object(req);
+  JsonScratch scratch;
+  auto body = read_object(req, false, scratch.storage());
   if (!body) return from_error(body.error());
   IssueRequest ir;
   auto subject = req_string(*body, "subject");
@@ -69,11 +70,11 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
   auto issued = ctx.deps.service.issue(ir);
   if (!issued) return from_error(issued.error());
   if (issued->tokens) {
-    return json_response(201, token_pair_json(issued->session, *issued->tokens));
+    return json_response(201, token_pair_json(issued->session, *issued->tokens, scratch.storage()));
   }
-  json::object o;
+  json::object o(4, scratch.storage());
   o["mode"] = "cookie";
-  o["session"] = session_json(issued->session);
+  o["session"] = session_json(issued->session, scratch.storage());
   o["session_token"] = issued->session_token.reveal();
   o["expires_at"] = unix_seconds(issued->session.expires_at);
   HttpResponse r = json_response(201, o);
@@ -85,7 +86,8 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
 }
 
 HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req) {
-  auto body = read_object(req, true);
+  JsonScratch scratch;
+  auto body = read_object(req, true, scratch.storage());
   if (!body) return from_error(body.error());
   auto token = opt_string(*body, "session_token");
   if (!token) return from_error(token.error());
@@ -99,9 +101,9 @@ HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req)
   if (*fp) fingerprint = **fp;
   auto s = ctx.deps.service.validate(**token, fingerprint);
   if (!s) return from_error(s.error());
-  json::object o;
+  json::object o(2, scratch.storage());
   o["active"] = true;
-  o["session"] = session_json(*s);
+  o["session"] = session_json(*s, scratch.storage());
   return json_response(200, o);
 }
 

@@ -7,13 +7,14 @@
 namespace tessera::server {
 
 HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
-  auto body = read_object(req);
+  JsonScratch scratch;
+  auto body = read_object(req, false, scratch.storage());
   if (!body) return from_error(body.error());
   auto token = req_string(*body, "refresh_token");
   if (!token) return from_error(token.error());
   auto r = ctx.deps.service.renew(*token);
   if (!r) return from_error(r.error());
-  return json_response(200, token_pair_json(r->session, r->tokens));
+  return json_response(200, token_pair_json(r->session, r->tokens, scratch.storage()));
 }
 
 }  // namespace tessera::server

@@ -74,7 +74,7 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail) 
   }
 }
 
-HttpResponse json_response(unsigned status, const json::value& v) {
+HttpResponse json_response(unsigned status, const json::object& v) {
   HttpResponse r;
   r.status = status;
   r.content_type = "application/json";
@@ -86,12 +86,12 @@ HttpResponse from_error(const Error& e) {
   return problem(e.code, e.detail);
 }
 
-Result<json::object> read_object(const HttpRequest& req, bool empty_ok) {
-  if (req.body.empty() && empty_ok) return json::object{};
+Result<json::object> read_object(const HttpRequest& req, bool empty_ok, json::storage_ptr storage) {
+  if (req.body.empty() && empty_ok) return json::object(std::move(storage));
   json::error_code ec;
   json::parse_options opt;
   opt.max_depth = 32;
-  json::value v = json::parse(req.body, ec, {}, opt);
+  json::value v = json::parse(req.body, ec, std::move(storage), opt);
   if (ec) return fail(ErrorCode::invalid_request, "body is not valid JSON (UTF-8)");
   if (!v.is_object()) return fail(ErrorCode::invalid_request, "body must be a JSON object");
   return std::move(v.as_object());

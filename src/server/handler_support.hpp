@@ -3,8 +3,10 @@
 // and in the handler files, never in routes.hpp.
 #pragma once
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,15 +17,34 @@
 
 namespace tessera::server {
 
-// 200/201... with a JSON body.
-[[nodiscard]] HttpResponse json_response(unsigned status, const boost::json::value& body);
+// Scratch memory for one handler's JSON: the parsed request body and the
+// answer are built in a buffer on the stack (the heap only past it) and the
+// answer is serialized before the handler returns, so nothing made with it
+// may outlive it. A validation's JSON then costs no allocation at all.
+class JsonScratch {
+ public:
+  JsonScratch() = default;
+  JsonScratch(const JsonScratch&) = delete;
+  JsonScratch& operator=(const JsonScratch&) = delete;
+  // Non-owning: valid while this object lives.
+  [[nodiscard]] boost::json::storage_ptr storage() noexcept { return &resource_; }
+
+ private:
+  alignas(std::max_align_t) unsigned char buffer_[4096];
+  boost::json::monotonic_resource resource_{buffer_, sizeof buffer_};
+};
+
+// 200/201... with a JSON body (serialized here: nothing is copied).
+[[nodiscard]] HttpResponse json_response(unsigned status, const boost::json::object& body);
 // The problem response for an engine error (status from its code).
 [[nodiscard]] HttpResponse from_error(const Error& error);
 
 // A JSON request body: an object nested at most 32 deep, or
-// invalid_request. An empty body reads as {} when `empty_ok`.
+// invalid_request. An empty body reads as {} when `empty_ok`. The tree is
+// made with `storage` (a JsonScratch's, or the heap by default).
 [[nodiscard]] Result<boost::json::object> read_object(const HttpRequest& request,
-                                                      bool empty_ok = false);
+                                                      bool empty_ok = false,
+                                                      boost::json::storage_ptr storage = {});
 // An optional string member: nullopt when absent (or null),
 // invalid_request when present with another type.
 [[nodiscard]] Result<std::optional<std::string>> opt_string(const boost::json::object& o,

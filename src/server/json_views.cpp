@@ -16,8 +16,8 @@ json::value optional_time(const std::optional<UnixSeconds>& t) {
 
 }  // namespace
 
-json::object session_json(const Session& s) {
-  json::object o;
+json::object session_json(const Session& s, json::storage_ptr storage) {
+  json::object o(13, storage);
   o["id"] = s.id;
   o["subject"] = s.subject;
   o["family_id"] = s.family_id;
@@ -30,7 +30,7 @@ json::object session_json(const Session& s) {
   o["revoke_reason"] =
       s.revoke_reason ? json::value(to_string(*s.revoke_reason)) : json::value(nullptr);
   o["generation"] = s.generation;
-  json::object m;
+  json::object m(3, storage);
   m["ip"] = s.metadata.ip;
   m["user_agent"] = s.metadata.user_agent;
   m["device"] = s.metadata.device;
@@ -38,15 +38,15 @@ json::object session_json(const Session& s) {
   // The engine stores only objects (IssueRequest::data is checked), but a
   // row written by hand or by an older version must not break the schema.
   json::error_code ec;
-  json::value data = json::parse(s.data, ec);
+  json::value data = json::parse(s.data, ec, storage);
   o["data"] = ec || !data.is_object() ? json::value(json::object{}) : std::move(data);
   return o;
 }
 
-json::object token_pair_json(const Session& s, const TokenPair& t) {
-  json::object o;
+json::object token_pair_json(const Session& s, const TokenPair& t, json::storage_ptr storage) {
+  json::object o(7, storage);
   o["mode"] = "token";
-  o["session"] = session_json(s);
+  o["session"] = session_json(s, storage);
   o["access_token"] = t.access_token.reveal();
   o["token_type"] = "Bearer";
   o["access_expires_at"] = unix_seconds(t.access_expires_at);

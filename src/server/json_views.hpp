@@ -20,11 +20,15 @@ namespace tessera::server {
 
 // The Session schema: every member always present (times that do not apply
 // are null); `data` is always an object ({} if the stored text is not one).
-[[nodiscard]] boost::json::object session_json(const Session& session);
+// Made with `storage` (a JsonScratch's, or the heap by default), like the
+// token pair below.
+[[nodiscard]] boost::json::object session_json(const Session& session,
+                                               boost::json::storage_ptr storage = {});
 
 // The TokenPairResponse schema: `"mode": "token"` (the discriminator the
 // issue answer shares with cookie mode), the session and both of its tokens.
 // The issue and the refresh answer are both this object.
-[[nodiscard]] boost::json::object token_pair_json(const Session& session, const TokenPair& tokens);
+[[nodiscard]] boost::json::object token_pair_json(const Session& session, const TokenPair& tokens,
+                                                  boost::json::storage_ptr storage = {});
 
 }  // namespace tessera::server
