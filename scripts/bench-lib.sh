@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the HTTP benchmark scripts (bench-http.sh, bench-scale.sh):
 # the server they measure, the figures of one `wrk --latency` run, the
 # machine line of their tables.
@@ -16,12 +17,14 @@ start_serve() {
   serve_pid=$!
   for _ in $(seq 600); do [[ -s "$work/port" ]] && break; sleep 0.05; done
   [[ -s "$work/port" ]] || { echo "serve did not start:" >&2; cat "$work/serve.log" >&2; return 1; }
+  # shellcheck disable=SC2034 # read by the sourcing script
   serve_port=$(cat "$work/port")
 }
 
 stop_serve() {
   [[ -n "${serve_pid:-}" ]] || return 0
-  kill "$serve_pid" 2>/dev/null && wait "$serve_pid" 2>/dev/null || true
+  kill "$serve_pid" 2>/dev/null || true
+  wait "$serve_pid" 2>/dev/null || true
   serve_pid=
 }
 
