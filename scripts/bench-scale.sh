@@ -98,7 +98,8 @@ done
 if [[ -n "$pg_url" ]]; then
   for n in $pg_sizes; do
     pg_db="tessera_scale_$n"
-    psql -q "$pg_url" -c "DROP DATABASE IF EXISTS $pg_db" -c "CREATE DATABASE $pg_db" >/dev/null
+    psql -q "$pg_url" -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $pg_db" \
+      -c "CREATE DATABASE $pg_db" >/dev/null
     # Seeding may lose its last commits in a crash (synchronous_commit off);
     # serve runs at the server's own setting.
     seed_store=$(url_with_db "$pg_url" "$pg_db" "options=-c%20synchronous_commit%3Doff")
