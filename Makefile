@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare bench-compare-jwt format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare bench-compare-jwt bench-scale format tidy clean
 
 all: build
 
@@ -90,6 +90,18 @@ bench-http: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/bench-http.sh build-release
+
+# Cookie validate over HTTP with many sessions in the store (not in CI):
+# seeds 10 k, 1 M and 10 M SQLite sessions and 1 M PostgreSQL ones through
+# the library (bench/seed_sessions.cpp), then wrk against serve for each;
+# into docs/benchmarks.md. SIZES, PG_SIZES and DURATION override, e.g.
+# SIZES="10000 1000000" PG_SIZES=100000 DURATION=5 for a smoke run. The
+# 10 M store takes several GB under /tmp while it is measured.
+bench-scale: deps-test
+	@scripts/install-deps.sh bench
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF -DTESSERA_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS) --target tessera tessera_seed
+	scripts/with-servers.sh scripts/bench-scale.sh build-release
 
 # tessera beside peer session frameworks (bench/peers/), A B A B (not in CI;
 # ROUNDS and DURATION override, e.g. DURATION=2 ROUNDS=1 for a smoke run).

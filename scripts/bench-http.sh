@@ -11,22 +11,19 @@ build=${1:?usage: bench-http.sh BUILD_DIR}
 duration=${DURATION:-10}
 tessera="$build/src/cli/tessera"
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/scripts/bench-lib.sh"
 work=$(mktemp -d /tmp/tessera-bench-http-XXXXXX)
-pid=
 cleanup() {
-  [[ -n "$pid" ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  stop_serve
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
-TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --data-dir "$work/data" \
-  --listen 127.0.0.1:0 --ready-file "$work/port" --access-log false --audit-log none \
-  --max-sessions-per-subject 1000 --refresh-grace 10s ${SERVE_ARGS:-} >"$work/serve.log" 2>&1 &
-pid=$!
-for _ in $(seq 200); do [[ -s "$work/port" ]] && break; sleep 0.05; done
-port=$(cat "$work/port")
+# shellcheck disable=SC2086 # SERVE_ARGS is a list of words
+start_serve "$tessera" "$work" "$hash" --data-dir "$work/data" ${SERVE_ARGS:-}
+port=$serve_port
 base="http://127.0.0.1:$port"
 
 run_wrk() {  # file key, label, connections, extra args...
@@ -35,13 +32,8 @@ run_wrk() {  # file key, label, connections, extra args...
   local out="$work/wrk-$key.txt"
   wrk -t2 -c"$conns" -d"${duration}s" --latency "$@" >"$out"
   local rps p50 p99 bad
-  rps=$(sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p' "$out")
-  p50=$(awk '$1 == "50%" {print $2}' "$out")
-  p99=$(awk '$1 == "99%" {print $2}' "$out")
-  bad=$(sed -n 's/^non-2xx: \([0-9]*\)/\1/p' "$out" | tail -1)
-  # wrk counts non-2xx itself too ("Non-2xx or 3xx responses: N").
-  [[ -z "$bad" ]] && bad=$(sed -n 's/^[[:space:]]*Non-2xx or 3xx responses: \([0-9]*\)/\1/p' "$out")
-  printf '| %s | %s | %'"'"'.0f | %s | %s | %s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "${bad:-0}"
+  read -r rps p50 p99 bad < <(wrk_fields "$out")
+  printf '| %s | %s | %'"'"'.0f | %s | %s | %s |\n' "$name" "$conns" "$rps" "$p50" "$p99" "$bad"
 }
 
 echo "bench-http: preparing sessions" >&2
@@ -61,7 +53,7 @@ table="$work/table.md"
 cat "$table"
 
 [[ -n "${NO_DOC:-}" ]] && exit 0
-machine="$(nproc) vCPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), $(uname -r)"
+machine=$(machine_description)
 PYTHONPATH="$here/scripts" /usr/bin/python3 - "$here/docs/benchmarks.md" "$table" "$duration" "$machine" <<'PY'
 from doc_section import write_section
 import datetime, sys

@@ -1,8 +1,10 @@
 // SQLite SessionStore: the embedded default. One file in WAL mode; one
 // writer connection (serialised), a pool of reader connections; prepared
 // statements cached per connection; versioned schema migrations applied on
-// open. Durable across kill -9 at either synchronous level; FULL also
-// survives power loss.
+// open. Durable across kill -9 at normal and full; FULL also survives
+// power loss. off never waits for the disk: for loading a store in bulk
+// (bench/seed_sessions.cpp), where a crash of the machine may corrupt the
+// file; not offered by serve.
 #pragma once
 
 #include <filesystem>
@@ -12,7 +14,7 @@
 
 namespace tessera {
 
-enum class SqliteSync : std::uint8_t { normal, full };
+enum class SqliteSync : std::uint8_t { normal, full, off };
 
 struct SqliteOptions {
   SqliteSync synchronous = SqliteSync::full;

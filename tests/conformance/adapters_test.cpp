@@ -20,7 +20,8 @@ StoreFactory sqlite_factory(std::string name, SqliteSync sync) {
 
 INSTANTIATE_TEST_SUITE_P(Embedded, StoreConformance,
                          ::testing::Values(memory_factory(),
-                                           sqlite_factory("sqlite", SqliteSync::normal)),
+                                           sqlite_factory("sqlite", SqliteSync::normal),
+                                           sqlite_factory("sqlite_off", SqliteSync::off)),
                          factory_name);
 
 }  // namespace

@@ -146,9 +146,11 @@ class Conn {
                               db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
     }
     sqlite3_busy_timeout(db_, static_cast<int>(o.busy_timeout.count()));
-    return exec(
-        fmt::format("PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;",
-                    o.synchronous == SqliteSync::full ? "FULL" : "NORMAL"));
+    const char* sync = o.synchronous == SqliteSync::full     ? "FULL"
+                       : o.synchronous == SqliteSync::normal ? "NORMAL"
+                                                             : "OFF";
+    return exec(fmt::format(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA foreign_keys=ON;", sync));
   }
 
   Status exec(const std::string& sql) {
