@@ -96,7 +96,7 @@ bench-http: deps-test
 # the library (bench/seed_sessions.cpp), then wrk against serve for each;
 # into docs/benchmarks.md. SIZES, PG_SIZES and DURATION override, e.g.
 # SIZES="10000 1000000" PG_SIZES=100000 DURATION=5 for a smoke run. The
-# 10 M store takes several GB under /tmp while it is measured.
+# 10 M store takes several GB in the temporary directory while it is measured.
 bench-scale: deps-test
 	@scripts/install-deps.sh bench
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF -DTESSERA_BENCH=ON $(CMAKE_FLAGS)
