@@ -205,6 +205,83 @@ Filled set_cookie_name(Config& c, const std::string& name) {
   return {};
 }
 
+// "" or http(s)://host[:port][/path]: the authority as browsers reach it.
+Filled set_public_url(Config& c, const std::string& url) {
+  c.public_url = url;
+  c.server.public_host.clear();
+  if (url.empty()) return {};
+  const auto sep = url.find("://");
+  const std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
+  if (scheme != "http" && scheme != "https")
+    return std::unexpected(fmt::format("must be an http:// or https:// URL (got \"{}\")", url));
+  const std::string rest = url.substr(sep + 3);
+  std::string host = rest.substr(0, rest.find_first_of("/?#"));
+  if (host.empty() || host.find('@') != std::string::npos ||
+      std::any_of(host.begin(), host.end(),
+                  [](unsigned char ch) { return ch <= 0x20 || ch >= 0x7f; }))
+    return std::unexpected(fmt::format("must name a host, without user info (got \"{}\")", url));
+  // The scheme's default port is left out, as browsers write the Host header.
+  if ((scheme == "https" && host.ends_with(":443")) || (scheme == "http" && host.ends_with(":80")))
+    host = host.substr(0, host.rfind(':'));
+  c.server.public_host = host;
+  return {};
+}
+
+Filled set_trusted_proxies(Config& c, const std::string& text) {
+  c.server.trusted_proxies.networks.clear();
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view item = server::trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (item.empty()) continue;
+    auto cidr = server::Cidr::parse(item);
+    if (!cidr)
+      return std::unexpected(fmt::format(
+          "\"{}\" is not an address or a network (e.g. 10.0.0.0/8, ::1/128; no host bits)", item));
+    c.server.trusted_proxies.networks.push_back(*cidr);
+  }
+  return {};
+}
+
+// "" (no redirects), a path on the authority, or an absolute http(s) URL.
+Filled set_authz_login_url(Config& c, const std::string& url) {
+  const bool ok = url.empty() || (url.starts_with('/') && !url.starts_with("//")) ||
+                  url.starts_with("https://") || url.starts_with("http://");
+  if (!ok || std::any_of(url.begin(), url.end(),
+                         [](unsigned char ch) { return ch <= 0x20 || ch >= 0x7f; }))
+    return std::unexpected(
+        fmt::format("must be empty, a path (/login) or an http(s) URL (got \"{}\")", url));
+  c.server.authz.login_url = url;
+  return {};
+}
+
+// Header names: RFC 9110 tokens, and none that framing or cookies depend on.
+Filled set_authz_subject_headers(Config& c, const std::string& text) {
+  c.server.authz.subject_headers.clear();
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    const std::string_view name = server::trim(rest.substr(0, comma));
+    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    if (name.empty()) continue;
+    const bool token = std::all_of(name.begin(), name.end(), [](unsigned char ch) {
+      return std::isalnum(ch) ||
+             std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;
+    });
+    static constexpr std::string_view kReserved[] = {
+        "content-length", "transfer-encoding", "connection",   "set-cookie",
+        "location",       "cache-control",     "content-type", "www-authenticate"};
+    const bool reserved = std::any_of(std::begin(kReserved), std::end(kReserved),
+                                      [&](std::string_view r) { return server::iequals(r, name); });
+    if (!token || reserved)
+      return std::unexpected(
+          fmt::format("\"{}\" is not a header name that may carry the subject", name));
+    c.server.authz.subject_headers.emplace_back(name);
+  }
+  return {};
+}
+
 Filled set_cookie_path(Config& c, const std::string& path) {
   if (!path.starts_with('/')) return std::unexpected("must start with /");
   c.server.cookie.path = path;
@@ -232,6 +309,7 @@ const std::vector<Row>& table() {
   using P = SessionPolicy;
   using S = server::ServerOptions;
   using K = server::CookieOptions;
+  using A = server::AuthzOptions;
   using T = server::TlsOptions;
   static const std::vector<Row> rows{
       {{"mode", "dev",
@@ -319,6 +397,16 @@ const std::vector<Row>& table() {
        Boolean{put<&Config::server, &S::cookie, &K::secure>}},
       {{"cookie_same_site", "Lax", "Strict, Lax or None (None needs cookie_secure)"},
        Choice{{"Strict", "Lax", "None"}, put<&Config::server, &S::cookie, &K::same_site>}},
+      {{"public_url", "", "the authority's address as browsers reach it; dev: http://<listen>"},
+       Parsed{set_public_url}},
+      {{"trusted_proxies", "", "addresses/CIDRs whose X-Forwarded-*/X-Original-* are believed"},
+       Parsed{set_trusted_proxies}},
+      {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
+       Parsed{set_authz_login_url}},
+      {{"authz_allowed_hosts", "", "forward-auth: further hosts (.example.com: below it)"},
+       List{put<&Config::server, &S::authz, &A::allowed_hosts>}},
+      {{"authz_subject_headers", "", "forward-auth: further headers carrying the subject"},
+       Parsed{set_authz_subject_headers}},
       {{"max_body_bytes", "65536", "larger request bodies answer 413"},
        Integer{1024, 64 * 1024 * 1024, put<&Config::server, &S::max_body_bytes>}},
       {{"max_header_bytes", "8192", "larger header blocks answer 431"},
@@ -490,6 +578,16 @@ Result<Config> build_config(const RawSettings& raw) {
                                                 : with_data_dir(setting.default_text, c.data_dir);
     auto filled = std::visit([&](const auto& k) { return fill(k, text, c); }, kind);
     if (!filled) return std::unexpected(bad(setting.key, filled.error()));
+  }
+  // Dev mode knows its address; production must be told (the features
+  // that need it refuse to start without it).
+  if (c.public_url.empty() && c.mode == Mode::dev) {
+    const std::string& h = c.server.host;
+    const bool v6 = h.find(':') != std::string::npos;
+    // Port 0 (any free port) is not known yet: the host alone, any port.
+    const std::string port = c.server.port == 0 ? "" : fmt::format(":{}", c.server.port);
+    (void)set_public_url(c, fmt::format("http://{}{}{}{}", v6 ? "[" : "",
+                                        h.empty() ? "127.0.0.1" : h, v6 ? "]" : "", port));
   }
   c.signing_keys_given = raw.contains("signing_keys");
   c.secret_keys_given = raw.contains("secret_keys");

@@ -56,6 +56,8 @@ struct Config {
   std::chrono::seconds key_reload_interval{5};
   bool api_key_hashes_given = false;  // the hashes themselves are in server.api_key_hashes
 
+  std::string public_url;  // "" when unknown (production without the setting)
+
   SessionPolicy policy;
   std::chrono::seconds cleanup_interval{3600};  // 0: never
   server::ServerOptions server;

@@ -60,6 +60,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "jwks_unavailable";
     case ErrorCode::unauthorized:
       return "unauthorized";
+    case ErrorCode::host_not_allowed:
+      return "host_not_allowed";
     case ErrorCode::payload_too_large:
       return "payload_too_large";
     case ErrorCode::rate_limited:
@@ -120,6 +122,8 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::fingerprint_mismatch:
     case ErrorCode::unauthorized:
       return 401;
+    case ErrorCode::host_not_allowed:
+      return 403;
     case ErrorCode::session_not_found:
       return 404;
     case ErrorCode::payload_too_large:

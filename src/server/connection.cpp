@@ -72,7 +72,12 @@ class HttpConnection final : public Connection,
         id_(id) {
     beast::error_code ec;
     const auto ep = tcp().socket().remote_endpoint(ec);
-    if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    if (!ec) {
+      peer_ = ep.address().is_v6() && ep.address().to_v6().is_v4_mapped()
+                  ? asio::ip::make_address_v4(asio::ip::v4_mapped, ep.address().to_v6()).to_string()
+                  : ep.address().to_string();
+      remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
+    }
   }
 
   ~HttpConnection() override { server_.connection_gone(id_); }
@@ -157,6 +162,16 @@ class HttpConnection final : public Connection,
 
   void on_header(beast::error_code ec) {
     if (ec) return on_read(ec);
+    // Forward-auth never reads a body, whatever Content-Length says: nginx
+    // keeps the original request's on its body-less sub-request, and a
+    // server that waited for those bytes would hang it. The connection is
+    // closed after the answer when a body was declared (it cannot be framed).
+    if (const RouteId r = route_of(parser_->get().target()); r == RouteId::authz_auth_request ||
+                                                             r == RouteId::authz_forward_auth ||
+                                                             r == RouteId::authz_ext_authz) {
+      unframed_ = !parser_->is_done();
+      return on_read(ec);
+    }
     const auto expect = parser_->get()[http::field::expect];
     if (!parser_->is_done() && beast::iequals(expect, "100-continue")) {
       auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
@@ -215,10 +230,12 @@ class HttpConnection final : public Connection,
     for (const auto& field : msg) {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
-    const bool client_keep_alive = msg.keep_alive();
+    const bool client_keep_alive = msg.keep_alive() && !unframed_;
     const unsigned version = msg.version();
     req.body = std::move(parser_->get().body());
+    req.peer = peer_;
     parser_.reset();
+    unframed_ = false;
     std::string request_id;
     if (auto id = req.header("x-request-id"); id && sane_request_id(*id)) {
       request_id = std::string(*id);
@@ -278,6 +295,8 @@ class HttpConnection final : public Connection,
       out->body() = std::move(res.body);
       out->keep_alive(keep_alive);
       out->prepare_payload();
+      // HEAD: the headers a GET would get, Content-Length included, no body.
+      if (method == "HEAD") out->body().clear();
       res.body.clear();
 
       const auto latency = std::chrono::steady_clock::now() - started;
@@ -341,8 +360,10 @@ class HttpConnection final : public Connection,
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
-  std::string remote_;
+  std::string peer_;    // the peer's address, as trusted_proxies compares it
+  std::string remote_;  // address:port, for the logs
   std::size_t lingered_ = 0;
+  bool unframed_ = false;  // a forward-auth request declared a body it was not asked for
   bool first_ = true;
   bool idle_ = false;
 };

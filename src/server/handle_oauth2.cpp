@@ -89,6 +89,10 @@ OAuth2Handlers::OAuth2Handlers(const HandlerContext& ctx)
     : ctx_(ctx), verifier_(std::make_unique<Verifier>(ctx)) {}
 OAuth2Handlers::~OAuth2Handlers() = default;
 
+verify::AccessVerifier& OAuth2Handlers::access_verifier() {
+  return verifier_->access;
+}
+
 HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
   auto token = token_param(req);
   if (!token) return from_error(token.error());

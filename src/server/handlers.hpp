@@ -11,9 +11,14 @@
 #include <string>
 #include <string_view>
 
+#include "server/client_view.hpp"
 #include "server/options.hpp"
 #include "server/routes.hpp"
 #include "tessera/key_set.hpp"
+
+namespace tessera::verify {
+class AccessVerifier;
+}
 
 namespace tessera::server {
 
@@ -60,11 +65,32 @@ class OAuth2Handlers {
 
   [[nodiscard]] HttpResponse introspect(const HttpRequest& req);
   [[nodiscard]] HttpResponse revoke(const HttpRequest& req);
+  // The verifier, for the other checks of access tokens (forward-auth).
+  [[nodiscard]] verify::AccessVerifier& access_verifier();
 
  private:
   struct Verifier;
   HandlerContext ctx_;
   std::unique_ptr<Verifier> verifier_;
+};
+
+// ---- forward-auth (handle_authz.cpp) ----------------------------------------
+// GET /v1/authz/auth-request (nginx), GET /v1/authz/forward-auth (Traefik,
+// Caddy), any /v1/authz/ext-authz/{path} (Envoy; `envoy_uri` is the path
+// below the mount with the query). Thread-safe; `access` is borrowed.
+class AuthzHandlers {
+ public:
+  AuthzHandlers(const HandlerContext& ctx, verify::AccessVerifier& access);
+  [[nodiscard]] HttpResponse handle(ForwardStyle style, const HttpRequest& req,
+                                    std::string_view envoy_uri);
+
+ private:
+  [[nodiscard]] bool host_allowed(std::string_view host) const;
+  [[nodiscard]] HttpResponse deny(ForwardStyle style, const HttpRequest& req,
+                                  const OriginalRequest& original, bool allowed_host,
+                                  ErrorCode code, std::string_view detail) const;
+  HandlerContext ctx_;
+  verify::AccessVerifier& access_;
 };
 
 // ---- well-known and operations (handle_ops.cpp) -----------------------------

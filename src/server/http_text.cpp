@@ -45,7 +45,8 @@ std::optional<std::string_view> find_header(const Headers& headers, std::string_
   return std::nullopt;
 }
 
-std::optional<std::string> cookie_value(const Headers& headers, std::string_view name) {
+std::vector<std::string> cookie_values(const Headers& headers, std::string_view name) {
+  std::vector<std::string> out;
   for (const auto& [k, v] : headers) {
     if (!iequals(k, "cookie")) continue;
     std::string_view rest = v;
@@ -59,10 +60,16 @@ std::optional<std::string> cookie_value(const Headers& headers, std::string_view
       std::string_view value = trim(pair.substr(eq + 1));
       if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
         value = value.substr(1, value.size() - 2);
-      return std::string(value);
+      out.emplace_back(value);
     }
   }
-  return std::nullopt;
+  return out;
+}
+
+std::optional<std::string> cookie_value(const Headers& headers, std::string_view name) {
+  auto all = cookie_values(headers, name);
+  if (all.empty()) return std::nullopt;
+  return std::move(all.front());
 }
 
 std::optional<FormFields> parse_form(std::string_view s) {
@@ -93,6 +100,7 @@ std::optional<std::string> decode_path_segment(std::string_view segment) {
 }
 
 bool method_allowed(std::string_view allow, std::string_view method) noexcept {
+  if (allow == "*") return true;
   while (!allow.empty()) {
     const auto comma = allow.find(',');
     if (trim(allow.substr(0, comma)) == method) return true;

@@ -27,6 +27,10 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 // §5.4; a value in double quotes loses them).
 [[nodiscard]] std::optional<std::string> cookie_value(const Headers& headers,
                                                       std::string_view name);
+// Every cookie called `name`, in the order sent: more than one is a sign of
+// cookie tossing (a sibling subdomain setting its own), which the callers
+// that guard something refuse.
+[[nodiscard]] std::vector<std::string> cookie_values(const Headers& headers, std::string_view name);
 
 // application/x-www-form-urlencoded (also a query string): every name and
 // value percent-decoded, `+` read as a space, empty parts skipped. nullopt
@@ -39,7 +43,8 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 // a broken escape.
 [[nodiscard]] std::optional<std::string> decode_path_segment(std::string_view segment);
 
-// Whether `method` is one of a comma-separated Allow list ("GET, POST").
+// Whether `method` is one of a comma-separated Allow list ("GET, POST");
+// "*" allows every method (Envoy's ext_authz forwards the original one).
 [[nodiscard]] bool method_allowed(std::string_view allow, std::string_view method) noexcept;
 
 // The Server header of every answer: "tessera/<kVersion>" (the version the

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "server/client_view.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/session.hpp"
 #include "tessera/session_service.hpp"
@@ -25,6 +26,16 @@ struct CookieOptions {
   std::string path = "/";
   bool secure = true;
   std::string same_site = "Lax";  // Strict | Lax | None
+};
+
+// Forward-auth (docs/api.md "Forward-auth").
+struct AuthzOptions {
+  std::string login_url;  // where a denied browser navigation is sent; "" → 401 only
+  // Hosts a session is good for, beside public_url's: "app.example.com",
+  // "app.example.com:8443", or ".example.com" for every host below it.
+  std::vector<std::string> allowed_hosts;
+  // Further headers that carry the subject on an allow (e.g. Remote-User).
+  std::vector<std::string> subject_headers;
 };
 
 // TLS on the listener (docs/http.md "TLS"): PEM files, read at
@@ -61,6 +72,12 @@ struct ServerOptions {
   bool metrics_public = true;  // false: /metrics needs an API key
   std::chrono::seconds jwks_max_age{300};
   CookieOptions cookie;
+  // The host (and port, when not the scheme's default) of public_url: the
+  // authority's own address as browsers reach it. "" → none known.
+  std::string public_host;
+  // Peers whose X-Forwarded-* / X-Original-* headers are believed.
+  TrustedProxies trusted_proxies;
+  AuthzOptions authz;
   TlsOptions tls;              // every connection speaks TLS when tls.enabled()
   bool access_log = true;      // one JSON line per request (spdlog default logger), no secret
   bool handle_signals = true;  // SIGINT/SIGTERM → stop(); SIGHUP → on_reload, TLS files

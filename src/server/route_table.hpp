@@ -21,6 +21,9 @@ enum class RouteId : std::uint8_t {
   global_epoch,
   introspect,
   revoke,
+  authz_auth_request,
+  authz_forward_auth,
+  authz_ext_authz,
   jwks,
   healthz,
   readyz,
@@ -50,7 +53,7 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 15> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 18> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
     {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open, Work::store_write},
@@ -64,6 +67,13 @@ inline constexpr std::array<RouteSpec, 15> kRouteTable = {{
     {RouteId::global_epoch, "/v1/epoch", "GET, POST", Access::service, Work::store_write},
     {RouteId::introspect, "/oauth2/introspect", "POST", Access::service, Work::store_read},
     {RouteId::revoke, "/oauth2/revoke", "POST", Access::open, Work::store_write},
+    // Forward-auth: no API key (the cookie holder learns only their own
+    // identity); never a body. ext-authz takes the original method, any.
+    {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD", Access::open,
+     Work::store_read},
+    {RouteId::authz_forward_auth, "/v1/authz/forward-auth", "GET, HEAD", Access::open,
+     Work::store_read},
+    {RouteId::authz_ext_authz, "/v1/authz/ext-authz/{path}", "*", Access::open, Work::store_read},
     {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open, Work::loop},
     {RouteId::healthz, "/healthz", "GET", Access::open, Work::loop},
     {RouteId::readyz, "/readyz", "GET", Access::open, Work::store_read},

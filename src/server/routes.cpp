@@ -15,6 +15,8 @@ namespace tessera::server {
 
 namespace {
 
+constexpr std::string_view kExtAuthz = "/v1/authz/ext-authz";
+
 struct Route {
   RouteId id = RouteId::unmatched;
   std::vector<std::string> params;  // percent-decoded: {subject}[, {id}]
@@ -28,6 +30,11 @@ Result<std::optional<Route>> match(std::string_view path) {
   for (const RouteSpec& spec : kRouteTable) {
     if (spec.path.find('{') == std::string_view::npos && path == spec.path)
       return Out{Route{spec.id, {}}};
+  }
+  if (path == kExtAuthz || (path.starts_with(kExtAuthz) && path[kExtAuthz.size()] == '/')) {
+    // Envoy's original path, below the mount, still encoded.
+    const std::string_view rest = path.substr(kExtAuthz.size());
+    return Out{Route{RouteId::authz_ext_authz, {std::string(rest.empty() ? "/" : rest)}}};
   }
   constexpr std::string_view kSubjects = "/v1/subjects/";
   if (!path.starts_with(kSubjects)) return Out{};
@@ -67,6 +74,8 @@ RouteId route_of(std::string_view target) noexcept {
     if (path == spec.path) return spec.id;
   }
   if (path.starts_with("/v1/subjects/")) return RouteId::subject_sessions;
+  if (path == kExtAuthz || (path.starts_with(kExtAuthz) && path[kExtAuthz.size()] == '/'))
+    return RouteId::authz_ext_authz;
   return RouteId::unmatched;
 }
 
@@ -75,12 +84,14 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
 }
 
 struct Api::Impl {
-  Impl(const ServerOptions& o, ServerDeps& d) : options(o), deps(d), ctx{o, d}, oauth2(ctx) {}
+  Impl(const ServerOptions& o, ServerDeps& d)
+      : options(o), deps(d), ctx{o, d}, oauth2(ctx), authz(ctx, oauth2.access_verifier()) {}
 
   const ServerOptions& options;
   ServerDeps& deps;
   HandlerContext ctx;
   OAuth2Handlers oauth2;
+  AuthzHandlers authz;
   JwksHandler jwks;
 
   bool authorized(const HttpRequest& req) const {
@@ -157,6 +168,19 @@ struct Api::Impl {
       case RouteId::revoke:
         r = oauth2.revoke(req);
         break;
+      case RouteId::authz_auth_request:
+        r = authz.handle(ForwardStyle::nginx, req, {});
+        break;
+      case RouteId::authz_forward_auth:
+        r = authz.handle(ForwardStyle::forwarded, req, {});
+        break;
+      case RouteId::authz_ext_authz: {
+        // The original request line: the path below the mount, and the query.
+        std::string uri = route.params[0];
+        if (q != std::string_view::npos) uri.append("?").append(query);
+        r = authz.handle(ForwardStyle::envoy, req, uri);
+        break;
+      }
       case RouteId::jwks:
         r = jwks.handle(ctx);
         no_store = false;

@@ -29,6 +29,7 @@ struct HttpRequest {
   std::string target;  // path and query, still percent-encoded
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  std::string peer;  // the socket's peer address ("127.0.0.1", "::1"); "" when unknown
 
   // First header of that name, case-insensitively.
   [[nodiscard]] std::optional<std::string_view> header(std::string_view name) const;

@@ -173,6 +173,35 @@ TEST(BuildConfig, ListenTakesLocalhostAsLoopback) {
   EXPECT_EQ(c->server.port, 9090);
 }
 
+TEST(BuildConfig, PublicUrlAndTheForwardAuthSettings) {
+  auto c = build_config({{"public_url", "https://Auth.example.com:443/base"},
+                         {"trusted_proxies", "10.0.0.0/8, ::1"},
+                         {"authz_login_url", "/login"},
+                         {"authz_allowed_hosts", "app.example.com, .apps.example.com"},
+                         {"authz_subject_headers", "Remote-User"}});
+  ASSERT_THAT(c, Succeeds());
+  EXPECT_EQ(c->public_url, "https://Auth.example.com:443/base");
+  EXPECT_EQ(c->server.public_host, "Auth.example.com") << "the scheme's default port is left out";
+  ASSERT_EQ(c->server.trusted_proxies.networks.size(), 2u);
+  EXPECT_TRUE(c->server.trusted_proxies.trusts("10.9.8.7"));
+  EXPECT_TRUE(c->server.trusted_proxies.trusts("::1"));
+  EXPECT_FALSE(c->server.trusted_proxies.trusts("192.0.2.1"));
+  EXPECT_EQ(c->server.authz.login_url, "/login");
+  EXPECT_EQ(c->server.authz.allowed_hosts,
+            (std::vector<std::string>{"app.example.com", ".apps.example.com"}));
+  EXPECT_EQ(c->server.authz.subject_headers, std::vector<std::string>{"Remote-User"});
+  // Dev mode knows its own address; port 0 is not known yet, so the host alone.
+  auto dev = build_config({{"listen", "127.0.0.1:9090"}});
+  ASSERT_THAT(dev, Succeeds());
+  EXPECT_EQ(dev->public_url, "http://127.0.0.1:9090");
+  dev = build_config({{"listen", "127.0.0.1:0"}});
+  ASSERT_THAT(dev, Succeeds());
+  EXPECT_EQ(dev->server.public_host, "127.0.0.1");
+  auto prod = build_config({{"mode", "production"}});
+  ASSERT_THAT(prod, Succeeds());
+  EXPECT_EQ(prod->public_url, "") << "production is never guessed";
+}
+
 TEST(BuildConfig, StoreUrlForms) {
   auto abs = build_config({{"store", "sqlite:///tmp/x.db"}});
   ASSERT_TRUE(abs.has_value());
@@ -256,7 +285,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"max_connections", "0"}, BadSetting{"max_connections", "1000001"},
         BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
         BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
-        BadSetting{"tls_client_ca", "callers.pem"}, BadSetting{"no_such_setting", "1"}),
+        BadSetting{"tls_client_ca", "callers.pem"}, BadSetting{"public_url", "auth.example.com"},
+        BadSetting{"public_url", "ftp://auth.example.com"},
+        BadSetting{"public_url", "https://user@auth.example.com"},
+        BadSetting{"trusted_proxies", "10.0.0.1/8"}, BadSetting{"trusted_proxies", "10.0.0.0/33"},
+        BadSetting{"trusted_proxies", "proxy.internal"},
+        BadSetting{"authz_login_url", "//evil.example/login"},
+        BadSetting{"authz_login_url", "login"}, BadSetting{"authz_subject_headers", "Set-Cookie"},
+        BadSetting{"authz_subject_headers", "Remote User"}, BadSetting{"no_such_setting", "1"}),
     [](const ::testing::TestParamInfo<BadSetting>& info) {
       return std::string(info.param.key) + "_" + std::to_string(info.index);
     });

@@ -831,6 +831,71 @@ class TestConfiguredEdges(AuthorityTest):
         self.assertGreaterEqual(int(line.split()[-1]), 1)
 
 
+class TestForwardAuth(AuthorityTest):
+    """The forward-auth mounts over a real socket: the parts a proxy depends
+    on that Api-level tests cannot see (framing, HEAD, the peer address)."""
+    ARGS = ["--trusted-proxies", "127.0.0.1/32", "--authz-allowed-hosts", "app.test",
+            "--authz-login-url", "https://auth.test/login"]
+
+    def cookie(self):
+        return self.a.issue(f"fa-{os.getpid()}", mode="cookie")["session_token"]
+
+    def test_a_declared_body_is_never_waited_for(self):
+        # nginx keeps the original Content-Length on its body-less sub-request.
+        token = self.cookie()
+        s = self.a.connect()
+        s.sendall(b"GET /v1/authz/auth-request HTTP/1.1\r\nHost: app.test\r\n"
+                  b"Content-Length: 1000\r\nCookie: tessera_session=" + token.encode() +
+                  b"\r\n\r\n")
+        t0 = time.monotonic()
+        data = recv_all(s, timeout=5)  # the answer, then the close (the body cannot be framed)
+        s.close()
+        self.assertLess(time.monotonic() - t0, 1.5, "waited for a body it should ignore")
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        self.assertTrue(head.startswith("HTTP/1.1 200"), head.splitlines()[0] if head else "")
+        self.assertIn("X-Tessera-Subject: fa-", head)
+        self.assertIn("Content-Length: 0", head)
+
+    def test_keep_alive_sub_requests_without_a_body_share_a_connection(self):
+        token = self.cookie()
+        s = self.a.connect()
+        req = (b"GET /v1/authz/forward-auth HTTP/1.1\r\nHost: app.test\r\n"
+               b"Cookie: tessera_session=" + token.encode() + b"\r\n\r\n")
+        s.sendall(req + req)
+        data = b""
+        deadline = time.monotonic() + 5
+        while data.count(b"HTTP/1.1 200") < 2 and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertEqual(data.count(b"HTTP/1.1 200"), 2)
+
+    def test_head_has_the_headers_and_no_body(self):
+        s = self.a.connect()
+        s.sendall(b"HEAD /v1/authz/auth-request HTTP/1.1\r\nHost: app.test\r\n"
+                  b"Connection: close\r\n\r\n")
+        data = recv_all(s, timeout=5)
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 401"), head[:20])
+        self.assertIn(b"WWW-Authenticate: Bearer", head)
+        self.assertIn(b"Location: https://auth.test/login?rd=", head)
+        self.assertEqual(body, b"")
+
+    def test_a_trusted_proxy_is_believed_about_the_original_request(self):
+        # The test client is 127.0.0.1, configured as the proxy.
+        r = self.a.request("GET", "/v1/authz/forward-auth",
+                           headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "app.test",
+                                    "X-Forwarded-Uri": "/orders?id=7", "X-Forwarded-Method": "GET",
+                                    "Accept": "text/html"})
+        self.assertEqual(r.status, 302)
+        self.assertEqual(r.header("Location"),
+                         "https://auth.test/login?rd=https%3A%2F%2Fapp.test%2Forders%3Fid%3D7")
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+
+
 class TestProcessLifecycle(unittest.TestCase):
     def test_sigterm_answers_in_flight_request_and_exits_0(self):
         a = Authority().start()

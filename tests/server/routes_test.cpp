@@ -10,6 +10,7 @@
 #include <set>
 
 #include "forwarding_store.hpp"
+#include "server/client_view.hpp"
 #include "server/json_views.hpp"
 #include "server/metrics.hpp"
 #include "tessera/digest.hpp"
@@ -95,11 +96,12 @@ class RoutesTest : public ::testing::Test {
 };
 
 TEST(HttpStatus, EveryCodeMapsToAContractStatus) {
-  const std::set<unsigned> allowed = {400, 401, 404, 413, 429, 500, 503};
+  const std::set<unsigned> allowed = {400, 401, 403, 404, 413, 429, 500, 503};
   for (ErrorCode c : kAllErrorCodes) EXPECT_TRUE(allowed.contains(http_status(c))) << c;
   EXPECT_EQ(http_status(ErrorCode::invalid_request), 400u);
   EXPECT_EQ(http_status(ErrorCode::refresh_token_reused), 401u);
   EXPECT_EQ(http_status(ErrorCode::unauthorized), 401u);
+  EXPECT_EQ(http_status(ErrorCode::host_not_allowed), 403u);
   EXPECT_EQ(http_status(ErrorCode::session_not_found), 404u);
   EXPECT_EQ(http_status(ErrorCode::payload_too_large), 413u);
   EXPECT_EQ(http_status(ErrorCode::rate_limited), 429u);
@@ -359,6 +361,221 @@ TEST_F(RoutesTest, IntrospectionSeesARotatedKeySetAtOnce) {
                            KeyState::active));
   keys.set(only_new);
   EXPECT_FALSE(active(old_access));
+}
+
+// ---- forward-auth -----------------------------------------------------------
+
+std::optional<std::string> header_of(const HttpResponse& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+class AuthzTest : public RoutesTest {
+ protected:
+  AuthzTest() {
+    options.public_host = "auth.test";
+    options.authz.allowed_hosts = {"app.test", ".apps.test"};
+    options.authz.login_url = "https://auth.test/login";
+    options.authz.subject_headers = {"Remote-User"};
+    options.trusted_proxies.networks = {*Cidr::parse("10.0.0.0/8")};
+    cookie = std::string(issue("cookie").at("session_token").as_string());
+  }
+
+  // A forward-auth sub-request from `peer` (the proxy), unauthenticated
+  // towards the API (the mounts need no key).
+  HttpResponse ask(std::string target, Headers headers, std::string peer = "10.1.2.3",
+                   std::string method = "GET") {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.headers = std::move(headers);
+    r.peer = std::move(peer);
+    return api->handle(r);
+  }
+  Headers with_cookie(Headers h) const {
+    h.emplace_back("Cookie", "other=1; tessera_session=" + cookie);
+    return h;
+  }
+
+  std::string cookie;
+};
+
+TEST(Cidr, ParsesNetworksAndAddressesAndRefusesHostBits) {
+  auto net = Cidr::parse("10.0.0.0/8");
+  ASSERT_TRUE(net);
+  EXPECT_TRUE(net->contains("10.200.3.4"));
+  EXPECT_FALSE(net->contains("11.0.0.1"));
+  EXPECT_TRUE(net->contains("::ffff:10.0.0.7")) << "an IPv4-mapped peer is its IPv4 address";
+  EXPECT_FALSE(net->contains("::1"));
+  EXPECT_FALSE(net->contains("not an address"));
+  auto one = Cidr::parse(" 192.168.1.5 ");
+  ASSERT_TRUE(one);
+  EXPECT_TRUE(one->contains("192.168.1.5"));
+  EXPECT_FALSE(one->contains("192.168.1.6"));
+  auto v6 = Cidr::parse("fd00::/8");
+  ASSERT_TRUE(v6);
+  EXPECT_TRUE(v6->contains("fd12::1"));
+  EXPECT_FALSE(v6->contains("fe80::1"));
+  auto odd = Cidr::parse("172.16.0.0/12");
+  ASSERT_TRUE(odd);
+  EXPECT_TRUE(odd->contains("172.31.255.255"));
+  EXPECT_FALSE(odd->contains("172.32.0.0"));
+  for (std::string_view bad : {"10.0.0.1/8", "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/x",
+                               "example.com", "", "10.0.0.0/8/8"}) {
+    EXPECT_FALSE(Cidr::parse(bad)) << bad;
+  }
+}
+
+TEST(OriginalRequest, ForwardedHeadersCountOnlyFromATrustedProxy) {
+  TrustedProxies proxies{{*Cidr::parse("10.0.0.0/8")}};
+  const Headers h = {{"Host", "auth.test"},
+                     {"X-Forwarded-Method", "POST"},
+                     {"X-Forwarded-Proto", "https, http"},
+                     {"X-Forwarded-Host", "app.test"},
+                     {"X-Forwarded-Uri", "/cart?id=7"},
+                     {"X-Original-URL", "https://shop.test:8443/pay?x=1"},
+                     {"X-Original-Method", "PUT"}};
+  auto r = original_request(ForwardStyle::forwarded, h, "GET", "10.9.9.9", proxies, "", "http");
+  EXPECT_EQ(r.url(), "https://app.test/cart?id=7");
+  EXPECT_EQ(r.method, "POST");
+  r = original_request(ForwardStyle::nginx, h, "GET", "10.9.9.9", proxies, "", "http");
+  EXPECT_EQ(r.url(), "https://shop.test:8443/pay?x=1");
+  EXPECT_EQ(r.method, "PUT");
+  r = original_request(ForwardStyle::envoy, h, "DELETE", "10.9.9.9", proxies, "/items/3", "http");
+  EXPECT_EQ(r.url(), "https://auth.test/items/3");
+  EXPECT_EQ(r.method, "DELETE");
+  for (auto style : {ForwardStyle::nginx, ForwardStyle::forwarded, ForwardStyle::envoy}) {
+    r = original_request(style, h, "GET", "192.0.2.1", proxies, "", "http");
+    EXPECT_EQ(r.host, "auth.test") << "an untrusted peer's forwarding headers are ignored";
+    EXPECT_EQ(r.scheme, "http");
+    EXPECT_EQ(r.method, "GET");
+  }
+}
+
+TEST_F(AuthzTest, AllowIsExactly200WithAnEmptyBodyAndTheIdentityInHeaders) {
+  for (const std::string target : {"/v1/authz/auth-request", "/v1/authz/forward-auth"}) {
+    auto r = ask(target, with_cookie({{"Host", "app.test"}}));
+    ASSERT_EQ(r.status, 200u) << target << ": " << r.body;
+    EXPECT_TRUE(r.body.empty());
+    EXPECT_EQ(header_of(r, "X-Tessera-Subject"), "alice");
+    EXPECT_EQ(header_of(r, "Remote-User"), "alice");
+    EXPECT_TRUE(header_of(r, "X-Tessera-Session-Id").has_value());
+    EXPECT_EQ(header_of(r, "Cache-Control"), "no-store");
+  }
+  auto r = ask("/v1/authz/ext-authz/some/page?q=1", with_cookie({{"Host", "x.apps.test"}}),
+               "10.1.1.1", "PUT");
+  EXPECT_EQ(r.status, 200u) << "ext-authz takes any method, and .apps.test covers x.apps.test";
+  EXPECT_EQ(r.route, RouteId::authz_ext_authz);
+}
+
+TEST_F(AuthzTest, NoCredentialIs401WithAChallengeAndForNginxALocation) {
+  auto r = ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Accept", "text/html"}});
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(header_of(r, "WWW-Authenticate"), "Bearer");
+  EXPECT_EQ(header_of(r, "Location"), "https://auth.test/login?rd=http%3A%2F%2Fapp.test%2F");
+  // An API call through Traefik/Caddy: 401, never a redirect.
+  r = ask("/v1/authz/forward-auth",
+          {{"X-Forwarded-Host", "app.test"}, {"Accept", "application/json"}});
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_TRUE(header_of(r, "WWW-Authenticate").has_value());
+  r = ask("/v1/authz/forward-auth",
+          {{"X-Forwarded-Host", "app.test"}, {"Accept", "text/html"}, {"Sec-Fetch-Mode", "cors"}});
+  EXPECT_EQ(r.status, 401u) << "fetch() asking for HTML is still a script";
+}
+
+TEST_F(AuthzTest, BrowserNavigationsAreRedirectedToLoginWithTheOriginalUrl) {
+  const Headers nav = {{"Host", "auth.test"},
+                       {"X-Forwarded-Proto", "https"},
+                       {"X-Forwarded-Host", "app.test"},
+                       {"X-Forwarded-Uri", "/cart?id=7&x=a%20b"},
+                       {"Accept", "text/html,application/xhtml+xml;q=0.9"}};
+  Headers get = nav;
+  get.emplace_back("X-Forwarded-Method", "GET");
+  auto r = ask("/v1/authz/forward-auth", get);
+  EXPECT_EQ(r.status, 302u);
+  EXPECT_EQ(header_of(r, "Location"),
+            "https://auth.test/login?rd=https%3A%2F%2Fapp.test%2Fcart%3Fid%3D7%26x%3Da%2520b");
+  Headers post = nav;
+  post.emplace_back("X-Forwarded-Method", "POST");
+  EXPECT_EQ(ask("/v1/authz/forward-auth", post).status, 303u);
+  auto envoy = ask("/v1/authz/ext-authz/orders", {{"Host", "app.test"}, {"Accept", "text/html"}},
+                   "10.0.0.1", "DELETE");
+  EXPECT_EQ(envoy.status, 303u);
+  EXPECT_EQ(header_of(envoy, "Location"),
+            "https://auth.test/login?rd=http%3A%2F%2Fapp.test%2Forders");
+}
+
+TEST_F(AuthzTest, NoOpenRedirectAndNoTrustInAnUntrustedPeer) {
+  // A trusted proxy names a host that is not allowed: the login page, but no rd.
+  auto r =
+      ask("/v1/authz/forward-auth",
+          {{"X-Forwarded-Host", "evil.test"}, {"X-Forwarded-Uri", "/"}, {"Accept", "text/html"}});
+  EXPECT_EQ(r.status, 302u);
+  EXPECT_EQ(header_of(r, "Location"), "https://auth.test/login");
+  // The same headers from a peer that is no proxy are not believed: the
+  // original is the sub-request itself, on its own Host.
+  r = ask("/v1/authz/forward-auth",
+          with_cookie({{"Host", "app.test"}, {"X-Forwarded-Host", "evil.test"}}), "192.0.2.7");
+  EXPECT_EQ(r.status, 200u) << "the Host header, not the untrusted X-Forwarded-Host";
+  r = ask("/v1/authz/forward-auth",
+          with_cookie({{"Host", "evil.test"}, {"X-Forwarded-Host", "app.test"}}), "192.0.2.7");
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(r.code, ErrorCode::host_not_allowed);
+}
+
+TEST_F(AuthzTest, AValidSessionForAHostNotAllowedIs403) {
+  auto r = ask("/v1/authz/auth-request", with_cookie({{"Host", "elsewhere.test"}}));
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(r.code, ErrorCode::host_not_allowed);
+  EXPECT_FALSE(header_of(r, "X-Tessera-Subject").has_value());
+  EXPECT_EQ(ask("/v1/authz/auth-request", with_cookie({{"Host", "apps.test"}})).status, 403u)
+      << ".apps.test is the hosts below it, not apps.test itself";
+}
+
+TEST_F(AuthzTest, TwoSessionCookiesAreRefusedNotAnsweredWithTheFirst) {
+  Headers h = with_cookie({{"Host", "app.test"}});
+  h.emplace_back("Cookie", "tessera_session=tss_planted");
+  auto r = ask("/v1/authz/auth-request", h);
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_FALSE(header_of(r, "X-Tessera-Subject").has_value());
+}
+
+TEST_F(AuthzTest, ARevokedOrUnknownSessionIsDenied) {
+  EXPECT_EQ(
+      call("POST", "/v1/logout", fmt::format(R"({{"session_token":"{}"}})", cookie), false).status,
+      200u);
+  auto r = ask("/v1/authz/auth-request", with_cookie({{"Host", "app.test"}}));
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.code, ErrorCode::unauthorized);
+  r = ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Cookie", "tessera_session=tss_x"}});
+  EXPECT_EQ(r.status, 401u);
+}
+
+TEST_F(AuthzTest, AStoreOutageFailsClosedWith503) {
+  store.fail_reads = true;
+  auto r =
+      ask("/v1/authz/forward-auth", with_cookie({{"Host", "app.test"}, {"Accept", "text/html"}}));
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_TRUE(header_of(r, "Retry-After").has_value());
+  EXPECT_FALSE(header_of(r, "Location").has_value()) << "an outage is not a reason to log in";
+}
+
+TEST_F(AuthzTest, ABearerAccessTokenIsVerifiedWithEpochAndLiveness) {
+  auto issued = issue("token", "bob");
+  const std::string access(issued.at("access_token").as_string());
+  const std::string sid(issued.at("session").as_object().at("id").as_string());
+  auto r =
+      ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Authorization", "Bearer " + access}});
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(header_of(r, "X-Tessera-Subject"), "bob");
+  EXPECT_EQ(header_of(r, "X-Tessera-Session-Id"), sid);
+  EXPECT_EQ(call("DELETE", fmt::format("/v1/subjects/bob/sessions/{}", sid)).status, 204u);
+  r = ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Authorization", "Bearer " + access}});
+  EXPECT_EQ(r.status, 401u) << "the liveness check sees the revocation";
+  r = ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Authorization", "Bearer nope"}});
+  EXPECT_EQ(r.status, 401u);
 }
 
 }  // namespace

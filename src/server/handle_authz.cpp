@@ -1,0 +1,180 @@
+// Forward-auth (docs/api.md "Forward-auth"): one check behind three mounts,
+// because nginx, Traefik/Caddy and Envoy each ask in their own way and read
+// the answer in their own way.
+//
+// The check reads the session cookie or a Bearer access token (verified by
+// the resource side's own chain, epoch and liveness included), never a
+// body. Allow is exactly 200 with an empty body and the identity in
+// headers; deny is 401 (nginx: with Location, for `error_page 401`), or for
+// a browser navigation through Traefik, Caddy or Envoy a 302/303 to the
+// login page; a valid session on a host that is not allowed is 403; a store
+// that cannot answer is 503 (fail closed).
+#include <algorithm>
+#include <cctype>
+
+#include "server/client_view.hpp"
+#include "server/handler_support.hpp"
+#include "server/handlers.hpp"
+#include "server/http_text.hpp"
+#include "tessera/verify.hpp"
+
+namespace tessera::server {
+
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// "host:port" without the port ("[::1]:8080" → "[::1]"; "[::1]" and a
+// bare "::1" have none).
+std::string_view without_port(std::string_view h) {
+  const auto colon = h.rfind(':');
+  if (colon == std::string_view::npos) return h;
+  const auto bracket = h.rfind(']');
+  if (bracket != std::string_view::npos ? bracket > colon : h.find(':') != colon) return h;
+  return h.substr(0, colon);
+}
+
+// A host ("app.example.com" or "app.example.com:8443") against an allowed
+// entry: the same host (the port compared only when the entry names one),
+// or, for ".example.com", any host below it.
+bool host_matches(std::string_view host, std::string_view entry) {
+  const std::string h = lower(host), e = lower(entry);
+  const std::string_view name =
+      without_port(e).size() != e.size() ? std::string_view(h) : without_port(h);
+  if (!e.empty() && e.front() == '.') return name.size() > e.size() && name.ends_with(e);
+  return name == e;
+}
+
+// The percent-encoding of a query parameter's value (RFC 3986 unreserved
+// characters kept).
+std::string query_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() * 3);
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+// A browser navigation, not a script's call: Accept prefers HTML and
+// nothing marks it as XHR/fetch.
+bool is_navigation(const Headers& headers) {
+  if (const auto mode = find_header(headers, "sec-fetch-mode"); mode && trim(*mode) != "navigate")
+    return false;
+  if (const auto xrw = find_header(headers, "x-requested-with");
+      xrw && iequals(trim(*xrw), "XMLHttpRequest"))
+    return false;
+  const auto accept = find_header(headers, "accept");
+  return accept && lower(*accept).find("text/html") != std::string::npos;
+}
+
+}  // namespace
+
+AuthzHandlers::AuthzHandlers(const HandlerContext& ctx, verify::AccessVerifier& access)
+    : ctx_(ctx), access_(access) {}
+
+bool AuthzHandlers::host_allowed(std::string_view host) const {
+  if (host.empty()) return false;
+  const auto& o = ctx_.options;
+  if (!o.public_host.empty() && host_matches(host, o.public_host)) return true;
+  return std::any_of(o.authz.allowed_hosts.begin(), o.authz.allowed_hosts.end(),
+                     [&](const std::string& e) { return host_matches(host, e); });
+}
+
+HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
+                                   std::string_view envoy_uri) {
+  const OriginalRequest original =
+      original_request(style, req.headers, req.method, req.peer, ctx_.options.trusted_proxies,
+                       style == ForwardStyle::envoy ? envoy_uri : std::string_view{},
+                       ctx_.options.tls.enabled() ? "https" : "http");
+  const bool allowed_host = host_allowed(original.host);
+
+  // The credential: one session cookie, or a Bearer access token.
+  const auto cookies = cookie_values(req.headers, ctx_.options.cookie.name);
+  std::optional<std::string> bearer;
+  if (const auto h = req.header("authorization")) {
+    const std::string_view v = trim(*h);
+    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer ")) bearer = std::string(trim(v.substr(7)));
+  }
+  if (cookies.size() > 1) {
+    return deny(style, req, original, allowed_host, ErrorCode::invalid_request,
+                "more than one session cookie (refused: a sibling domain may have set one)");
+  }
+
+  std::string subject, session_id;
+  if (cookies.size() == 1) {
+    auto s = ctx_.deps.service.validate(cookies.front(), std::nullopt);
+    if (!s) return deny(style, req, original, allowed_host, s.error().code, s.error().detail);
+    subject = s->subject;
+    session_id = s->id;
+  } else if (bearer) {
+    auto v = access_.verify(*bearer);
+    if (!v) return deny(style, req, original, allowed_host, v.error().code, v.error().detail);
+    subject = v->claims().sub;
+    session_id = v->claims().sid.value_or("");
+  } else {
+    return deny(style, req, original, allowed_host, ErrorCode::unauthorized,
+                "no session cookie and no access token");
+  }
+
+  if (!allowed_host) {
+    return problem(ErrorCode::host_not_allowed,
+                   "the session is valid, but not for the host this request is for");
+  }
+  HttpResponse r;
+  r.status = 200;
+  r.headers.emplace_back("X-Tessera-Subject", subject);
+  if (!session_id.empty()) r.headers.emplace_back("X-Tessera-Session-Id", session_id);
+  for (const auto& name : ctx_.options.authz.subject_headers) r.headers.emplace_back(name, subject);
+  return r;
+}
+
+HttpResponse AuthzHandlers::deny(ForwardStyle style, const HttpRequest& req,
+                                 const OriginalRequest& original, bool allowed_host, ErrorCode code,
+                                 std::string_view detail) const {
+  if (http_status(code) == 503) {  // fail closed, with Retry-After; the proxy may retry
+    return problem(code, "the session cannot be checked now; retry later");
+  }
+  const std::string& login = ctx_.options.authz.login_url;
+  std::string location;
+  if (!login.empty()) {
+    location = login;
+    const std::string url = original.url();
+    if (allowed_host && !url.empty()) {
+      location += login.find('?') == std::string::npos ? '?' : '&';
+      location += "rd=" + query_escape(url);
+    }
+  }
+  const bool redirect =
+      style != ForwardStyle::nginx && !location.empty() && is_navigation(req.headers);
+  if (redirect) {
+    HttpResponse r;
+    const bool safe =
+        original.method == "GET" || original.method == "HEAD" || original.method == "OPTIONS";
+    r.status = safe ? 302 : 303;
+    r.code = ErrorCode::unauthorized;
+    r.headers.emplace_back("Location", location);
+    return r;
+  }
+  // The detail says what was wrong with the credential, never the credential.
+  HttpResponse r = problem(ErrorCode::unauthorized,
+                           code == ErrorCode::unauthorized || code == ErrorCode::invalid_request
+                               ? std::string(detail)
+                               : "no valid session: " + std::string(to_string(code)));
+  if (!location.empty()) r.headers.emplace_back("Location", location);
+  return r;
+}
+
+}  // namespace tessera::server
