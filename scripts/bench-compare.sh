@@ -27,6 +27,10 @@ work=$(mktemp -d /tmp/tessera-bench-compare-XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
+  # The servers started inside $(...) are not in pids (a subshell's array):
+  # end them by what their command lines name.
+  pkill -f -- "$work/" 2>/dev/null || true
+  pkill -f -- "$peers/" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -118,6 +122,25 @@ if [[ $better_auth == 1 ]]; then
       "$ba_sessions" "$work/$p.cookies"
   done
 fi
+
+# Every server started here idle again (below 5 % of a core for a second)
+# before anything is measured: better-auth keeps hashing sign-up passwords
+# on its thread pool after the clients have their answers, and a peer busy
+# in the background would take the cores from whatever runs next.
+wait_idle() {
+  local deadline=$((SECONDS + 600))
+  while ((SECONDS < deadline)); do
+    local before=0 after=0 p
+    for p in "${pids[@]}"; do before=$((before + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    sleep 1
+    for p in "${pids[@]}"; do after=$((after + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    (((after - before) * 100 < 5 * $(getconf CLK_TCK))) && return 0
+  done
+  echo "bench-compare: the servers did not go idle within 10 minutes" >&2
+  return 1
+}
+echo "bench-compare: waiting for every server to be idle" >&2
+wait_idle
 
 validate() {  # tessera name, connections
   TOKENS="$work/$1.tokens" API_KEY="$api_key" \
