@@ -229,12 +229,7 @@ Filled set_public_url(Config& c, const std::string& url) {
 
 Filled set_trusted_proxies(Config& c, const std::string& text) {
   c.server.trusted_proxies.networks.clear();
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    const std::string_view item = server::trim(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (item.empty()) continue;
+  for (const std::string& item : split_list(text)) {
     auto cidr = server::Cidr::parse(item);
     if (!cidr)
       return std::unexpected(fmt::format(
@@ -259,12 +254,7 @@ Filled set_authz_login_url(Config& c, const std::string& url) {
 // Header names: RFC 9110 tokens, and none that framing or cookies depend on.
 Filled set_authz_subject_headers(Config& c, const std::string& text) {
   c.server.authz.subject_headers.clear();
-  std::string_view rest = text;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    const std::string_view name = server::trim(rest.substr(0, comma));
-    rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    if (name.empty()) continue;
+  for (const std::string& name : split_list(text)) {
     const bool token = std::all_of(name.begin(), name.end(), [](unsigned char ch) {
       return std::isalnum(ch) ||
              std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos;

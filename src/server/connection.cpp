@@ -166,9 +166,10 @@ class HttpConnection final : public Connection,
     // keeps the original request's on its body-less sub-request, and a
     // server that waited for those bytes would hang it. The connection is
     // closed after the answer when a body was declared (it cannot be framed).
-    if (const RouteId r = route_of(parser_->get().target()); r == RouteId::authz_auth_request ||
-                                                             r == RouteId::authz_forward_auth ||
-                                                             r == RouteId::authz_ext_authz) {
+    route_ = route_of(parser_->get().target());
+    if (const RouteId r = route_; r == RouteId::authz_auth_request ||
+                                  r == RouteId::authz_forward_auth ||
+                                  r == RouteId::authz_ext_authz) {
       unframed_ = !parser_->is_done();
       return on_read(ec);
     }
@@ -242,7 +243,7 @@ class HttpConnection final : public Connection,
     } else {
       request_id = new_request_id();
     }
-    const RouteId route = route_of(req.target);
+    const RouteId route = route_;  // matched once, when the header arrived
     const Work work = route_spec(route).work;
     if (server_.store_workers.enabled() &&
         (work == Work::store_write ||
@@ -363,6 +364,7 @@ class HttpConnection final : public Connection,
   std::string peer_;    // the peer's address, as trusted_proxies compares it
   std::string remote_;  // address:port, for the logs
   std::size_t lingered_ = 0;
+  RouteId route_ = RouteId::unmatched;  // of the request being read
   bool unframed_ = false;  // a forward-auth request declared a body it was not asked for
   bool first_ = true;
   bool idle_ = false;
