@@ -14,7 +14,7 @@ deps:
 
 # Everything the tests use, PostgreSQL and Redis servers included.
 deps-test:
-	@scripts/install-deps.sh test servers
+	@scripts/install-deps.sh test servers proxies browser
 
 build: deps-test
 	cmake -S . -B build -G Ninja -DTESSERA_TESTS=ON -DTESSERA_BENCH=ON -DTESSERA_EXAMPLES=ON $(CMAKE_FLAGS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-http`: wrk against a Release `tessera serve` (SQLite, FULL
-# sync, access log off) for validate, refresh and JWKS, DURATION seconds
+# sync, access log off) for JWKS, validate, forward-auth (wrk's address as
+# the trusted proxy) and refresh, DURATION seconds
 # each; prints a table and writes it into docs/benchmarks.md between the
 # bench-http markers. wrk and the server share the machine's cores, as in
 # the fastify figure the issue quotes. SERVE_ARGS adds settings to the
@@ -22,7 +23,8 @@ trap cleanup EXIT
 api_key="tsk_$(/usr/bin/python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
 hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
 # shellcheck disable=SC2086 # SERVE_ARGS is a list of words
-start_serve "$tessera" "$work" "$hash" --data-dir "$work/data" ${SERVE_ARGS:-}
+start_serve "$tessera" "$work" "$hash" --data-dir "$work/data" --trusted-proxies 127.0.0.1 \
+  ${SERVE_ARGS:-}
 port=$serve_port
 base="http://127.0.0.1:$port"
 
@@ -47,6 +49,8 @@ table="$work/table.md"
   run_wrk jwks "GET /.well-known/jwks.json" 64 "$base/.well-known/jwks.json"
   TOKENS="$work/cookies" API_KEY="$api_key" \
     run_wrk validate "POST /v1/sessions/validate (cookie)" 64 -s "$here/bench/http/validate.lua" "$base"
+  TOKENS="$work/cookies" HOST="127.0.0.1:$port" \
+    run_wrk forward_auth "GET /v1/authz/forward-auth (cookie)" 64 -s "$here/bench/http/forward_auth.lua" "$base"
   TOKENS="$work/refresh" THREADS=2 \
     run_wrk refresh "POST /v1/tokens/refresh (rotation)" 32 -s "$here/bench/http/refresh.lua" "$base"
 } >"$table"

@@ -12,7 +12,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libcli11-dev libspdlog-dev libfmt-dev
 )
-# `install-deps.sh test servers`, `... fuzz`, `... bench`, `... peers`, `... deb`, `... lint`.
+# `install-deps.sh test servers`, `... proxies`, `... browser`, `... fuzz`, `... bench`, `... peers`, `... deb`, `... lint`.
 for group in "$@"; do
   case "$group" in
     test) packages+=(libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
@@ -20,13 +20,18 @@ for group in "$@"; do
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
+    # The real proxies of tests/integration/test_proxies.py.
+    proxies) packages+=(nginx-light caddy) ;;
+    # The headless browser of the same test (with playwright-core from npm).
+    browser) packages+=(chromium fonts-dejavu-core)
+             command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm) ;;
     # The JWT verification peers of scripts/bench-compare-jwt.sh.
     peers) packages+=(python3 python3-jwt python3-cryptography libjwt-dev) ;;
     deb) packages+=(dpkg-dev python3 lintian systemd curl adduser man-db) ;;
     # node and npm for scripts/lint-openapi.sh; a node installed otherwise
     # (with its own npm) is kept, not fought with Debian's.
     lint) command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm) ;;
-    *) echo "install-deps: unknown group '$group' (test, fuzz, servers, bench, peers, deb, lint)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown group '$group' (test, servers, proxies, browser, fuzz, bench, peers, deb, lint)" >&2; exit 2 ;;
   esac
 done
 

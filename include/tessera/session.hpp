@@ -134,7 +134,10 @@ class SessionStore {
   // `kind`, generation session.generation); then, if the subject holds more
   // than `max_live` live sessions at `now`, revokes the least recently seen
   // ones with RevokeReason::evicted. If `replaces` names a session, it is
-  // revoked with RevokeReason::rotated in the same write. Returns the sessions revoked.
+  // revoked with RevokeReason::rotated in the same write, and it must be
+  // unrevoked until then: otherwise nothing is written and the error is
+  // session_revoked (of two concurrent rotations of one session, one wins).
+  // Returns the sessions revoked.
   [[nodiscard]] virtual Result<RevokeResult> create(const Session& session, TokenKind kind,
                                                     const LookupKey& credential,
                                                     std::size_t max_live, UnixSeconds now,

@@ -16,6 +16,7 @@
 #include <variant>
 
 #include "cli/key_files.hpp"
+#include "server/http_text.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::cli {
@@ -196,8 +197,34 @@ Filled set_api_key_hashes(Config& c, const std::string& text) {
   return {};
 }
 
+// The cookie's name. Unset: `__Host-tessera_session` when the cookie can
+// carry that prefix (Secure, host-only, Path=/: no sibling subdomain and
+// no other path can then set or shadow it), else `tessera_session`. A
+// name with a prefix must meet the prefix's rules (RFC 6265bis §4.1.3),
+// which browsers enforce by dropping the cookie.
+Filled choose_cookie_name(server::CookieOptions& k) {
+  const bool host_only = k.secure && k.domain.empty() && k.path == "/";
+  if (k.name.empty()) {
+    k.name = host_only ? "__Host-tessera_session" : "tessera_session";
+    return {};
+  }
+  if (k.name.starts_with("__Host-") && !host_only)
+    return std::unexpected(
+        "a __Host- name needs cookie_secure = true, no cookie_domain and "
+        "cookie_path = / (browsers drop it otherwise)");
+  if (k.name.starts_with("__Secure-") && !k.secure)
+    return std::unexpected(
+        "a __Secure- name needs cookie_secure = true (browsers drop it otherwise)");
+  return {};
+}
+
+// "" → chosen once every cookie setting is known (choose_cookie_name).
 Filled set_cookie_name(Config& c, const std::string& name) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char ch) {
+  if (name.empty()) {
+    c.server.cookie.name.clear();
+    return {};
+  }
+  if (!std::all_of(name.begin(), name.end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
       }))
     return std::unexpected("must be non-empty letters, digits, '_', '-' or '.'");
@@ -209,6 +236,7 @@ Filled set_cookie_name(Config& c, const std::string& name) {
 Filled set_public_url(Config& c, const std::string& url) {
   c.public_url = url;
   c.server.public_host.clear();
+  c.server.public_scheme.clear();
   if (url.empty()) return {};
   const auto sep = url.find("://");
   const std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
@@ -224,6 +252,32 @@ Filled set_public_url(Config& c, const std::string& url) {
   if ((scheme == "https" && host.ends_with(":443")) || (scheme == "http" && host.ends_with(":80")))
     host = host.substr(0, host.rfind(':'));
   c.server.public_host = host;
+  c.server.public_scheme = scheme;
+  return {};
+}
+
+// Exact origins, as browsers send them: http(s)://host[:port], no path, no
+// wildcard (credentials and `*` never go together).
+Filled set_cors_allowed_origins(Config& c, const std::string& text) {
+  c.server.cors_allowed_origins.clear();
+  for (const std::string& item : split_list(text)) {
+    if (item == "*" || item == "null")
+      return std::unexpected(fmt::format(
+          "\"{}\" is refused: list exact origins (https://app.example.com); the session "
+          "cookie must never be offered to every site",
+          item));
+    const auto sep = item.find("://");
+    const std::string scheme = sep == std::string::npos ? "" : item.substr(0, sep);
+    const std::string host = sep == std::string::npos ? "" : item.substr(sep + 3);
+    const bool ok = (scheme == "http" || scheme == "https") && !host.empty() &&
+                    host.find_first_of("/?#@*") == std::string::npos &&
+                    std::none_of(host.begin(), host.end(),
+                                 [](unsigned char ch) { return ch <= 0x20 || ch >= 0x7f; });
+    if (!ok)
+      return std::unexpected(fmt::format(
+          "\"{}\" is not an origin (http(s)://host[:port], no path, no wildcard)", item));
+    c.server.cors_allowed_origins.push_back(server::lower(item));
+  }
   return {};
 }
 
@@ -378,7 +432,7 @@ const std::vector<Row>& table() {
        Duration{seconds{0}, {}, put<&Config::policy, &P::cleanup_retention>}},
       {{"cleanup_interval", "1h", "how often serve runs cleanup; 0: never"},
        Duration{seconds{0}, {}, put<&Config::cleanup_interval>}},
-      {{"cookie_name", "tessera_session", "cookie mode: the cookie's name"},
+      {{"cookie_name", "", "cookie name; empty: __Host-tessera_session when it can be"},
        Parsed{set_cookie_name}},
       {{"cookie_domain", "", "cookie Domain; empty: host-only"},
        Text{put<&Config::server, &S::cookie, &K::domain>}},
@@ -389,6 +443,8 @@ const std::vector<Row>& table() {
        Choice{{"Strict", "Lax", "None"}, put<&Config::server, &S::cookie, &K::same_site>}},
       {{"public_url", "", "the authority's address as browsers reach it; dev: http://<listen>"},
        Parsed{set_public_url}},
+      {{"cors_allowed_origins", "", "origins whose pages may call refresh, logout, JWKS, authz"},
+       Parsed{set_cors_allowed_origins}},
       {{"trusted_proxies", "", "addresses/CIDRs whose X-Forwarded-*/X-Original-* are believed"},
        Parsed{set_trusted_proxies}},
       {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
@@ -592,6 +648,8 @@ Result<Config> build_config(const RawSettings& raw) {
   if (tls.cert_file.empty() && !tls.client_ca_file.empty())
     return std::unexpected(
         bad("tls_client_ca", "needs tls_cert and tls_key (client certificates need TLS)"));
+  if (auto named = choose_cookie_name(c.server.cookie); !named)
+    return std::unexpected(bad("cookie_name", named.error()));
   if (c.server.cookie.same_site == "None" && !c.server.cookie.secure)
     return std::unexpected(
         bad("cookie_same_site", "None needs cookie_secure = true (browsers refuse it otherwise)"));

@@ -62,6 +62,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "unauthorized";
     case ErrorCode::host_not_allowed:
       return "host_not_allowed";
+    case ErrorCode::origin_not_allowed:
+      return "origin_not_allowed";
     case ErrorCode::payload_too_large:
       return "payload_too_large";
     case ErrorCode::rate_limited:
@@ -123,6 +125,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::unauthorized:
       return 401;
     case ErrorCode::host_not_allowed:
+    case ErrorCode::origin_not_allowed:
       return 403;
     case ErrorCode::session_not_found:
       return 404;

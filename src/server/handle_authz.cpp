@@ -22,34 +22,6 @@ namespace tessera::server {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
-// "host:port" without the port ("[::1]:8080" → "[::1]"; "[::1]" and a
-// bare "::1" have none).
-std::string_view without_port(std::string_view h) {
-  const auto colon = h.rfind(':');
-  if (colon == std::string_view::npos) return h;
-  const auto bracket = h.rfind(']');
-  if (bracket != std::string_view::npos ? bracket > colon : h.find(':') != colon) return h;
-  return h.substr(0, colon);
-}
-
-// A host ("app.example.com" or "app.example.com:8443") against an allowed
-// entry: the same host (the port compared only when the entry names one),
-// or, for ".example.com", any host below it.
-bool host_matches(std::string_view host, std::string_view entry) {
-  const std::string h = lower(host), e = lower(entry);
-  const std::string_view name =
-      without_port(e).size() != e.size() ? std::string_view(h) : without_port(h);
-  if (!e.empty() && e.front() == '.') return name.size() > e.size() && name.ends_with(e);
-  return name == e;
-}
-
 // The percent-encoding of a query parameter's value (RFC 3986 unreserved
 // characters kept).
 std::string query_escape(std::string_view s) {
@@ -102,20 +74,18 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
   const bool allowed_host = host_allowed(original.host);
 
   // The credential: one session cookie, or a Bearer access token.
-  const auto cookies = cookie_values(req.headers, ctx_.options.cookie.name);
+  const auto cookie = single_cookie(req.headers, ctx_.options.cookie.name);
+  if (!cookie)
+    return deny(style, req, original, allowed_host, cookie.error().code, cookie.error().detail);
   std::optional<std::string> bearer;
   if (const auto h = req.header("authorization")) {
     const std::string_view v = trim(*h);
     if (v.size() > 7 && iequals(v.substr(0, 7), "bearer ")) bearer = std::string(trim(v.substr(7)));
   }
-  if (cookies.size() > 1) {
-    return deny(style, req, original, allowed_host, ErrorCode::invalid_request,
-                "more than one session cookie (refused: a sibling domain may have set one)");
-  }
 
   std::string subject, session_id;
-  if (cookies.size() == 1) {
-    auto s = ctx_.deps.service.validate(cookies.front(), std::nullopt);
+  if (*cookie) {
+    auto s = ctx_.deps.service.validate(**cookie, std::nullopt);
     if (!s) return deny(style, req, original, allowed_host, s.error().code, s.error().detail);
     subject = s->subject;
     session_id = s->id;

@@ -1,10 +1,11 @@
-// The sessions resource: issue, validate, logout. Cookie mode answers carry
+// The sessions resource: issue, validate, rotate, logout. Cookie mode answers carry
 // the session cookie (docs/api.md "Cookies").
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstdint>
 
+#include "server/cors.hpp"
 #include "server/handler_support.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
@@ -28,6 +29,33 @@ std::string cookie_header(const CookieOptions& c, std::string_view value,
   out += "; HttpOnly";
   if (!c.same_site.empty()) out += fmt::format("; SameSite={}", c.same_site);
   return out;
+}
+
+// The cookie-mode answer of an issue and of a rotation: the session, its
+// token and expiry, and the Set-Cookie that hands it to the browser.
+HttpResponse cookie_session_answer(const HandlerContext& ctx, unsigned status,
+                                   const IssuedSession& issued, JsonScratch& scratch) {
+  json::object o(4, scratch.storage());
+  o["mode"] = "cookie";
+  o["session"] = session_json(issued.session, scratch.storage());
+  o["session_token"] = issued.session_token.reveal();
+  o["expires_at"] = unix_seconds(issued.session.expires_at);
+  HttpResponse r = json_response(status, o);
+  const auto max_age = std::max<std::int64_t>(
+      0, unix_seconds(issued.session.expires_at) - unix_seconds(ctx.deps.clock.now()));
+  r.headers.emplace_back("Set-Cookie",
+                         cookie_header(ctx.options.cookie, issued.session_token.reveal(), max_age));
+  return r;
+}
+
+// The session token of a request: the body's `session_token`, else the
+// session cookie (refused when several arrive: docs/api.md "Cookies").
+Result<std::optional<std::string>> session_token_of(const HandlerContext& ctx,
+                                                    const HttpRequest& req,
+                                                    const json::object& body) {
+  auto token = opt_string(body, "session_token");
+  if (!token || *token) return token;
+  return single_cookie(req.headers, ctx.options.cookie.name);
 }
 
 }  // namespace
@@ -72,26 +100,29 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
   if (issued->tokens) {
     return json_response(201, token_pair_json(issued->session, *issued->tokens, scratch.storage()));
   }
-  json::object o(4, scratch.storage());
-  o["mode"] = "cookie";
-  o["session"] = session_json(issued->session, scratch.storage());
-  o["session_token"] = issued->session_token.reveal();
-  o["expires_at"] = unix_seconds(issued->session.expires_at);
-  HttpResponse r = json_response(201, o);
-  const auto max_age = std::max<std::int64_t>(
-      0, unix_seconds(issued->session.expires_at) - unix_seconds(ctx.deps.clock.now()));
-  r.headers.emplace_back(
-      "Set-Cookie", cookie_header(ctx.options.cookie, issued->session_token.reveal(), max_age));
-  return r;
+  return cookie_session_answer(ctx, 201, *issued, scratch);
+}
+
+HttpResponse rotate_session(const HandlerContext& ctx, const HttpRequest& req) {
+  JsonScratch scratch;
+  auto body = read_object(req, true, scratch.storage());
+  if (!body) return from_error(body.error());
+  auto token = session_token_of(ctx, req, *body);
+  if (!token) return from_error(token.error());
+  if (!*token)
+    return problem(ErrorCode::invalid_request,
+                   "session_token is required (in the body or the session cookie)");
+  auto rotated = ctx.deps.service.rotate_session(**token);
+  if (!rotated) return from_error(rotated.error());
+  return cookie_session_answer(ctx, 200, *rotated, scratch);
 }
 
 HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req) {
   JsonScratch scratch;
   auto body = read_object(req, true, scratch.storage());
   if (!body) return from_error(body.error());
-  auto token = opt_string(*body, "session_token");
+  auto token = session_token_of(ctx, req, *body);
   if (!token) return from_error(token.error());
-  if (!*token) *token = cookie_value(req.headers, ctx.options.cookie.name);
   if (!*token)
     return problem(ErrorCode::invalid_request,
                    "session_token is required (in the body or the session cookie)");
@@ -121,8 +152,16 @@ HttpResponse logout(const HandlerContext& ctx, const HttpRequest& req) {
     }
   }
   if (!token) {
-    token = cookie_value(req.headers, ctx.options.cookie.name);
+    auto cookie = single_cookie(req.headers, ctx.options.cookie.name);
+    if (!cookie) return from_error(cookie.error());
+    token = std::move(*cookie);
     cookie_mode = token.has_value();
+    // The browser attaches the cookie to any site's form post: only a page
+    // of a trusted origin may spend it (CSRF, docs/api.md §3.12).
+    if (token && !cookie_write_allowed(ctx.options, req))
+      return problem(ErrorCode::origin_not_allowed,
+                     "a logout by cookie needs an Origin of public_url or cors_allowed_origins "
+                     "(or Sec-Fetch-Site: same-origin); a backend passes session_token instead");
   }
   if (!token)
     return problem(ErrorCode::invalid_request,

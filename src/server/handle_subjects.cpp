@@ -14,7 +14,7 @@ namespace json = boost::json;
 
 HttpResponse subject_sessions(const HandlerContext& ctx, const HttpRequest& req,
                               std::string_view subject, std::string_view query) {
-  if (req.method == "GET") {
+  if (reads_only(req.method)) {
     auto list = ctx.deps.service.list(subject);
     if (!list) return from_error(list.error());
     json::array a;
@@ -46,8 +46,8 @@ HttpResponse subject_session(const HandlerContext& ctx, std::string_view subject
 
 HttpResponse subject_epoch(const HandlerContext& ctx, const HttpRequest& req,
                            std::string_view subject) {
-  auto e =
-      req.method == "GET" ? ctx.deps.service.epoch(subject) : ctx.deps.service.bump_epoch(subject);
+  auto e = reads_only(req.method) ? ctx.deps.service.epoch(subject)
+                                  : ctx.deps.service.bump_epoch(subject);
   if (!e) return from_error(e.error());
   json::object o;
   o["epoch"] = *e;
@@ -58,8 +58,8 @@ HttpResponse global_epoch(const HandlerContext& ctx, const HttpRequest& req) {
   // Bumping moves every subject's effective epoch (max of global and own)
   // to at least the new value: access tokens minted before stop verifying
   // wherever epochs are checked. No session is revoked by it.
-  auto e =
-      req.method == "GET" ? ctx.deps.service.global_epoch() : ctx.deps.service.bump_global_epoch();
+  auto e = reads_only(req.method) ? ctx.deps.service.global_epoch()
+                                  : ctx.deps.service.bump_global_epoch();
   if (!e) return from_error(e.error());
   json::object o;
   o["epoch"] = *e;

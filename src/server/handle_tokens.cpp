@@ -14,7 +14,9 @@ HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
   if (!token) return from_error(token.error());
   auto r = ctx.deps.service.renew(*token);
   if (!r) return from_error(r.error());
-  return json_response(200, token_pair_json(r->session, r->tokens, scratch.storage()));
+  // A public answer: the session without its metadata and data.
+  return json_response(
+      200, token_pair_json(r->session, r->tokens, scratch.storage(), SessionView::client));
 }
 
 }  // namespace tessera::server

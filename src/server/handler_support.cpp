@@ -97,6 +97,15 @@ Result<json::object> read_object(const HttpRequest& req, bool empty_ok, json::st
   return std::move(v.as_object());
 }
 
+Result<std::optional<std::string>> single_cookie(const Headers& headers, std::string_view name) {
+  auto all = cookie_values(headers, name);
+  if (all.size() > 1)
+    return fail(ErrorCode::invalid_request,
+                "more than one session cookie (refused: a sibling domain may have set one)");
+  if (all.empty()) return std::optional<std::string>{};
+  return std::optional<std::string>{std::move(all.front())};
+}
+
 Result<std::optional<std::string>> opt_string(const json::object& o, std::string_view name) {
   const auto* v = o.if_contains(name);
   if (v == nullptr || v->is_null()) return std::optional<std::string>{};

@@ -39,6 +39,12 @@ class JsonScratch {
 // The problem response for an engine error (status from its code).
 [[nodiscard]] HttpResponse from_error(const Error& error);
 
+// The cookie called `name`: absent, or its one value. Several of that name
+// are refused with invalid_request (cookie tossing from a sibling
+// subdomain: answering with the first would let it pick the session).
+[[nodiscard]] Result<std::optional<std::string>> single_cookie(const Headers& headers,
+                                                               std::string_view name);
+
 // A JSON request body: an object nested at most 32 deep, or
 // invalid_request. An empty body reads as {} when `empty_ok`. The tree is
 // made with `storage` (a JsonScratch's, or the heap by default).

@@ -32,6 +32,12 @@ struct HandlerContext {
 // POST /v1/sessions, POST /v1/sessions/validate, POST /v1/logout.
 [[nodiscard]] HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req);
 [[nodiscard]] HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req);
+// GET and POST /account (docs/api.md §3.13): the cookie's subject's devices,
+// signed out one by one or all but this one (handle_account.cpp).
+[[nodiscard]] HttpResponse account_page(const HandlerContext& ctx, const HttpRequest& req);
+// POST /v1/sessions/rotate (docs/api.md §3.11): a new session for the same
+// login, the old one revoked (anti-fixation after a privilege change).
+[[nodiscard]] HttpResponse rotate_session(const HandlerContext& ctx, const HttpRequest& req);
 [[nodiscard]] HttpResponse logout(const HandlerContext& ctx, const HttpRequest& req);
 
 // ---- tokens (handle_tokens.cpp) ---------------------------------------------

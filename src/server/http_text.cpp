@@ -66,12 +66,6 @@ std::vector<std::string> cookie_values(const Headers& headers, std::string_view 
   return out;
 }
 
-std::optional<std::string> cookie_value(const Headers& headers, std::string_view name) {
-  auto all = cookie_values(headers, name);
-  if (all.empty()) return std::nullopt;
-  return std::move(all.front());
-}
-
 std::optional<FormFields> parse_form(std::string_view s) {
   FormFields out;
   while (!s.empty()) {
@@ -97,6 +91,29 @@ std::optional<std::string> form_value(const FormFields& form, std::string_view n
 
 std::optional<std::string> decode_path_segment(std::string_view segment) {
   return pct_decode(segment, false);
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view without_port(std::string_view h) {
+  const auto colon = h.rfind(':');
+  if (colon == std::string_view::npos) return h;
+  const auto bracket = h.rfind(']');
+  if (bracket != std::string_view::npos ? bracket > colon : h.find(':') != colon) return h;
+  return h.substr(0, colon);
+}
+
+bool host_matches(std::string_view host, std::string_view entry) {
+  const std::string h = lower(host), e = lower(entry);
+  const std::string_view name =
+      without_port(e).size() != e.size() ? std::string_view(h) : without_port(h);
+  if (!e.empty() && e.front() == '.') return name.size() > e.size() && name.ends_with(e);
+  return name == e;
 }
 
 bool method_allowed(std::string_view allow, std::string_view method) noexcept {

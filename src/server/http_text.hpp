@@ -16,6 +16,15 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 
 // ASCII case-insensitive equality (header names, auth schemes).
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
+// ASCII lower case.
+[[nodiscard]] std::string lower(std::string_view s);
+// "host:port" without the port ("[::1]:8080" → "[::1]"; "[::1]" and a bare
+// "::1" have none).
+[[nodiscard]] std::string_view without_port(std::string_view host);
+// A host ("app.example.com" or "app.example.com:8443") against an allowed
+// entry, case-insensitively: the same host (the port compared only when the
+// entry names one), or, for ".example.com", any host below it.
+[[nodiscard]] bool host_matches(std::string_view host, std::string_view entry);
 // Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
 [[nodiscard]] std::string_view trim(std::string_view s) noexcept;
 
@@ -23,13 +32,10 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] std::optional<std::string_view> find_header(const Headers& headers,
                                                           std::string_view name);
 
-// The value of the first cookie called `name` in any Cookie header (RFC 6265
-// §5.4; a value in double quotes loses them).
-[[nodiscard]] std::optional<std::string> cookie_value(const Headers& headers,
-                                                      std::string_view name);
-// Every cookie called `name`, in the order sent: more than one is a sign of
-// cookie tossing (a sibling subdomain setting its own), which the callers
-// that guard something refuse.
+// Every cookie called `name` in any Cookie header, in the order sent (RFC
+// 6265 §5.4; a value in double quotes loses them). More than one is a sign
+// of cookie tossing (a sibling subdomain setting its own): the handlers
+// refuse it (single_cookie in handler_support.hpp).
 [[nodiscard]] std::vector<std::string> cookie_values(const Headers& headers, std::string_view name);
 
 // application/x-www-form-urlencoded (also a query string): every name and
@@ -42,6 +48,12 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 // RFC 3986 percent-decoding of one path segment (`+` stays `+`). nullopt on
 // a broken escape.
 [[nodiscard]] std::optional<std::string> decode_path_segment(std::string_view segment);
+
+// A method that only reads: GET, or HEAD (answered as GET is, without the
+// body). Every route that takes GET takes HEAD (RFC 9110 §9.3.2).
+[[nodiscard]] constexpr bool reads_only(std::string_view method) noexcept {
+  return method == "GET" || method == "HEAD";
+}
 
 // Whether `method` is one of a comma-separated Allow list ("GET, POST");
 // "*" allows every method (Envoy's ext_authz forwards the original one).

@@ -16,7 +16,7 @@ json::value optional_time(const std::optional<UnixSeconds>& t) {
 
 }  // namespace
 
-json::object session_json(const Session& s, json::storage_ptr storage) {
+json::object session_json(const Session& s, json::storage_ptr storage, SessionView view) {
   json::object o(13, storage);
   o["id"] = s.id;
   o["subject"] = s.subject;
@@ -30,6 +30,7 @@ json::object session_json(const Session& s, json::storage_ptr storage) {
   o["revoke_reason"] =
       s.revoke_reason ? json::value(to_string(*s.revoke_reason)) : json::value(nullptr);
   o["generation"] = s.generation;
+  if (view == SessionView::client) return o;
   json::object m(3, storage);
   m["ip"] = s.metadata.ip;
   m["user_agent"] = s.metadata.user_agent;
@@ -43,10 +44,11 @@ json::object session_json(const Session& s, json::storage_ptr storage) {
   return o;
 }
 
-json::object token_pair_json(const Session& s, const TokenPair& t, json::storage_ptr storage) {
+json::object token_pair_json(const Session& s, const TokenPair& t, json::storage_ptr storage,
+                             SessionView view) {
   json::object o(7, storage);
   o["mode"] = "token";
-  o["session"] = session_json(s, storage);
+  o["session"] = session_json(s, storage, view);
   o["access_token"] = t.access_token.reveal();
   o["token_type"] = "Bearer";
   o["access_expires_at"] = unix_seconds(t.access_expires_at);

@@ -75,6 +75,10 @@ struct ServerOptions {
   // The host (and port, when not the scheme's default) of public_url: the
   // authority's own address as browsers reach it. "" → none known.
   std::string public_host;
+  std::string public_scheme;  // "http" or "https": public_url's; "" with no public_url
+  // Origins (lower case, "https://app.example.com[:port]") whose pages may
+  // call the public endpoints with credentials (docs/api.md §3.12).
+  std::vector<std::string> cors_allowed_origins;
   // Peers whose X-Forwarded-* / X-Original-* headers are believed.
   TrustedProxies trusted_proxies;
   AuthzOptions authz;

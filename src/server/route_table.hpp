@@ -13,6 +13,7 @@ namespace tessera::server {
 enum class RouteId : std::uint8_t {
   issue,
   validate,
+  rotate,
   refresh,
   logout,
   subject_sessions,
@@ -24,6 +25,7 @@ enum class RouteId : std::uint8_t {
   authz_auth_request,
   authz_forward_auth,
   authz_ext_authz,
+  account,
   jwks,
   healthz,
   readyz,
@@ -53,31 +55,34 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 18> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 20> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
-    {RouteId::refresh, "/v1/tokens/refresh", "POST", Access::open, Work::store_write},
-    {RouteId::logout, "/v1/logout", "POST", Access::open, Work::store_write},
-    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, DELETE", Access::service,
-     Work::store_write},
+    {RouteId::rotate, "/v1/sessions/rotate", "POST", Access::service, Work::store_write},
+    {RouteId::refresh, "/v1/tokens/refresh", "POST, OPTIONS", Access::open, Work::store_write},
+    {RouteId::logout, "/v1/logout", "POST, OPTIONS", Access::open, Work::store_write},
+    {RouteId::subject_sessions, "/v1/subjects/{subject}/sessions", "GET, HEAD, DELETE",
+     Access::service, Work::store_write},
     {RouteId::subject_session, "/v1/subjects/{subject}/sessions/{id}", "DELETE", Access::service,
      Work::store_write},
-    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, POST", Access::service,
+    {RouteId::subject_epoch, "/v1/subjects/{subject}/epoch", "GET, HEAD, POST", Access::service,
      Work::store_write},
-    {RouteId::global_epoch, "/v1/epoch", "GET, POST", Access::service, Work::store_write},
+    {RouteId::global_epoch, "/v1/epoch", "GET, HEAD, POST", Access::service, Work::store_write},
     {RouteId::introspect, "/oauth2/introspect", "POST", Access::service, Work::store_read},
     {RouteId::revoke, "/oauth2/revoke", "POST", Access::open, Work::store_write},
     // Forward-auth: no API key (the cookie holder learns only their own
     // identity); never a body. ext-authz takes the original method, any.
-    {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD", Access::open,
+    {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD, OPTIONS", Access::open,
      Work::store_read},
-    {RouteId::authz_forward_auth, "/v1/authz/forward-auth", "GET, HEAD", Access::open,
+    {RouteId::authz_forward_auth, "/v1/authz/forward-auth", "GET, HEAD, OPTIONS", Access::open,
      Work::store_read},
     {RouteId::authz_ext_authz, "/v1/authz/ext-authz/{path}", "*", Access::open, Work::store_read},
-    {RouteId::jwks, "/.well-known/jwks.json", "GET", Access::open, Work::loop},
-    {RouteId::healthz, "/healthz", "GET", Access::open, Work::loop},
-    {RouteId::readyz, "/readyz", "GET", Access::open, Work::store_read},
-    {RouteId::metrics, "/metrics", "GET", Access::metrics, Work::loop},
+    // The account page: the cookie's subject's devices; its forms revoke.
+    {RouteId::account, "/account", "GET, HEAD, POST", Access::open, Work::store_write},
+    {RouteId::jwks, "/.well-known/jwks.json", "GET, HEAD, OPTIONS", Access::open, Work::loop},
+    {RouteId::healthz, "/healthz", "GET, HEAD", Access::open, Work::loop},
+    {RouteId::readyz, "/readyz", "GET, HEAD", Access::open, Work::store_read},
+    {RouteId::metrics, "/metrics", "GET, HEAD", Access::metrics, Work::loop},
     {RouteId::unmatched, "unmatched", "", Access::open, Work::loop},
 }};
 inline constexpr std::size_t kRouteCount = kRouteTable.size();

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "server/cors.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
 #include "tessera/digest.hpp"
@@ -108,6 +109,13 @@ struct Api::Impl {
   }
 
   HttpResponse dispatch(const HttpRequest& req) {
+    HttpResponse r = answer(req);
+    // A preflight's answer carries its own Access-Control-* (or none).
+    if (req.method != "OPTIONS") add_cors_headers(options, r.route, req, r);
+    return r;
+  }
+
+  HttpResponse answer(const HttpRequest& req) {
     std::string_view target = req.target;
     const auto q = target.find('?');
     const std::string_view path = target.substr(0, q);
@@ -120,6 +128,7 @@ struct Api::Impl {
     const Route& route = **matched;
     const RouteSpec& spec = route_spec(route.id);
 
+    if (req.method == "OPTIONS" && cors_route(spec.id)) return cors_preflight(options, spec, req);
     if (!method_allowed(spec.allow, req.method)) {
       HttpResponse r = problem(405, ErrorCode::invalid_request,
                                fmt::format("method not allowed; allowed: {}", spec.allow));
@@ -143,6 +152,9 @@ struct Api::Impl {
         break;
       case RouteId::validate:
         r = validate_session(ctx, req);
+        break;
+      case RouteId::rotate:
+        r = rotate_session(ctx, req);
         break;
       case RouteId::refresh:
         r = refresh_tokens(ctx, req);
@@ -181,6 +193,9 @@ struct Api::Impl {
         r = authz.handle(ForwardStyle::envoy, req, uri);
         break;
       }
+      case RouteId::account:
+        r = account_page(ctx, req);
+        break;
       case RouteId::jwks:
         r = jwks.handle(ctx);
         no_store = false;

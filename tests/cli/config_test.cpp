@@ -99,7 +99,8 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   EXPECT_FALSE(c->policy.bind_fingerprint);
   EXPECT_EQ(c->policy.cleanup_retention, std::chrono::days{7});
   EXPECT_EQ(c->cleanup_interval, std::chrono::hours{1});
-  EXPECT_EQ(c->server.cookie.name, "tessera_session");
+  EXPECT_EQ(c->server.cookie.name, "__Host-tessera_session")
+      << "Secure, host-only and Path=/: the __Host- prefix by default";
   EXPECT_EQ(c->server.cookie.domain, "");
   EXPECT_EQ(c->server.cookie.path, "/");
   EXPECT_TRUE(c->server.cookie.secure);
@@ -173,13 +174,43 @@ TEST(BuildConfig, ListenTakesLocalhostAsLoopback) {
   EXPECT_EQ(c->server.port, 9090);
 }
 
+TEST(BuildConfig, TheCookieNameTakesTheHostPrefixOnlyWhereItCan) {
+  auto name = [](const RawSettings& raw) {
+    auto c = build_config(raw);
+    return c ? c->server.cookie.name : "refused: " + c.error().detail;
+  };
+  EXPECT_EQ(name({}), "__Host-tessera_session");
+  EXPECT_EQ(name({{"cookie_secure", "false"}}), "tessera_session");
+  EXPECT_EQ(name({{"cookie_domain", "example.com"}}), "tessera_session");
+  EXPECT_EQ(name({{"cookie_path", "/app"}}), "tessera_session");
+  EXPECT_EQ(name({{"cookie_name", "sid"}}), "sid");
+  EXPECT_EQ(name({{"cookie_name", "__Host-sid"}}), "__Host-sid");
+  EXPECT_EQ(name({{"cookie_name", "__Secure-sid"}, {"cookie_domain", "example.com"}}),
+            "__Secure-sid");
+  for (const auto& raw :
+       std::vector<RawSettings>{{{"cookie_name", "__Host-sid"}, {"cookie_domain", "example.com"}},
+                                {{"cookie_name", "__Host-sid"}, {"cookie_path", "/app"}},
+                                {{"cookie_name", "__Host-sid"}, {"cookie_secure", "false"}},
+                                {{"cookie_name", "__Secure-sid"}, {"cookie_secure", "false"}}}) {
+    const std::string got = name(raw);
+    EXPECT_TRUE(got.starts_with("refused: ") && got.find("cookie_name") != std::string::npos)
+        << got;
+  }
+}
+
 TEST(BuildConfig, PublicUrlAndTheForwardAuthSettings) {
-  auto c = build_config({{"public_url", "https://Auth.example.com:443/base"},
-                         {"trusted_proxies", "10.0.0.0/8, ::1"},
-                         {"authz_login_url", "/login"},
-                         {"authz_allowed_hosts", "app.example.com, .apps.example.com"},
-                         {"authz_subject_headers", "Remote-User"}});
+  auto c =
+      build_config({{"public_url", "https://Auth.example.com:443/base"},
+                    {"trusted_proxies", "10.0.0.0/8, ::1"},
+                    {"authz_login_url", "/login"},
+                    {"authz_allowed_hosts", "app.example.com, .apps.example.com"},
+                    {"authz_subject_headers", "Remote-User"},
+                    {"cors_allowed_origins", "https://App.example.com, http://localhost:5173"}});
   ASSERT_THAT(c, Succeeds());
+  EXPECT_EQ(c->server.public_scheme, "https");
+  EXPECT_EQ(c->server.cors_allowed_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:5173"}))
+      << "origins are kept in lower case, as browsers send them";
   EXPECT_EQ(c->public_url, "https://Auth.example.com:443/base");
   EXPECT_EQ(c->server.public_host, "Auth.example.com") << "the scheme's default port is left out";
   ASSERT_EQ(c->server.trusted_proxies.networks.size(), 2u);
@@ -277,16 +308,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"refresh_grace", "2m"}, BadSetting{"max_sessions_per_subject", "0"},
         BadSetting{"max_data_bytes", "0"}, BadSetting{"bind_fingerprint", "yes"},
         BadSetting{"cleanup_retention", "7 days"}, BadSetting{"cleanup_interval", "-1h"},
-        BadSetting{"cookie_name", "a b"}, BadSetting{"cookie_name", ""},
-        BadSetting{"cookie_path", "api"}, BadSetting{"cookie_secure", "1"},
-        BadSetting{"cookie_same_site", "lax"}, BadSetting{"max_body_bytes", "0"},
-        BadSetting{"max_header_bytes", "10"}, BadSetting{"read_timeout", "0"},
-        BadSetting{"idle_connection_timeout", "0"}, BadSetting{"drain_timeout", "soon"},
-        BadSetting{"max_connections", "0"}, BadSetting{"max_connections", "1000001"},
-        BadSetting{"jwks_max_age", "1y"}, BadSetting{"metrics_public", "TRUE"},
-        BadSetting{"access_log", "on"}, BadSetting{"log_level", "verbose"},
-        BadSetting{"tls_client_ca", "callers.pem"}, BadSetting{"public_url", "auth.example.com"},
-        BadSetting{"public_url", "ftp://auth.example.com"},
+        BadSetting{"cookie_name", "a b"}, BadSetting{"cookie_path", "api"},
+        BadSetting{"cookie_secure", "1"}, BadSetting{"cookie_same_site", "lax"},
+        BadSetting{"max_body_bytes", "0"}, BadSetting{"max_header_bytes", "10"},
+        BadSetting{"read_timeout", "0"}, BadSetting{"idle_connection_timeout", "0"},
+        BadSetting{"drain_timeout", "soon"}, BadSetting{"max_connections", "0"},
+        BadSetting{"max_connections", "1000001"}, BadSetting{"jwks_max_age", "1y"},
+        BadSetting{"metrics_public", "TRUE"}, BadSetting{"access_log", "on"},
+        BadSetting{"log_level", "verbose"}, BadSetting{"tls_client_ca", "callers.pem"},
+        BadSetting{"public_url", "auth.example.com"},
+        BadSetting{"public_url", "ftp://auth.example.com"}, BadSetting{"cors_allowed_origins", "*"},
+        BadSetting{"cors_allowed_origins", "null"},
+        BadSetting{"cors_allowed_origins", "app.example.com"},
+        BadSetting{"cors_allowed_origins", "https://app.example.com/"},
+        BadSetting{"cors_allowed_origins", "https://*.example.com"},
         BadSetting{"public_url", "https://user@auth.example.com"},
         BadSetting{"trusted_proxies", "10.0.0.1/8"}, BadSetting{"trusted_proxies", "10.0.0.0/33"},
         BadSetting{"trusted_proxies", "proxy.internal"},

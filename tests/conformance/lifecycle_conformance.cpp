@@ -446,6 +446,26 @@ TEST_P(StoreConformance, RotateSessionStaysInTheFamilyWithTheSameExpiry) {
   EXPECT_TRUE(h.service->validate(r->session_token.reveal()));
 }
 
+TEST_P(StoreConformance, OfTwoRotationsOfOneSessionOnlyOneWins) {
+  // The second rotation finds the session already replaced: it fails and
+  // writes nothing (no second live successor in the family).
+  Harness h(GetParam());
+  auto a = h.issue();
+  ASSERT_THAT(h.service->rotate_session(a.session_token.reveal()), Succeeds());
+  // What a concurrent caller that validated the old token before the first
+  // rotation committed would write next:
+  Session late = a.session;
+  late.id = "01ARZ3NDEKTSV4RRFFQ69G5FAW";
+  SecretString secret = generate_token(TokenKind::session, CsprngRandom::instance());
+  EXPECT_THAT(h.store.create(late, TokenKind::session, h.lookup.derive(TokenKind::session, secret),
+                             100, h.clock.now(), a.session.id),
+              FailsWith(ErrorCode::session_revoked));
+  EXPECT_FALSE(*h.store.find(late.id));
+  EXPECT_THAT(h.service->validate(secret.reveal()), FailsWith(ErrorCode::invalid_token));
+  EXPECT_THAT(h.service->rotate_session(a.session_token.reveal()),
+              FailsWith(ErrorCode::session_revoked));
+}
+
 TEST_P(StoreConformance, EpochIsTheMaxOfGlobalAndSubjectAndBumpAlwaysMovesIt) {
   Harness h(GetParam());
   EXPECT_EQ(*h.service->epoch("alice"), 0u);

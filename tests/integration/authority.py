@@ -81,7 +81,10 @@ class Response:
 class Authority:
     """Starts `tessera serve` on a fresh (or given) data dir, port 0."""
 
-    def __init__(self, env=None, args=None, data_dir=None):
+    def __init__(self, env=None, args=None, data_dir=None, secure_cookie=False):
+        # secure_cookie=False (most tests): the cookie is plain
+        # `tessera_session`; True: the defaults, `__Host-tessera_session`.
+        self.secure_cookie = secure_cookie
         self.env_extra = dict(env or {})
         self.args_extra = list(args or [])
         self.owns_dir = data_dir is None
@@ -102,7 +105,8 @@ class Authority:
         env["TESSERA_API_KEY_HASHES"] = f"sha256:{digest}"
         env.update(self.env_extra)
         args = [TESSERA, "serve", "--data-dir", self.data_dir, "--listen", "127.0.0.1:0",
-                "--ready-file", ready, "--mode", "dev", "--cookie-secure", "false"]
+                "--ready-file", ready, "--mode", "dev",
+                "--cookie-secure", "true" if self.secure_cookie else "false"]
         args += self.args_extra
         self.log_path = os.path.join(self.data_dir, f"serve-{time.time_ns()}.log")
         self.log = open(self.log_path, "wb")

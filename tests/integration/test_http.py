@@ -114,14 +114,38 @@ class TestPublicEndpoints(AuthorityTest):
         self.assertProblem(r, 404, "invalid_request")
 
     def test_wrong_method_is_405_with_allow(self):
-        for method, path, allow in [("PUT", "/healthz", "GET"), ("GET", "/v1/sessions", "POST"),
+        for method, path, allow in [("PUT", "/healthz", "GET, HEAD"),
+                                    ("GET", "/v1/sessions", "POST"),
                                     ("DELETE", "/oauth2/revoke", "POST"),
-                                    ("POST", "/v1/subjects/x/sessions", "GET, DELETE"),
-                                    ("PATCH", "/v1/subjects/x/epoch", "GET, POST"),
-                                    ("DELETE", "/v1/epoch", "GET, POST")]:
+                                    ("POST", "/v1/subjects/x/sessions", "GET, HEAD, DELETE"),
+                                    ("PATCH", "/v1/subjects/x/epoch", "GET, HEAD, POST"),
+                                    ("DELETE", "/v1/epoch", "GET, HEAD, POST")]:
             r = self.a.request(method, path)
             self.assertProblem(r, 405, "invalid_request")
             self.assertEqual(r.header("Allow"), allow)
+
+    def test_head_wherever_get_with_the_get_headers_and_no_body(self):
+        s = subject()
+        self.a.issue(s)
+        for path, auth in [("/healthz", False), ("/readyz", False),
+                           ("/.well-known/jwks.json", False), ("/metrics", True),
+                           (f"/v1/subjects/{s}/sessions", True), (f"/v1/subjects/{s}/epoch", True),
+                           ("/v1/epoch", True)]:
+            get = self.a.request("GET", path, auth=auth)
+            head = self.a.request("HEAD", path, auth=auth)
+            self.assertEqual(head.status, 200, path)
+            self.assertEqual(head.body, b"", path)
+            self.assertEqual(head.header("Content-Type"), get.header("Content-Type"), path)
+            if path != "/metrics":  # the metrics move between the two calls
+                self.assertEqual(head.header("Content-Length"), str(len(get.body)), path)
+        # HEAD reads: it never bumps an epoch (POST does).
+        before = self.a.request("GET", f"/v1/subjects/{s}/epoch", auth=True).json["epoch"]
+        self.a.request("HEAD", f"/v1/subjects/{s}/epoch", auth=True)
+        self.a.request("HEAD", "/v1/epoch", auth=True)
+        self.assertEqual(self.a.request("GET", f"/v1/subjects/{s}/epoch", auth=True).json["epoch"],
+                         before)
+        # Without the API key: refused as GET is (the problem body left out).
+        self.assertEqual(self.a.request("HEAD", "/v1/epoch").status, 401)
 
     def test_request_id_is_echoed_if_sane_else_generated(self):
         r = self.a.request("GET", "/healthz", headers={"X-Request-Id": "abc-DEF_123"})
@@ -135,6 +159,7 @@ class TestPublicEndpoints(AuthorityTest):
 
 class TestServiceAuth(AuthorityTest):
     SERVICE = [("POST", "/v1/sessions"), ("POST", "/v1/sessions/validate"),
+               ("POST", "/v1/sessions/rotate"),
                ("GET", "/v1/subjects/x/sessions"), ("DELETE", "/v1/subjects/x/sessions"),
                ("DELETE", "/v1/subjects/x/sessions/01J0000000000000000000000"),
                ("GET", "/v1/subjects/x/epoch"), ("POST", "/v1/subjects/x/epoch"),
@@ -195,6 +220,62 @@ class TestCookieMode(AuthorityTest):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json["session"]["id"], sess["id"])
 
+    def test_rotate_replaces_the_session_in_its_family_and_revokes_the_old(self):
+        s = subject()
+        old = self.a.issue(s, "cookie", data={"role": "admin"})
+        r = self.a.request("POST", "/v1/sessions/rotate",
+                           {"session_token": old["session_token"]}, auth=True)
+        self.assertEqual(r.status, 200)
+        new = r.json
+        self.assertEqual(new["mode"], "cookie")
+        self.assertNotEqual(new["session"]["id"], old["session"]["id"])
+        self.assertNotEqual(new["session_token"], old["session_token"])
+        self.assertEqual(new["session"]["family_id"], old["session"]["family_id"])
+        self.assertEqual(new["expires_at"], old["expires_at"])
+        self.assertEqual(new["session"]["data"], {"role": "admin"})
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        cookie = r.header("Set-Cookie")
+        self.assertTrue(cookie.startswith(f"tessera_session={new['session_token']};"), cookie)
+        self.assertProblem(self.a.validate(old["session_token"]), 401, "session_revoked")
+        self.assertEqual(self.a.validate(new["session_token"]).status, 200)
+        listed = self.a.request("GET", f"/v1/subjects/{s}/sessions", auth=True).json["sessions"]
+        self.assertEqual([x["id"] for x in listed], [new["session"]["id"]])
+        # The old token rotates no more: one successor per session.
+        r = self.a.request("POST", "/v1/sessions/rotate",
+                           {"session_token": old["session_token"]}, auth=True)
+        self.assertProblem(r, 401, "session_revoked")
+        # From the cookie, as the app forwards it.
+        r = self.a.request("POST", "/v1/sessions/rotate", raw=b"", auth=True,
+                           headers={"Cookie": f"tessera_session={new['session_token']}"})
+        self.assertEqual(r.status, 200)
+        self.assertProblem(self.a.validate(new["session_token"]), 401, "session_revoked")
+
+    def test_rotate_refuses_token_mode_garbage_and_nothing(self):
+        t = self.a.issue(subject(), "token")
+        self.assertProblem(self.a.request("POST", "/v1/sessions/rotate", {}, auth=True),
+                           400, "invalid_request")
+        self.assertProblem(self.a.request("POST", "/v1/sessions/rotate",
+                                          {"session_token": "tss_nope"}, auth=True),
+                           401, "invalid_token")
+        self.assertProblem(self.a.request("POST", "/v1/sessions/rotate",
+                                          {"session_token": t["refresh_token"]}, auth=True),
+                           401, "invalid_token")
+
+    def test_two_session_cookies_are_refused_not_answered_with_the_first(self):
+        # Cookie tossing: a sibling subdomain sets its own tessera_session
+        # for the parent domain; the browser then sends both.
+        mine = self.a.issue(subject(), "cookie")
+        theirs = self.a.issue(subject(), "cookie")
+        both = {"Cookie": f"tessera_session={theirs['session_token']}; "
+                          f"tessera_session={mine['session_token']}"}
+        for path, auth in [("/v1/sessions/validate", True), ("/v1/sessions/rotate", True),
+                           ("/v1/logout", False)]:
+            r = self.a.request("POST", path, raw=b"", auth=auth, headers=both)
+            self.assertProblem(r, 400, "invalid_request")
+            self.assertIn("more than one session cookie", r.json["detail"])
+        for t in (mine, theirs):  # nothing was revoked or rotated
+            self.assertEqual(self.a.validate(t["session_token"]).status, 200)
+
     def test_validate_without_token_is_400(self):
         r = self.a.request("POST", "/v1/sessions/validate", {}, auth=True)
         self.assertProblem(r, 400, "invalid_request")
@@ -208,8 +289,16 @@ class TestCookieMode(AuthorityTest):
         s = subject()
         body = self.a.issue(s, "cookie")
         token = body["session_token"]
+        cookie = {"Cookie": f"tessera_session={token}"}
+        # CSRF: the cookie alone, or with another site's Origin, changes nothing.
+        for extra in ({}, {"Origin": "https://evil.example"}, {"Origin": "null"},
+                      {"Sec-Fetch-Site": "same-site"}, {"Sec-Fetch-Site": "cross-site"}):
+            r = self.a.request("POST", "/v1/logout", raw=b"", headers={**cookie, **extra})
+            self.assertProblem(r, 403, "origin_not_allowed")
+            self.assertIsNone(r.header("Set-Cookie"))
+        self.assertEqual(self.a.validate(token).status, 200)
         r = self.a.request("POST", "/v1/logout", raw=b"",
-                           headers={"Cookie": f"tessera_session={token}"})
+                           headers={**cookie, "Origin": f"http://127.0.0.1:{self.a.port}"})
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json, {"revoked": 1})
         cookie = r.header("Set-Cookie")
@@ -268,6 +357,29 @@ class TestTokenMode(AuthorityTest):
         # The first token is two generations old: replay.
         self.assertProblem(self.a.refresh(b["refresh_token"]), 401, "refresh_token_reused")
         self.assertProblem(self.a.refresh(n2["refresh_token"]), 401, "session_revoked")
+
+    def test_refresh_answer_leaves_out_metadata_and_data(self):
+        # A public answer: the holder of a refresh token learns neither the
+        # IP and user agent recorded at issue nor the app's data; the
+        # service endpoints still show both.
+        s = subject()
+        b = self.a.issue(s, metadata={"ip": "203.0.113.9", "user_agent": "UA/1"},
+                         data={"plan": "gold"})
+        self.assertEqual(b["session"]["metadata"]["ip"], "203.0.113.9")
+        self.assertEqual(b["session"]["data"], {"plan": "gold"})
+        r = self.a.refresh(b["refresh_token"])
+        self.assertEqual(r.status, 200)
+        public = r.json["session"]
+        self.assertNotIn("metadata", public)
+        self.assertNotIn("data", public)
+        self.assertNotIn(b"203.0.113.9", r.body)
+        self.assertNotIn(b"gold", r.body)
+        self.assertEqual(public["id"], b["session"]["id"])
+        self.assertEqual(public["generation"], 1)
+        listed = self.a.request("GET", f"/v1/subjects/{s}/sessions", auth=True)
+        self.assertEqual(listed.status, 200)
+        self.assertEqual(listed.json["sessions"][0]["metadata"]["ip"], "203.0.113.9")
+        self.assertEqual(listed.json["sessions"][0]["data"], {"plan": "gold"})
 
     def test_refresh_bad_input(self):
         self.assertProblem(self.a.refresh("garbage"), 401, "invalid_token")
@@ -722,6 +834,195 @@ class TestConcurrentClients(AuthorityTest):
         # The cap (10 by default) held under concurrent issuing.
         r = self.a.request("GET", "/v1/subjects/load-0/sessions", auth=True)
         self.assertLessEqual(len(r.json["sessions"]), 10)
+
+
+class TestBrowserOrigins(AuthorityTest):
+    ENV = {"TESSERA_CORS_ALLOWED_ORIGINS": "https://app.example, http://localhost:5173"}
+    APP = "https://app.example"
+
+    def preflight(self, path, origin, method="POST", headers="content-type"):
+        h = {"Origin": origin, "Access-Control-Request-Method": method}
+        if headers:
+            h["Access-Control-Request-Headers"] = headers
+        return self.a.request("OPTIONS", path, headers=h)
+
+    def test_preflight_for_a_listed_origin_on_every_public_route(self):
+        for path, method in [("/v1/tokens/refresh", "POST"), ("/v1/logout", "POST"),
+                             ("/.well-known/jwks.json", "GET"),
+                             ("/v1/authz/auth-request", "GET"),
+                             ("/v1/authz/forward-auth", "GET")]:
+            with self.subTest(path=path):
+                r = self.preflight(path, self.APP, method)
+                self.assertEqual(r.status, 204, f"{r!r}")
+                self.assertEqual(r.header("Access-Control-Allow-Origin"), self.APP)
+                self.assertEqual(r.header("Access-Control-Allow-Credentials"), "true")
+                self.assertIn(method, r.header("Access-Control-Allow-Methods"))
+                self.assertNotIn("OPTIONS", r.header("Access-Control-Allow-Methods"))
+                self.assertIn("Content-Type", r.header("Access-Control-Allow-Headers"))
+                self.assertEqual(r.header("Access-Control-Max-Age"), "600")
+                self.assertIn("Origin", r.header("Vary"))
+
+    def test_preflight_refused_for_other_origins_methods_and_headers(self):
+        for origin, method, headers in [("https://evil.example", "POST", "content-type"),
+                                        ("https://app.example.evil", "POST", None),
+                                        ("null", "POST", None),
+                                        (self.APP, "DELETE", None),
+                                        (self.APP, "POST", "content-type, x-evil")]:
+            with self.subTest(origin=origin, method=method, headers=headers):
+                r = self.preflight("/v1/tokens/refresh", origin, method, headers)
+                self.assertProblem(r, 403, "origin_not_allowed")
+                self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+    def test_options_without_preflight_and_on_service_routes(self):
+        r = self.a.request("OPTIONS", "/.well-known/jwks.json")
+        self.assertEqual(r.status, 204)
+        self.assertEqual(r.header("Allow"), "GET, HEAD, OPTIONS")
+        # A service endpoint takes no CORS: an API key never belongs in a page.
+        r = self.preflight("/v1/sessions", self.APP)
+        self.assertProblem(r, 405, "invalid_request")
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+
+    def test_answers_carry_cors_headers_for_listed_origins_only(self):
+        r = self.a.request("GET", "/.well-known/jwks.json", headers={"Origin": self.APP})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), self.APP)
+        self.assertEqual(r.header("Access-Control-Allow-Credentials"), "true")
+        self.assertIn("X-Request-Id", r.header("Access-Control-Expose-Headers"))
+        self.assertEqual(r.header("Vary"), "Origin")
+        r = self.a.request("GET", "/.well-known/jwks.json",
+                           headers={"Origin": "https://evil.example"})
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+        self.assertEqual(r.header("Vary"), "Origin")
+        r = self.a.request("GET", "/healthz", headers={"Origin": self.APP})
+        self.assertIsNone(r.header("Access-Control-Allow-Origin"))
+        # A refresh from the page: the pair, readable by it; a refusal too.
+        t = self.a.issue(subject())
+        r = self.a.request("POST", "/v1/tokens/refresh", {"refresh_token": t["refresh_token"]},
+                           headers={"Origin": self.APP})
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), self.APP)
+        r = self.a.request("POST", "/v1/tokens/refresh", {"refresh_token": "tsr_nope"},
+                           headers={"Origin": self.APP})
+        self.assertProblem(r, 401, "invalid_token")
+        self.assertEqual(r.header("Access-Control-Allow-Origin"), self.APP)
+
+    def test_logout_by_cookie_from_a_listed_origin_or_same_origin_fetch(self):
+        for extra in ({"Origin": "http://localhost:5173"}, {"Sec-Fetch-Site": "same-origin"}):
+            token = self.a.issue(subject(), "cookie")["session_token"]
+            r = self.a.request("POST", "/v1/logout", raw=b"",
+                               headers={"Cookie": f"tessera_session={token}", **extra})
+            self.assertEqual(r.status, 200, f"{extra}: {r!r}")
+            self.assertProblem(self.a.validate(token), 401, "session_revoked")
+        # A token in the body is no ambient credential: no Origin needed.
+        token = self.a.issue(subject(), "cookie")["session_token"]
+        r = self.a.request("POST", "/v1/logout", {"session_token": token},
+                           headers={"Origin": "https://evil.example"})
+        self.assertEqual(r.status, 200)
+
+
+class TestAccountPage(AuthorityTest):
+    FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+    PHONE = ("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/126.0 Mobile Safari/537.36")
+
+    def origin(self):
+        return f"http://127.0.0.1:{self.a.port}"
+
+    def page(self, token):
+        r = self.a.request("GET", "/account", headers={"Cookie": f"tessera_session={token}"})
+        self.assertEqual(r.status, 200, f"{r!r}")
+        csrf_cookie = [c for c in r.headers_named("Set-Cookie") if c.startswith("tessera_csrf=")]
+        self.assertEqual(len(csrf_cookie), 1)
+        self.assertIn("SameSite=Strict", csrf_cookie[0])
+        self.assertIn("HttpOnly", csrf_cookie[0])
+        value = csrf_cookie[0].split(";")[0].split("=", 1)[1]
+        self.assertIn(f'name="csrf" value="{value}"'.encode(), r.body)
+        return r, value
+
+    def post(self, token, csrf_cookie, form, origin=None):
+        cookie = f"tessera_session={token}"
+        if csrf_cookie is not None:
+            cookie += f"; tessera_csrf={csrf_cookie}"
+        return self.a.request("POST", "/account", form=form,
+                              headers={"Cookie": cookie, "Origin": origin or self.origin()})
+
+    def test_the_page_lists_the_devices_with_a_strict_policy(self):
+        s = subject("acct")
+        here = self.a.issue(s, "cookie", metadata={"ip": "203.0.113.5",
+                                                   "user_agent": self.FIREFOX})
+        self.a.issue(s, "cookie", metadata={"ip": "198.51.100.9", "user_agent": self.PHONE})
+        self.a.issue(s, "cookie", metadata={"device": "Kitchen <tablet>"})
+        self.a.issue(subject("someone-else"), "cookie", metadata={"ip": "192.0.2.99"})
+        r, _ = self.page(here["session_token"])
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+        csp = r.header("Content-Security-Policy")
+        self.assertIn("default-src 'none'", csp)
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertNotIn("unsafe-inline", csp)
+        self.assertNotIn(b"<script", r.body)
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
+        body = r.body.decode()
+        self.assertIn("Firefox on Linux", body)
+        self.assertIn("Chrome on Android", body)
+        self.assertIn("Kitchen &lt;tablet&gt;", body)  # escaped, never markup
+        self.assertIn("203.0.113.5", body)
+        self.assertNotIn("192.0.2.99", body)  # another subject's session
+        self.assertEqual(body.count('<span class="tag">this device</span>'), 1)
+        self.assertIn('name="viewport"', body)
+        # The style the CSP allows is the page's own: its hash matches.
+        import re
+        style = re.search(r"<style>(.*?)</style>", body).group(1)
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        self.assertIn(f"'sha256-{digest}'", csp)
+
+    def test_sign_out_a_device_then_every_other_then_this_one(self):
+        s = subject("acct")
+        here = self.a.issue(s, "cookie")["session_token"]
+        other = self.a.issue(s, "cookie")
+        third = self.a.issue(s, "cookie")["session_token"]
+        _, csrf = self.page(here)
+        r = self.post(here, csrf, {"csrf": csrf, "action": "sign_out",
+                                   "session": other["session"]["id"]})
+        self.assertEqual(r.status, 303, f"{r!r}")
+        self.assertEqual(r.header("Location"), "/account")
+        self.assertProblem(self.a.validate(other["session_token"]), 401, "session_revoked")
+        self.assertEqual(self.a.validate(third).status, 200)
+        r = self.post(here, csrf, {"csrf": csrf, "action": "sign_out_others"})
+        self.assertEqual(r.status, 303)
+        self.assertProblem(self.a.validate(third), 401, "session_revoked")
+        self.assertEqual(self.a.validate(here).status, 200)
+        r = self.post(here, csrf, {"csrf": csrf, "action": "sign_out",
+                                   "session": self.a.validate(here).json["session"]["id"]})
+        self.assertEqual(r.status, 303)
+        self.assertTrue(r.header("Set-Cookie").startswith("tessera_session=;"))
+        self.assertProblem(self.a.validate(here), 401, "session_revoked")
+        r = self.a.request("GET", "/account", headers={"Cookie": f"tessera_session={here}"})
+        self.assertEqual(r.status, 401)  # no login URL configured: a page that says so
+        self.assertTrue(r.header("Content-Type").startswith("text/html"))
+
+    def test_forms_need_the_origin_and_the_double_submit_token(self):
+        s = subject("acct")
+        here = self.a.issue(s, "cookie")["session_token"]
+        other = self.a.issue(s, "cookie")["session_token"]
+        _, csrf = self.page(here)
+        for cookie, form, origin in [
+                (None, {"csrf": csrf, "action": "sign_out_others"}, None),
+                (csrf, {"action": "sign_out_others"}, None),
+                (csrf, {"csrf": csrf + "x", "action": "sign_out_others"}, None),
+                (csrf, {"csrf": csrf, "action": "sign_out_others"}, "https://evil.example")]:
+            r = self.post(here, cookie, form, origin)
+            self.assertProblem(r, 403, "origin_not_allowed")
+        self.assertEqual(self.a.validate(other).status, 200, "a refused form revoked")
+        r = self.post(here, csrf, {"csrf": csrf, "action": "explode"})
+        self.assertProblem(r, 400, "invalid_request")
+        # Another subject's session id changes nothing.
+        stranger = self.a.issue(subject("stranger"), "cookie")
+        r = self.post(here, csrf, {"csrf": csrf, "action": "sign_out",
+                                   "session": stranger["session"]["id"]})
+        self.assertEqual(r.status, 303)
+        self.assertEqual(self.a.validate(stranger["session_token"]).status, 200)
 
 
 class TestExpiry(AuthorityTest):

@@ -38,7 +38,7 @@ class OpenApiRoutes(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.spec = load_spec(SPEC_PATH)
-        cls.a = Authority().start()
+        cls.a = Authority(secure_cookie=True).start()  # the default cookie name
 
     @classmethod
     def tearDownClass(cls):
@@ -101,6 +101,10 @@ class OpenApiRoutes(unittest.TestCase):
             for k, sub in schema.get("properties", {}).items():
                 if k in value:
                     self.matches(sub, value[k], f"{where}.{k}")
+            if schema.get("additionalProperties") is False:
+                extra = set(value) - set(schema.get("properties", {}))
+                if extra:
+                    raise AssertionError(f"{where}: undocumented members {sorted(extra)}")
         if t == "array" and "items" in schema:
             for i, item in enumerate(value):
                 self.matches(schema["items"], item, f"{where}[{i}]")
@@ -168,7 +172,7 @@ class OpenApiRoutes(unittest.TestCase):
 
     def test_undocumented_methods_are_405_with_allow(self):
         for template, item in self.spec["paths"].items():
-            documented = [m.upper() for m in METHODS + ["head"] if m in item]
+            documented = [m.upper() for m in METHODS + ["head", "options"] if m in item]
             path = self.fill_path(template)
             for method in METHODS:
                 if method in item:
@@ -199,14 +203,16 @@ class OpenApiRoutes(unittest.TestCase):
                 with self.assertRaises(AssertionError):
                     self.matches({"$ref": mapping[other]}, answer)
 
-    def test_a_refresh_answer_is_the_token_mode_issue_answer(self):
+    def test_a_refresh_answer_is_a_token_pair_around_a_public_session(self):
         issued = self.a.issue(f"openapi-refresh-{os.getpid()}", mode="token")
         r = self.a.refresh(issued["refresh_token"])
         self.assertEqual(r.status, 200, repr(r))
         op = self.spec["paths"]["/v1/tokens/refresh"]["post"]
+        # RefreshResponse: its PublicSession allows no member beyond its own.
         self.check_response(op, r, "POST /v1/tokens/refresh (a live token)")
         self.assertEqual(r.json["mode"], "token")
-        self.matches(self.issue_schema(), r.json)
+        with self.assertRaises(AssertionError):  # the issue answer's Session has more
+            self.matches(self.issue_schema(), r.json)
 
     def test_the_session_cookie_scheme_names_the_cookie_issue_sets(self):
         scheme = self.spec["components"]["securitySchemes"]["sessionCookie"]
@@ -217,6 +223,10 @@ class OpenApiRoutes(unittest.TestCase):
         self.assertEqual(answer.status, 201)
         cookie = answer.header("Set-Cookie")
         self.assertTrue(cookie.startswith(scheme["name"] + "="), "Set-Cookie names another cookie")
+        attrs = [a.strip() for a in cookie.split(";")[1:]]
+        self.assertIn("Secure", attrs)  # what the __Host- prefix needs, with Path=/ and no Domain
+        self.assertIn("Path=/", attrs)
+        self.assertFalse(any(a.startswith("Domain=") for a in attrs))
         # Validate with the cookie alone (no body token), as the scheme says.
         r = self.a.request("POST", "/v1/sessions/validate",
                            headers={"Cookie": cookie.split(";")[0]}, auth=True)

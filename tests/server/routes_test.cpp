@@ -208,7 +208,7 @@ TEST_F(RoutesTest, UnknownRouteAndWrongMethodAreProblems) {
   r = call("PUT", "/v1/subjects/a/epoch");
   EXPECT_EQ(r.status, 405u);
   bool allow = false;
-  for (const auto& [k, v] : r.headers) allow |= k == "Allow" && v == "GET, POST";
+  for (const auto& [k, v] : r.headers) allow |= k == "Allow" && v == "GET, HEAD, POST";
   EXPECT_TRUE(allow);
 }
 

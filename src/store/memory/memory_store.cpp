@@ -25,7 +25,11 @@ class MemoryStore final : public SessionStore {
     if (credentials_.contains(mac_key(credential)))
       return fail(ErrorCode::invalid_request, "credential already exists");
     RevokeResult out;
-    if (replaces) revoke_locked(std::string(*replaces), RevokeReason::rotated, now, out);
+    if (replaces) {
+      revoke_locked(std::string(*replaces), RevokeReason::rotated, now, out);
+      if (out.session_ids.empty())
+        return fail(ErrorCode::session_revoked, "the session to replace is no longer live");
+    }
     sessions_.emplace(session.id, session);
     subjects_[session.subject].insert(session.id);
     families_[session.family_id].insert(session.id);

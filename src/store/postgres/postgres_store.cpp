@@ -394,6 +394,8 @@ class PostgresStore final : public SessionStore {
                         Params().add(*replaces).add(now).add(to_string(RevokeReason::rotated)));
         if (!r) return std::unexpected(r.error());
         for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
+        if (out.session_ids.empty())
+          return fail(ErrorCode::session_revoked, "the session to replace is no longer live");
       }
       Params p;
       p.add(s.id).add(s.subject).add(s.family_id).add(std::int64_t{s.mode == SessionMode::token});

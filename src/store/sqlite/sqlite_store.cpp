@@ -254,7 +254,11 @@ class SqliteStore final : public SessionStore {
   Status create_tx(const Session& s, TokenKind kind, const LookupKey& credential,
                    std::size_t max_live, UnixSeconds now, std::optional<std::string_view> replaces,
                    RevokeResult& out) {
-    if (replaces) TESSERA_TRY(revoke_where_id(*replaces, RevokeReason::rotated, now, out));
+    if (replaces) {
+      TESSERA_TRY(revoke_where_id(*replaces, RevokeReason::rotated, now, out));
+      if (out.session_ids.empty())
+        return fail(ErrorCode::session_revoked, "the session to replace is no longer live");
+    }
     {
       PREPARE(ins, writer_,
               "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
