@@ -155,12 +155,7 @@ HttpResponse not_signed_in(const HandlerContext& ctx) {
   std::string location = o.authz.login_url;
   if (!o.public_host.empty()) {
     location += location.find('?') == std::string::npos ? "?rd=" : "&rd=";
-    for (char c : fmt::format("{}://{}/account", o.public_scheme, o.public_host)) {
-      if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_')
-        location += c;
-      else
-        location += fmt::format("%{:02X}", static_cast<unsigned char>(c));
-    }
+    location += query_escape(fmt::format("{}://{}/account", o.public_scheme, o.public_host));
   }
   HttpResponse r = html(303, page("Sign in", "<h1>Sign in first</h1>"));
   r.headers.emplace_back("Location", location);
@@ -201,13 +196,7 @@ HttpResponse account_page(const HandlerContext& ctx, const HttpRequest& req) {
       auto n = ctx.deps.service.revoke(current->subject, id);
       if (!n && n.error().code != ErrorCode::session_not_found) return from_error(n.error());
       if (id == current->id) {  // this device: its cookie goes too
-        r.headers.emplace_back(
-            "Set-Cookie",
-            fmt::format("{}=; Path={}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}; "
-                        "HttpOnly; SameSite={}",
-                        cookie.name, cookie.path.empty() ? "/" : cookie.path,
-                        cookie.domain.empty() ? "" : "; Domain=" + cookie.domain,
-                        cookie.same_site.empty() ? "Lax" : cookie.same_site));
+        r.headers.emplace_back("Set-Cookie", cookie_header(cookie, "", std::nullopt));
       }
     } else {
       return problem(ErrorCode::invalid_request, "action must be sign_out or sign_out_others");

@@ -22,24 +22,6 @@ namespace tessera::server {
 
 namespace {
 
-// The percent-encoding of a query parameter's value (RFC 3986 unreserved
-// characters kept).
-std::string query_escape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(s.size() * 3);
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 // A browser navigation, not a script's call: Accept prefers HTML and
 // nothing marks it as XHR/fetch.
 bool is_navigation(const Headers& headers) {

@@ -18,19 +18,6 @@ using namespace std::string_view_literals;
 
 namespace {
 
-// Set-Cookie for `value`; without max_age, a cookie that clears it.
-std::string cookie_header(const CookieOptions& c, std::string_view value,
-                          std::optional<std::int64_t> max_age) {
-  std::string out = fmt::format("{}={}; Path={}", c.name, value, c.path.empty() ? "/" : c.path);
-  if (!c.domain.empty()) out += fmt::format("; Domain={}", c.domain);
-  out += fmt::format("; Max-Age={}", max_age.value_or(0));
-  if (!max_age) out += "; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
-  if (c.secure) out += "; Secure";
-  out += "; HttpOnly";
-  if (!c.same_site.empty()) out += fmt::format("; SameSite={}", c.same_site);
-  return out;
-}
-
 // The cookie-mode answer of an issue and of a rotation: the session, its
 // token and expiry, and the Set-Cookie that hands it to the browser.
 HttpResponse cookie_session_answer(const HandlerContext& ctx, unsigned status,
@@ -49,13 +36,21 @@ HttpResponse cookie_session_answer(const HandlerContext& ctx, unsigned status,
 }
 
 // The session token of a request: the body's `session_token`, else the
-// session cookie (refused when several arrive: docs/api.md "Cookies").
-Result<std::optional<std::string>> session_token_of(const HandlerContext& ctx,
-                                                    const HttpRequest& req,
-                                                    const json::object& body) {
+// session cookie (refused when several arrive: docs/api.md "Cookies");
+// neither is invalid_request.
+Result<std::string> session_token_of(const HandlerContext& ctx, const HttpRequest& req,
+                                     const json::object& body) {
   auto token = opt_string(body, "session_token");
-  if (!token || *token) return token;
-  return single_cookie(req.headers, ctx.options.cookie.name);
+  if (!token) return std::unexpected(token.error());
+  if (!*token) {
+    auto cookie = single_cookie(req.headers, ctx.options.cookie.name);
+    if (!cookie) return std::unexpected(cookie.error());
+    *token = std::move(*cookie);
+  }
+  if (!*token)
+    return fail(ErrorCode::invalid_request,
+                "session_token is required (in the body or the session cookie)");
+  return std::move(**token);
 }
 
 }  // namespace
@@ -109,10 +104,7 @@ HttpResponse rotate_session(const HandlerContext& ctx, const HttpRequest& req) {
   if (!body) return from_error(body.error());
   auto token = session_token_of(ctx, req, *body);
   if (!token) return from_error(token.error());
-  if (!*token)
-    return problem(ErrorCode::invalid_request,
-                   "session_token is required (in the body or the session cookie)");
-  auto rotated = ctx.deps.service.rotate_session(**token);
+  auto rotated = ctx.deps.service.rotate_session(*token);
   if (!rotated) return from_error(rotated.error());
   return cookie_session_answer(ctx, 200, *rotated, scratch);
 }
@@ -123,14 +115,11 @@ HttpResponse validate_session(const HandlerContext& ctx, const HttpRequest& req)
   if (!body) return from_error(body.error());
   auto token = session_token_of(ctx, req, *body);
   if (!token) return from_error(token.error());
-  if (!*token)
-    return problem(ErrorCode::invalid_request,
-                   "session_token is required (in the body or the session cookie)");
   auto fp = opt_string(*body, "fingerprint");
   if (!fp) return from_error(fp.error());
   std::optional<std::string_view> fingerprint;
   if (*fp) fingerprint = **fp;
-  auto s = ctx.deps.service.validate(**token, fingerprint);
+  auto s = ctx.deps.service.validate(*token, fingerprint);
   if (!s) return from_error(s.error());
   json::object o(2, scratch.storage());
   o["active"] = true;

@@ -97,6 +97,18 @@ Result<json::object> read_object(const HttpRequest& req, bool empty_ok, json::st
   return std::move(v.as_object());
 }
 
+std::string cookie_header(const CookieOptions& c, std::string_view value,
+                          std::optional<std::int64_t> max_age) {
+  std::string out = fmt::format("{}={}; Path={}", c.name, value, c.path.empty() ? "/" : c.path);
+  if (!c.domain.empty()) out += fmt::format("; Domain={}", c.domain);
+  out += fmt::format("; Max-Age={}", max_age.value_or(0));
+  if (!max_age) out += "; Expires=Thu, 01 Jan 1970 00:00:00 GMT";
+  if (c.secure) out += "; Secure";
+  out += "; HttpOnly";
+  if (!c.same_site.empty()) out += fmt::format("; SameSite={}", c.same_site);
+  return out;
+}
+
 Result<std::optional<std::string>> single_cookie(const Headers& headers, std::string_view name) {
   auto all = cookie_values(headers, name);
   if (all.size() > 1)

@@ -7,6 +7,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,12 @@ class JsonScratch {
 [[nodiscard]] HttpResponse json_response(unsigned status, const boost::json::object& body);
 // The problem response for an engine error (status from its code).
 [[nodiscard]] HttpResponse from_error(const Error& error);
+
+// Set-Cookie for the session cookie with `value`; without max_age, the one
+// that clears it (with the attributes it was set with: a __Host- cookie is
+// only replaced by a Secure one).
+[[nodiscard]] std::string cookie_header(const CookieOptions& cookie, std::string_view value,
+                                        std::optional<std::int64_t> max_age);
 
 // The cookie called `name`: absent, or its one value. Several of that name
 // are refused with invalid_request (cookie tossing from a sibling

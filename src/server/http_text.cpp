@@ -116,6 +116,22 @@ bool host_matches(std::string_view host, std::string_view entry) {
   return name == e;
 }
 
+std::string query_escape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() * 3);
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
 bool method_allowed(std::string_view allow, std::string_view method) noexcept {
   if (allow == "*") return true;
   while (!allow.empty()) {

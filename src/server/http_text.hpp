@@ -16,6 +16,9 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 
 // ASCII case-insensitive equality (header names, auth schemes).
 [[nodiscard]] bool iequals(std::string_view a, std::string_view b) noexcept;
+// The percent-encoding of a query parameter's value (RFC 3986 unreserved
+// characters kept).
+[[nodiscard]] std::string query_escape(std::string_view s);
 // ASCII lower case.
 [[nodiscard]] std::string lower(std::string_view s);
 // "host:port" without the port ("[::1]:8080" → "[::1]"; "[::1]" and a bare
