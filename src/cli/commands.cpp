@@ -196,6 +196,82 @@ Outcome keys_list(const Config& config) {
   return {};
 }
 
+// --- API keys (docs/api.md "API keys and scopes") -----------------------------
+
+struct ApiKeyArgs {
+  std::string name;
+  std::string scopes;
+};
+
+boost::json::object api_key_json(const server::ApiKeyEntry& k) {
+  boost::json::array scopes;
+  for (auto& n : server::scope_names(k.scopes)) scopes.emplace_back(n);
+  const auto text_or_null = [](const std::string& t) {
+    return t.empty() ? boost::json::value(nullptr) : boost::json::value(t);
+  };
+  return boost::json::object{{"name", text_or_null(k.name)},
+                             {"scopes", std::move(scopes)},
+                             // Tells the keys apart; too short to guess a key by.
+                             {"hash", key_hash_text(k.hash).substr(0, 7 + 12)},
+                             {"created_at", text_or_null(k.created_at)}};
+}
+
+// Adds a key to the api_keys file and prints it, the one time it is shown.
+// A running serve picks it up within key_reload_interval.
+Outcome api_keys_create(const Config& config, const ApiKeyArgs& args) {
+  if (!server::valid_api_key_name(args.name))
+    return failed(Error{ErrorCode::invalid_request, "--name: 1..64 of A-Z a-z 0-9 . _ -"});
+  auto scopes = server::parse_scopes(args.scopes);
+  if (!scopes)
+    return failed(Error{ErrorCode::invalid_request, "--scopes: " + scopes.error().detail});
+  auto lock = ApiKeysLock::acquire(config.api_keys_file());
+  if (!lock) return failed(lock.error());
+  auto keys = load_api_keys(config.api_keys_file());
+  if (!keys) return failed(keys.error());
+  for (const auto& k : *keys) {
+    if (k.name == args.name)
+      return std::unexpected(
+          Failure{Error{ErrorCode::invalid_request,
+                        fmt::format("an API key named \"{}\" exists (revoke it first)", args.name)},
+                  kExitRefused});
+  }
+  const ApiKey key = generate_api_key(CsprngRandom::instance());
+  keys->push_back({.hash = key.hash,
+                   .name = args.name,
+                   .scopes = *scopes,
+                   .created_at = rfc3339(SystemClock::instance().now())});
+  if (auto s = write_api_keys(config.api_keys_file(), *keys); !s) return failed(s.error());
+  boost::json::object o = api_key_json(keys->back());
+  o["key"] = key.key.reveal();  // the one place this key is ever printed
+  print_json(o);
+  return {};
+}
+
+Outcome api_keys_list(const Config& config) {
+  auto keys = load_api_keys(config.api_keys_file());
+  if (!keys) return failed(keys.error());
+  boost::json::array out;
+  for (const auto& k : *keys) out.push_back(api_key_json(k));
+  print_json(boost::json::object{{"api_keys", std::move(out)}});
+  return {};
+}
+
+Outcome api_keys_revoke(const Config& config, const ApiKeyArgs& args) {
+  auto lock = ApiKeysLock::acquire(config.api_keys_file());
+  if (!lock) return failed(lock.error());
+  auto keys = load_api_keys(config.api_keys_file());
+  if (!keys) return failed(keys.error());
+  const auto n = std::erase_if(*keys, [&](const auto& k) { return k.name == args.name; });
+  if (n == 0)
+    return std::unexpected(
+        Failure{Error{ErrorCode::invalid_request,
+                      fmt::format("no API key named \"{}\" (tessera api-keys list)", args.name)},
+                kExitNotFound});
+  if (auto s = write_api_keys(config.api_keys_file(), *keys); !s) return failed(s.error());
+  print_json(boost::json::object{{"revoked", args.name}});
+  return {};
+}
+
 // --- store commands -----------------------------------------------------------
 
 Outcome migrate(const Config& config) {
@@ -368,7 +444,7 @@ namespace {
 int run_command(int argc, char** argv, ServeFunction serve) {
   CLI::App app{
       "tessera: session lifecycle engine. The authority server (serve) and its\n"
-      "operator commands: keys, sessions, epochs, migrations, cleanup.",
+      "operator commands: keys, api-keys, sessions, epochs, migrations, cleanup.",
       "tessera"};
   app.formatter(std::make_shared<SubcommandsFirst>());  // before the subcommands: they inherit it
   app.fallthrough();  // settings given after a subcommand reach the root
@@ -377,8 +453,9 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   app.set_version_flag("--version", fmt::format("tessera {}", kVersion));
   SettingsBinder binder(app);
 
-  auto* serve_cmd = app.add_subcommand(
-      "serve", "Run the HTTP authority until SIGTERM/SIGINT (SIGHUP reloads the signing keys).");
+  auto* serve_cmd = app.add_subcommand("serve",
+                                       "Run the HTTP authority until SIGTERM/SIGINT (SIGHUP "
+                                       "reloads the signing keys and API keys).");
 
   auto* keys = app.add_subcommand("keys", "Manage the signing and secret key files.");
   keys->require_subcommand(1);
@@ -399,6 +476,24 @@ int run_command(int argc, char** argv, ServeFunction serve) {
                            "stay readable: nobody is logged out). serve reads it on restart.");
   auto* keys_list_cmd =
       keys->add_subcommand("list", "Print the signing keys (kid, alg, state, retired_at) as JSON.");
+
+  ApiKeyArgs api_key_args;
+  auto* api_keys = app.add_subcommand(
+      "api-keys", "Create, list or revoke the scoped API keys of <data_dir>/api_keys.");
+  api_keys->require_subcommand(1);
+  auto* api_keys_create_cmd = api_keys->add_subcommand(
+      "create", "Create a key with --name and --scopes; print it (the only time it is shown).");
+  api_keys_create_cmd->add_option("--name", api_key_args.name, "a unique name")->required();
+  api_keys_create_cmd
+      ->add_option("--scopes", api_key_args.scopes,
+                   "comma-separated: sessions:issue, sessions:read, sessions:revoke, "
+                   "epochs:read, epochs:write, introspect, metrics, authz, or admin (all)")
+      ->required();
+  auto* api_keys_list_cmd =
+      api_keys->add_subcommand("list", "Print the keys (name, scopes, created_at) as JSON.");
+  auto* api_keys_revoke_cmd = api_keys->add_subcommand(
+      "revoke", "Remove the key NAME; a running serve refuses it within key_reload_interval.");
+  api_keys_revoke_cmd->add_option("name", api_key_args.name, "the key's name")->required();
 
   SessionArgs session_args;
   auto* sessions = app.add_subcommand("sessions", "List or revoke a subject's sessions.");
@@ -476,6 +571,12 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     outcome = keys_rotate_secrets(*config);
   } else if (keys_list_cmd->parsed()) {
     outcome = keys_list(*config);
+  } else if (api_keys_create_cmd->parsed()) {
+    outcome = api_keys_create(*config, api_key_args);
+  } else if (api_keys_list_cmd->parsed()) {
+    outcome = api_keys_list(*config);
+  } else if (api_keys_revoke_cmd->parsed()) {
+    outcome = api_keys_revoke(*config, api_key_args);
   } else if (sessions_list_cmd->parsed()) {
     outcome = sessions_list(*config, session_args);
   } else if (sessions_revoke_cmd->parsed()) {

@@ -1,11 +1,14 @@
 #include "cli/key_files.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
-#include <sstream>
+#include <cerrno>
+#include <cstring>
 
 #include "tessera/encoding.hpp"
 
@@ -29,36 +32,43 @@ std::string key_hash_text(const KeyHash& hash) {
 }
 
 std::optional<KeyHash> parse_key_hash_text(std::string_view text) {
-  constexpr std::string_view kPrefix = "sha256:";
-  if (!text.starts_with(kPrefix) || text.size() != kPrefix.size() + 64) return std::nullopt;
-  text.remove_prefix(kPrefix.size());
-  KeyHash out{};
-  for (std::size_t i = 0; i < out.size(); ++i) {
-    const char* first = text.data() + 2 * i;
-    const auto [p, ec] = std::from_chars(first, first + 2, out[i], 16);
-    if (ec != std::errc{} || p != first + 2) return std::nullopt;
-  }
-  return out;
+  return server::parse_key_hash(text);
 }
 
-Result<std::vector<KeyHash>> load_api_key_hashes(const fs::path& file) {
+Result<std::vector<server::ApiKeyEntry>> load_api_keys(const fs::path& file) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::vector<server::ApiKeyEntry>{};
   auto text = read_text_file(file);
   if (!text) return std::unexpected(text.error());
-  std::vector<KeyHash> out;
-  std::istringstream in(*text);
-  std::string line;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    if (line.empty() || line.front() == '#') continue;
-    const auto h = parse_key_hash_text(line);
-    if (!h)
-      return fail(ErrorCode::config_invalid,
-                  fmt::format("{}: line {}: expected sha256:<64 hex digits>", file.string(), n));
-    out.push_back(*h);
+  return server::parse_api_keys(*text, file.string());
+}
+
+Status write_api_keys(const fs::path& file, const std::vector<server::ApiKeyEntry>& keys) {
+  std::string text =
+      "# tessera API keys: SHA-256 of each key, its name and scopes (tessera api-keys)\n";
+  for (const auto& k : keys) text += server::api_key_line(k) + "\n";
+  return write_private_file(file, text);
+}
+
+Result<ApiKeysLock> ApiKeysLock::acquire(const fs::path& file) {
+  if (auto s = make_private_dirs(file.parent_path()); !s) return std::unexpected(s.error());
+  fs::path lock = file;
+  lock += ".lock";
+  const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return fail(ErrorCode::internal,
+                fmt::format("cannot open \"{}\": {}", lock.string(), std::strerror(errno)));
+  if (::flock(fd, LOCK_EX) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return fail(ErrorCode::internal,
+                fmt::format("cannot lock \"{}\": {}", lock.string(), std::strerror(e)));
   }
-  return out;
+  return ApiKeysLock(fd);
+}
+
+ApiKeysLock::~ApiKeysLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 }  // namespace tessera::cli

@@ -1,6 +1,7 @@
 #include "cli/runtime.hpp"
 
 #include <fcntl.h>
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/stat.h>
@@ -193,8 +194,14 @@ Result<std::optional<ApiKey>> prepare_serve(Config& config, Random& random, cons
                      fmt::format("\"{}\" does not exist", config.secret_keys.string()));
     if (auto mode = exposed_mode(config.secret_keys))
       return missing("secret_keys", exposed_why(config.secret_keys, *mode));
-    if (!config.api_key_hashes_given)
-      return missing("api_key_hashes", "production mode needs at least one");
+    // Scoped keys (tessera api-keys) or full-scope hashes: at least one.
+    auto keys = load_api_keys(config.api_keys_file());
+    if (!keys) return std::unexpected(keys.error());
+    if (!config.api_key_hashes_given && keys->empty())
+      return missing("api_key_hashes",
+                     fmt::format("production mode needs at least one, or a key in \"{}\" "
+                                 "(tessera api-keys create)",
+                                 config.api_keys_file().string()));
     return std::optional<ApiKey>{};
   }
 
@@ -218,26 +225,56 @@ Result<std::optional<ApiKey>> prepare_serve(Config& config, Random& random, cons
   // Dev mode: say so, but start (production refuses, above).
   warn_if_exposed("signing_keys", config.signing_keys);
   warn_if_exposed("secret_keys", config.secret_keys);
-  if (config.api_key_hashes_given) return std::optional<ApiKey>{};
-  const fs::path file = config.api_keys_file();
-  if (fs::exists(file, ec)) {
-    auto hashes = load_api_key_hashes(file);
-    if (!hashes) return std::unexpected(hashes.error());
-    if (hashes->empty())
-      return missing("api_key_hashes", fmt::format("\"{}\" holds no hash", file.string()));
-    config.server.api_key_hashes = std::move(*hashes);
-    return std::optional<ApiKey>{};
-  }
-  ApiKey key = generate_api_key(random);
-  config.server.api_key_hashes = {key.hash};
-  return std::optional<ApiKey>(std::move(key));
+  // The file is read (and must parse) whenever it exists; serve keeps
+  // reading it. A key is generated only when there is no key at all.
+  auto keys = load_api_keys(config.api_keys_file());
+  if (!keys) return std::unexpected(keys.error());
+  if (config.api_key_hashes_given || !keys->empty()) return std::optional<ApiKey>{};
+  return std::optional<ApiKey>(generate_api_key(random));
 }
 
-Status store_new_api_key(const Config& config, const ApiKey& key) {
-  return write_private_file(
-      config.api_keys_file(),
-      fmt::format("# SHA-256 of the dev API key generated on first start\n{}\n",
-                  key_hash_text(key.hash)));
+server::ApiKeyEntry dev_api_key_entry(const ApiKey& key, const Clock& clock) {
+  return {.hash = key.hash,
+          .name = "dev",
+          .scopes = server::kAdminScopes,
+          .created_at = rfc3339(clock.now())};
+}
+
+Status store_new_api_key(const Config& config, const ApiKey& key, const Clock& clock) {
+  auto lock = ApiKeysLock::acquire(config.api_keys_file());
+  if (!lock) return std::unexpected(lock.error());
+  auto keys = load_api_keys(config.api_keys_file());
+  if (!keys) return std::unexpected(keys.error());
+  keys->push_back(dev_api_key_entry(key, clock));
+  return write_api_keys(config.api_keys_file(), *keys);
+}
+
+std::string rfc3339(UnixSeconds t) {
+  return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}",
+                     fmt::gmtime(static_cast<std::time_t>(t.time_since_epoch().count())));
+}
+
+ApiKeyReloader::ApiKeyReloader(fs::path file, server::SharedApiKeys& keys)
+    : file_(std::move(file)), keys_(keys), last_(file_stamp(file_)) {}
+
+bool ApiKeyReloader::check(bool force) {
+  std::lock_guard lock(mu_);
+  const auto stamp = file_stamp(file_);
+  if (!force && stamp == last_) return false;
+  last_ = stamp;                     // a bad file is reported once, not at every poll
+  auto keys = load_api_keys(file_);  // a removed file: no scoped key any more
+  if (!keys) {
+    log_event(spdlog::level::warn, "api_keys_reload_failed",
+              {{"file", file_.string()},
+               {"code", to_string(keys.error().code)},
+               {"detail", keys.error().detail},
+               {"kept", "previous keys"}});
+    return false;
+  }
+  const std::size_t n = keys->size();
+  keys_.set(server::ApiKeyTable(std::move(*keys)));
+  log_event(spdlog::level::info, "api_keys_reloaded", {{"file", file_.string()}, {"keys", n}});
+  return true;
 }
 
 std::string dev_banner(const SecretString& api_key, const Config& config, std::uint16_t port) {

@@ -38,20 +38,25 @@ namespace tessera::cli {
 //    explicitly, the files must exist and group and others must have no
 //    access to them; config_invalid naming the first setting that fails;
 //  - dev: creates data_dir, generates missing key files (one open to group
-//    or others is logged as key_file_permissions, not refused) and, without
-//    api_key_hashes, reads <data_dir>/api_keys or (first start)
+//    or others is logged as key_file_permissions, not refused) and, with
+//    neither api_key_hashes nor a key in <data_dir>/api_keys (first start),
 //    generates an API key, in memory only: store_new_api_key() writes its
 //    hash once the listener is bound, so a start that fails before that
 //    leaves no hash of a key nobody was shown.
-// Fills config.server.api_key_hashes (the new key's hash included). Returns
-// the API key when one was just generated: the caller stores it, shows it
-// once, and never logs it.
+// Both modes refuse an api_keys file that does not parse. Returns the API
+// key when one was just generated: the caller serves it (full scope, as
+// dev_api_key_entry), stores it, shows it once, and never logs it.
 [[nodiscard]] Result<std::optional<ApiKey>> prepare_serve(Config& config, Random& random,
                                                           const Clock& clock);
 
-// Writes the hash (only) of an API key prepare_serve() generated to
-// <data_dir>/api_keys, 0600. A later start reads it from there.
-[[nodiscard]] Status store_new_api_key(const Config& config, const ApiKey& key);
+// The api_keys entry of a key prepare_serve() generated: name "dev", admin.
+[[nodiscard]] server::ApiKeyEntry dev_api_key_entry(const ApiKey& key, const Clock& clock);
+// Adds it (its hash only) to <data_dir>/api_keys, 0600. A later start, and
+// `tessera api-keys list|revoke`, read it from there.
+[[nodiscard]] Status store_new_api_key(const Config& config, const ApiKey& key, const Clock& clock);
+
+// "2026-12-03T18:00:00Z".
+[[nodiscard]] std::string rfc3339(UnixSeconds t);
 
 // The first-start banner: the API key and a curl line that works verbatim
 // against host:port.
@@ -77,6 +82,23 @@ class KeyReloader {
   SharedKeySet& keys_;
   AuditSink* audit_;
   const Clock& clock_;
+  std::optional<FileStamp> last_;
+};
+
+// Re-reads the api_keys file when it changes and swaps it into the
+// SharedApiKeys the server reads per request: a key revoked by `tessera
+// api-keys revoke` stops working within key_reload_interval (at once on
+// SIGHUP). A file that does not parse is logged and the keys in use are
+// kept; a removed file leaves no scoped key. Thread-safe.
+class ApiKeyReloader {
+ public:
+  ApiKeyReloader(std::filesystem::path file, server::SharedApiKeys& keys);
+  bool check(bool force = false);
+
+ private:
+  std::mutex mu_;
+  std::filesystem::path file_;
+  server::SharedApiKeys& keys_;
   std::optional<FileStamp> last_;
 };
 

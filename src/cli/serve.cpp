@@ -41,10 +41,11 @@ void block_stop_signals() noexcept {
 // epoch bumps that could not be published to Redis, until stopped.
 class Housekeeper {
  public:
-  Housekeeper(const Config& config, KeyReloader& reloader, SessionService& service,
-              const RedisEpochPublisher* publisher)
+  Housekeeper(const Config& config, KeyReloader& reloader, ApiKeyReloader& api_keys,
+              SessionService& service, const RedisEpochPublisher* publisher)
       : config_(config),
         reloader_(reloader),
+        api_keys_(api_keys),
         service_(service),
         publisher_(publisher),
         thread_([this] { loop(); }) {}
@@ -71,6 +72,7 @@ class Housekeeper {
       const auto now = clock::now();
       if (now >= next_reload) {
         reloader_.check();
+        api_keys_.check();
         next_reload = now + config_.key_reload_interval;
         // Resource services then see the bump only after their epoch
         // cache's TTL: say so, once per new failure count.
@@ -95,6 +97,7 @@ class Housekeeper {
 
   const Config& config_;
   KeyReloader& reloader_;
+  ApiKeyReloader& api_keys_;
   SessionService& service_;
   const RedisEpochPublisher* publisher_;
   std::uint64_t reported_failures_ = 0;
@@ -140,6 +143,13 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   server::Metrics metrics(audit->get());
   // key_rotated goes to the metrics (counted, then to the audit sink).
   KeyReloader reloader(config.signing_keys, keys, &metrics, clock);
+  // Scoped API keys: the file as it is now, and the key just generated
+  // (first start in dev mode) until the file holds it too.
+  auto key_entries = load_api_keys(config.api_keys_file());
+  if (!key_entries) return std::unexpected(key_entries.error());
+  if (new_api_key) key_entries->push_back(dev_api_key_entry(*new_api_key, clock));
+  server::SharedApiKeys api_keys(server::ApiKeyTable(std::move(*key_entries)));
+  ApiKeyReloader api_key_reloader(config.api_keys_file(), api_keys);
 
   // With Redis, every epoch bump (and logout scope "all") is also written
   // there and published, so resource services drop the subject's cached
@@ -158,13 +168,18 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 
-  auto server = server::Server::create(
-      config.server, server::ServerDeps{.service = **service,
-                                        .keys = keys,
-                                        .store = **store,
-                                        .clock = clock,
-                                        .metrics = metrics,
-                                        .on_reload = [&reloader] { reloader.check(true); }});
+  auto server =
+      server::Server::create(config.server, server::ServerDeps{.service = **service,
+                                                               .keys = keys,
+                                                               .store = **store,
+                                                               .clock = clock,
+                                                               .metrics = metrics,
+                                                               .on_reload =
+                                                                   [&reloader, &api_key_reloader] {
+                                                                     reloader.check(true);
+                                                                     api_key_reloader.check(true);
+                                                                   },
+                                                               .api_keys = &api_keys});
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 
@@ -172,7 +187,8 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
     // Stored only now that the port is ours: a start that failed earlier
     // (the port taken) left no hash of a key nobody saw, so the next start
     // generates and shows one.
-    if (auto s = store_new_api_key(config, *new_api_key); !s) return std::unexpected(s.error());
+    if (auto s = store_new_api_key(config, *new_api_key, clock); !s)
+      return std::unexpected(s.error());
     // The one place a secret is printed: the dev mode's first start.
     std::cout << dev_banner(new_api_key->key, config, port) << std::endl;
   }
@@ -191,7 +207,7 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
     log_event(spdlog::level::warn, "plaintext_listener", {{"detail", *warning}});
 
   {
-    Housekeeper housekeeper(config, reloader, **service, publisher.get());
+    Housekeeper housekeeper(config, reloader, api_key_reloader, **service, publisher.get());
     (*server)->run();
     block_stop_signals();
   }

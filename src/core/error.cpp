@@ -60,6 +60,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "jwks_unavailable";
     case ErrorCode::unauthorized:
       return "unauthorized";
+    case ErrorCode::insufficient_scope:
+      return "insufficient_scope";
     case ErrorCode::host_not_allowed:
       return "host_not_allowed";
     case ErrorCode::origin_not_allowed:
@@ -124,6 +126,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::fingerprint_mismatch:
     case ErrorCode::unauthorized:
       return 401;
+    case ErrorCode::insufficient_scope:
     case ErrorCode::host_not_allowed:
     case ErrorCode::origin_not_allowed:
       return 403;

@@ -19,6 +19,7 @@
 namespace tessera::server {
 
 class Metrics;
+class SharedApiKeys;
 
 struct CookieOptions {
   std::string name = "tessera_session";
@@ -36,6 +37,9 @@ struct AuthzOptions {
   std::vector<std::string> allowed_hosts;
   // Further headers that carry the subject on an allow (e.g. Remote-User).
   std::vector<std::string> subject_headers;
+  // The mounts then need an API key with the `authz` scope, in
+  // X-Tessera-Api-Key (Authorization carries the user's access token).
+  bool require_api_key = false;
 };
 
 // TLS on the listener (docs/http.md "TLS"): PEM files, read at
@@ -67,7 +71,8 @@ struct ServerOptions {
   // an in-process store (memory, SQLite), whose read is cheaper than the
   // hop to a worker and back; wrong for a store across a network.
   bool inline_reads = false;
-  // SHA-256 of every accepted API key; compared in constant time.
+  // SHA-256 of API keys accepted with every scope (admin); compared in
+  // constant time. Scoped keys come from ServerDeps::api_keys.
   std::vector<std::array<std::uint8_t, 32>> api_key_hashes;
   bool metrics_public = true;  // false: /metrics needs an API key
   std::chrono::seconds jwks_max_age{300};
@@ -95,6 +100,9 @@ struct ServerDeps {
   const Clock& clock;
   Metrics& metrics;
   std::function<void()> on_reload;  // SIGHUP; may be empty
+  // Scoped API keys (the api_keys file), beside ServerOptions::api_key_hashes;
+  // read per request, so a revoked key stops at once. May be null.
+  const SharedApiKeys* api_keys = nullptr;
 };
 
 }  // namespace tessera::server

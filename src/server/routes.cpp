@@ -6,10 +6,10 @@
 
 #include <fmt/format.h>
 
+#include "server/api_keys.hpp"
 #include "server/cors.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
-#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::server {
@@ -67,6 +67,17 @@ Result<std::optional<Route>> match(std::string_view path) {
   return Out{std::move(r)};
 }
 
+bool is_forward_auth(RouteId id) noexcept {
+  return id == RouteId::authz_auth_request || id == RouteId::authz_forward_auth ||
+         id == RouteId::authz_ext_authz;
+}
+
+ApiKeyTable full_scope_keys(const ServerOptions& options) {
+  std::vector<ApiKeyEntry> keys;
+  for (const auto& h : options.api_key_hashes) keys.push_back({.hash = h});
+  return ApiKeyTable(std::move(keys));
+}
+
 }  // namespace
 
 RouteId route_of(std::string_view target) noexcept {
@@ -86,26 +97,71 @@ std::optional<std::string_view> HttpRequest::header(std::string_view name) const
 
 struct Api::Impl {
   Impl(const ServerOptions& o, ServerDeps& d)
-      : options(o), deps(d), ctx{o, d}, oauth2(ctx), authz(ctx, oauth2.access_verifier()) {}
+      : options(o),
+        deps(d),
+        ctx{o, d},
+        fixed_keys(full_scope_keys(o)),
+        oauth2(ctx),
+        authz(ctx, oauth2.access_verifier()) {}
 
   const ServerOptions& options;
   ServerDeps& deps;
   HandlerContext ctx;
+  ApiKeyTable fixed_keys;  // api_key_hashes: full scope
   OAuth2Handlers oauth2;
   AuthzHandlers authz;
   JwksHandler jwks;
 
-  bool authorized(const HttpRequest& req) const {
-    auto h = req.header("authorization");
-    if (!h) return false;
-    std::string_view v = trim(*h);
-    if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer ")) return false;
-    const std::string_view key = trim(v.substr(7));
-    if (key.empty()) return false;
-    const auto digest = sha256(key);
-    bool ok = false;
-    for (const auto& h2 : options.api_key_hashes) ok |= constant_time_equal(digest, h2);
-    return ok;
+  // The scopes of the key presented, or nullopt for none or an unknown one.
+  // Forward-auth takes it from X-Tessera-Api-Key (Authorization there is the
+  // user's access token); every other route from Authorization: Bearer.
+  std::optional<Scopes> key_scopes(const HttpRequest& req, bool forward_auth) const {
+    std::string_view key;
+    if (forward_auth) {
+      auto h = req.header("x-tessera-api-key");
+      if (!h) return std::nullopt;
+      key = trim(*h);
+    } else {
+      auto h = req.header("authorization");
+      if (!h) return std::nullopt;
+      std::string_view v = trim(*h);
+      if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer ")) return std::nullopt;
+      key = trim(v.substr(7));
+    }
+    if (key.empty()) return std::nullopt;
+    std::optional<Scopes> found = fixed_keys.find(key);
+    if (deps.api_keys != nullptr) {
+      if (auto more = deps.api_keys->get()->find(key)) found = found.value_or(0) | *more;
+    }
+    return found;
+  }
+
+  // nullopt: the route may proceed; else the 401 or 403 to answer.
+  std::optional<HttpResponse> refuse_key(const RouteSpec& spec, const HttpRequest& req) const {
+    const bool forward_auth = is_forward_auth(spec.id);
+    const bool needs_key = spec.access == Access::service ||
+                           (spec.access == Access::metrics && !options.metrics_public) ||
+                           (forward_auth && options.authz.require_api_key);
+    if (!needs_key) return std::nullopt;
+    const auto scopes = key_scopes(req, forward_auth);
+    HttpResponse r;
+    if (!scopes) {
+      r = problem(ErrorCode::unauthorized, forward_auth
+                                               ? "a valid API key is required in X-Tessera-Api-Key"
+                                               : "a valid API key is required");
+    } else if (const auto scope = required_scope(spec.id, req.method);
+               scope && (*scopes & static_cast<Scopes>(*scope)) == 0) {
+      r = problem(ErrorCode::insufficient_scope,
+                  fmt::format("this API key lacks the scope {}", scope_name(*scope)));
+      // RFC 6750 §3.1's challenge, which names what was missing.
+      r.headers.emplace_back(
+          "WWW-Authenticate",
+          fmt::format("Bearer error=\"insufficient_scope\", scope=\"{}\"", scope_name(*scope)));
+    } else {
+      return std::nullopt;
+    }
+    r.route = spec.id;
+    return r;
   }
 
   HttpResponse dispatch(const HttpRequest& req) {
@@ -136,13 +192,7 @@ struct Api::Impl {
       r.route = spec.id;
       return r;
     }
-    const bool needs_key = spec.access == Access::service ||
-                           (spec.access == Access::metrics && !options.metrics_public);
-    if (needs_key && !authorized(req)) {
-      HttpResponse r = problem(ErrorCode::unauthorized, "a valid API key is required");
-      r.route = spec.id;
-      return r;
-    }
+    if (auto refused = refuse_key(spec, req)) return std::move(*refused);
 
     HttpResponse r;
     bool no_store = true;  // token-bearing (or token-judging) answers

@@ -544,5 +544,43 @@ TEST(TesseraBinary, ServeInProductionWithoutKeysRefusesNamingTheSetting) {
   EXPECT_NE(no_hashes.err.find("api_key_hashes: "), std::string::npos) << no_hashes.err;
 }
 
+TEST(TesseraBinary, ApiKeysAreCreatedShownOnceListedAndRevokedByName) {
+  TempDir dir;
+  auto created = run_tessera(
+      dir.path(), {"api-keys", "create", "--name", "proxy", "--scopes", "authz, sessions:read"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  const auto key = json_of(created.out);
+  const std::string secret(key.at("key").as_string());
+  EXPECT_TRUE(secret.starts_with("tsk_"));
+  EXPECT_EQ(key.at("scopes"), (boost::json::array{"sessions:read", "authz"}));
+
+  // The file holds the hash, never the key; list shows neither key nor whole hash.
+  const std::string file = slurp(dir / "var" / "api_keys");
+  EXPECT_EQ(file.find(secret), std::string::npos);
+  EXPECT_NE(file.find(key_hash_text(sha256(secret))), std::string::npos);
+  auto list = run_tessera(dir.path(), {"api-keys", "list"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find(secret), std::string::npos);
+  EXPECT_EQ(list.out.find(key_hash_text(sha256(secret))), std::string::npos);
+  EXPECT_EQ(json_of(list.out).at("api_keys").as_array().at(0).at("name"), "proxy");
+
+  auto twice =
+      run_tessera(dir.path(), {"api-keys", "create", "--name", "proxy", "--scopes", "admin"});
+  EXPECT_EQ(twice.exit_code, kExitRefused);
+  auto unknown_scope =
+      run_tessera(dir.path(), {"api-keys", "create", "--name", "x", "--scopes", "sessions:write"});
+  EXPECT_EQ(unknown_scope.exit_code, kExitUsage);
+  expect_error_line(unknown_scope.err, "invalid_request");
+  auto bad_name =
+      run_tessera(dir.path(), {"api-keys", "create", "--name", "a b", "--scopes", "admin"});
+  EXPECT_EQ(bad_name.exit_code, kExitUsage);
+
+  ASSERT_EQ(run_tessera(dir.path(), {"api-keys", "revoke", "proxy"}).exit_code, 0);
+  EXPECT_EQ(slurp(dir / "var" / "api_keys").find(key_hash_text(sha256(secret))), std::string::npos);
+  EXPECT_EQ(run_tessera(dir.path(), {"api-keys", "revoke", "proxy"}).exit_code, kExitNotFound);
+  EXPECT_TRUE(
+      json_of(run_tessera(dir.path(), {"api-keys", "list"}).out).at("api_keys").as_array().empty());
+}
+
 }  // namespace
 }  // namespace tessera::cli

@@ -218,17 +218,36 @@ TEST(ApiKeys, GeneratedKeyHasPrefixAndItsHashParses) {
   EXPECT_EQ(c->server.api_key_hashes.at(0), key.hash);
 }
 
-TEST(ApiKeys, HashFileSkipsCommentsAndRefusesJunk) {
+TEST(ApiKeys, KeyFileSkipsCommentsRefusesJunkAndRoundTrips) {
   TempDir dir;
   const std::string h = "sha256:" + std::string(64, '0');
   write_text(dir / "api_keys", "# comment\n\n" + h + "\n");
-  auto ok = load_api_key_hashes(dir / "api_keys");
+  auto ok = load_api_keys(dir / "api_keys");
   ASSERT_THAT(ok, Succeeds());
-  EXPECT_EQ(ok->size(), 1u);
+  ASSERT_EQ(ok->size(), 1u);
+  EXPECT_EQ(ok->at(0).scopes, server::kAdminScopes);  // a bare hash: full scope, as before
   write_text(dir / "bad", "tsk_secret\n");
-  auto bad = load_api_key_hashes(dir / "bad");
+  auto bad = load_api_keys(dir / "bad");
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().detail.find("tsk_secret"), std::string::npos);
+  // A missing file holds no key.
+  auto none = load_api_keys(dir / "absent");
+  ASSERT_THAT(none, Succeeds());
+  EXPECT_TRUE(none->empty());
+
+  ok->push_back({.hash = sha256("k"),
+                 .name = "ci",
+                 .scopes = static_cast<server::Scopes>(server::Scope::introspect),
+                 .created_at = "2026-12-03T00:00:00Z"});
+  ASSERT_THAT(write_api_keys(dir / "out", *ok), Succeeds());
+  EXPECT_EQ(file_mode(dir / "out"), 0600u);
+  auto back = load_api_keys(dir / "out");
+  ASSERT_THAT(back, Succeeds());
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ(back->at(1).name, "ci");
+  EXPECT_EQ(back->at(1).hash, sha256("k"));
+  EXPECT_EQ(back->at(1).scopes, static_cast<server::Scopes>(server::Scope::introspect));
+  EXPECT_EQ(back->at(1).created_at, "2026-12-03T00:00:00Z");
 }
 
 Config dev_config(const TempDir& dir) {
@@ -248,16 +267,22 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoredOnlyAsItsHashOnReq
   EXPECT_EQ(file_mode(dir / "var"), 0700u);
   EXPECT_EQ(file_mode(c.signing_keys), 0600u);
   EXPECT_EQ(file_mode(c.secret_keys), 0600u);
-  ASSERT_EQ(c.server.api_key_hashes.size(), 1u);
-  EXPECT_EQ(c.server.api_key_hashes[0], sha256((*key)->key.reveal()));
+  EXPECT_EQ((*key)->hash, sha256((*key)->key.reveal()));
+  EXPECT_TRUE(c.server.api_key_hashes.empty());  // served as a scoped entry, revocable
   // Nothing about the API key is written until serve has bound its port.
   EXPECT_FALSE(std::filesystem::exists(c.api_keys_file()));
 
-  ASSERT_THAT(store_new_api_key(c, **key), Succeeds());
+  ASSERT_THAT(store_new_api_key(c, **key, clock), Succeeds());
   EXPECT_EQ(file_mode(c.api_keys_file()), 0600u);
   const std::string stored = slurp(c.api_keys_file());
   EXPECT_EQ(stored.find((*key)->key.reveal()), std::string::npos);
   EXPECT_NE(stored.find(key_hash_text(sha256((*key)->key.reveal()))), std::string::npos);
+  auto entries = load_api_keys(c.api_keys_file());
+  ASSERT_THAT(entries, Succeeds());
+  ASSERT_EQ(entries->size(), 1u);
+  EXPECT_EQ(entries->at(0).name, "dev");
+  EXPECT_EQ(entries->at(0).scopes, server::kAdminScopes);
+  EXPECT_EQ(entries->at(0).created_at, "2023-11-14T22:13:20Z");  // the ManualClock's start
 
   // A later start reads the hash and prints no key; the keys stay the same.
   const std::string signing = slurp(c.signing_keys);
@@ -265,7 +290,6 @@ TEST(PrepareServe, DevFirstStartGeneratesKeysAndAnApiKeyStoredOnlyAsItsHashOnReq
   auto second = prepare_serve(again, random, clock);
   ASSERT_THAT(second, Succeeds());
   EXPECT_FALSE(second->has_value());
-  EXPECT_EQ(again.server.api_key_hashes, c.server.api_key_hashes);
   EXPECT_EQ(slurp(c.signing_keys), signing);
 }
 
@@ -337,6 +361,35 @@ TEST(PrepareServe, ProductionRefusesEachMissingSettingByName) {
   auto ok = prepare_serve(*c, random, clock);
   ASSERT_THAT(ok, Succeeds());
   EXPECT_FALSE(ok->has_value());
+}
+
+TEST(PrepareServe, ProductionStartsOnScopedKeysAloneAndRefusesABrokenKeyFile) {
+  TempDir dir;
+  DeterministicRandom random(15);
+  ManualClock clock;
+  const std::string signing = (dir / "signing.jwks").string();
+  const std::string secrets = (dir / "secrets.json").string();
+  auto keys = generate_signing_keys(Algorithm::EdDSA, random, clock);
+  ASSERT_TRUE(write_private_file(signing, keys->private_jwks()));
+  ASSERT_TRUE(write_private_file(secrets, secret_keys_json(generate_secret_keys(random))));
+  auto c = build_config({{"mode", "production"},
+                         {"signing_keys", signing},
+                         {"secret_keys", secrets},
+                         {"data_dir", (dir / "var").string()}});
+  ASSERT_TRUE(c.has_value());
+  ASSERT_THAT(
+      write_api_keys(c->api_keys_file(),
+                     {{.hash = sha256("k"),
+                       .name = "svc",
+                       .scopes = static_cast<server::Scopes>(server::Scope::sessions_read)}}),
+      Succeeds());
+  auto ok = prepare_serve(*c, random, clock);
+  ASSERT_THAT(ok, Succeeds());
+  EXPECT_FALSE(ok->has_value());
+  write_text(c->api_keys_file(), "sha256:" + std::string(64, '1') + " name=svc\n");
+  auto broken = prepare_serve(*c, random, clock);
+  ASSERT_FALSE(broken.has_value());
+  EXPECT_EQ(broken.error().code, ErrorCode::config_invalid);
 }
 
 TEST(PrepareServe, ProductionRefusesKeyFilesReadableByGroupOrOthers) {

@@ -145,6 +145,28 @@ class Authority:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
+    def create_api_key(self, name, scopes):
+        """`tessera api-keys create` on this data dir; the key (shown once).
+        A running server takes it on its next reload (send SIGHUP)."""
+        out = subprocess.run([TESSERA, "api-keys", "create", "--data-dir", self.data_dir,
+                              "--name", name, "--scopes", scopes],
+                             capture_output=True, check=True, stdin=subprocess.DEVNULL)
+        return json.loads(out.stdout)["key"]
+
+    def revoke_api_key(self, name):
+        subprocess.run([TESSERA, "api-keys", "revoke", "--data-dir", self.data_dir, name],
+                       capture_output=True, check=True, stdin=subprocess.DEVNULL)
+
+    def wait_for_key(self, key, works=True, timeout=10):
+        """Until an API key is accepted (or, works=False, refused) by GET /v1/epoch."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.request("GET", "/v1/epoch", auth=f"Bearer {key}")
+            if (r.status != 401) == works:
+                return r
+            time.sleep(0.05)
+        raise AssertionError(f"API key still {'refused' if works else 'accepted'} after {timeout}s")
+
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc is None:
             return None

@@ -12,6 +12,7 @@ Run: /usr/bin/python3 test_openapi.py --tessera PATH --openapi docs/openapi.yaml
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import unittest
@@ -127,7 +128,7 @@ class OpenApiRoutes(unittest.TestCase):
     def call(self, method, path, op, auth=True):
         service = self.needs_api_key(op)
         body = op.get("requestBody", {}).get("content", {})
-        kwargs = {"auth": auth and service}
+        kwargs = {"auth": auth if service else False}
         if "application/json" in body and "example" in body["application/json"]:
             kwargs["body"] = body["application/json"]["example"]
         elif "application/x-www-form-urlencoded" in body:
@@ -169,6 +170,42 @@ class OpenApiRoutes(unittest.TestCase):
                         r = self.call(method, path, op, auth=False)
                         self.assertEqual(r.status, 401, where)
                         self.check_response(op, r, where + " (no key)")
+
+    def test_every_keyed_operation_names_its_scope_and_a_key_without_it_is_403(self):
+        scopes = ["sessions:issue", "sessions:read", "sessions:revoke", "epochs:read",
+                  "epochs:write", "introspect", "metrics", "authz"]
+        tag = os.getpid()
+        keys = {sc: self.a.create_api_key(f"openapi-{tag}-{sc.replace(':', '-')}", sc)
+                for sc in scopes}
+        self.a.send_signal(signal.SIGHUP)  # the new file, at once
+        self.a.wait_for_key(keys["epochs:read"])
+        checked = 0
+        for template, item in self.spec["paths"].items():
+            for method in METHODS + ["head"]:
+                op = item.get(method)
+                if op is None or not self.needs_api_key(op):
+                    continue
+                where = f"{method.upper()} {template}"
+                with self.subTest(op=where):
+                    scope = op.get("x-scope")
+                    self.assertIn(scope, scopes, f"{where}: x-scope")
+                    path = self.fill_path(template)
+                    other = keys[scopes[(scopes.index(scope) + 1) % len(scopes)]]
+                    r = self.call(method, path, op, auth=f"Bearer {other}")
+                    self.assertEqual(r.status, 403, f"{where}: {r!r}")
+                    self.assertEqual(r.header("WWW-Authenticate"),
+                                     f'Bearer error="insufficient_scope", scope="{scope}"')
+                    if method != "head":  # a HEAD answer has the headers only
+                        self.assertEqual(r.json["code"], "insufficient_scope")
+                        self.check_response(op, r, where + " (other scope)")
+                    r = self.call(method, self.fill_path(template), op, auth=f"Bearer {keys[scope]}")
+                    self.assertEqual(r.status, op.get("x-expect-status", 200), f"{where}: {r!r}")
+                    checked += 1
+        self.assertGreaterEqual(checked, 13)
+        # Revoked with the command, the key stops on the next reload.
+        self.a.revoke_api_key(f"openapi-{tag}-epochs-read")
+        self.a.send_signal(signal.SIGHUP)
+        self.a.wait_for_key(keys["epochs:read"], works=False)
 
     def test_undocumented_methods_are_405_with_allow(self):
         for template, item in self.spec["paths"].items():

@@ -10,7 +10,9 @@
 #include <set>
 
 #include "forwarding_store.hpp"
+#include "server/api_keys.hpp"
 #include "server/client_view.hpp"
+#include "server/http_text.hpp"
 #include "server/json_views.hpp"
 #include "server/metrics.hpp"
 #include "tessera/digest.hpp"
@@ -576,6 +578,180 @@ TEST_F(AuthzTest, ABearerAccessTokenIsVerifiedWithEpochAndLiveness) {
   EXPECT_EQ(r.status, 401u) << "the liveness check sees the revocation";
   r = ask("/v1/authz/auth-request", {{"Host", "app.test"}, {"Authorization", "Bearer nope"}});
   EXPECT_EQ(r.status, 401u);
+}
+
+TEST(HttpStatus, EveryContractStatusHasItsOwnReasonPhrase) {
+  for (ErrorCode c : kAllErrorCodes) {
+    const unsigned status = http_status(c);
+    if (status != 500) {
+      EXPECT_NE(reason_phrase(status), "Internal Server Error") << c;
+    }
+  }
+  EXPECT_EQ(reason_phrase(403), "Forbidden");
+}
+
+TEST(ApiKeyFile, ParsesScopedAndBareLinesAndWritesThemBack) {
+  const std::string h(64, 'a');
+  auto keys =
+      parse_api_keys("# comment\n\nsha256:" + h + "\nsha256:" + std::string(64, 'b') +
+                         " name=proxy scopes=authz,sessions:read created_at=2026-12-03T18:00:00Z\n",
+                     "api_keys");
+  ASSERT_TRUE(keys.has_value()) << keys.error().detail;
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[0].scopes, kAdminScopes);
+  EXPECT_EQ((*keys)[0].name, "");
+  EXPECT_EQ((*keys)[1].name, "proxy");
+  EXPECT_EQ((*keys)[1].scopes,
+            static_cast<Scopes>(Scope::authz) | static_cast<Scopes>(Scope::sessions_read));
+  EXPECT_EQ(api_key_line((*keys)[1]),
+            "sha256:" + std::string(64, 'b') +
+                " name=proxy scopes=sessions:read,authz created_at=2026-12-03T18:00:00Z");
+  auto again = parse_api_keys(api_key_line((*keys)[1]), "api_keys");
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(again->at(0).scopes, (*keys)[1].scopes);
+  EXPECT_EQ(api_key_line((*keys)[0]), "sha256:" + h + " scopes=admin");
+}
+
+TEST(ApiKeyFile, RefusesJunkNamingTheLineButNeverEchoingIt) {
+  const std::string h = "sha256:" + std::string(64, '0');
+  for (const std::string& bad : {
+           std::string("tsk_pasted_secret_key"),
+           h + " name=ok",  // a named key that lost its scopes is not admin
+           h + " name=ok scopes=bogus",
+           h + " name=bad/name scopes=admin",
+           h + " colour=blue",
+           h + " stray",
+           "sha256:" + std::string(63, '0'),
+       }) {
+    auto keys = parse_api_keys("# first\n" + bad + "\n", "api_keys");
+    ASSERT_FALSE(keys.has_value()) << bad;
+    EXPECT_EQ(keys.error().code, ErrorCode::config_invalid);
+    EXPECT_NE(keys.error().detail.find("api_keys: line 2"), std::string::npos)
+        << keys.error().detail;
+    EXPECT_EQ(keys.error().detail.find("tsk_pasted"), std::string::npos);
+  }
+}
+
+TEST(ApiKeyScopes, ParseNamesAndRefuseTheUnknown) {
+  EXPECT_EQ(*parse_scopes("admin"), kAdminScopes);
+  EXPECT_EQ(*parse_scopes(" epochs:read , epochs:write "),
+            static_cast<Scopes>(Scope::epochs_read) | static_cast<Scopes>(Scope::epochs_write));
+  EXPECT_EQ(scope_names(*parse_scopes("introspect,metrics")),
+            (std::vector<std::string>{"introspect", "metrics"}));
+  EXPECT_EQ(scope_names(kAdminScopes), std::vector<std::string>{"admin"});
+  EXPECT_FALSE(parse_scopes("").has_value());
+  EXPECT_FALSE(parse_scopes(" , ").has_value());
+  EXPECT_FALSE(parse_scopes("sessions:write").has_value());
+  EXPECT_FALSE(parse_scopes("Admin").has_value());
+}
+
+// Every route that takes a key names its scope; the open ones none.
+TEST(ApiKeyScopes, EveryKeyedRouteNeedsAScope) {
+  for (const RouteSpec& spec : kRouteTable) {
+    const bool keyed = spec.access != Access::open || spec.id == RouteId::authz_auth_request ||
+                       spec.id == RouteId::authz_forward_auth ||
+                       spec.id == RouteId::authz_ext_authz;
+    EXPECT_EQ(required_scope(spec.id, "POST").has_value(), keyed) << spec.path;
+    EXPECT_EQ(required_scope(spec.id, "GET").has_value(), keyed) << spec.path;
+  }
+  EXPECT_EQ(required_scope(RouteId::subject_sessions, "GET"), Scope::sessions_read);
+  EXPECT_EQ(required_scope(RouteId::subject_sessions, "HEAD"), Scope::sessions_read);
+  EXPECT_EQ(required_scope(RouteId::subject_sessions, "DELETE"), Scope::sessions_revoke);
+  EXPECT_EQ(required_scope(RouteId::global_epoch, "HEAD"), Scope::epochs_read);
+  EXPECT_EQ(required_scope(RouteId::global_epoch, "POST"), Scope::epochs_write);
+}
+
+class ScopedKeysTest : public RoutesTest {
+ protected:
+  ScopedKeysTest() {
+    deps->api_keys = &scoped;
+    scoped.set(ApiKeyTable({{.hash = sha256("reader-key"),
+                             .name = "reader",
+                             .scopes = static_cast<Scopes>(Scope::sessions_read)},
+                            {.hash = sha256("proxy-key"),
+                             .name = "proxy",
+                             .scopes = static_cast<Scopes>(Scope::authz)}}));
+  }
+  HttpResponse with_key(std::string method, std::string target, std::string_view key,
+                        std::string body = {}) {
+    return call(std::move(method), std::move(target), std::move(body), false,
+                {{"Authorization", fmt::format("Bearer {}", key)}});
+  }
+  SharedApiKeys scoped;
+};
+
+TEST_F(ScopedKeysTest, AKeyDoesWhatItsScopesAllowAndNothingElse) {
+  const auto cookie = issue("cookie");  // the full-scope key of api_key_hashes
+  const std::string token(cookie.at("session_token").as_string());
+  auto ok = with_key("POST", "/v1/sessions/validate", "reader-key",
+                     fmt::format(R"({{"session_token":"{}"}})", token));
+  EXPECT_EQ(ok.status, 200u) << ok.body;
+  EXPECT_EQ(with_key("GET", "/v1/subjects/alice/sessions", "reader-key").status, 200u);
+
+  for (const auto& [method, target, scope] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"POST", "/v1/sessions", "sessions:issue"},
+           {"POST", "/v1/sessions/rotate", "sessions:issue"},
+           {"DELETE", "/v1/subjects/alice/sessions", "sessions:revoke"},
+           {"GET", "/v1/subjects/alice/epoch", "epochs:read"},
+           {"POST", "/v1/epoch", "epochs:write"},
+           {"POST", "/oauth2/introspect", "introspect"},
+       }) {
+    auto r = with_key(method, target, "reader-key", R"({"subject":"mallory","mode":"token"})");
+    EXPECT_EQ(r.status, 403u) << target << " " << r.body;
+    EXPECT_EQ(body_of(r).at("code").as_string(), "insufficient_scope") << target;
+    EXPECT_EQ(body_of(r).at("title").as_string(), "Forbidden");
+    EXPECT_EQ(header_of(r, "WWW-Authenticate").value_or(""),
+              fmt::format(R"(Bearer error="insufficient_scope", scope="{}")", scope));
+  }
+  // Nothing was done: alice's session lives, mallory has none.
+  EXPECT_EQ(service->list("mallory")->size(), 0u);
+  EXPECT_EQ(service->list("alice")->size(), 1u);
+
+  // A key out of the table is unknown at once (a revoke reloaded).
+  scoped.set(ApiKeyTable{});
+  EXPECT_EQ(with_key("GET", "/v1/subjects/alice/sessions", "reader-key").status, 401u);
+  // The forward-auth key in Authorization is no service key either way.
+  EXPECT_EQ(with_key("GET", "/v1/subjects/alice/sessions", "proxy-key").status, 401u);
+}
+
+TEST_F(AuthzTest, ForwardAuthNeedsAnAuthzKeyInItsOwnHeaderWhenRequired) {
+  SharedApiKeys scoped(ApiKeyTable({{.hash = sha256("reader-key"),
+                                     .name = "reader",
+                                     .scopes = static_cast<Scopes>(Scope::sessions_read)},
+                                    {.hash = sha256("proxy-key"),
+                                     .name = "proxy",
+                                     .scopes = static_cast<Scopes>(Scope::authz)}}));
+  deps->api_keys = &scoped;
+  const Headers original = {{"X-Forwarded-Host", "app.test"}, {"X-Forwarded-Uri", "/"}};
+  // Off by default: the cookie alone is enough.
+  EXPECT_EQ(ask("/v1/authz/forward-auth", with_cookie(original)).status, 200u);
+
+  options.authz.require_api_key = true;
+  api = std::make_unique<Api>(options, *deps);
+  auto none = ask("/v1/authz/forward-auth", with_cookie(original));
+  EXPECT_EQ(none.status, 401u);
+  EXPECT_NE(body_of(none).at("detail").as_string().find("X-Tessera-Api-Key"), std::string::npos);
+  // A service key in Authorization is the user's bearer there, not the proxy's key.
+  Headers in_authorization = with_cookie(original);
+  in_authorization.emplace_back("Authorization", fmt::format("Bearer {}", kApiKey));
+  EXPECT_EQ(ask("/v1/authz/forward-auth", in_authorization).status, 401u);
+
+  Headers reader = with_cookie(original);
+  reader.emplace_back("X-Tessera-Api-Key", "reader-key");
+  auto lacking = ask("/v1/authz/forward-auth", reader);
+  EXPECT_EQ(lacking.status, 403u);
+  EXPECT_EQ(body_of(lacking).at("code").as_string(), "insufficient_scope");
+
+  Headers proxy = with_cookie(original);
+  proxy.emplace_back("X-Tessera-Api-Key", "proxy-key");
+  auto allowed = ask("/v1/authz/forward-auth", proxy);
+  EXPECT_EQ(allowed.status, 200u) << allowed.body;
+  EXPECT_EQ(header_of(allowed, "X-Tessera-Subject"), "alice");
+  // The full-scope key of api_key_hashes is an authz key too.
+  Headers admin = with_cookie(original);
+  admin.emplace_back("X-Tessera-Api-Key", std::string(kApiKey));
+  EXPECT_EQ(ask("/v1/authz/forward-auth", admin).status, 200u);
 }
 
 }  // namespace
