@@ -5,8 +5,12 @@ session cookie. Python's standard library only.
 
 The proxy (nginx.conf, Caddyfile beside this file) asks tessera about every
 request and passes the answer on as `X-Tessera-Subject`; it strips that
-header from what the browser sends, so the app can believe it. The app
-itself talks to tessera only to log in and out, with its API key.
+header from what the browser sends, so the app can believe it. With
+`authz_upstream_token = true` the proxy also passes tessera's short-lived
+access token as `Authorization: Bearer`, for services that verify it
+themselves (`tessera::verify`); this app only says whether it got one
+(`--show-upstream-token` shows it, for the tests). The app itself talks to
+tessera only to log in and out, with its API key.
 
     TESSERA_URL=http://127.0.0.1:8080 TESSERA_API_KEY=tsk_... \\
         python3 app.py --port 8000
@@ -24,6 +28,7 @@ import urllib.parse
 
 TESSERA = urllib.parse.urlsplit(os.environ.get("TESSERA_URL", "http://127.0.0.1:8080"))
 API_KEY = os.environ.get("TESSERA_API_KEY", "")
+SHOW_UPSTREAM_TOKEN = False
 COOKIE = os.environ.get("TESSERA_COOKIE_NAME", "tessera_session")
 
 
@@ -89,7 +94,11 @@ class App(http.server.BaseHTTPRequestHandler):
                 "<label>User <input name=user autocomplete=username></label> "
                 "<button>Sign in</button></form>")))
         if url.path == "/api/whoami":
-            return self.send(200, json.dumps({"subject": user}).encode(), "application/json")
+            answer = {"subject": user}
+            auth = self.headers.get("Authorization", "")
+            if auth.startswith("Bearer "):
+                answer["upstream_token"] = auth[7:] if SHOW_UPSTREAM_TOKEN else True
+            return self.send(200, json.dumps(answer).encode(), "application/json")
         if url.path == "/":
             return self.send(200, page("Home", (
                 f"<h1>Hello, <span id=user>{html.escape(user)}</span></h1>"
@@ -136,7 +145,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--ready-file", help="write the port here once listening")
+    ap.add_argument("--show-upstream-token", action="store_true",
+                    help="/api/whoami returns the upstream token itself (tests only)")
     args = ap.parse_args()
+    global SHOW_UPSTREAM_TOKEN
+    SHOW_UPSTREAM_TOKEN = args.show_upstream_token
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), App)
     if args.ready_file:
         with open(args.ready_file + ".tmp", "w") as f:

@@ -60,6 +60,11 @@ struct IssueRequest {
   std::optional<std::string> fingerprint;  // raw client fingerprint; only its digest is kept
 };
 
+struct AccessToken {
+  SecretString token;  // an at+jwt
+  UnixSeconds expires_at{};
+};
+
 struct TokenPair {
   SecretString access_token;
   UnixSeconds access_expires_at{};
@@ -153,6 +158,11 @@ class SessionService {
   // counts as a use of the token. Fails only with store_unavailable.
   [[nodiscard]] Result<std::optional<TokenInspection>> inspect(std::string_view token);
 
+  // An access token for `s` carrying the effective epoch `epoch` (read with
+  // epoch(s.subject)), as renew mints them: forward-auth's upstream token.
+  // Checks nothing about the session: the caller has just validated it.
+  [[nodiscard]] Result<AccessToken> mint_access(const Session& s, std::uint64_t epoch);
+
   // L2 liveness of a session id (for introspection and verifiers).
   [[nodiscard]] Result<bool> is_live(std::string_view session_id);
 
@@ -184,6 +194,7 @@ class SessionService {
   // the subject's epochs read now when the caller has none.
   Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now,
                          std::optional<SessionStore::Epochs> epochs);
+  Result<AccessToken> sign_access(const Session& s, UnixSeconds now, std::uint64_t epoch);
   Result<Session> resolve(std::string_view token);
   Status check_live(const Session& s, UnixSeconds now) const;
   void audit(AuditEvent event) const;

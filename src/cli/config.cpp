@@ -456,6 +456,12 @@ const std::vector<Row>& table() {
       {{"authz_require_api_key", "false",
         "forward-auth: the proxy must send an API key (scope authz) in X-Tessera-Api-Key"},
        Boolean{put<&Config::server, &S::authz, &A::require_api_key>}},
+      {{"authz_upstream_token", "false",
+        "forward-auth: an allow carries Authorization: Bearer <access token> for the upstream"},
+       Boolean{put<&Config::server, &S::authz, &A::upstream_token>}},
+      {{"authz_upstream_token_renew_before", "2m",
+        "forward-auth: the upstream token is replaced this long before it expires"},
+       Duration{seconds{0}, {}, put<&Config::server, &S::authz, &A::upstream_token_renew_before>}},
       {{"max_body_bytes", "65536", "larger request bodies answer 413"},
        Integer{1024, 64 * 1024 * 1024, put<&Config::server, &S::max_body_bytes>}},
       {{"max_header_bytes", "8192", "larger header blocks answer 431"},
@@ -656,6 +662,10 @@ Result<Config> build_config(const RawSettings& raw) {
   if (c.server.cookie.same_site == "None" && !c.server.cookie.secure)
     return std::unexpected(
         bad("cookie_same_site", "None needs cookie_secure = true (browsers refuse it otherwise)"));
+  if (c.server.authz.upstream_token &&
+      c.server.authz.upstream_token_renew_before >= c.policy.access_ttl)
+    return std::unexpected(bad("authz_upstream_token_renew_before",
+                               "must be shorter than access_ttl (else every check mints)"));
   if (auto v = c.policy.validate(); !v) return std::unexpected(v.error());
   return c;
 }

@@ -9,6 +9,8 @@
 // a browser navigation through Traefik, Caddy or Envoy a 302/303 to the
 // login page; a valid session on a host that is not allowed is 403; a store
 // that cannot answer is 503 (fail closed).
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -16,6 +18,7 @@
 #include "server/handler_support.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
+#include "server/upstream_tokens.hpp"
 #include "tessera/verify.hpp"
 
 namespace tessera::server {
@@ -37,7 +40,13 @@ bool is_navigation(const Headers& headers) {
 }  // namespace
 
 AuthzHandlers::AuthzHandlers(const HandlerContext& ctx, verify::AccessVerifier& access)
-    : ctx_(ctx), access_(access) {}
+    : ctx_(ctx), access_(access) {
+  if (ctx.options.authz.upstream_token)
+    upstream_ = std::make_unique<UpstreamTokens>(ctx.deps.service, ctx.deps.clock,
+                                                 ctx.options.authz.upstream_token_renew_before);
+}
+
+AuthzHandlers::~AuthzHandlers() = default;
 
 bool AuthzHandlers::host_allowed(std::string_view host) const {
   if (host.empty()) return false;
@@ -66,11 +75,13 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
   }
 
   std::string subject, session_id;
+  std::optional<Session> session;  // the cookie's
   if (*cookie) {
     auto s = ctx_.deps.service.validate(**cookie, std::nullopt);
     if (!s) return deny(style, req, original, allowed_host, s.error().code, s.error().detail);
     subject = s->subject;
     session_id = s->id;
+    session = std::move(*s);
   } else if (bearer) {
     auto v = access_.verify(*bearer);
     if (!v) return deny(style, req, original, allowed_host, v.error().code, v.error().detail);
@@ -87,6 +98,18 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
   }
   HttpResponse r;
   r.status = 200;
+  if (upstream_) {
+    // The services behind the proxy get an access token, never the cookie:
+    // the cookie's session's (kept per session), or the Bearer just verified.
+    if (session) {
+      auto token = upstream_->token_for(*session);
+      // Fail closed: an epoch that cannot be read is a 503, as for the check.
+      if (!token) return problem(token.error().code, "the upstream token cannot be minted now");
+      r.headers.emplace_back("Authorization", fmt::format("Bearer {}", token->reveal()));
+    } else {
+      r.headers.emplace_back("Authorization", fmt::format("Bearer {}", *bearer));
+    }
+  }
   r.headers.emplace_back("X-Tessera-Subject", subject);
   if (!session_id.empty()) r.headers.emplace_back("X-Tessera-Session-Id", session_id);
   for (const auto& name : ctx_.options.authz.subject_headers) r.headers.emplace_back(name, subject);

@@ -22,6 +22,8 @@ class AccessVerifier;
 
 namespace tessera::server {
 
+class UpstreamTokens;
+
 // Borrowed by every handler; the referents are the Api's.
 struct HandlerContext {
   const ServerOptions& options;
@@ -87,6 +89,9 @@ class OAuth2Handlers {
 class AuthzHandlers {
  public:
   AuthzHandlers(const HandlerContext& ctx, verify::AccessVerifier& access);
+  ~AuthzHandlers();
+  AuthzHandlers(const AuthzHandlers&) = delete;
+  AuthzHandlers& operator=(const AuthzHandlers&) = delete;
   [[nodiscard]] HttpResponse handle(ForwardStyle style, const HttpRequest& req,
                                     std::string_view envoy_uri);
 
@@ -97,6 +102,7 @@ class AuthzHandlers {
                                   ErrorCode code, std::string_view detail) const;
   HandlerContext ctx_;
   verify::AccessVerifier& access_;
+  std::unique_ptr<UpstreamTokens> upstream_;  // with authz.upstream_token
 };
 
 // ---- well-known and operations (handle_ops.cpp) -----------------------------

@@ -40,6 +40,11 @@ struct AuthzOptions {
   // The mounts then need an API key with the `authz` scope, in
   // X-Tessera-Api-Key (Authorization carries the user's access token).
   bool require_api_key = false;
+  // An allow carries `Authorization: Bearer <at+jwt>` for the upstream,
+  // one per session, replaced this long before it expires (or when the
+  // subject's epoch moves).
+  bool upstream_token = false;
+  std::chrono::seconds upstream_token_renew_before{std::chrono::minutes{2}};
 };
 
 // TLS on the listener (docs/http.md "TLS"): PEM files, read at

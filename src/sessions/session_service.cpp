@@ -198,15 +198,8 @@ Status SessionService::check_live(const Session& s, UnixSeconds now) const {
   return {};
 }
 
-Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh,
-                                       UnixSeconds now,
-                                       std::optional<SessionStore::Epochs> epochs) {
-  if (!epochs) {
-    auto read = deps_.store.epochs(s.subject);
-    if (!read) return std::unexpected(read.error());
-    epochs = *read;
-  }
-  const std::uint64_t epoch = effective_epoch(*epochs);
+Result<AccessToken> SessionService::sign_access(const Session& s, UnixSeconds now,
+                                                std::uint64_t epoch) {
   const auto keys = deps_.keys.get();
   const Key* key = keys->active();
   if (key == nullptr) return fail(ErrorCode::internal, "no active signing key");
@@ -222,7 +215,24 @@ Result<TokenPair> SessionService::mint(const Session& s, const SecretString& ref
   c.custom = s.claims;
   auto jwt = sign_jwt(*key, c);
   if (!jwt) return std::unexpected(jwt.error());
-  return TokenPair{SecretString(std::move(*jwt)), c.exp, refresh, s.expires_at};
+  return AccessToken{SecretString(std::move(*jwt)), c.exp};
+}
+
+Result<TokenPair> SessionService::mint(const Session& s, const SecretString& refresh,
+                                       UnixSeconds now,
+                                       std::optional<SessionStore::Epochs> epochs) {
+  if (!epochs) {
+    auto read = deps_.store.epochs(s.subject);
+    if (!read) return std::unexpected(read.error());
+    epochs = *read;
+  }
+  auto access = sign_access(s, now, effective_epoch(*epochs));
+  if (!access) return std::unexpected(access.error());
+  return TokenPair{std::move(access->token), access->expires_at, refresh, s.expires_at};
+}
+
+Result<AccessToken> SessionService::mint_access(const Session& s, std::uint64_t epoch) {
+  return sign_access(s, deps_.clock.now(), epoch);
 }
 
 Result<IssuedSession> SessionService::issue(const IssueRequest& req) {

@@ -93,12 +93,14 @@ class Proxies(unittest.TestCase):
             "TESSERA_AUTHZ_ALLOWED_HOSTS": f"127.0.0.1:{caddy_port}",
             "TESSERA_TRUSTED_PROXIES": "127.0.0.1",
             "TESSERA_AUTHZ_LOGIN_URL": "/login",
+            "TESSERA_AUTHZ_UPSTREAM_TOKEN": "true",
         }).start()
         ports = {TESSERA_PORT: cls.a.port, APP_PORT: app_port, NGINX_PORT: nginx_port,
                  CADDY_PORT: caddy_port}
         env = dict(os.environ, TESSERA_URL=f"http://127.0.0.1:{cls.a.port}",
                    TESSERA_API_KEY=cls.a.api_key)
-        cls.start([sys.executable, os.path.join(EXAMPLE, "app.py"), "--port", str(app_port)],
+        cls.start([sys.executable, os.path.join(EXAMPLE, "app.py"), "--port", str(app_port),
+                   "--show-upstream-token"],
                   app_port, "the example app", env)
         run = os.path.join(cls.work, "nginx")
         os.makedirs(run)
@@ -171,6 +173,16 @@ class Proxies(unittest.TestCase):
         self.assertTrue(cookie and cookie.startswith("tessera_session="), cookie)
         return cookie.split(";")[0]
 
+    def verify_access_token(self, token):
+        import jwt  # PyJWT: an implementation that is not ours
+        header = jwt.get_unverified_header(token)
+        self.assertEqual(header["typ"], "at+jwt")
+        jwks = self.a.request("GET", "/.well-known/jwks.json").json
+        key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+        public = jwt.PyJWK(key).key
+        return jwt.decode(token, public, algorithms=[header["alg"]], audience="tessera",
+                          issuer="tessera")
+
     def check_proxy(self, port, name):
         origin = f"http://127.0.0.1:{port}"
         # No session: a browser navigation goes to the login page, with the
@@ -197,7 +209,18 @@ class Proxies(unittest.TestCase):
         r = self.get(port, "/api/whoami", cookie,
                      {"X-Tessera-Subject": "mallory", "Accept": "application/json"})
         self.assertEqual(r.status, 200, name)
-        self.assertEqual(r.json, {"subject": f"alice-{name}"})
+        self.assertEqual(r.json["subject"], f"alice-{name}")
+        # The app got an access token for the session instead of the cookie,
+        # which PyJWT verifies with the authority's JWKS; the next check of
+        # the same session hands on the same token.
+        token = r.json.get("upstream_token")
+        self.assertTrue(token, f"{name}: no upstream token reached the app")
+        self.assertNotIn(cookie.split("=", 1)[1], token)
+        claims = self.verify_access_token(token)
+        self.assertEqual(claims["sub"], f"alice-{name}")
+        self.assertTrue(claims["sid"])
+        r = self.get(port, "/api/whoami", cookie, {"Accept": "application/json"})
+        self.assertEqual(r.json.get("upstream_token"), token, name)
         # A request with a body through the check: the check reads none and
         # does not wait for one.
         t0 = time.monotonic()
@@ -276,6 +299,11 @@ class Proxies(unittest.TestCase):
         self.assertEqual(r.header("X-Tessera-Subject"), "carol-traefik")
         self.assertTrue(r.header("X-Tessera-Session-Id"))
         self.assertEqual(r.header("Cache-Control"), "no-store")
+        # authResponseHeaders: [Authorization] hands the upstream token on;
+        # no Set-Cookie on an allow (addAuthCookiesToResponse has none to add).
+        token = (r.header("Authorization") or "").removeprefix("Bearer ")
+        self.assertEqual(self.verify_access_token(token)["sub"], "carol-traefik")
+        self.assertEqual(r.headers_named("Set-Cookie"), [])
 
     def test_envoy_ext_authz_replayed(self):
         r = self.envoy("DELETE", "/api/orders/7?force=1")
@@ -286,11 +314,15 @@ class Proxies(unittest.TestCase):
         self.assertEqual(urllib.parse.parse_qs(urllib.parse.urlsplit(
             r.header("Location")).query)["rd"], [f"http://127.0.0.1:{self.nginx_port}/inbox"])
         cookie = self.login(self.nginx_port, "dave-envoy")
+        tokens = set()
         for method in ("GET", "POST", "DELETE", "OPTIONS", "PATCH"):
             r = self.envoy(method, "/api/orders/7", cookie)
             self.assertEqual(r.status, 200, f"{method}: {r!r}")  # exactly 200: Envoy's allow
             self.assertEqual(r.body, b"")
             self.assertEqual(r.header("X-Tessera-Subject"), "dave-envoy")
+            tokens.add(r.header("Authorization"))
+        # allowed_upstream_headers: Authorization — one token for the session.
+        self.assertEqual(len(tokens), 1, tokens)
         # Another host than public_url's or the allowed ones: 403.
         conn = http.client.HTTPConnection("127.0.0.1", self.a.port, timeout=10)
         conn.request("GET", "/v1/authz/ext-authz/x",

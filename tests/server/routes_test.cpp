@@ -580,6 +580,68 @@ TEST_F(AuthzTest, ABearerAccessTokenIsVerifiedWithEpochAndLiveness) {
   EXPECT_EQ(r.status, 401u);
 }
 
+TEST_F(AuthzTest, AnUpstreamTokenIsKeptPerSessionAndReplacedBeforeItExpiresOrWhenTheEpochMoves) {
+  const Headers original = {{"Host", "app.test"}};
+  auto plain = ask("/v1/authz/auth-request", with_cookie(original));
+  ASSERT_EQ(plain.status, 200u);
+  EXPECT_FALSE(header_of(plain, "Authorization")) << "off by default";
+
+  options.authz.upstream_token = true;
+  api = std::make_unique<Api>(options, *deps);
+  auto first = ask("/v1/authz/auth-request", with_cookie(original));
+  ASSERT_EQ(first.status, 200u) << first.body;
+  const std::string token = header_of(first, "Authorization").value_or("");
+  ASSERT_TRUE(token.starts_with("Bearer ey")) << token;
+  for (const auto& [k, v] : first.headers) EXPECT_NE(lower(k), "set-cookie");
+  // The resource side's own chain takes it: the same subject and session.
+  auto as_bearer =
+      ask("/v1/authz/forward-auth", {{"X-Forwarded-Host", "app.test"}, {"Authorization", token}});
+  ASSERT_EQ(as_bearer.status, 200u) << as_bearer.body;
+  EXPECT_EQ(header_of(as_bearer, "X-Tessera-Subject"), "alice");
+  EXPECT_EQ(header_of(as_bearer, "X-Tessera-Session-Id"), header_of(first, "X-Tessera-Session-Id"));
+  EXPECT_EQ(header_of(as_bearer, "Authorization"), token) << "a Bearer credential is passed on";
+
+  // Kept while it is outside the renewal window (access_ttl 15 min, 2 min before).
+  clock.advance(6min);
+  EXPECT_EQ(header_of(ask("/v1/authz/auth-request", with_cookie(original)), "Authorization"),
+            token);
+  clock.advance(6min);
+  EXPECT_EQ(header_of(ask("/v1/authz/auth-request", with_cookie(original)), "Authorization"),
+            token);
+  clock.advance(90s);  // 13.5 min: inside the window
+  const auto renewed =
+      header_of(ask("/v1/authz/auth-request", with_cookie(original)), "Authorization");
+  ASSERT_TRUE(renewed);
+  EXPECT_NE(*renewed, token);
+  EXPECT_EQ(header_of(ask("/v1/authz/auth-request", with_cookie(original)), "Authorization"),
+            renewed);
+
+  // An epoch bump ends the kept token: the next check mints one that verifies.
+  ASSERT_EQ(call("POST", "/v1/subjects/alice/epoch").status, 200u);
+  EXPECT_EQ(
+      ask("/v1/authz/forward-auth", {{"X-Forwarded-Host", "app.test"}, {"Authorization", *renewed}})
+          .status,
+      401u);
+  const auto after_bump =
+      header_of(ask("/v1/authz/auth-request", with_cookie(original)), "Authorization");
+  ASSERT_TRUE(after_bump);
+  EXPECT_NE(*after_bump, *renewed);
+  EXPECT_EQ(ask("/v1/authz/forward-auth",
+                {{"X-Forwarded-Host", "app.test"}, {"Authorization", *after_bump}})
+                .status,
+            200u);
+}
+
+TEST_F(AuthzTest, AnUpstreamTokenThatCannotBeMintedFailsClosed) {
+  options.authz.upstream_token = true;
+  api = std::make_unique<Api>(options, *deps);
+  store.fail_always(testing::StoreMethod::epochs);
+  auto r = ask("/v1/authz/auth-request", with_cookie({{"Host", "app.test"}}));
+  EXPECT_EQ(r.status, 503u) << r.body;
+  EXPECT_TRUE(header_of(r, "Retry-After"));
+  EXPECT_FALSE(header_of(r, "Authorization"));
+}
+
 TEST(HttpStatus, EveryContractStatusHasItsOwnReasonPhrase) {
   for (ErrorCode c : kAllErrorCodes) {
     const unsigned status = http_status(c);
