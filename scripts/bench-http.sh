@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench-http`: wrk against a Release `tessera serve` (SQLite, FULL
 # sync, access log off) for JWKS, validate, forward-auth (wrk's address as
-# the trusted proxy) and refresh, DURATION seconds
+# the trusted proxy; also with authz_upstream_token) and refresh, DURATION seconds
 # each; prints a table and writes it into docs/benchmarks.md between the
 # bench-http markers. wrk and the server share the machine's cores, as in
 # the fastify figure the issue quotes. SERVE_ARGS adds settings to the
@@ -53,6 +53,15 @@ table="$work/table.md"
     run_wrk forward_auth "GET /v1/authz/forward-auth (cookie)" 64 -s "$here/bench/http/forward_auth.lua" "$base"
   TOKENS="$work/refresh" THREADS=2 \
     run_wrk refresh "POST /v1/tokens/refresh (rotation)" 32 -s "$here/bench/http/refresh.lua" "$base"
+  # The same sessions (the SQLite file stays), now with an access token for
+  # the upstream on every allow: one mint per session, then kept.
+  stop_serve
+  # shellcheck disable=SC2086
+  start_serve "$tessera" "$work" "$hash" --data-dir "$work/data" --trusted-proxies 127.0.0.1 \
+    --authz-upstream-token true ${SERVE_ARGS:-}
+  TOKENS="$work/cookies" HOST="127.0.0.1:$serve_port" \
+    run_wrk forward_auth_token "GET /v1/authz/forward-auth (cookie, upstream token)" 64 \
+    -s "$here/bench/http/forward_auth.lua" "http://127.0.0.1:$serve_port"
 } >"$table"
 cat "$table"
 

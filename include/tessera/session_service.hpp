@@ -133,8 +133,10 @@ class SessionService {
   // Idempotent: an unknown or already revoked session revokes 0. Scopes
   // family/others/all need the presented session to be live. An access
   // token goes through the resource side's chain (verify::AccessVerifier,
-  // over the current signing keys, without epoch or liveness checks), and
-  // may have expired: an authentic token of a live session still ends it.
+  // over the current signing keys, without epoch or liveness checks); for
+  // scope session it may have expired (an authentic token of a live session
+  // still ends it), for family/others/all it must verify now
+  // (token_expired otherwise, nothing revoked).
   [[nodiscard]] Result<std::size_t> logout(std::string_view token, RevokeScope scope);
 
   // Service-side revocation of one session of `subject`; another subject's id
@@ -195,7 +197,7 @@ class SessionService {
   Result<TokenPair> mint(const Session& s, const SecretString& refresh, UnixSeconds now,
                          std::optional<SessionStore::Epochs> epochs);
   Result<AccessToken> sign_access(const Session& s, UnixSeconds now, std::uint64_t epoch);
-  Result<Session> resolve(std::string_view token);
+  Result<Session> resolve(std::string_view token, bool expired_access_ok);
   Status check_live(const Session& s, UnixSeconds now) const;
   void audit(AuditEvent event) const;
   Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, RevokeReason reason,

@@ -460,7 +460,7 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
   return fail(ErrorCode::store_unavailable, "renewal did not settle");
 }
 
-Result<Session> SessionService::resolve(std::string_view token) {
+Result<Session> SessionService::resolve(std::string_view token, bool expired_access_ok) {
   std::optional<CredentialHit> found;
   for (TokenKind kind : {TokenKind::session, TokenKind::refresh}) {
     if (!token.starts_with(token_prefix(kind))) continue;
@@ -474,10 +474,12 @@ Result<Session> SessionService::resolve(std::string_view token) {
   // An access token: the resource side's checks (size, key by kid,
   // algorithm, signature, typ, issuer, audience, time) find its session.
   // Authentic is enough: no epoch or liveness here, the session's own state
-  // decides below. An expired one may still log out, so token_expired is
-  // retried with the whole session lifetime as leeway.
+  // decides below. An expired one may still log its own session out
+  // (`expired_access_ok`), so token_expired is then retried with the whole
+  // session lifetime as leeway.
   auto v = access_->verify(token);
-  if (!v && v.error().code == ErrorCode::token_expired) v = expired_access_->verify(token);
+  if (!v && expired_access_ok && v.error().code == ErrorCode::token_expired)
+    v = expired_access_->verify(token);
   if (!v) return std::unexpected(v.error());
   if (!v->claims().sid) return fail(ErrorCode::invalid_token, "access token has no session");
   auto s = deps_.store.find(*v->claims().sid);
@@ -523,7 +525,10 @@ Result<RevokeResult> SessionService::revoke_scope(const Session& s, RevokeScope 
 
 Result<std::size_t> SessionService::logout(std::string_view token, RevokeScope scope) {
   const UnixSeconds now = deps_.clock.now();
-  auto s = resolve(token);
+  // An expired access token may end its own session (logging out after
+  // expiry is normal), never its siblings: a leaked old token must not be
+  // a "log this user out everywhere" capability.
+  auto s = resolve(token, /*expired_access_ok=*/scope == RevokeScope::session);
   if (!s) {
     if (s.error().code == ErrorCode::session_not_found) return std::size_t{0};  // idempotent
     return std::unexpected(s.error());

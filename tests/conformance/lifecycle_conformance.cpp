@@ -540,6 +540,28 @@ TEST_P(StoreConformance, LogoutByAnExpiredAccessTokenEndsItsLiveSessionButNeedsA
   EXPECT_TRUE((*h.store.find(t.session.id))->revoked());
 }
 
+// A leaked old access token is no "log this user out everywhere": only
+// its own session may end with it once it has expired.
+TEST_P(StoreConformance, AnExpiredAccessTokenEndsOnlyItsOwnSessionNeverItsSiblings) {
+  Harness h(GetParam());
+  auto t = h.issue("alice", SessionMode::token);
+  auto sibling = h.issue("alice", SessionMode::cookie);
+  const std::string access(t.tokens->access_token.reveal());
+  const std::uint64_t epoch = *h.service->epoch("alice");
+  h.clock.advance(h.policy.access_ttl + seconds{60});
+  for (RevokeScope scope : {RevokeScope::family, RevokeScope::others, RevokeScope::all}) {
+    EXPECT_THAT(h.service->logout(access, scope), FailsWith(ErrorCode::token_expired))
+        << to_string(scope);
+  }
+  EXPECT_FALSE((*h.store.find(sibling.session.id))->revoked());
+  EXPECT_FALSE((*h.store.find(t.session.id))->revoked());
+  EXPECT_EQ(*h.service->epoch("alice"), epoch) << "scope all bumped nothing";
+  auto n = h.service->logout(access, RevokeScope::session);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_EQ(*n, 1u);
+  EXPECT_FALSE((*h.store.find(sibling.session.id))->revoked());
+}
+
 TEST_P(StoreConformance, GlobalEpochBumpRaisesEverySubjectAndASubjectBumpStillMovesItsOwn) {
   Harness h(GetParam());
   ASSERT_THAT(h.service->bump_epoch("alice"), Succeeds());
