@@ -55,4 +55,11 @@ void log_access(std::string_view method, const HttpResponse& res, std::chrono::n
       json_escape(request_id), json_escape(remote));
 }
 
+void log_unavailable(const HttpResponse& res, std::string_view request_id) {
+  spdlog::warn(
+      R"({{"level":"warn","event":"unavailable","route":"{}","status":{},"code":"{}","detail":"{}","request_id":"{}"}})",
+      route_spec(res.route).path, res.status, res.code ? to_string(*res.code) : std::string_view{},
+      json_escape(res.log_detail), json_escape(request_id));
+}
+
 }  // namespace tessera::server

@@ -20,4 +20,8 @@ namespace tessera::server {
 void log_access(std::string_view method, const HttpResponse& res, std::chrono::nanoseconds latency,
                 std::string_view request_id, std::string_view remote);
 
+// A 503's specifics (HttpResponse::log_detail), one warn line with the
+// request id, whether or not the access log is on.
+void log_unavailable(const HttpResponse& res, std::string_view request_id);
+
 }  // namespace tessera::server

@@ -35,6 +35,46 @@ namespace ssl = asio::ssl;
 
 namespace {
 
+// RFC 9112: a Transfer-Encoding whose final coding is not chunked, or one
+// beside a Content-Length (§6.1, §6.3); an HTTP/1.1 request without a Host,
+// or with more than one (§3.2). nullopt: the framing is sound.
+std::optional<std::string> framing_error(const http::request_header<>& h) {
+  std::size_t hosts = 0, encodings = 0;
+  std::string codings;
+  for (const auto& f : h) {
+    if (f.name() == http::field::host) ++hosts;
+    if (f.name() == http::field::transfer_encoding) {
+      ++encodings;
+      if (!codings.empty()) codings += ',';
+      codings += f.value();
+    }
+  }
+  if (h.version() >= 11 && hosts == 0) return "an HTTP/1.1 request needs a Host header";
+  if (hosts > 1) return "more than one Host header";
+  if (encodings == 0) return std::nullopt;
+  if (h.count(http::field::content_length) > 0)
+    return "Transfer-Encoding and Content-Length together";
+  // The codings, last one first: it must be chunked, and chunked only once.
+  std::size_t chunked = 0;
+  std::string_view last;
+  std::string_view rest = codings;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view c = rest.substr(0, comma);
+    while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
+    while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
+    if (!c.empty()) {
+      last = c;
+      if (beast::iequals(c, "chunked")) ++chunked;
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (!beast::iequals(last, "chunked") || chunked != 1)
+    return "Transfer-Encoding must end in chunked, once";
+  return std::nullopt;
+}
+
 constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::seconds kLinger{1};
 constexpr std::size_t kMaxLingerBytes = 1024 * 1024;
@@ -162,6 +202,17 @@ class HttpConnection final : public Connection,
 
   void on_header(beast::error_code ec) {
     if (ec) return on_read(ec);
+    // Framing the parser would accept but a proxy in front may read
+    // otherwise (request smuggling): 400, and the connection closes.
+    if (auto why = framing_error(parser_->get())) {
+      HttpResponse res = problem(ErrorCode::invalid_request, *why);
+      std::string request_id = new_request_id();
+      if (const auto id = parser_->get()["X-Request-Id"]; sane_request_id(id))
+        request_id = std::string(id);
+      return respond(std::string(parser_->get().method_string()), std::move(res),
+                     std::move(request_id), false, parser_->get().version(),
+                     std::chrono::steady_clock::now());
+    }
     // Forward-auth never reads a body, whatever Content-Length says: nginx
     // keeps the original request's on its body-less sub-request, and a
     // server that waited for those bytes would hang it. The connection is
@@ -303,6 +354,7 @@ class HttpConnection final : public Connection,
       const auto latency = std::chrono::steady_clock::now() - started;
       server_.deps.metrics.observe_request(res.route, res.status, res.code, latency);
       if (server_.options.access_log) log_access(method, res, latency, request_id, remote_);
+      if (!res.log_detail.empty()) log_unavailable(res, request_id);
 
       tcp().expires_after(server_.options.read_timeout);
       http::async_write(

@@ -36,9 +36,13 @@ HttpResponse healthz() {
   return json_response(200, json::object{{"status", "ok"}, {"version", kVersion}});
 }
 
-HttpResponse readyz(const HandlerContext& ctx) {
+HttpResponse readyz(const HandlerContext& ctx, const WriteHealth& writes) {
   if (auto e = ctx.deps.store.epoch(""); !e) {
     return problem(ErrorCode::store_unavailable, "the session store does not answer");
+  }
+  if (writes.failing(ctx.deps.clock.now_ms())) {
+    return problem(ErrorCode::store_unavailable,
+                   "the session store answers reads but its last write failed");
   }
   return json_response(200, json::object{{"status", "ready"}});
 }

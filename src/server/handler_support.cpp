@@ -31,7 +31,10 @@ HttpResponse problem(unsigned status, ErrorCode code, std::string_view detail) {
   r.content_type = "application/problem+json";
   r.body = json::serialize(o);
   if (code == ErrorCode::unauthorized) r.headers.emplace_back("WWW-Authenticate", "Bearer");
-  if (r.status == 503) r.headers.emplace_back("Retry-After", "1");
+  if (r.status == 503) {
+    r.headers.emplace_back("Retry-After", "1");
+    if (code != ErrorCode::overloaded) r.log_detail = detail;  // a full queue says it all
+  }
   return r;
 }
 

@@ -6,6 +6,8 @@
 // response. No Boost type here, so the router compiles without Boost.JSON.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -117,9 +119,31 @@ class JwksHandler {
   std::shared_ptr<const KeySet> keys_;  // the set body_ was rendered from
   std::string body_;
 };
+// What the last store write said, for /readyz: a store that answers reads
+// but fails every write (disk full) is not ready. The failure counts for
+// kWriteFailureWindow after it happened, or until a write succeeds: a
+// load balancer that stops sending traffic must not keep the authority
+// out for ever, and readiness comes back by itself once the window passes
+// (the next failed write takes it away again). Thread-safe.
+class WriteHealth {
+ public:
+  static constexpr std::chrono::seconds kWriteFailureWindow{10};
+  void record(bool failed, UnixMillis now) noexcept {
+    failed_at_ms_.store(failed ? now.time_since_epoch().count() : 0, std::memory_order_relaxed);
+  }
+  [[nodiscard]] bool failing(UnixMillis now) const noexcept {
+    const auto at = failed_at_ms_.load(std::memory_order_relaxed);
+    return at != 0 && now.time_since_epoch().count() - at <
+                          std::chrono::milliseconds(kWriteFailureWindow).count();
+  }
+
+ private:
+  std::atomic<std::int64_t> failed_at_ms_{0};  // 0: the last write went through
+};
+
 // GET /healthz, GET /readyz, GET /metrics.
 [[nodiscard]] HttpResponse healthz();
-[[nodiscard]] HttpResponse readyz(const HandlerContext& ctx);
+[[nodiscard]] HttpResponse readyz(const HandlerContext& ctx, const WriteHealth& writes);
 [[nodiscard]] HttpResponse metrics_text(const HandlerContext& ctx);
 
 }  // namespace tessera::server

@@ -111,6 +111,7 @@ struct Api::Impl {
   OAuth2Handlers oauth2;
   AuthzHandlers authz;
   JwksHandler jwks;
+  WriteHealth writes;
 
   // The scopes of the key presented, or nullopt for none or an unknown one.
   // Forward-auth takes it from X-Tessera-Api-Key (Authorization there is the
@@ -166,6 +167,19 @@ struct Api::Impl {
 
   HttpResponse dispatch(const HttpRequest& req) {
     HttpResponse r = answer(req);
+    // A store-write route tells /readyz how the store took it: failed, or
+    // done (2xx). A refusal (4xx) says nothing about writes.
+    if (route_spec(r.route).work == Work::store_write &&
+        (r.code == ErrorCode::store_unavailable || (r.status >= 200 && r.status < 300))) {
+      writes.record(r.code == ErrorCode::store_unavailable, deps.clock.now_ms());
+    }
+    // An unauthenticated caller learns that the store is down, not where it
+    // runs: a public route's 503 gets a generic detail (the specifics stay
+    // in r.log_detail, for the log line with the request id).
+    if (r.status == 503 && r.code && route_spec(r.route).access == Access::open &&
+        !r.log_detail.empty()) {
+      r.body = problem(*r.code, "the authority cannot answer now; retry later").body;
+    }
     // A preflight's answer carries its own Access-Control-* (or none).
     if (req.method != "OPTIONS") add_cors_headers(options, r.route, req, r);
     return r;
@@ -255,7 +269,7 @@ struct Api::Impl {
         no_store = false;
         break;
       case RouteId::readyz:
-        r = readyz(ctx);
+        r = readyz(ctx, writes);
         no_store = false;
         break;
       case RouteId::metrics:

@@ -42,6 +42,9 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;
   RouteId route = RouteId::unmatched;  // for metrics and the access log
   std::optional<ErrorCode> code;       // set by problem(); none on success
+  // A 503's specifics (a store's own words: hosts, ports), for the log line
+  // with the request id only; public answers show a generic detail.
+  std::string log_detail;
 };
 
 // An RFC 9457 problem response for `code`, with the status http_status(code).

@@ -362,6 +362,11 @@ class TestPostgresRestartUnderTraffic(unittest.TestCase):
             self.assertEqual((r.status, r.code), (503, "store_unavailable"))
             self.assertLess(time.monotonic(), deadline, "service did not resume by itself")
             time.sleep(0.1)
+        # Reads answer again; readiness comes back once a write goes through
+        # (or 10 s after the last failed one).
+        issue = self.auth.request("POST", "/v1/sessions", {"subject": subject, "mode": "token"},
+                                  auth=True)
+        self.assertEqual(issue.status, 201)
         self.assertEqual(self.auth.request("GET", "/readyz").status, 200)
         self.assertEqual(self.auth.stop(), 0)
 

@@ -684,6 +684,49 @@ class TestBadInput(AuthorityTest):
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 400"), data[:40])
         self.assertServing()
 
+    def test_ambiguous_framing_is_400_and_closed_never_smuggled(self):
+        """RFC 9112 §6.1, §6.3, §3.2: each case is refused and the connection
+        closed, so a pipelined request behind it is never read as a body or
+        answered."""
+        behind = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: smuggled\r\n\r\n"
+        cases = {
+            "final coding not chunked":
+                b"POST /v1/sessions/validate HTTP/1.1\r\nHost: x\r\n"
+                b"Transfer-Encoding: xchunked\r\nContent-Length: 5\r\n\r\nhello",
+            "TE beside CL": b"POST /v1/sessions/validate HTTP/1.1\r\nHost: x\r\n"
+                            b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+            "chunked twice": b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                             b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+            "gzip last": b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\n"
+                         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "no Host": b"GET /healthz HTTP/1.1\r\nX-Request-Id: nohost\r\n\r\n",
+            "two Hosts": b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+        }
+        for name, raw in cases.items():
+            with self.subTest(case=name):
+                s = self.a.connect()
+                s.sendall(raw + behind)
+                data = recv_all(s)
+                s.close()
+                self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:60])
+                self.assertEqual(data.count(b"\r\nServer: tessera/"), 1, data)  # one answer
+                self.assertNotIn(b"smuggled", data)
+                self.assertIn(b"Connection: close", data)
+        # HTTP/1.0 needs no Host; a sound chunked body still works.
+        s = self.a.connect()
+        s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertTrue(recv_all(s).startswith(b"HTTP/1.0 200"))
+        s.close()
+        body = b'{"refresh_token":"nope"}'
+        s = self.a.connect()
+        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                  b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+        data = recv_all(s)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 401"), data[:60])  # read, then refused
+        self.assertServing()
+
     def test_pipelined_requests_are_answered_in_order(self):
         s = self.a.connect()
         req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: r%d\r\n\r\n"

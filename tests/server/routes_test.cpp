@@ -12,6 +12,7 @@
 #include "forwarding_store.hpp"
 #include "server/api_keys.hpp"
 #include "server/client_view.hpp"
+#include "server/handlers.hpp"
 #include "server/http_text.hpp"
 #include "server/json_views.hpp"
 #include "server/metrics.hpp"
@@ -160,6 +161,55 @@ TEST_F(RoutesTest, StoreOutageIs503WithRetryAfterAndReadyzFails) {
   EXPECT_TRUE(retry_after);
   EXPECT_EQ(call("GET", "/readyz", {}, false).status, 503u);
   EXPECT_EQ(call("GET", "/healthz", {}, false).status, 200u);
+}
+
+// A public 503 says the store is down, never where it runs (a store's own
+// error text names hosts and ports); the specifics stay for the log.
+TEST_F(RoutesTest, PublicOutagesShowAGenericDetailAndKeepTheSpecificsForTheLog) {
+  auto issued = issue("token");
+  const std::string refresh(issued.at("refresh_token").as_string());
+  store.fail_reads = true;
+  store.fail_writes = true;
+  const std::vector<std::pair<std::string, std::string>> form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  for (auto r :
+       {call("POST", "/v1/tokens/refresh", fmt::format(R"({{"refresh_token":"{}"}})", refresh),
+             false),
+        call("POST", "/v1/logout", fmt::format(R"({{"refresh_token":"{}"}})", refresh), false),
+        call("POST", "/oauth2/revoke", "token=" + refresh, false, form)}) {
+    EXPECT_EQ(r.status, 503u) << r.body;
+    EXPECT_EQ(body_of(r).at("detail").as_string(), "the authority cannot answer now; retry later");
+    EXPECT_EQ(r.body.find("injected"), std::string::npos) << r.body;
+    EXPECT_NE(r.log_detail.find("injected"), std::string::npos) << r.log_detail;
+  }
+  // A service (with its API key) still reads what went wrong.
+  auto service = call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})");
+  EXPECT_EQ(service.status, 503u);
+  EXPECT_NE(body_of(service).at("detail").as_string().find("injected"), std::string::npos);
+}
+
+// Disk full: reads work, writes fail. /readyz says so, for a while or until
+// a write goes through again.
+TEST_F(RoutesTest, ReadyzReflectsARecentWriteFailureAndRecovers) {
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 200u);
+  store.fail_writes = true;
+  EXPECT_EQ(call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})").status, 503u);
+  auto r = call("GET", "/readyz", {}, false);
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_NE(r.log_detail.find("last write failed"), std::string::npos) << "for the log";
+  // A refusal says nothing about writes: still not ready.
+  EXPECT_EQ(call("POST", "/v1/tokens/refresh", R"({"refresh_token":"x"})", false).status, 401u);
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 503u);
+  // Past the window it is ready again by itself (a load balancer that took
+  // it out sends traffic again); the next failed write takes it out again.
+  clock.advance(WriteHealth::kWriteFailureWindow);
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 200u);
+  EXPECT_EQ(call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})").status, 503u);
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 503u);
+  // A write that goes through: ready at once.
+  store.fail_writes = false;
+  EXPECT_EQ(call("POST", "/v1/sessions", R"({"subject":"alice","mode":"token"})").status, 201u);
+  EXPECT_EQ(call("GET", "/readyz", {}, false).status, 200u);
 }
 
 TEST_F(RoutesTest, IntrospectionFailsClosedOnAnOutageInsteadOfSayingInactive) {
