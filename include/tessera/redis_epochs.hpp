@@ -26,6 +26,8 @@
 #include "tessera/error.hpp"
 #include "tessera/verify.hpp"
 
+struct redisContext;
+
 namespace tessera {
 
 struct RedisOptions {
@@ -35,6 +37,10 @@ struct RedisOptions {
   std::size_t pool_size = 4;
   std::chrono::seconds key_ttl{std::chrono::days{1}};  // per-subject keys
   std::string channel = "tessera:epochs";
+  // The subscriber PINGs a connection idle this long; no answer within it
+  // again and the connection counts as lost (a stalled Redis keeps its TCP
+  // connection open and would otherwise look quiet, not gone).
+  std::chrono::milliseconds heartbeat{1000};
 };
 
 // redis://host[:port] → options (other fields default). config_invalid.
@@ -82,9 +88,12 @@ class RedisEpochPublisher final : public EpochPublisher {
 };
 
 // A thread subscribed to the channel: calls on_bump(subject) for each
-// published bump ("" for the global epoch). After a lost connection it
-// reconnects (backing off up to 1 s) and calls on_resync(), since bumps
-// may have been missed meanwhile.
+// published bump ("" for the global epoch). A connection is lost when it
+// breaks or when a PING sent after `heartbeat` of silence gets no answer
+// within `heartbeat` (Redis stalled): then on_resync() is called at once
+// (bumps may be missed from now on, so the cache must go), the subscriber
+// reconnects (backing off up to 1 s) and calls on_resync() again once
+// subscribed (bumps may have been missed meanwhile).
 class RedisEpochSubscriber {
  public:
   RedisEpochSubscriber(RedisOptions options, std::function<void(std::string_view)> on_bump,
@@ -95,6 +104,7 @@ class RedisEpochSubscriber {
 
  private:
   void run();
+  void listen(redisContext* c);  // until the connection is lost or stop_
   RedisOptions options_;
   std::function<void(std::string_view)> on_bump_;
   std::function<void()> on_resync_;

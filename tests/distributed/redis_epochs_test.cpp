@@ -4,12 +4,18 @@
 // "log out everywhere" to a resource service.
 #include "tessera/redis_epochs.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 #include <thread>
 
@@ -217,9 +223,76 @@ TEST(RedisEpochs, ASubscriberThatLostItsConnectionResyncs) {
   ASSERT_TRUE(admin != nullptr && admin->err == 0);
   freeReplyObject(redisCommand(admin, "CLIENT KILL TYPE pubsub"));
   redisFree(admin);
-  for (int i = 0; i < 500 && resyncs == 0; ++i) std::this_thread::sleep_for(10ms);
-  EXPECT_GE(resyncs, 1);
+  // One resync as the loss is seen (the cache goes at once), one once
+  // subscribed again.
+  for (int i = 0; i < 500 && (resyncs < 2 || !sub.subscribed()); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_GE(resyncs, 2);
   EXPECT_TRUE(sub.subscribed());
+}
+
+// A Redis that stalls (SIGSTOP: the TCP connection stays open, nothing is
+// answered) must not look like a quiet channel: the subscriber's PING goes
+// unanswered, it drops the cache at once, and resubscribes when Redis is
+// back. A private redis-server, since stopping the shared one would stall
+// every other test.
+TEST(RedisEpochs, ASubscriberNoticesAStalledRedisAndDropsTheCache) {
+  REQUIRE_REDIS();  // the servers group is installed
+  int port = 0;
+  {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    socklen_t len = sizeof a;
+    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port = ntohs(a.sin_port);
+    ::close(fd);
+  }
+  const pid_t redis = ::fork();
+  ASSERT_GE(redis, 0);
+  if (redis == 0) {
+    const std::string p = std::to_string(port);
+    ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save",
+             "", "--appendonly", "no", static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      ::kill(pid, SIGCONT);
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  } reap{redis};
+
+  RedisOptions o;
+  o.port = port;
+  o.heartbeat = 200ms;
+  std::atomic<int> resyncs{0};
+  RedisEpochSubscriber sub(
+      o, [](std::string_view) {}, [&] { ++resyncs; });
+  for (int i = 0; i < 500 && !sub.subscribed(); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(sub.subscribed()) << "the private redis-server did not start";
+  std::this_thread::sleep_for(600ms);  // idle, but answering PINGs: not lost
+  EXPECT_EQ(resyncs, 0);
+
+  ASSERT_EQ(::kill(redis, SIGSTOP), 0);
+  const auto stalled = std::chrono::steady_clock::now();
+  for (int i = 0; i < 300 && resyncs == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_GE(resyncs, 1) << "a stalled Redis went unnoticed";
+  const auto noticed = std::chrono::steady_clock::now() - stalled;
+  std::printf("stall noticed after %lld ms\n",
+              static_cast<long long>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(noticed).count()));
+  EXPECT_LT(noticed, 2s);  // at most two heartbeats (and a poll) after the last word
+
+  ASSERT_EQ(::kill(redis, SIGCONT), 0);
+  for (int i = 0; i < 500 && (!sub.subscribed() || resyncs < 2); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(sub.subscribed());
+  EXPECT_GE(resyncs, 2) << "a resync once subscribed again";
 }
 
 }  // namespace

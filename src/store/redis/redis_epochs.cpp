@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <charconv>
 #include <mutex>
 #include <vector>
@@ -209,14 +211,52 @@ RedisEpochSubscriber::~RedisEpochSubscriber() {
   thread_.join();
 }
 
+void RedisEpochSubscriber::listen(redisContext* c) {
+  using clock = std::chrono::steady_clock;
+  auto last_heard = clock::now();
+  bool pinged = false;
+  while (!stop_) {
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(c, &raw) != REDIS_OK) return;
+    if (raw == nullptr) {  // nothing buffered: wait for the socket, a while
+      pollfd p{c->fd, POLLIN, 0};
+      const int n = ::poll(&p, 1, 100);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return;
+      if (n > 0) {
+        if (redisBufferRead(c) != REDIS_OK) return;
+        continue;
+      }
+      if (clock::now() - last_heard < options_.heartbeat) continue;
+      if (pinged) return;  // no answer to the PING: Redis is not there
+      if (redisAppendCommand(c, "PING") != REDIS_OK) return;
+      for (int done = 0; !done;) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) return;
+      }
+      pinged = true;
+      last_heard = clock::now();
+      continue;
+    }
+    Reply msg(static_cast<redisReply*>(raw));
+    last_heard = clock::now();
+    pinged = false;  // anything heard answers the PING (a pong, or a message)
+    if (msg && msg->type == REDIS_REPLY_ARRAY && msg->elements == 3 &&
+        msg->element[0]->type == REDIS_REPLY_STRING &&
+        std::string_view(msg->element[0]->str, msg->element[0]->len) == "message" &&
+        msg->element[2]->type == REDIS_REPLY_STRING) {
+      on_bump_(std::string_view(msg->element[2]->str, msg->element[2]->len));
+    }
+  }
+}
+
 void RedisEpochSubscriber::run() {
   auto backoff = std::chrono::milliseconds{50};
   bool first = true;
   while (!stop_) {
     auto c = connect(options_);
     if (c) {
-      // Subscriptions wait for messages without a deadline.
-      redisSetTimeout(c->get(), timeval{0, 0});
+      // The SUBSCRIBE answer within the command timeout (a stalled Redis
+      // accepts connections and never answers); then poll() decides.
       Reply ok(static_cast<redisReply*>(redisCommand(
           c->get(), "SUBSCRIBE %b", options_.channel.data(), options_.channel.size())));
       if (ok && (*c)->err == 0) {
@@ -232,15 +272,8 @@ void RedisEpochSubscriber::run() {
         if (!first) on_resync_();  // bumps may have been missed while away
         first = false;
         backoff = std::chrono::milliseconds{50};
-        while (!stop_) {
-          void* raw = nullptr;
-          if (redisGetReply(c->get(), &raw) != REDIS_OK) break;
-          Reply msg(static_cast<redisReply*>(raw));
-          if (msg && msg->type == REDIS_REPLY_ARRAY && msg->elements == 3 &&
-              msg->element[2]->type == REDIS_REPLY_STRING) {
-            on_bump_(std::string_view(msg->element[2]->str, msg->element[2]->len));
-          }
-        }
+        listen(c->get());
+        if (!stop_) on_resync_();  // lost: from now on bumps may be missed
         subscribed_ = false;
         {
           std::lock_guard lock(g_subscriber_mu);
