@@ -12,7 +12,8 @@
 //   3. A token reads but no key applies: key_not_found; the key exists but
 //      is pinned to another algorithm: algorithm_mismatch; the algorithm is
 //      not on the allow-list (`none` among them): algorithm_not_allowed; the
-//      signature does not verify: signature_invalid. "No key applies" is never
+//      signature does not verify: signature_invalid; the key was retired
+//      before the token was issued: key_retired. "No key applies" is never
 //      reported as a bad signature.
 //   4. The token is authentic but its claims refuse it: token_type_invalid,
 //      issuer_mismatch, audience_mismatch, token_expired, token_not_yet_valid,
@@ -51,6 +52,7 @@ enum class ErrorCode : std::uint8_t {
   algorithm_not_allowed,
   algorithm_mismatch,
   key_not_found,
+  key_retired,
   key_invalid,
   signature_invalid,
   decryption_failed,
@@ -86,7 +88,7 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::token_type_invalid,   ErrorCode::token_expired,
     ErrorCode::token_not_yet_valid,  ErrorCode::audience_mismatch,
     ErrorCode::issuer_mismatch,      ErrorCode::algorithm_not_allowed,
-    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found,
+    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found, ErrorCode::key_retired,
     ErrorCode::key_invalid,          ErrorCode::signature_invalid,
     ErrorCode::decryption_failed,    ErrorCode::session_not_found,
     ErrorCode::session_expired,      ErrorCode::session_idle_timeout,

@@ -66,8 +66,15 @@ struct VerifiedJwt {
 // key (algorithm_mismatch) → signature (signature_invalid) → typ
 // (token_type_invalid) → payload JSON and claim types (invalid_token) → iss
 // (issuer_mismatch) → aud (audience_mismatch) → exp (token_expired) →
-// nbf, iat (token_not_yet_valid). exp, iat and sub are required.
+// nbf, iat (token_not_yet_valid) → a key retired before iat (key_retired).
+// exp, iat and sub are required.
 // Thread-safe for concurrent calls with the same arguments.
+// A retired key verifies only what it signed before its retirement, and
+// this long after (other authority instances pick a rotation up within
+// key_reload_interval, and clocks differ): a token with a later iat is
+// key_retired, so a key taken out of signing cannot sign anything new.
+inline constexpr std::chrono::seconds kRetiredKeyGrace{60};
+
 [[nodiscard]] Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
                                              const VerifyOptions& options, UnixSeconds now);
 

@@ -38,6 +38,8 @@ class KeySet {
   [[nodiscard]] Status add(Key key, KeyState state, std::optional<UnixSeconds> retired_at = {});
   // The key with this kid, whatever its state (every published key verifies).
   [[nodiscard]] const Key* find(std::string_view kid) const noexcept;
+  // The same, with its state and retirement time.
+  [[nodiscard]] const Entry* find_entry(std::string_view kid) const noexcept;
   // The signing key, if any.
   [[nodiscard]] const Key* active() const noexcept;
   // Promotes `kid` (in state next) to active; the former active key becomes
@@ -51,7 +53,10 @@ class KeySet {
   [[nodiscard]] const std::vector<Entry>& entries() const noexcept { return entries_; }
 
   // {"keys":[...]}: the public JWK of every asymmetric key, whatever its
-  // state. Never a private member, never a symmetric key.
+  // state, and for a retired key its retirement time ("tessera_retired_at",
+  // Unix seconds: verifiers refuse what it signed later, see
+  // kRetiredKeyGrace in jwt.hpp). Never a private member, never a
+  // symmetric key.
   [[nodiscard]] std::string public_jwks() const;
   // Every key with its private members and, as extra members, its state
   // ("tessera_state") and retirement time ("tessera_retired_at"). For a key

@@ -30,6 +30,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "algorithm_mismatch";
     case ErrorCode::key_not_found:
       return "key_not_found";
+    case ErrorCode::key_retired:
+      return "key_retired";
     case ErrorCode::key_invalid:
       return "key_invalid";
     case ErrorCode::signature_invalid:
@@ -116,6 +118,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::algorithm_not_allowed:
     case ErrorCode::algorithm_mismatch:
     case ErrorCode::key_not_found:
+    case ErrorCode::key_retired:
     case ErrorCode::signature_invalid:
     case ErrorCode::decryption_failed:
     case ErrorCode::session_expired:

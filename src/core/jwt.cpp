@@ -256,8 +256,9 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
     return fail(ErrorCode::algorithm_not_allowed,
                 fmt::format("algorithm '{}' is not allowed", header->alg_name));
   if (!header->kid_present) return fail(ErrorCode::key_not_found, "header lacks kid");
-  const Key* key = keys.find(header->kid);
-  if (key == nullptr) return fail(ErrorCode::key_not_found, "no key with that kid");
+  const KeySet::Entry* entry = keys.find_entry(header->kid);
+  if (entry == nullptr) return fail(ErrorCode::key_not_found, "no key with that kid");
+  const Key* key = &entry->key;
   if (key->algorithm() != *header->alg) {
     return fail(ErrorCode::algorithm_mismatch,
                 fmt::format("token says {} but the key is pinned to {}", to_string(*header->alg),
@@ -296,6 +297,8 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
     return fail(ErrorCode::token_not_yet_valid, "token is not valid yet (nbf)");
   if (now + options.leeway < claims->iat)
     return fail(ErrorCode::token_not_yet_valid, "token was issued in the future (iat)");
+  if (entry->retired_at && claims->iat > *entry->retired_at + kRetiredKeyGrace)
+    return fail(ErrorCode::key_retired, "token was signed after its key was retired");
   return VerifiedJwt{*header->alg, header->kid, std::move(*claims)};
 }
 

@@ -50,6 +50,13 @@ const Key* KeySet::find(std::string_view kid) const noexcept {
   return nullptr;
 }
 
+const KeySet::Entry* KeySet::find_entry(std::string_view kid) const noexcept {
+  for (const auto& e : entries_) {
+    if (e.key.kid() == kid) return &e;
+  }
+  return nullptr;
+}
+
 const Key* KeySet::active() const noexcept {
   for (const auto& e : entries_) {
     if (e.state == KeyState::active) return &e.key;
@@ -88,7 +95,12 @@ std::size_t KeySet::prune(UnixSeconds now, std::chrono::seconds max_token_lifeti
 std::string KeySet::public_jwks() const {
   json::array keys;
   for (const auto& e : entries_) {
-    if (auto jwk = e.key.public_jwk()) keys.push_back(json::parse(*jwk));
+    auto jwk = e.key.public_jwk();
+    if (!jwk) continue;
+    json::value v = json::parse(*jwk);
+    if (e.state == KeyState::retired && e.retired_at)
+      v.as_object()["tessera_retired_at"] = e.retired_at->time_since_epoch().count();
+    keys.push_back(std::move(v));
   }
   json::object set;
   set["keys"] = std::move(keys);

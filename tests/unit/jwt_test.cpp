@@ -136,6 +136,39 @@ TEST_F(JwtChecks, NotBeforeAndFutureIssuedAtHonourLeeway) {
   EXPECT_THAT(verified(*sign_jwt(ed_, f)), FailsWith(ErrorCode::token_not_yet_valid));
 }
 
+// A retired key verifies what it signed before its retirement (and within
+// kRetiredKeyGrace after), never what it signed later: a key out of signing
+// cannot sign anything new. The retirement time reaches resource services
+// in the public JWKS.
+TEST_F(JwtChecks, ARetiredKeyVerifiesOnlyWhatItSignedBeforeItsRetirement) {
+  ASSERT_TRUE(keys_.activate("ec", kNow));  // ed retired at kNow
+  JwtClaims before = base_claims();
+  before.iat = kNow - seconds{10};
+  JwtClaims in_grace = base_claims();
+  in_grace.iat = kNow + kRetiredKeyGrace;
+  JwtClaims after = base_claims();
+  after.iat = kNow + kRetiredKeyGrace + seconds{1};
+  after.exp = after.iat + seconds{900};
+  const UnixSeconds at = after.iat;
+  EXPECT_TRUE(verify_jwt(*sign_jwt(ed_, before), keys_, options(), at));
+  EXPECT_TRUE(verify_jwt(*sign_jwt(ed_, in_grace), keys_, options(), at));
+  EXPECT_THAT(verified(*sign_jwt(ed_, after), at), FailsWith(ErrorCode::key_retired));
+
+  // The same through the public JWKS a resource service reads.
+  auto published = KeySet::from_jwks(keys_.public_jwks());
+  ASSERT_TRUE(published.has_value());
+  EXPECT_NE(keys_.public_jwks().find("tessera_retired_at"), std::string::npos);
+  EXPECT_EQ(keys_.public_jwks().find("\"d\""), std::string::npos) << "never a private member";
+  EXPECT_TRUE(verify_jwt(*sign_jwt(ed_, before), *published, options(), at));
+  EXPECT_THAT(verify_jwt(*sign_jwt(ed_, after), *published, options(), at),
+              FailsWith(ErrorCode::key_retired));
+  // The active key is untouched.
+  JwtClaims fresh = base_claims();
+  fresh.iat = at;
+  fresh.exp = at + seconds{900};
+  EXPECT_TRUE(verify_jwt(*sign_jwt(ec_, fresh), *published, options(), at));
+}
+
 TEST_F(JwtChecks, IssuerAndAudienceMustMatch) {
   JwtClaims c = base_claims();
   c.iss = "https://evil.example";
