@@ -199,8 +199,7 @@ std::string api_key_line(const ApiKeyEntry& key) {
   return line;
 }
 
-std::optional<Scopes> ApiKeyTable::find(std::string_view key) const noexcept {
-  const Sha256Digest digest = sha256(key);
+std::optional<Scopes> ApiKeyTable::find(const Sha256Digest& digest) const noexcept {
   // Every entry is compared, so the time says nothing about which matched.
   std::optional<Scopes> found;
   for (const ApiKeyEntry& e : keys_) {

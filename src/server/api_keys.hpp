@@ -66,14 +66,15 @@ struct ApiKeyEntry {
 // 1..64 of [A-Za-z0-9._-].
 [[nodiscard]] bool valid_api_key_name(std::string_view name) noexcept;
 
-// The keys the authority accepts. find() hashes the presented key and
-// compares it with every entry in constant time.
+// The keys the authority accepts. find() compares the SHA-256 of a
+// presented key with every entry in constant time.
 class ApiKeyTable {
  public:
   ApiKeyTable() = default;
   explicit ApiKeyTable(std::vector<ApiKeyEntry> keys) : keys_(std::move(keys)) {}
-  // The scopes of `key`, or nullopt for a key that is not in the table.
-  [[nodiscard]] std::optional<Scopes> find(std::string_view key) const noexcept;
+  // The scopes of the key whose SHA-256 is `digest`, or nullopt for a key
+  // that is not in the table.
+  [[nodiscard]] std::optional<Scopes> find(const Sha256Digest& digest) const noexcept;
   [[nodiscard]] const std::vector<ApiKeyEntry>& keys() const noexcept { return keys_; }
 
  private:

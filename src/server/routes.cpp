@@ -10,6 +10,7 @@
 #include "server/cors.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::server {
@@ -130,9 +131,10 @@ struct Api::Impl {
       key = trim(v.substr(7));
     }
     if (key.empty()) return std::nullopt;
-    std::optional<Scopes> found = fixed_keys.find(key);
+    const Sha256Digest digest = sha256(key);  // once, for both tables
+    std::optional<Scopes> found = fixed_keys.find(digest);
     if (deps.api_keys != nullptr) {
-      if (auto more = deps.api_keys->get()->find(key)) found = found.value_or(0) | *more;
+      if (auto more = deps.api_keys->get()->find(digest)) found = found.value_or(0) | *more;
     }
     return found;
   }
