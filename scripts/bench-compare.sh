@@ -55,7 +55,8 @@ tessera_serve() {  # name, store spec, extra flags...
   hash=$(printf %s "$api_key" | sha256sum | cut -d' ' -f1)
   TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --data-dir "$work/$name" \
     --listen 127.0.0.1:0 --ready-file "$work/$name.port" --access-log false --audit-log none \
-    --max-sessions-per-subject 1000 --refresh-grace 10s --store "$store" "$@" \
+    --max-sessions-per-subject 1000 --refresh-grace 10s --max-connections-per-client 0 \
+    --store "$store" "$@" \
     >"$work/$name.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 200); do [[ -s "$work/$name.port" ]] && break; sleep 0.05; done

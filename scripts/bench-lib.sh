@@ -5,7 +5,8 @@
 
 # start_serve TESSERA WORK_DIR API_KEY_HASH [serve args...]: a `tessera
 # serve` on a free loopback port (SQLite FULL unless the args say
-# otherwise, access log and audit log off), its log in WORK_DIR/serve.log.
+# otherwise, access log and audit log off, no per-client connection cap:
+# every wrk connection comes from 127.0.0.1), its log in WORK_DIR/serve.log.
 # Sets serve_pid and serve_port once it listens; stop_serve ends it.
 start_serve() {
   local tessera=$1 work=$2 hash=$3
@@ -13,7 +14,8 @@ start_serve() {
   rm -f "$work/port"
   TESSERA_API_KEY_HASHES="sha256:$hash" "$tessera" serve --listen 127.0.0.1:0 \
     --ready-file "$work/port" --access-log false --audit-log none \
-    --max-sessions-per-subject 1000 --refresh-grace 10s "$@" >"$work/serve.log" 2>&1 &
+    --max-sessions-per-subject 1000 --refresh-grace 10s --max-connections-per-client 0 \
+    "$@" >"$work/serve.log" 2>&1 &
   serve_pid=$!
   for _ in $(seq 600); do [[ -s "$work/port" ]] && break; sleep 0.05; done
   [[ -s "$work/port" ]] || { echo "serve did not start:" >&2; cat "$work/serve.log" >&2; return 1; }

@@ -167,6 +167,32 @@ Filled set_store_inline_reads(Config& c, const std::string& text) {
   return {};
 }
 
+// "5/s", "300/min", "100/h"; "0" for no limit.
+std::optional<double> parse_rate(const std::string& text) {
+  if (text == "0") return 0.0;
+  const auto slash = text.find('/');
+  if (slash == std::string::npos) return std::nullopt;
+  std::uint64_t n = 0;
+  const char* end = text.data() + slash;
+  const auto [p, ec] = std::from_chars(text.data(), end, n);
+  if (slash == 0 || ec != std::errc{} || p != end || n > 1'000'000) return std::nullopt;
+  const std::string_view unit = std::string_view(text).substr(slash + 1);
+  if (unit == "s") return static_cast<double>(n);
+  if (unit == "min") return static_cast<double>(n) / 60.0;
+  if (unit == "h") return static_cast<double>(n) / 3600.0;
+  return std::nullopt;
+}
+
+template <server::RateLimit server::RateLimitOptions::*Limit>
+Filled set_rate(Config& c, const std::string& text) {
+  const auto rate = parse_rate(text);
+  if (!rate)
+    return std::unexpected(
+        fmt::format("not a rate (got \"{}\"; use e.g. 5/s, 300/min, 100/h, or 0 for none)", text));
+  (c.server.rate_limits.*Limit).per_second = *rate;
+  return {};
+}
+
 Filled set_redis_url(Config& c, const std::string& url) {
   if (url.empty()) return {};
   auto options = parse_redis_url(url);
@@ -447,6 +473,24 @@ const std::vector<Row>& table() {
        Parsed{set_cors_allowed_origins}},
       {{"trusted_proxies", "", "addresses/CIDRs whose X-Forwarded-*/X-Original-* are believed"},
        Parsed{set_trusted_proxies}},
+      {{"rate_limit_auth_failures", "5/s",
+        "failed authentication attempts per client address and credential kind; 0: none"},
+       Parsed{set_rate<&server::RateLimitOptions::auth_failures>}},
+      {{"rate_limit_auth_burst", "50", "failed attempts allowed at once before the rate applies"},
+       Integer{1, 1'000'000,
+               [](Config& c, std::uint64_t v) {
+                 c.server.rate_limits.auth_failures.burst = static_cast<double>(v);
+               }}},
+      {{"rate_limit_requests", "0", "every request per client address (e.g. 200/s); 0: none"},
+       Parsed{set_rate<&server::RateLimitOptions::requests>}},
+      {{"rate_limit_requests_burst", "100", "requests allowed at once before the rate applies"},
+       Integer{1, 1'000'000,
+               [](Config& c, std::uint64_t v) {
+                 c.server.rate_limits.requests.burst = static_cast<double>(v);
+               }}},
+      {{"rate_limit_shared", "true",
+        "with redis_url, failed attempts also count over every instance (10 s windows)"},
+       Boolean{put<&Config::rate_limit_shared>}},
       {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
        Parsed{set_authz_login_url}},
       {{"authz_allowed_hosts", "", "forward-auth: further hosts (.example.com: below it)"},
@@ -466,7 +510,10 @@ const std::vector<Row>& table() {
        Integer{1024, 64 * 1024 * 1024, put<&Config::server, &S::max_body_bytes>}},
       {{"max_header_bytes", "8192", "larger header blocks answer 431"},
        Integer{1024, 1024 * 1024, put<&Config::server, &S::max_header_bytes>}},
-      {{"read_timeout", "10s", "a request must arrive whole within this"},
+      {{"header_timeout", "5s",
+        "a request's head must arrive within this (of the connection, or of its first byte)"},
+       Duration{seconds{1}, {}, put<&Config::server, &S::header_timeout>}},
+      {{"read_timeout", "10s", "a request's body must arrive within this after its head"},
        Duration{seconds{1}, {}, put<&Config::server, &S::read_timeout>}},
       {{"idle_connection_timeout", "60s", "idle keep-alive connections are closed after this"},
        Duration{seconds{1}, {}, put<&Config::server, &S::idle_timeout>}},
@@ -474,6 +521,12 @@ const std::vector<Row>& table() {
        Duration{seconds{0}, {}, put<&Config::server, &S::drain_timeout>}},
       {{"max_connections", "4096", "further connections are closed at once"},
        Integer{1, 1'000'000, put<&Config::server, &S::max_connections>}},
+      {{"health_connections", "16",
+        "connections beyond max_connections for /healthz, /readyz, /metrics only"},
+       Integer{0, 10'000, put<&Config::server, &S::health_connections>}},
+      {{"max_connections_per_client", "512",
+        "connections one client address may hold (trusted proxies: no limit); 0: no limit"},
+       Integer{0, 1'000'000, put<&Config::server, &S::max_connections_per_client>}},
       {{"store_workers", "32", "threads running store work off the io threads; 0: inline"},
        Integer{0, 1024, put<&Config::server, &S::store_workers>}},
       {{"store_queue", "4096", "requests waiting for a store worker; more answer 503"},

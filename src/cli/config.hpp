@@ -43,6 +43,8 @@ struct Config {
   PostgresOptions postgres;  // when store_kind is postgresql
   // Epoch bumps are written to Redis and published to resource services.
   std::optional<RedisOptions> redis;
+  // With redis, the rate limits' failure counts are shared by every instance.
+  bool rate_limit_shared = true;
 
   // store_url with any password replaced by "***": the form for logs.
   [[nodiscard]] std::string store_url_for_logs() const;

@@ -15,10 +15,27 @@
 #include "server/server.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/random.hpp"
+#include "tessera/redis_counters.hpp"
 
 namespace tessera::cli {
 
 namespace {
+
+// The rate limits' shared counts (server::SharedCounts) kept in Redis.
+class RedisSharedCounts final : public server::SharedCounts {
+ public:
+  RedisSharedCounts(const RedisOptions& redis, const Clock& clock) : counters_(redis, {}, clock) {}
+  void add(std::string_view key) noexcept override { counters_.add(key); }
+  [[nodiscard]] std::optional<Total> total(std::string_view key) const noexcept override {
+    const auto t = counters_.total(key);
+    if (!t) return std::nullopt;
+    return Total{t->count, t->window_end};
+  }
+  [[nodiscard]] std::chrono::seconds window() const noexcept override { return counters_.window(); }
+
+ private:
+  RedisWindowCounters counters_;
+};
 
 using std::chrono::seconds;
 
@@ -157,6 +174,10 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   std::unique_ptr<RedisEpochPublisher> publisher;
   if (config.redis) publisher = std::make_unique<RedisEpochPublisher>(*config.redis);
 
+  std::unique_ptr<RedisSharedCounts> shared_limits;
+  if (config.redis && config.rate_limit_shared && config.server.rate_limits.auth_failures.enabled())
+    shared_limits = std::make_unique<RedisSharedCounts>(*config.redis, clock);
+
   auto service = SessionService::create({.store = **store,
                                          .lookup = *lookup,
                                          .cipher = *cipher,
@@ -168,18 +189,19 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 
-  auto server =
-      server::Server::create(config.server, server::ServerDeps{.service = **service,
-                                                               .keys = keys,
-                                                               .store = **store,
-                                                               .clock = clock,
-                                                               .metrics = metrics,
-                                                               .on_reload =
-                                                                   [&reloader, &api_key_reloader] {
-                                                                     reloader.check(true);
-                                                                     api_key_reloader.check(true);
-                                                                   },
-                                                               .api_keys = &api_keys});
+  auto server = server::Server::create(config.server,
+                                       server::ServerDeps{.service = **service,
+                                                          .keys = keys,
+                                                          .store = **store,
+                                                          .clock = clock,
+                                                          .metrics = metrics,
+                                                          .on_reload =
+                                                              [&reloader, &api_key_reloader] {
+                                                                reloader.check(true);
+                                                                api_key_reloader.check(true);
+                                                              },
+                                                          .api_keys = &api_keys,
+                                                          .shared_limits = shared_limits.get()});
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 

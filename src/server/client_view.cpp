@@ -10,22 +10,10 @@ namespace tessera::server {
 
 namespace {
 
-// The address's bytes: IPv4 in the first 4 (also when written IPv4-mapped).
 std::optional<std::pair<std::array<std::uint8_t, 16>, bool>> address_bytes(std::string_view text) {
-  if (text.empty() || text.size() > 45) return std::nullopt;
-  char buf[46];
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
-  std::array<std::uint8_t, 16> out{};
-  if (inet_pton(AF_INET, buf, out.data()) == 1) return std::pair{out, true};
-  if (inet_pton(AF_INET6, buf, out.data()) != 1) return std::nullopt;
-  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::memcmp(out.data(), kMapped, 12) == 0) {
-    std::array<std::uint8_t, 16> v4{};
-    std::memcpy(v4.data(), out.data() + 12, 4);
-    return std::pair{v4, true};
-  }
-  return std::pair{out, false};
+  const auto a = IpAddress::parse(text);
+  if (!a) return std::nullopt;
+  return std::pair{a->bytes, a->v4};
 }
 
 bool prefix_equal(const std::array<std::uint8_t, 16>& a, const std::array<std::uint8_t, 16>& b,
@@ -81,6 +69,25 @@ std::string first_item(std::string s, std::string_view fallback) {
 
 }  // namespace
 
+std::optional<IpAddress> IpAddress::parse(std::string_view text) noexcept {
+  if (text.empty() || text.size() > 45) return std::nullopt;
+  char buf[46];
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  IpAddress out;
+  if (inet_pton(AF_INET, buf, out.bytes.data()) == 1) return out;
+  if (inet_pton(AF_INET6, buf, out.bytes.data()) != 1) return std::nullopt;
+  static constexpr std::uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(out.bytes.data(), kMapped, 12) == 0) {
+    std::array<std::uint8_t, 16> v4{};
+    std::memcpy(v4.data(), out.bytes.data() + 12, 4);
+    out.bytes = v4;
+    return out;
+  }
+  out.v4 = false;
+  return out;
+}
+
 std::optional<Cidr> Cidr::parse(std::string_view text) {
   text = trim(text);
   const auto slash = text.find('/');
@@ -117,6 +124,28 @@ bool Cidr::contains(std::string_view address) const noexcept {
 bool TrustedProxies::trusts(std::string_view peer) const noexcept {
   return std::any_of(networks.begin(), networks.end(),
                      [&](const Cidr& c) { return c.contains(peer); });
+}
+
+std::string client_address(const Headers& headers, std::string_view peer,
+                           const TrustedProxies& proxies) {
+  if (proxies.networks.empty() || !proxies.trusts(peer)) return std::string(peer);
+  std::vector<std::string_view> hops;  // every X-Forwarded-For item, in order
+  for (const auto& [name, value] : headers) {
+    if (!iequals(name, "x-forwarded-for")) continue;
+    std::string_view rest = value;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      hops.push_back(trim(rest.substr(0, comma)));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+  std::string_view client = peer;  // trusted: may speak for the hop before it
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    if (!IpAddress::parse(*it)) break;
+    client = *it;
+    if (!proxies.trusts(client)) break;
+  }
+  return std::string(client);
 }
 
 std::string OriginalRequest::url() const {

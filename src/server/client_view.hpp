@@ -36,6 +36,21 @@ struct TrustedProxies {
   [[nodiscard]] bool trusts(std::string_view peer) const noexcept;
 };
 
+// An address as bytes: IPv4 in the first 4 (also when written IPv4-mapped).
+struct IpAddress {
+  std::array<std::uint8_t, 16> bytes{};
+  bool v4 = true;
+  [[nodiscard]] static std::optional<IpAddress> parse(std::string_view text) noexcept;
+};
+
+// The client's address: the socket's peer, or, when the peer is a trusted
+// proxy, the address X-Forwarded-For names for it, read from the right
+// (each proxy appends the address it heard from) past every trusted hop.
+// An item that is not an address ends the walk at the hop that added it.
+// Several X-Forwarded-For headers read as one list, in order.
+[[nodiscard]] std::string client_address(const Headers& headers, std::string_view peer,
+                                         const TrustedProxies& proxies);
+
 // The request the client sent to the proxy, as forward-auth needs it.
 struct OriginalRequest {
   std::string method;  // "GET"

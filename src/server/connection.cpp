@@ -104,23 +104,24 @@ class HttpConnection final : public Connection,
   // `tls` is the context of a TLS connection (null for a plain one); the
   // connection keeps it alive, whatever a reload does meanwhile.
   HttpConnection(ServerState& server, tcp::socket socket, std::uint64_t id,
-                 std::shared_ptr<ssl::context> tls)
+                 std::shared_ptr<ssl::context> tls, Admission admission)
       : server_(server),
         tls_(std::move(tls)),
         stream_(open(std::move(socket), tls_.get())),
         buffer_(server.options.max_header_bytes + server.options.max_body_bytes + kReadChunk),
-        id_(id) {
+        id_(id),
+        peer_(std::move(admission.peer)),
+        counted_(admission.counted),
+        health_only_(admission.health_only) {
     beast::error_code ec;
     const auto ep = tcp().socket().remote_endpoint(ec);
-    if (!ec) {
-      peer_ = ep.address().is_v6() && ep.address().to_v6().is_v4_mapped()
-                  ? asio::ip::make_address_v4(asio::ip::v4_mapped, ep.address().to_v6()).to_string()
-                  : ep.address().to_string();
-      remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-    }
+    if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
   }
 
-  ~HttpConnection() override { server_.connection_gone(id_); }
+  ~HttpConnection() override {
+    static const std::string kNone;
+    server_.connection_gone(id_, counted_ ? peer_ : kNone);
+  }
 
   void start() override {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
@@ -156,7 +157,7 @@ class HttpConnection final : public Connection,
   // secret.
   void handshake() {
     idle_ = true;
-    tcp().expires_after(server_.options.read_timeout);
+    tcp().expires_after(server_.options.header_timeout);
     stream_.async_handshake(ssl::stream_base::server,
                             [self = shared_from_this()](beast::error_code ec) {
                               self->idle_ = false;
@@ -176,7 +177,7 @@ class HttpConnection final : public Connection,
     if (buffer_.size() > 0) return read_request();
     if (server_.stopping) return close();
     idle_ = true;
-    tcp().expires_after(first_ ? server_.options.read_timeout : server_.options.idle_timeout);
+    tcp().expires_after(first_ ? server_.options.header_timeout : server_.options.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->idle_ = false;
@@ -188,11 +189,14 @@ class HttpConnection final : public Connection,
 
   void read_request() {
     idle_ = false;
+    const bool first_request = first_;
     first_ = false;
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.max_header_bytes));
     parser_->body_limit(server_.options.max_body_bytes);
-    tcp().expires_after(server_.options.read_timeout);
+    // The head within header_timeout of its first byte (of the connection,
+    // for a first request); the body then has read_timeout of its own.
+    if (!first_request) tcp().expires_after(server_.options.header_timeout);
     // The header first: a body over the limit is refused on its declared
     // length, and a client waiting on `Expect: 100-continue` is told to go on.
     http::async_read_header(
@@ -218,9 +222,16 @@ class HttpConnection final : public Connection,
     // server that waited for those bytes would hang it. The connection is
     // closed after the answer when a body was declared (it cannot be framed).
     route_ = route_of(parser_->get().target());
-    if (const RouteId r = route_; r == RouteId::authz_auth_request ||
-                                  r == RouteId::authz_forward_auth ||
-                                  r == RouteId::authz_ext_authz) {
+    if (health_only_ && route_ != RouteId::healthz && route_ != RouteId::readyz &&
+        route_ != RouteId::metrics) {
+      HttpResponse res = problem(ErrorCode::overloaded,
+                                 "every connection is taken; this one may ask only /healthz, "
+                                 "/readyz or /metrics");
+      res.route = route_;
+      return respond(std::string(parser_->get().method_string()), std::move(res), new_request_id(),
+                     false, parser_->get().version(), std::chrono::steady_clock::now());
+    }
+    if (is_forward_auth(route_)) {
       unframed_ = !parser_->is_done();
       return on_read(ec);
     }
@@ -239,6 +250,7 @@ class HttpConnection final : public Connection,
   }
 
   void read_body() {
+    tcp().expires_after(server_.options.read_timeout);
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
@@ -282,7 +294,8 @@ class HttpConnection final : public Connection,
     for (const auto& field : msg) {
       req.headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
     }
-    const bool client_keep_alive = msg.keep_alive() && !unframed_;
+    // A health connection answers once and closes: its slot is for the next check.
+    const bool client_keep_alive = msg.keep_alive() && !unframed_ && !health_only_;
     const unsigned version = msg.version();
     req.body = std::move(parser_->get().body());
     req.peer = peer_;
@@ -414,6 +427,8 @@ class HttpConnection final : public Connection,
   std::optional<http::request_parser<http::string_body>> parser_;
   std::uint64_t id_;
   std::string peer_;    // the peer's address, as trusted_proxies compares it
+  bool counted_;        // in server_.per_client under peer_
+  bool health_only_;    // beyond max_connections: /healthz, /readyz, /metrics, once
   std::string remote_;  // address:port, for the logs
   std::size_t lingered_ = 0;
   RouteId route_ = RouteId::unmatched;  // of the request being read
@@ -425,12 +440,13 @@ class HttpConnection final : public Connection,
 }  // namespace
 
 std::shared_ptr<Connection> make_connection(ServerState& server, tcp::socket socket,
-                                            std::uint64_t id) {
+                                            std::uint64_t id, Admission admission) {
   if (auto tls = server.tls.get()) {
     return std::make_shared<HttpConnection<TlsStream>>(server, std::move(socket), id,
-                                                       std::move(tls));
+                                                       std::move(tls), std::move(admission));
   }
-  return std::make_shared<HttpConnection<PlainStream>>(server, std::move(socket), id, nullptr);
+  return std::make_shared<HttpConnection<PlainStream>>(server, std::move(socket), id, nullptr,
+                                                       std::move(admission));
 }
 
 void start(Connection& connection) {

@@ -140,6 +140,7 @@ HttpResponse AuthzHandlers::deny(ForwardStyle style, const HttpRequest& req,
         original.method == "GET" || original.method == "HEAD" || original.method == "OPTIONS";
     r.status = safe ? 302 : 303;
     r.code = ErrorCode::unauthorized;
+    r.credential_code = code;
     r.headers.emplace_back("Location", location);
     return r;
   }
@@ -148,6 +149,7 @@ HttpResponse AuthzHandlers::deny(ForwardStyle style, const HttpRequest& req,
                            code == ErrorCode::unauthorized || code == ErrorCode::invalid_request
                                ? std::string(detail)
                                : "no valid session: " + std::string(to_string(code)));
+  r.credential_code = code;
   if (!location.empty()) r.headers.emplace_back("Location", location);
   return r;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "server/client_view.hpp"
+#include "server/rate_limits.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/session.hpp"
 #include "tessera/session_service.hpp"
@@ -62,10 +63,20 @@ struct ServerOptions {
   unsigned threads = 0;       // io threads; 0 → one per core
   std::size_t max_body_bytes = 64 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
-  std::chrono::seconds read_timeout{10};   // whole request, headers + body
+  // The request head (request line and headers), from the connection's
+  // start or the first byte of a keep-alive request; also the TLS handshake.
+  std::chrono::seconds header_timeout{5};
+  std::chrono::seconds read_timeout{10};   // the body, after the head; writing an answer
   std::chrono::seconds idle_timeout{60};   // keep-alive connection with no request
   std::chrono::seconds drain_timeout{30};  // stop(): in-flight requests get this long
   std::size_t max_connections = 4096;
+  // Connections beyond max_connections that may ask only /healthz, /readyz
+  // and /metrics, one request each: a load balancer still sees the state of
+  // an authority whose connections are all taken.
+  std::size_t health_connections = 16;
+  // Connections one client address may hold (0: no limit); peers in
+  // trusted_proxies are not limited (they carry many clients).
+  std::size_t max_connections_per_client = 512;
   // Store workers (docs/http.md "Store workers"): threads that run the
   // handlers which touch the store, off the io threads. 0 → every handler
   // runs on its io thread. At most store_queue requests wait for one; more
@@ -91,6 +102,9 @@ struct ServerOptions {
   std::vector<std::string> cors_allowed_origins;
   // Peers whose X-Forwarded-* / X-Original-* headers are believed.
   TrustedProxies trusted_proxies;
+  // Failed authentication attempts, and optionally every request, per
+  // client address (docs/http.md "Rate limits").
+  RateLimitOptions rate_limits;
   AuthzOptions authz;
   TlsOptions tls;              // every connection speaks TLS when tls.enabled()
   bool access_log = true;      // one JSON line per request (spdlog default logger), no secret
@@ -108,6 +122,8 @@ struct ServerDeps {
   // Scoped API keys (the api_keys file), beside ServerOptions::api_key_hashes;
   // read per request, so a revoked key stops at once. May be null.
   const SharedApiKeys* api_keys = nullptr;
+  // Failure counts shared with the other instances (Redis); may be null.
+  SharedCounts* shared_limits = nullptr;
 };
 
 }  // namespace tessera::server

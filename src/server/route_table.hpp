@@ -96,6 +96,12 @@ static_assert(
     }(),
     "kRouteTable must be in RouteId order");
 
+// The three forward-auth mounts: no body read, their own API key header.
+[[nodiscard]] constexpr bool is_forward_auth(RouteId id) noexcept {
+  return id == RouteId::authz_auth_request || id == RouteId::authz_forward_auth ||
+         id == RouteId::authz_ext_authz;
+}
+
 [[nodiscard]] constexpr const RouteSpec& route_spec(RouteId id) noexcept {
   return kRouteTable[static_cast<std::size_t>(id)];
 }

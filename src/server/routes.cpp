@@ -10,6 +10,7 @@
 #include "server/cors.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
+#include "server/rate_limits.hpp"
 #include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 
@@ -68,9 +69,56 @@ Result<std::optional<Route>> match(std::string_view path) {
   return Out{std::move(r)};
 }
 
-bool is_forward_auth(RouteId id) noexcept {
-  return id == RouteId::authz_auth_request || id == RouteId::authz_forward_auth ||
-         id == RouteId::authz_ext_authz;
+// The credential an open route's failures are counted under; nullopt for
+// the routes whose failures are not guesses (service routes relay their
+// users' credentials, and count only a wrong API key) or tell the caller
+// nothing (RFC 7009 revocation answers 200 to any token).
+std::optional<Credential> guessed_credential(RouteId id) noexcept {
+  switch (id) {
+    case RouteId::refresh:
+      return Credential::refresh_token;
+    case RouteId::logout:
+    case RouteId::account:
+    case RouteId::authz_auth_request:
+    case RouteId::authz_forward_auth:
+    case RouteId::authz_ext_authz:
+      return Credential::session;
+    default:
+      return std::nullopt;
+  }
+}
+
+// A credential that is forged, guessed or someone else's; not one that was
+// genuine and has ended (expired, revoked, idle, outdated epoch): those are
+// normal traffic and never count.
+bool is_guess(ErrorCode code) noexcept {
+  switch (code) {
+    case ErrorCode::invalid_token:
+    case ErrorCode::token_too_large:
+    case ErrorCode::token_type_invalid:
+    case ErrorCode::algorithm_not_allowed:
+    case ErrorCode::algorithm_mismatch:
+    case ErrorCode::key_not_found:
+    case ErrorCode::key_retired:
+    case ErrorCode::signature_invalid:
+    case ErrorCode::decryption_failed:
+    case ErrorCode::audience_mismatch:
+    case ErrorCode::issuer_mismatch:
+    case ErrorCode::session_not_found:
+    case ErrorCode::refresh_token_reused:
+    case ErrorCode::fingerprint_mismatch:
+      return true;
+    default:
+      return false;
+  }
+}
+
+HttpResponse too_many(std::chrono::seconds wait, RouteId route, std::string_view what) {
+  HttpResponse r = problem(ErrorCode::rate_limited,
+                           fmt::format("too many {} from this address; retry later", what));
+  r.headers.emplace_back("Retry-After", std::to_string(wait.count()));
+  r.route = route;
+  return r;
 }
 
 ApiKeyTable full_scope_keys(const ServerOptions& options) {
@@ -102,6 +150,7 @@ struct Api::Impl {
         deps(d),
         ctx{o, d},
         fixed_keys(full_scope_keys(o)),
+        limits(o.rate_limits, d.clock, d.shared_limits),
         oauth2(ctx),
         authz(ctx, oauth2.access_verifier()) {}
 
@@ -109,6 +158,7 @@ struct Api::Impl {
   ServerDeps& deps;
   HandlerContext ctx;
   ApiKeyTable fixed_keys;  // api_key_hashes: full scope
+  RateLimiter limits;
   OAuth2Handlers oauth2;
   AuthzHandlers authz;
   JwksHandler jwks;
@@ -117,7 +167,9 @@ struct Api::Impl {
   // The scopes of the key presented, or nullopt for none or an unknown one.
   // Forward-auth takes it from X-Tessera-Api-Key (Authorization there is the
   // user's access token); every other route from Authorization: Bearer.
-  std::optional<Scopes> key_scopes(const HttpRequest& req, bool forward_auth) const {
+  // `presented`: a key was sent at all (only a wrong one is a guess).
+  std::optional<Scopes> key_scopes(const HttpRequest& req, bool forward_auth,
+                                   bool& presented) const {
     std::string_view key;
     if (forward_auth) {
       auto h = req.header("x-tessera-api-key");
@@ -131,6 +183,7 @@ struct Api::Impl {
       key = trim(v.substr(7));
     }
     if (key.empty()) return std::nullopt;
+    presented = true;
     const Sha256Digest digest = sha256(key);  // once, for both tables
     std::optional<Scopes> found = fixed_keys.find(digest);
     if (deps.api_keys != nullptr) {
@@ -139,16 +192,25 @@ struct Api::Impl {
     return found;
   }
 
-  // nullopt: the route may proceed; else the 401 or 403 to answer.
-  std::optional<HttpResponse> refuse_key(const RouteSpec& spec, const HttpRequest& req) const {
+  // nullopt: the route may proceed; else the 401, 403 or 429 to answer.
+  // A wrong key (not a missing one) costs a token of the client's api_key bucket; with none
+  // left it is answered 429 (a right key always passes: hashing it costs
+  // less than the lockout of a service that shares an address).
+  std::optional<HttpResponse> refuse_key(const RouteSpec& spec, const HttpRequest& req,
+                                         std::string_view client) {
     const bool forward_auth = is_forward_auth(spec.id);
     const bool needs_key = spec.access == Access::service ||
                            (spec.access == Access::metrics && !options.metrics_public) ||
                            (forward_auth && options.authz.require_api_key);
     if (!needs_key) return std::nullopt;
-    const auto scopes = key_scopes(req, forward_auth);
+    bool presented = false;
+    const auto scopes = key_scopes(req, forward_auth, presented);
     HttpResponse r;
     if (!scopes) {
+      if (presented && limits.limits_failures()) {
+        if (const auto wait = limits.failed(client, Credential::api_key))
+          return too_many(*wait, spec.id, "failed API keys");
+      }
       r = problem(ErrorCode::unauthorized, forward_auth
                                                ? "a valid API key is required in X-Tessera-Api-Key"
                                                : "a valid API key is required");
@@ -168,7 +230,25 @@ struct Api::Impl {
   }
 
   HttpResponse dispatch(const HttpRequest& req) {
-    HttpResponse r = answer(req);
+    // The client's address, only when a limit needs it (one place decides
+    // it: the peer, or X-Forwarded-For from a trusted proxy).
+    std::string client;
+    std::optional<Credential> guessed;
+    if (limits.limits_failures() || limits.limits_requests()) {
+      client = client_address(req.headers, req.peer, options.trusted_proxies);
+      const RouteId id = route_of(req.target);
+      if (const auto wait = limits.request(client)) return too_many(*wait, id, "requests");
+      // Refused before any store work while the address's bucket is empty.
+      if (limits.limits_failures() && (guessed = guessed_credential(id))) {
+        if (const auto wait = limits.blocked(client, *guessed))
+          return too_many(*wait, id, "failed attempts");
+      }
+    }
+    HttpResponse r = answer(req, client);
+    if (guessed) {
+      if (const auto code = r.credential_code ? r.credential_code : r.code; code && is_guess(*code))
+        (void)limits.failed(client, *guessed);
+    }
     // A store-write route tells /readyz how the store took it: failed, or
     // done (2xx). A refusal (4xx) says nothing about writes.
     if (route_spec(r.route).work == Work::store_write &&
@@ -187,7 +267,7 @@ struct Api::Impl {
     return r;
   }
 
-  HttpResponse answer(const HttpRequest& req) {
+  HttpResponse answer(const HttpRequest& req, std::string_view client) {
     std::string_view target = req.target;
     const auto q = target.find('?');
     const std::string_view path = target.substr(0, q);
@@ -208,7 +288,7 @@ struct Api::Impl {
       r.route = spec.id;
       return r;
     }
-    if (auto refused = refuse_key(spec, req)) return std::move(*refused);
+    if (auto refused = refuse_key(spec, req, client)) return std::move(*refused);
 
     HttpResponse r;
     bool no_store = true;  // token-bearing (or token-judging) answers

@@ -45,6 +45,10 @@ struct HttpResponse {
   // A 503's specifics (a store's own words: hosts, ports), for the log line
   // with the request id only; public answers show a generic detail.
   std::string log_detail;
+  // What was wrong with the credential when the answer's own code does not
+  // say (forward-auth answers every refusal `unauthorized`, or a redirect):
+  // the rate limits count guesses by it.
+  std::optional<ErrorCode> credential_code;
 };
 
 // An RFC 9457 problem response for `code`, with the status http_status(code).

@@ -34,6 +34,18 @@ namespace {
 
 constexpr std::chrono::milliseconds kAcceptRetry{50};
 
+// The peer's address as trusted_proxies and the limits compare it: an
+// IPv4-mapped IPv6 peer is its IPv4 address; "" when the socket has none.
+std::string peer_address(const tcp::socket& socket) {
+  error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  if (ec) return {};
+  const auto a = ep.address();
+  return a.is_v6() && a.to_v6().is_v4_mapped()
+             ? asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string()
+             : a.to_string();
+}
+
 namespace ssl = asio::ssl;
 
 // TLS 1.2: ECDHE key exchange and AEAD ciphers only, in the server's order.
@@ -154,17 +166,35 @@ void ServerState::do_accept() {
 void ServerState::on_accept(error_code ec, tcp::socket socket) {
   if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
   if (!ec) {
-    if (stopping || connections.load() >= options.max_connections) {
+    const std::size_t open = connections.load();
+    Admission admission{.peer = peer_address(socket),
+                        .health_only = open >= options.max_connections};
+    bool admitted = !stopping && open < options.max_connections + options.health_connections;
+    std::uint64_t id = 0;
+    if (admitted) {
+      std::lock_guard lock(registry_mu);
+      id = next_id++;
+      // A client that holds its share is refused, not queued; a proxy
+      // (trusted) carries many clients and is not counted.
+      if (options.max_connections_per_client > 0 && !admission.peer.empty() &&
+          !options.trusted_proxies.trusts(admission.peer)) {
+        std::size_t& held = per_client[admission.peer];
+        admitted = held < options.max_connections_per_client;
+        if (admitted) {
+          ++held;
+          admission.counted = true;
+        } else if (held == 0) {
+          per_client.erase(admission.peer);
+        }
+      }
+    }
+    if (!admitted) {
       error_code ignored;
       socket.close(ignored);
     } else {
+      const std::string counted_peer = admission.counted ? admission.peer : std::string();
       try {
-        std::uint64_t id = 0;
-        {
-          std::lock_guard lock(registry_mu);
-          id = next_id++;
-        }
-        auto c = make_connection(*this, std::move(socket), id);
+        auto c = make_connection(*this, std::move(socket), id, std::move(admission));
         connections.fetch_add(1);  // only once built: its destructor gives it back
         {
           std::lock_guard lock(registry_mu);
@@ -173,6 +203,11 @@ void ServerState::on_accept(error_code ec, tcp::socket socket) {
         start(*c);
       } catch (const std::exception& e) {
         log_event(LogLevel::error, "connection_failed", e.what());
+        if (!counted_peer.empty()) {
+          std::lock_guard lock(registry_mu);
+          if (auto it = per_client.find(counted_peer); it != per_client.end() && --it->second == 0)
+            per_client.erase(it);
+        }
       }
     }
   } else {
@@ -187,9 +222,13 @@ void ServerState::on_accept(error_code ec, tcp::socket socket) {
   do_accept();
 }
 
-void ServerState::connection_gone(std::uint64_t id) {
+void ServerState::connection_gone(std::uint64_t id, const std::string& counted_peer) {
   std::lock_guard lock(registry_mu);
   registry.erase(id);
+  if (!counted_peer.empty()) {
+    if (auto it = per_client.find(counted_peer); it != per_client.end() && --it->second == 0)
+      per_client.erase(it);
+  }
   if (connections.fetch_sub(1) == 1 && stopping && !ioc.stopped()) {
     asio::post(control, [this] { drain_timer.cancel(); });
   }
@@ -262,8 +301,10 @@ Result<std::unique_ptr<Server>> Server::create(ServerOptions options, ServerDeps
                 "max_body_bytes, max_connections and store_queue must be positive, "
                 "max_header_bytes at least 512");
   }
-  if (options.read_timeout.count() <= 0 || options.idle_timeout.count() <= 0) {
-    return fail(ErrorCode::config_invalid, "read_timeout and idle_connection_timeout must be > 0");
+  if (options.read_timeout.count() <= 0 || options.idle_timeout.count() <= 0 ||
+      options.header_timeout.count() <= 0) {
+    return fail(ErrorCode::config_invalid,
+                "header_timeout, read_timeout and idle_connection_timeout must be > 0");
   }
   const CookieOptions& c = options.cookie;
   if (c.same_site != "Strict" && c.same_site != "Lax" && c.same_site != "None") {

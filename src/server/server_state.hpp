@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -69,6 +70,8 @@ struct ServerState {
   std::mutex registry_mu;
   std::uint64_t next_id = 0;
   std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> registry;
+  // Open connections per client address (untrusted peers), under registry_mu.
+  std::unordered_map<std::string, std::size_t> per_client;
 
   // One io_context per io thread, each run by its thread alone: a
   // connection lives on one of them (round-robin at accept), so its
@@ -105,14 +108,23 @@ struct ServerState {
   // SIGHUP: reads options.tls's files again into a new context; on failure
   // keeps the old one and logs tls_reload_failed.
   void reload_tls();
-  // From a Connection's destructor.
-  void connection_gone(std::uint64_t id);
+  // From a Connection's destructor; `peer` is the address it counted under
+  // in per_client, or "" when it was not counted.
+  void connection_gone(std::uint64_t id, const std::string& counted_peer);
 };
 
 // ---- connection.cpp ---------------------------------------------------------
+// How a connection was let in: its peer's address (IPv4-mapped shown as
+// IPv4), whether it counts in per_client, and whether it is one of the
+// health_connections beyond max_connections.
+struct Admission {
+  std::string peer;
+  bool counted = false;
+  bool health_only = false;
+};
 // A connection for an accepted socket; it serves nothing until started.
 [[nodiscard]] std::shared_ptr<Connection> make_connection(ServerState& server, tcp::socket socket,
-                                                          std::uint64_t id);
+                                                          std::uint64_t id, Admission admission);
 // Starts reading requests, on the connection's own strand.
 void start(Connection& connection);
 // From stop(), on any thread: closes the connection if it waits for a

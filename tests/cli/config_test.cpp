@@ -107,10 +107,17 @@ TEST(BuildConfig, DefaultsMatchTheDocumentation) {
   EXPECT_EQ(c->server.cookie.same_site, "Lax");
   EXPECT_EQ(c->server.max_body_bytes, 65536u);
   EXPECT_EQ(c->server.max_header_bytes, 8192u);
+  EXPECT_EQ(c->server.header_timeout, seconds{5});
   EXPECT_EQ(c->server.read_timeout, seconds{10});
   EXPECT_EQ(c->server.idle_timeout, seconds{60});
   EXPECT_EQ(c->server.drain_timeout, seconds{30});
   EXPECT_EQ(c->server.max_connections, 4096u);
+  EXPECT_EQ(c->server.health_connections, 16u);
+  EXPECT_EQ(c->server.max_connections_per_client, 512u);
+  EXPECT_EQ(c->server.rate_limits.auth_failures.per_second, 5.0);
+  EXPECT_EQ(c->server.rate_limits.auth_failures.burst, 50.0);
+  EXPECT_FALSE(c->server.rate_limits.requests.enabled());
+  EXPECT_TRUE(c->rate_limit_shared);
   EXPECT_EQ(c->server.jwks_max_age, seconds{300});
   EXPECT_TRUE(c->server.metrics_public);
   EXPECT_TRUE(c->server.access_log);
@@ -233,6 +240,21 @@ TEST(BuildConfig, PublicUrlAndTheForwardAuthSettings) {
   EXPECT_EQ(prod->public_url, "") << "production is never guessed";
 }
 
+TEST(BuildConfig, RateLimitsTakeARatePerSecondMinuteOrHour) {
+  auto c = build_config({{"rate_limit_auth_failures", "300/min"},
+                         {"rate_limit_auth_burst", "20"},
+                         {"rate_limit_requests", "7200/h"},
+                         {"rate_limit_requests_burst", "4"}});
+  ASSERT_THAT(c, Succeeds());
+  EXPECT_DOUBLE_EQ(c->server.rate_limits.auth_failures.per_second, 5.0);
+  EXPECT_DOUBLE_EQ(c->server.rate_limits.auth_failures.burst, 20.0);
+  EXPECT_DOUBLE_EQ(c->server.rate_limits.requests.per_second, 2.0);
+  EXPECT_DOUBLE_EQ(c->server.rate_limits.requests.burst, 4.0);
+  auto off = build_config({{"rate_limit_auth_failures", "0"}});
+  ASSERT_THAT(off, Succeeds());
+  EXPECT_FALSE(off->server.rate_limits.auth_failures.enabled());
+}
+
 TEST(BuildConfig, StoreUrlForms) {
   auto abs = build_config({{"store", "sqlite:///tmp/x.db"}});
   ASSERT_TRUE(abs.has_value());
@@ -312,6 +334,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"cookie_secure", "1"}, BadSetting{"cookie_same_site", "lax"},
         BadSetting{"max_body_bytes", "0"}, BadSetting{"max_header_bytes", "10"},
         BadSetting{"read_timeout", "0"}, BadSetting{"idle_connection_timeout", "0"},
+        BadSetting{"header_timeout", "0"}, BadSetting{"health_connections", "10001"},
+        BadSetting{"rate_limit_auth_failures", "5"}, BadSetting{"rate_limit_auth_failures", "5/d"},
+        BadSetting{"rate_limit_requests", "-1/s"}, BadSetting{"rate_limit_auth_burst", "0"},
         BadSetting{"drain_timeout", "soon"}, BadSetting{"max_connections", "0"},
         BadSetting{"max_connections", "1000001"}, BadSetting{"jwks_max_age", "1y"},
         BadSetting{"metrics_public", "TRUE"}, BadSetting{"access_log", "on"},

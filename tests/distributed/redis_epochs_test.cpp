@@ -22,6 +22,7 @@
 #include "result_matchers.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/random.hpp"
+#include "tessera/redis_counters.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/ulid.hpp"
 
@@ -293,6 +294,52 @@ TEST(RedisEpochs, ASubscriberNoticesAStalledRedisAndDropsTheCache) {
     std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(sub.subscribed());
   EXPECT_GE(resyncs, 2) << "a resync once subscribed again";
+}
+
+// The rate limits' shared counts: two instances add to one key, each hears
+// the total over both once it has flushed.
+TEST(RedisWindowCounters, TwoInstancesHearTheTotalOverBothPerWindow) {
+  REQUIRE_REDIS();
+  ManualClock clock(UnixSeconds(std::chrono::seconds(1'700'000'003)));
+  RedisWindowCounters::Options o{
+      .window = 10s, .flush_interval = 1h, .prefix = fresh_subject("rl") + ":"};
+  RedisWindowCounters a(redis_or_skip(), o, clock), b(redis_or_skip(), o, clock);
+  EXPECT_FALSE(a.total("session:192.0.2.1"));
+  for (int i = 0; i < 3; ++i) a.add("session:192.0.2.1");
+  for (int i = 0; i < 2; ++i) b.add("session:192.0.2.1");
+  b.add("session:192.0.2.2");
+  a.flush();
+  b.flush();
+  ASSERT_TRUE(a.total("session:192.0.2.1"));
+  EXPECT_EQ(a.total("session:192.0.2.1")->count, 3u) << "what a heard when it flushed";
+  ASSERT_TRUE(b.total("session:192.0.2.1"));
+  EXPECT_EQ(b.total("session:192.0.2.1")->count, 5u);
+  EXPECT_EQ(b.total("session:192.0.2.1")->window_end,
+            UnixMillis(std::chrono::milliseconds(1'700'000'010'000)));
+  EXPECT_EQ(b.total("session:192.0.2.2")->count, 1u);
+  a.add("session:192.0.2.1");
+  a.flush();
+  EXPECT_EQ(a.total("session:192.0.2.1")->count, 6u);
+  EXPECT_EQ(a.failures(), 0u);
+  clock.advance(7s);  // the next window starts from nothing
+  EXPECT_FALSE(a.total("session:192.0.2.1"));
+  a.add("session:192.0.2.1");
+  a.flush();
+  EXPECT_EQ(a.total("session:192.0.2.1")->count, 1u);
+}
+
+TEST(RedisWindowCounters, RedisDownNeverBlocksAddAndCountsTheFailedFlush) {
+  RedisOptions nowhere;
+  nowhere.port = 1;  // nothing listens there
+  nowhere.timeout = 200ms;
+  ManualClock clock;
+  RedisWindowCounters c(nowhere, {.flush_interval = 1h}, clock);
+  const auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000; ++i) c.add("api_key:192.0.2.1");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 100ms);
+  c.flush();
+  EXPECT_EQ(c.failures(), 1u);
+  EXPECT_FALSE(c.total("api_key:192.0.2.1"));
 }
 
 }  // namespace

@@ -205,6 +205,57 @@ class TestRedisDownAtTheAuthority(unittest.TestCase):
             auth.cleanup()
 
 
+class TestRateLimitsAcrossInstances(unittest.TestCase):
+    """Failed attempts count over every instance through Redis: a guesser
+    who alternates between two authorities is refused once the shared
+    window is over its allowance, long before either instance's own bucket
+    is empty; then both refuse that address and no other."""
+
+    def setUp(self):
+        redis_url = need("TESSERA_TEST_REDIS_URL")
+        # burst 10, 1/min: one instance alone lets 10 through at once; the
+        # shared 10 s window allows 10 + 10/60 over both.
+        args = ["--redis-url", redis_url, "--trusted-proxies", "127.0.0.1",
+                "--rate-limit-auth-failures", "1/min", "--rate-limit-auth-burst", "10"]
+        self.a = Authority(args=args).start()
+        self.b = Authority(args=args).start()
+
+    def tearDown(self):
+        self.a.cleanup()
+        self.b.cleanup()
+
+    def test_a_guesser_spread_over_two_instances_is_refused_by_both(self):
+        # A client address of this run only (through the trusted proxy's
+        # X-Forwarded-For), so other tests on this Redis never add to it.
+        client = f"10.{secrets.randbelow(256)}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+        headers = {"X-Forwarded-For": client}
+        # Start early in a 10 s window, so the run does not straddle two.
+        if time.time() % 10 > 4:
+            time.sleep(10 - time.time() % 10 + 0.05)
+        answers = []
+        for i in range(20):
+            one = self.a if i % 2 == 0 else self.b
+            r = one.request("POST", "/v1/tokens/refresh",
+                            {"refresh_token": "guess-" + secrets.token_hex(16)}, headers=headers)
+            answers.append(r.status)
+            if r.status == 429:
+                self.assertEqual(r.code, "rate_limited")
+                self.assertGreaterEqual(int(r.header("Retry-After")), 1)
+                break
+            time.sleep(0.25)  # > the 100 ms flush: each instance hears the total
+        self.assertEqual(answers[-1], 429, f"never limited: {answers}")
+        self.assertTrue(11 <= len(answers) <= 13,
+                        f"the shared allowance is 10 (+ flush lag), not 20: {answers}")
+        self.assertTrue(all(s == 401 for s in answers[:-1]), answers)
+        for one in (self.a, self.b):
+            r = one.request("POST", "/v1/tokens/refresh", {"refresh_token": "guess"},
+                            headers=headers)
+            self.assertEqual(r.status, 429, "both instances refuse the address")
+        other = dict(headers, **{"X-Forwarded-For": "192.0.2.77"})
+        self.assertEqual(self.b.request("POST", "/v1/tokens/refresh", {"refresh_token": "guess"},
+                                        headers=other).status, 401)
+
+
 class TestResourceServiceVerifier(unittest.TestCase):
     """The example resource service against a real authority, without Redis:
     keys over HTTP (rotation, fail-closed start) and liveness by

@@ -233,8 +233,11 @@ class Authority:
         finally:
             conn.close()
 
-    def connect(self, timeout=10):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+    def connect(self, timeout=10, source="127.0.0.1"):
+        """A raw socket; `source` another loopback address (127.0.0.2) is
+        another client to the server."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout,
+                                     source_address=(source, 0))
         return s
 
     # Shortcuts ----------------------------------------------------------

@@ -783,8 +783,9 @@ def recv_all(s, timeout=10):
 
 
 class TestSlowClients(AuthorityTest):
-    ARGS = ["--read-timeout", "2s"]
-    ENV = {"TESSERA_MAX_CONNECTIONS": "16", "TESSERA_IDLE_CONNECTION_TIMEOUT": "1s"}
+    ARGS = ["--read-timeout", "3s", "--header-timeout", "1s"]
+    ENV = {"TESSERA_MAX_CONNECTIONS": "16", "TESSERA_IDLE_CONNECTION_TIMEOUT": "1s",
+           "TESSERA_HEALTH_CONNECTIONS": "2"}
 
     def test_idle_keep_alive_connection_is_closed(self):
         s = self.a.connect()
@@ -817,29 +818,88 @@ class TestSlowClients(AuthorityTest):
         t.join(timeout=15)
         elapsed = time.monotonic() - start
         self.assertTrue(dropped.is_set() or recv_all(s, 1) == b"")
-        self.assertLess(elapsed, 6.0, "the slow client was not dropped after read_timeout")
+        self.assertLess(elapsed, 2.5, "the slow client was not dropped after header_timeout")
         s.close()
+
+    def test_the_body_has_read_timeout_after_the_head(self):
+        # A head at once, then a body dribbled over 2 s: past header_timeout
+        # (1 s) but within read_timeout (3 s) of the head, so it is answered.
+        body = json.dumps({"refresh_token": "x" * 40}).encode()
+        s = self.a.connect()
+        s.sendall(b"POST /v1/tokens/refresh HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        step = 2.0 / len(body)
+        for ch in body:
+            s.sendall(bytes([ch]))
+            time.sleep(step)
+        data = recv_all(s, timeout=5)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 401"), data[:40])
 
     def test_idle_connection_without_request_is_dropped(self):
         s = self.a.connect()
         t0 = time.monotonic()
         data = recv_all(s, timeout=10)
         self.assertEqual(data, b"")
-        self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertLess(time.monotonic() - t0, 2.0, "header_timeout (1 s) counts from the connect")
         s.close()
 
-    def test_connections_beyond_the_limit_are_closed_at_once(self):
+    def test_beyond_the_limit_health_checks_still_get_in_and_the_rest_is_closed(self):
         held = [self.a.connect() for _ in range(16)]
+        time.sleep(0.2)
+        # One of the 2 health connections: /healthz answers, once.
+        check = self.a.connect()
+        check.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_all(check, timeout=5)
+        check.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:20])
+        self.assertIn(b"Connection: close", data)
+        other = self.a.connect()
+        other.sendall(b"GET /v1/epoch HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = recv_all(other, timeout=5)
+        other.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 503"), data[:20])
+        self.assertIn(b'"code":"overloaded"', data)
+        # Both health connections taken (idle): the next one is closed at once.
+        time.sleep(0.2)
+        taken = [self.a.connect() for _ in range(2)]
         time.sleep(0.2)
         extra = self.a.connect()
         t0 = time.monotonic()
         self.assertEqual(recv_all(extra, timeout=5), b"")
-        self.assertLess(time.monotonic() - t0, 1.5)
+        self.assertLess(time.monotonic() - t0, 0.8, "closed at once, not by a timeout")
         extra.close()
-        for h in held:
+        for h in held + taken:
             h.close()
         time.sleep(0.3)
         self.assertServing()
+
+
+class TestConnectionsPerClient(AuthorityTest):
+    ENV = {"TESSERA_MAX_CONNECTIONS_PER_CLIENT": "4"}
+
+    def test_one_client_cannot_take_every_connection(self):
+        held = [self.a.connect() for _ in range(4)]
+        time.sleep(0.2)
+        fifth = self.a.connect()
+        t0 = time.monotonic()
+        self.assertEqual(recv_all(fifth, timeout=5), b"", "a fifth connection of one client")
+        self.assertLess(time.monotonic() - t0, 0.8)
+        fifth.close()
+        # Another client is served meanwhile.
+        s = self.a.connect(source="127.0.0.2")
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(recv_all(s, timeout=5).startswith(b"HTTP/1.1 200"))
+        s.close()
+        # A connection given back is a connection the client may open again.
+        held.pop().close()
+        time.sleep(0.3)
+        again = self.a.connect()
+        again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(recv_all(again, timeout=5).startswith(b"HTTP/1.1 200"))
+        again.close()
+        for h in held:
+            h.close()
 
 
 class TestConcurrentClients(AuthorityTest):

@@ -188,7 +188,7 @@ class TlsTest(unittest.TestCase):
 
 
 class TestTls(TlsTest):
-    ARGS = ["--read-timeout", "2s", "--log-level", "debug"]
+    ARGS = ["--header-timeout", "2s", "--log-level", "debug"]
 
     def test_verified_client_gets_healthz_and_issues_a_session(self):
         ctx = client_context(self.pki)
@@ -282,7 +282,7 @@ class TestTls(TlsTest):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
         self.assertNotEqual(r.returncode, 0)
 
-    def test_client_that_never_sends_a_client_hello_is_closed_within_read_timeout(self):
+    def test_client_that_never_sends_a_client_hello_is_closed_within_header_timeout(self):
         s = socket.create_connection(("127.0.0.1", self.a.port), timeout=10)
         t0 = time.monotonic()
         try:
@@ -292,8 +292,8 @@ class TestTls(TlsTest):
         elapsed = time.monotonic() - t0
         s.close()
         self.assertEqual(data, b"")
-        self.assertGreater(elapsed, 1.5, "closed before read_timeout")
-        self.assertLess(elapsed, 4.5, "the silent client outlived read_timeout (2s)")
+        self.assertGreater(elapsed, 1.5, "closed before header_timeout")
+        self.assertLess(elapsed, 4.5, "the silent client outlived header_timeout (2s)")
         self.assertEqual(https(self.a, client_context(self.pki))[0], 200)
 
     def test_keep_alive_serves_several_requests_on_one_tls_connection(self):

@@ -866,5 +866,107 @@ TEST_F(AuthzTest, ForwardAuthNeedsAnAuthzKeyInItsOwnHeaderWhenRequired) {
   EXPECT_EQ(ask("/v1/authz/forward-auth", admin).status, 200u);
 }
 
+// The rate limits at the Api: guessed credentials from one client address.
+class RateLimitedRoutes : public RoutesTest {
+ protected:
+  RateLimitedRoutes() {
+    options.rate_limits.auth_failures = {.per_second = 1, .burst = 3};
+    options.trusted_proxies.networks = {*Cidr::parse("10.0.0.0/8")};
+    api = std::make_unique<Api>(options, *deps);
+  }
+  HttpResponse from(std::string peer, std::string target, std::string body, Headers headers = {},
+                    std::string method = "POST") {
+    HttpRequest r;
+    r.method = std::move(method);
+    r.target = std::move(target);
+    r.body = std::move(body);
+    r.headers = std::move(headers);
+    r.peer = std::move(peer);
+    return api->handle(r);
+  }
+  static std::string refresh_body(std::string_view token) {
+    return fmt::format(R"({{"refresh_token":"{}"}})", token);
+  }
+};
+
+TEST_F(RateLimitedRoutes, GuessedRefreshTokensFromOneAddressAre429WithRetryAfterBeforeAnyWork) {
+  const std::string good(issue("token").at("refresh_token").as_string());
+  for (int i = 0; i < 3; ++i) {
+    auto r = from("192.0.2.10", "/v1/tokens/refresh", refresh_body(fmt::format("guess-{}", i)));
+    EXPECT_EQ(r.status, 401u) << r.body;
+  }
+  auto limited = from("192.0.2.10", "/v1/tokens/refresh", refresh_body("guess-3"));
+  EXPECT_EQ(limited.status, 429u) << limited.body;
+  EXPECT_EQ(limited.code, ErrorCode::rate_limited);
+  EXPECT_EQ(body_of(limited).at("code").as_string(), "rate_limited");
+  EXPECT_EQ(header_of(limited, "Retry-After"), "1");
+  EXPECT_EQ(limited.route, RouteId::refresh);
+  // No work while the bucket is empty, not even for a good token: an
+  // answer would tell a guess from a hit.
+  EXPECT_EQ(from("192.0.2.10", "/v1/tokens/refresh", refresh_body(good)).status, 429u);
+  // Another address is not affected, nor another kind of credential.
+  auto other = from("192.0.2.11", "/v1/tokens/refresh", refresh_body(good));
+  EXPECT_EQ(other.status, 200u) << other.body;
+  const std::string next(body_of(other).at("refresh_token").as_string());
+  clock.advance(1s);
+  EXPECT_EQ(from("192.0.2.10", "/v1/tokens/refresh", refresh_body(next)).status, 200u);
+}
+
+TEST_F(RateLimitedRoutes, CredentialsThatEndedAreNotGuessesAndNeverCount) {
+  const std::string refresh(issue("token").at("refresh_token").as_string());
+  clock.advance(11min);  // idle timeout: a genuine credential, ended
+  for (int i = 0; i < 10; ++i) {
+    auto r = from("192.0.2.20", "/v1/tokens/refresh", refresh_body(refresh));
+    EXPECT_EQ(r.status, 401u) << i << r.body;
+    EXPECT_EQ(r.code, ErrorCode::session_idle_timeout);
+  }
+}
+
+TEST_F(RateLimitedRoutes, WrongApiKeysAreLimitedAndTheRightKeyAlwaysPasses) {
+  const Headers wrong = {{"Authorization", "Bearer not-the-key"}};
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(from("192.0.2.30", "/v1/epoch", "", wrong, "GET").status, 401u);
+  auto limited = from("192.0.2.30", "/v1/epoch", "", wrong, "GET");
+  EXPECT_EQ(limited.status, 429u);
+  EXPECT_EQ(limited.route, RouteId::global_epoch);
+  const Headers right = {{"Authorization", fmt::format("Bearer {}", kApiKey)}};
+  EXPECT_EQ(from("192.0.2.30", "/v1/epoch", "", right, "GET").status, 200u)
+      << "a service sharing the address with a guesser keeps working";
+  // Guessed session tokens at a service route are the service's users',
+  // relayed: they never lock the service out.
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(
+        from("192.0.2.30", "/v1/sessions/validate", R"({"session_token":"forged"})", right).status,
+        401u);
+  }
+}
+
+TEST_F(RateLimitedRoutes, ForwardAuthCountsForgedCookiesPerClientBehindATrustedProxy) {
+  const auto via = [](std::string client) {
+    return Headers{{"Host", "app.test"},
+                   {"Cookie", "tessera_session=forged"},
+                   {"X-Forwarded-For", std::move(client)}};
+  };
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(from("10.1.2.3", "/v1/authz/forward-auth", "", via("198.51.100.7"), "GET").status,
+              401u);
+  }
+  auto limited = from("10.1.2.3", "/v1/authz/forward-auth", "", via("198.51.100.7"), "GET");
+  EXPECT_EQ(limited.status, 429u);
+  EXPECT_EQ(from("10.1.2.3", "/v1/authz/forward-auth", "", via("198.51.100.8"), "GET").status, 401u)
+      << "the proxy's other clients are not limited with the guesser";
+}
+
+TEST_F(RateLimitedRoutes, TheGeneralLimitCountsEveryRequestWhenConfigured) {
+  options.rate_limits.requests = {.per_second = 1, .burst = 2};
+  api = std::make_unique<Api>(options, *deps);
+  EXPECT_EQ(from("192.0.2.40", "/healthz", "", {}, "GET").status, 200u);
+  EXPECT_EQ(from("192.0.2.40", "/healthz", "", {}, "GET").status, 200u);
+  auto limited = from("192.0.2.40", "/healthz", "", {}, "GET");
+  EXPECT_EQ(limited.status, 429u);
+  EXPECT_EQ(limited.route, RouteId::healthz);
+  EXPECT_EQ(from("192.0.2.41", "/healthz", "", {}, "GET").status, 200u);
+}
+
 }  // namespace
 }  // namespace tessera::server
