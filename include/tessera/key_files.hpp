@@ -86,6 +86,21 @@ struct Rotation {
 [[nodiscard]] Result<Rotation> rotate_signing_keys(const KeySet& keys, Algorithm alg,
                                                    Random& random, const Clock& clock,
                                                    std::chrono::seconds access_ttl);
+struct KeyRevocation {
+  KeySet keys;
+  std::string revoked_kid;
+  bool rotated = false;    // it was the active key: a rotation came first
+  std::string active_kid;  // the signing key afterwards
+  std::string next_kid;    // the pre-published key afterwards
+};
+// Removes a key from the set at once (a leaked key: `tessera keys revoke`),
+// whatever its state. The active key is rotated out first (its next key
+// signs from now on); a removed next key is replaced by a fresh one of
+// `alg`. key_not_found for an unknown kid.
+[[nodiscard]] Result<KeyRevocation> revoke_signing_key(const KeySet& keys, std::string_view kid,
+                                                       Algorithm alg, Random& random,
+                                                       const Clock& clock,
+                                                       std::chrono::seconds access_ttl);
 // The algorithm a rotation keeps when none is asked for: the next key's,
 // else the active key's, else EdDSA.
 [[nodiscard]] Algorithm current_algorithm(const KeySet& keys);

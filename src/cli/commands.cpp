@@ -172,6 +172,32 @@ Outcome keys_rotate(const Config& config) {
   return {};
 }
 
+// A leaked signing key, out of the set at once (docs/cli.md "keys revoke").
+Outcome keys_revoke(const Config& config, const std::string& kid) {
+  auto keys = load_existing_signing_keys(config);
+  if (!keys) return failed(keys.error());
+  const auto& clock = SystemClock::instance();
+  const Algorithm alg = config.signing_alg_given ? config.signing_alg : current_algorithm(*keys);
+  auto r = revoke_signing_key(*keys, kid, alg, CsprngRandom::instance(), clock,
+                              config.policy.access_ttl);
+  if (!r) return failed(r.error());
+  if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
+    return failed(s.error());
+  auto audit = open_audit_sink(config, true);
+  if (audit && *audit) {
+    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
+                              .at = clock.now(),
+                              .actor = Actor::system,
+                              .kid = r->active_kid,
+                              .count = 1});
+  }
+  print_json(boost::json::object{{"revoked", r->revoked_kid},
+                                 {"rotated", r->rotated},
+                                 {"active", r->active_kid},
+                                 {"next", r->next_kid}});
+  return {};
+}
+
 Outcome keys_rotate_secrets(const Config& config) {
   std::error_code ec;
   if (!fs::exists(config.secret_keys, ec))
@@ -426,6 +452,7 @@ int exit_code_for(ErrorCode code) noexcept {
     case ErrorCode::key_invalid:
       return kExitUsage;
     case ErrorCode::session_not_found:
+    case ErrorCode::key_not_found:
       return kExitNotFound;
     default:
       return kExitFailure;
@@ -476,6 +503,13 @@ int run_command(int argc, char** argv, ServeFunction serve) {
                            "stay readable: nobody is logged out). serve reads it on restart.");
   auto* keys_list_cmd =
       keys->add_subcommand("list", "Print the signing keys (kid, alg, state, retired_at) as JSON.");
+  std::string revoke_kid;
+  auto* keys_revoke_cmd = keys->add_subcommand(
+      "revoke",
+      "Remove the signing key KID at once (a leaked key): the active key is rotated out "
+      "first. serve drops it within key_reload_interval (or on SIGHUP); resource services "
+      "within jwks_max_age.");
+  keys_revoke_cmd->add_option("kid", revoke_kid, "the key's kid (tessera keys list)")->required();
 
   ApiKeyArgs api_key_args;
   auto* api_keys = app.add_subcommand(
@@ -571,6 +605,8 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     outcome = keys_rotate_secrets(*config);
   } else if (keys_list_cmd->parsed()) {
     outcome = keys_list(*config);
+  } else if (keys_revoke_cmd->parsed()) {
+    outcome = keys_revoke(*config, revoke_kid);
   } else if (api_keys_create_cmd->parsed()) {
     outcome = api_keys_create(*config, api_key_args);
   } else if (api_keys_list_cmd->parsed()) {

@@ -264,6 +264,40 @@ Result<Rotation> rotate_signing_keys(const KeySet& keys, Algorithm alg, Random& 
   return r;
 }
 
+Result<KeyRevocation> revoke_signing_key(const KeySet& keys, std::string_view kid, Algorithm alg,
+                                         Random& random, const Clock& clock,
+                                         std::chrono::seconds access_ttl) {
+  const KeySet::Entry* entry = keys.find_entry(kid);
+  if (entry == nullptr)
+    return fail(ErrorCode::key_not_found, fmt::format("no key with kid \"{}\" in the set", kid));
+  KeyRevocation r;
+  r.revoked_kid = std::string(kid);
+  KeySet from = keys;
+  if (entry->state == KeyState::active) {
+    auto rotated = rotate_signing_keys(keys, alg, random, clock, access_ttl);
+    if (!rotated) return std::unexpected(rotated.error());
+    from = std::move(rotated->keys);
+    r.rotated = true;
+  }
+  bool had_next = false;
+  for (const auto& e : from.entries()) {
+    if (e.key.kid() == kid) continue;
+    if (auto s = r.keys.add(e.key, e.state, e.retired_at); !s) return std::unexpected(s.error());
+    had_next = had_next || e.state == KeyState::next;
+  }
+  if (!had_next) {
+    auto next = Key::generate(alg, new_kid(clock, random), random);
+    if (!next) return std::unexpected(next.error());
+    if (auto s = r.keys.add(std::move(*next), KeyState::next); !s)
+      return std::unexpected(s.error());
+  }
+  for (const auto& e : r.keys.entries()) {
+    if (e.state == KeyState::active) r.active_kid = e.key.kid();
+    if (e.state == KeyState::next) r.next_kid = e.key.kid();
+  }
+  return r;
+}
+
 Algorithm current_algorithm(const KeySet& keys) {
   for (const auto& e : keys.entries()) {
     if (e.state == KeyState::next) return e.key.algorithm();

@@ -190,6 +190,45 @@ TEST(SigningKeys, RotatePrunesRetiredKeysOnceTheirTokensExpired) {
   EXPECT_NE(third->keys.find(second->retired_kid), nullptr);
 }
 
+TEST(SigningKeys, RevokeRemovesAKeyAtOnceWhateverItsState) {
+  DeterministicRandom random(5);
+  ManualClock clock;
+  auto keys = generate_signing_keys(Algorithm::EdDSA, random, clock);
+  const std::string active = keys->entries()[0].key.kid();
+  const std::string next = keys->entries()[1].key.kid();
+  const auto ttl = std::chrono::minutes{15};
+
+  // The active key: rotated out first, then gone; its next key signs.
+  auto r = revoke_signing_key(*keys, active, Algorithm::EdDSA, random, clock, ttl);
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_TRUE(r->rotated);
+  EXPECT_EQ(r->active_kid, next);
+  EXPECT_EQ(r->keys.find(active), nullptr) << "not even kept as retired";
+  ASSERT_NE(r->keys.find(r->next_kid), nullptr);
+  EXPECT_EQ(r->keys.entries().size(), 2u);
+
+  // The next key: replaced by a fresh one; the active key stays.
+  auto n = revoke_signing_key(r->keys, r->next_kid, Algorithm::EdDSA, random, clock, ttl);
+  ASSERT_THAT(n, Succeeds());
+  EXPECT_FALSE(n->rotated);
+  EXPECT_EQ(n->active_kid, next);
+  EXPECT_NE(n->next_kid, r->next_kid);
+  EXPECT_EQ(n->keys.find(r->next_kid), nullptr);
+
+  // A retired key: just gone.
+  auto rotated = rotate_signing_keys(n->keys, Algorithm::EdDSA, random, clock, ttl);
+  ASSERT_THAT(rotated, Succeeds());
+  auto gone =
+      revoke_signing_key(rotated->keys, rotated->retired_kid, Algorithm::EdDSA, random, clock, ttl);
+  ASSERT_THAT(gone, Succeeds());
+  EXPECT_EQ(gone->keys.find(rotated->retired_kid), nullptr);
+  EXPECT_EQ(gone->active_kid, rotated->active_kid);
+  EXPECT_EQ(gone->keys.entries().size(), 2u);
+
+  EXPECT_THAT(revoke_signing_key(*keys, "no-such-kid", Algorithm::EdDSA, random, clock, ttl),
+              FailsWith(ErrorCode::key_not_found));
+}
+
 TEST(SigningKeys, ListShowsNoKeyMaterial) {
   DeterministicRandom random(6);
   ManualClock clock;

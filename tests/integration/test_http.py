@@ -1385,6 +1385,40 @@ class TestProcessLifecycle(unittest.TestCase):
             a.cleanup()
 
 
+    def test_a_revoked_key_stops_verifying_at_the_next_reload(self):
+        import subprocess
+        import jwt
+        a = Authority(args=["--key-reload-interval", "1h"]).start()
+        try:
+            leaked = a.issue(subject())
+            kid = jwt.get_unverified_header(leaked["access_token"])["kid"]
+            self.assertTrue(a.introspect(leaked["access_token"]).json["active"])
+            out = subprocess.run([authority.TESSERA, "keys", "revoke", "--data-dir", a.data_dir,
+                                  kid], capture_output=True, stdin=subprocess.DEVNULL)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            answer = json.loads(out.stdout)
+            self.assertEqual((answer["revoked"], answer["rotated"]), (kid, True))
+            a.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and a.introspect(leaked["access_token"]).json["active"]:
+                time.sleep(0.1)
+            self.assertFalse(a.introspect(leaked["access_token"]).json["active"],
+                             "a token of the revoked key still verifies")
+            kids = {k["kid"] for k in a.request("GET", "/.well-known/jwks.json").json["keys"]}
+            self.assertNotIn(kid, kids, "the revoked key is still published")
+            fresh = a.issue(subject())
+            self.assertEqual(jwt.get_unverified_header(fresh["access_token"])["kid"],
+                             answer["active"])
+            self.assertTrue(a.introspect(fresh["access_token"]).json["active"])
+            unknown = subprocess.run([authority.TESSERA, "keys", "revoke", "--data-dir",
+                                      a.data_dir, kid], capture_output=True,
+                                     stdin=subprocess.DEVNULL)
+            self.assertEqual(unknown.returncode, 3, "not found")
+            self.assertIn(b"key_not_found", unknown.stderr + unknown.stdout)
+        finally:
+            a.cleanup()
+
+
 class TestReload(unittest.TestCase):
     @staticmethod
     def key_rotations(a):
