@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 60
+FUZZ_RUNS ?= 10000000
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-build bench bench-http bench-compare bench-compare-jwt bench-scale format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-long fuzz-build bench bench-http bench-compare bench-compare-jwt bench-scale format tidy clean
 
 all: build
 
@@ -55,11 +56,15 @@ tsan: deps-test
 fuzz-build:
 	@scripts/install-deps.sh fuzz
 	CC=clang-19 CXX=clang++-19 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_FUZZ=ON $(CMAKE_FLAGS)
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_jws_verify fuzz_jwk_parse fuzz_token_parse
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_jws_verify fuzz_jwk_parse fuzz_token_parse fuzz_http
 
 # Runs every libFuzzer target for FUZZ_SECONDS each, seeded from tests/fuzz/corpus.
 fuzz: fuzz-build
 	scripts/run-fuzzers.sh build-fuzz $(FUZZ_SECONDS)
+
+# Not in CI: every target for FUZZ_RUNS executions (10 M), however long it takes.
+fuzz-long: fuzz-build
+	scripts/run-fuzzers.sh build-fuzz 0 $(FUZZ_RUNS)
 
 # Debian packages (tessera, libtessera-dev) from a Release build with
 # Debian's hardening flags and no debug info (no -dbgsym packages; the

@@ -1,6 +1,6 @@
 // One Connection object per socket owns its stream, buffer and parser, and
 // runs on its own strand. A request is read whole (bounded header and body,
-// one deadline for the whole request from its first byte), handed to the
+// header_timeout for the head, read_timeout for the body), handed to the
 // Api, and answered before the next is parsed: pipelined requests wait in
 // the bounded read buffer, so at most one request per connection is ever in
 // flight and reading pauses while it is handled.
@@ -8,11 +8,13 @@
 // The stream is plain TCP, or TLS over it when the server has a TLS context
 // (docs/http.md "TLS"): one class template over the stream type,
 // instantiated for both here. A TLS connection first completes its
-// handshake under read_timeout, so a client that connects and says nothing
+// handshake under header_timeout, so a client that connects and says nothing
 // is dropped like one that sends no request, then reads requests as a plain
 // one does.
 //
-// This is the only file that includes Beast's HTTP and its TLS stream.
+// This is the only file of the server that includes Beast's HTTP and its
+// TLS stream (http_framing.hpp, its framing checks, is shared with the HTTP
+// fuzz target).
 #include <fmt/format.h>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -23,6 +25,7 @@
 #include <type_traits>
 
 #include "server/access_log.hpp"
+#include "server/http_framing.hpp"
 #include "server/http_text.hpp"
 #include "server/metrics.hpp"
 #include "server/server_state.hpp"
@@ -34,46 +37,6 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 
 namespace {
-
-// RFC 9112: a Transfer-Encoding whose final coding is not chunked, or one
-// beside a Content-Length (§6.1, §6.3); an HTTP/1.1 request without a Host,
-// or with more than one (§3.2). nullopt: the framing is sound.
-std::optional<std::string> framing_error(const http::request_header<>& h) {
-  std::size_t hosts = 0, encodings = 0;
-  std::string codings;
-  for (const auto& f : h) {
-    if (f.name() == http::field::host) ++hosts;
-    if (f.name() == http::field::transfer_encoding) {
-      ++encodings;
-      if (!codings.empty()) codings += ',';
-      codings += f.value();
-    }
-  }
-  if (h.version() >= 11 && hosts == 0) return "an HTTP/1.1 request needs a Host header";
-  if (hosts > 1) return "more than one Host header";
-  if (encodings == 0) return std::nullopt;
-  if (h.count(http::field::content_length) > 0)
-    return "Transfer-Encoding and Content-Length together";
-  // The codings, last one first: it must be chunked, and chunked only once.
-  std::size_t chunked = 0;
-  std::string_view last;
-  std::string_view rest = codings;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string_view c = rest.substr(0, comma);
-    while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
-    while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
-    if (!c.empty()) {
-      last = c;
-      if (beast::iequals(c, "chunked")) ++chunked;
-    }
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
-  }
-  if (!beast::iequals(last, "chunked") || chunked != 1)
-    return "Transfer-Encoding must end in chunked, once";
-  return std::nullopt;
-}
 
 constexpr std::size_t kReadChunk = 4096;
 constexpr std::chrono::seconds kLinger{1};

@@ -1,0 +1,55 @@
+// The framing checks Beast's parser does not make (request smuggling,
+// RFC 9112), over its parsed header: shared by the connection
+// (connection.cpp) and the HTTP fuzz target, the only includers, so that
+// Beast's HTTP stays in few translation units.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tessera::server {
+
+// RFC 9112: a Transfer-Encoding whose final coding is not chunked, or one
+// beside a Content-Length (§6.1, §6.3); an HTTP/1.1 request without a Host,
+// or with more than one (§3.2). nullopt: the framing is sound.
+inline std::optional<std::string> framing_error(const boost::beast::http::request_header<>& h) {
+  namespace http = boost::beast::http;
+  std::size_t hosts = 0, encodings = 0;
+  std::string codings;
+  for (const auto& f : h) {
+    if (f.name() == http::field::host) ++hosts;
+    if (f.name() == http::field::transfer_encoding) {
+      ++encodings;
+      if (!codings.empty()) codings += ',';
+      codings += f.value();
+    }
+  }
+  if (h.version() >= 11 && hosts == 0) return "an HTTP/1.1 request needs a Host header";
+  if (hosts > 1) return "more than one Host header";
+  if (encodings == 0) return std::nullopt;
+  if (h.count(http::field::content_length) > 0)
+    return "Transfer-Encoding and Content-Length together";
+  // The codings, last one first: it must be chunked, and chunked only once.
+  std::size_t chunked = 0;
+  std::string_view last;
+  std::string_view rest = codings;
+  while (!rest.empty()) {
+    const auto comma = rest.find(',');
+    std::string_view c = rest.substr(0, comma);
+    while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
+    while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
+    if (!c.empty()) {
+      last = c;
+      if (boost::beast::iequals(c, "chunked")) ++chunked;
+    }
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (!boost::beast::iequals(last, "chunked") || chunked != 1)
+    return "Transfer-Encoding must end in chunked, once";
+  return std::nullopt;
+}
+
+}  // namespace tessera::server
