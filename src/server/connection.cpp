@@ -160,11 +160,35 @@ class HttpConnection final : public Connection,
     // The head within header_timeout of its first byte (of the connection,
     // for a first request); the body then has read_timeout of its own.
     if (!first_request) tcp().expires_after(server_.options.header_timeout);
-    // The header first: a body over the limit is refused on its declared
-    // length, and a client waiting on `Expect: 100-continue` is told to go on.
-    http::async_read_header(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    read_head();
+  }
+
+  // The head whole in the buffer first (bounded by max_header_bytes): a
+  // folded header line (obs-fold, RFC 9112 §5.2) shows only in the raw
+  // bytes, since the parser unfolds it. Then the header is parsed from the
+  // buffer: a body over the limit is refused on its declared length, and a
+  // client waiting on `Expect: 100-continue` is told to go on.
+  void read_head() {
+    const std::string_view have(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const auto end = have.find("\r\n\r\n");
+    if (end != std::string_view::npos || have.size() >= server_.options.max_header_bytes) {
+      if (end != std::string_view::npos && has_obs_fold(have.substr(0, end + 2))) {
+        return respond("-",
+                       problem(ErrorCode::invalid_request,
+                               "a header line is folded (obs-fold); send each field on one line"),
+                       new_request_id(), false, 11, std::chrono::steady_clock::now());
+      }
+      // (Over the limit: the parser answers 431.)
+      return http::async_read_header(
+          stream_, buffer_, *parser_,
+          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+    }
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->on_read(ec);
+                              self->buffer_.commit(n);
+                              self->read_head();
+                            });
   }
 
   void on_header(beast::error_code ec) {

@@ -52,4 +52,15 @@ inline std::optional<std::string> framing_error(const boost::beast::http::reques
   return std::nullopt;
 }
 
+// A raw request head (up to its last CRLF) with a line that starts with a
+// space or a tab: obs-fold (RFC 9112 §5.2), or whitespace before the first
+// field (§2.2). Either is refused with 400: a proxy in front may read the
+// line as a field of its own.
+inline bool has_obs_fold(std::string_view head) noexcept {
+  for (auto at = head.find("\r\n"); at != std::string_view::npos; at = head.find("\r\n", at + 2)) {
+    if (at + 2 < head.size() && (head[at + 2] == ' ' || head[at + 2] == '\t')) return true;
+  }
+  return false;
+}
+
 }  // namespace tessera::server

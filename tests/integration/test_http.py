@@ -685,7 +685,7 @@ class TestBadInput(AuthorityTest):
         self.assertServing()
 
     def test_ambiguous_framing_is_400_and_closed_never_smuggled(self):
-        """RFC 9112 §6.1, §6.3, §3.2: each case is refused and the connection
+        """RFC 9112 §6.1, §6.3, §3.2, §5.2, §2.2: each case is refused and the connection
         closed, so a pipelined request behind it is never read as a body or
         answered."""
         behind = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: smuggled\r\n\r\n"
@@ -701,6 +701,10 @@ class TestBadInput(AuthorityTest):
                          b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
             "no Host": b"GET /healthz HTTP/1.1\r\nX-Request-Id: nohost\r\n\r\n",
             "two Hosts": b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            "obs-fold": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n b\r\n\r\n",
+            "obs-fold by tab": b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: a\r\n\tb\r\n\r\n",
+            "space before the first field":
+                b"GET /healthz HTTP/1.1\r\n Host: x\r\n\r\n",
         }
         for name, raw in cases.items():
             with self.subTest(case=name):
