@@ -147,6 +147,22 @@ Result<KeySet> load_existing_signing_keys(const Config& config) {
   return load_signing_keys(config.signing_keys);
 }
 
+// Writes a changed signing key set and appends its key_rotated audit event
+// (`reason`: the active kid; `count`: the keys that went).
+Status store_changed_keys(const Config& config, const KeySet& keys, const std::string& active_kid,
+                          std::size_t gone, const Clock& clock) {
+  if (auto s = write_private_file(config.signing_keys, keys.private_jwks()); !s) return s;
+  auto audit = open_audit_sink(config, true);
+  if (audit && *audit) {
+    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
+                              .at = clock.now(),
+                              .actor = Actor::system,
+                              .kid = active_kid,
+                              .count = gone});
+  }
+  return {};
+}
+
 Outcome keys_rotate(const Config& config) {
   auto keys = load_existing_signing_keys(config);
   if (!keys) return failed(keys.error());
@@ -155,16 +171,8 @@ Outcome keys_rotate(const Config& config) {
   auto r =
       rotate_signing_keys(*keys, alg, CsprngRandom::instance(), clock, config.policy.access_ttl);
   if (!r) return failed(r.error());
-  if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
+  if (auto s = store_changed_keys(config, r->keys, r->active_kid, r->pruned, clock); !s)
     return failed(s.error());
-  auto audit = open_audit_sink(config, true);
-  if (audit && *audit) {
-    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
-                              .at = clock.now(),
-                              .actor = Actor::system,
-                              .kid = r->active_kid,
-                              .count = r->pruned});
-  }
   print_json(boost::json::object{{"retired", r->retired_kid},
                                  {"active", r->active_kid},
                                  {"next", r->next_kid},
@@ -181,16 +189,8 @@ Outcome keys_revoke(const Config& config, const std::string& kid) {
   auto r = revoke_signing_key(*keys, kid, alg, CsprngRandom::instance(), clock,
                               config.policy.access_ttl);
   if (!r) return failed(r.error());
-  if (auto s = write_private_file(config.signing_keys, r->keys.private_jwks()); !s)
+  if (auto s = store_changed_keys(config, r->keys, r->active_kid, 1, clock); !s)
     return failed(s.error());
-  auto audit = open_audit_sink(config, true);
-  if (audit && *audit) {
-    (*audit)->emit(AuditEvent{.type = AuditEventType::key_rotated,
-                              .at = clock.now(),
-                              .actor = Actor::system,
-                              .kid = r->active_kid,
-                              .count = 1});
-  }
   print_json(boost::json::object{{"revoked", r->revoked_kid},
                                  {"rotated", r->rotated},
                                  {"active", r->active_kid},

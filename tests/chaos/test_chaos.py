@@ -37,28 +37,11 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import authority  # noqa: E402
-from authority import Authority  # noqa: E402
+from authority import Authority, free_port, need  # noqa: E402
 
 RESOURCE_SERVICE = None
 ROUNDS = int(os.environ.get("CHAOS_ROUNDS", "4"))
 LOAD_SECONDS = float(os.environ.get("CHAOS_LOAD_SECONDS", "1.5"))
-
-
-def need(var):
-    value = os.environ.get(var)
-    if value:
-        return value
-    if os.environ.get("TESSERA_REQUIRE_SERVERS") == "1":
-        raise AssertionError(f"{var} is not set (run through scripts/with-servers.sh)")
-    raise unittest.SkipTest(f"{var} is not set")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Load:
@@ -367,11 +350,7 @@ class TestRedisStalledDuringBumps(unittest.TestCase):
 
 def main():
     global RESOURCE_SERVICE
-    argv = list(sys.argv)
-    RESOURCE_SERVICE = authority.take_path_flags(argv, ("--tessera", "--resource-service")).get(
-        "--resource-service")
-    if authority.TESSERA is None:
-        sys.exit("usage: test_chaos.py --tessera PATH [--resource-service PATH]")
+    RESOURCE_SERVICE, argv = authority.run_with_resource_service("test_chaos.py")
     unittest.main(argv=argv, verbosity=2)
 
 

@@ -12,7 +12,6 @@ when TESSERA_REQUIRE_SERVERS=1 (make test, CI), and are skipped otherwise.
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,18 +21,9 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 import authority  # noqa: E402
-from authority import Authority  # noqa: E402
+from authority import Authority, free_port, need  # noqa: E402
 
 RESOURCE_SERVICE = None
-
-
-def need(var):
-    value = os.environ.get(var)
-    if value:
-        return value
-    if os.environ.get("TESSERA_REQUIRE_SERVERS") == "1":
-        raise AssertionError(f"{var} is not set (run through scripts/with-servers.sh)")
-    raise unittest.SkipTest(f"{var} is not set")
 
 
 def fresh_schema():
@@ -47,14 +37,6 @@ def shared_keys():
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return d, ["--signing-keys", os.path.join(d, "keys", "signing.jwks"),
                "--secret-keys", os.path.join(d, "keys", "secrets.json")]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class TestTwoAuthoritiesOnePostgres(unittest.TestCase):
@@ -424,11 +406,7 @@ class TestPostgresRestartUnderTraffic(unittest.TestCase):
 
 def main():
     global RESOURCE_SERVICE
-    argv = list(sys.argv)
-    RESOURCE_SERVICE = authority.take_path_flags(argv, ("--tessera", "--resource-service")).get(
-        "--resource-service")
-    if authority.TESSERA is None:
-        sys.exit("usage: test_cross_process.py --tessera PATH --resource-service PATH")
+    RESOURCE_SERVICE, argv = authority.run_with_resource_service("test_cross_process.py")
     unittest.main(argv=argv, verbosity=2)
 
 

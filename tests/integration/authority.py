@@ -38,6 +38,37 @@ def take_path_flags(argv, flags):
     return found
 
 
+def need(var):
+    """The value of a server's environment variable (scripts/with-servers.sh
+    sets them); without it the test fails when TESSERA_REQUIRE_SERVERS=1
+    (make test, CI) and is skipped otherwise."""
+    value = os.environ.get(var)
+    if value:
+        return value
+    if os.environ.get("TESSERA_REQUIRE_SERVERS") == "1":
+        raise AssertionError(f"{var} is not set (run through scripts/with-servers.sh)")
+    raise unittest.SkipTest(f"{var} is not set")
+
+
+def free_port():
+    """A loopback port nothing listens on (for now)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def run_with_resource_service(script):
+    """The main of a test file that takes --tessera PATH and
+    --resource-service PATH; returns the latter (None when not given)."""
+    argv = list(sys.argv)
+    rs = take_path_flags(argv, ("--tessera", "--resource-service")).get("--resource-service")
+    if TESSERA is None:
+        sys.exit(f"usage: {script} --tessera PATH [--resource-service PATH] [unittest args]")
+    return rs, argv
+
+
 def run_tests(script):
     """The main of a test file that needs only --tessera PATH."""
     argv = list(sys.argv)
