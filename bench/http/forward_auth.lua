@@ -7,7 +7,7 @@ for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
 local host = os.getenv("HOST")
 local cookie = os.getenv("COOKIE") or "__Host-tessera_session"  -- the default name
 local counter = 0
-local offset = 0
+offset = 0  -- a global: thread:set() writes globals, never a chunk's locals
 local thread_no = 0
 
 function setup(thread)

@@ -8,7 +8,7 @@ for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
 local threads = tonumber(os.getenv("THREADS"))
 local thread_no = 0
 local index = 0
-local mine = 0
+mine = 0  -- a global: thread:set() writes globals, never a chunk's locals
 
 function setup(thread)
   thread:set("mine", thread_no)

@@ -5,7 +5,7 @@ local tokens = {}
 for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
 local api_key = os.getenv("API_KEY")
 local counter = 0
-local offset = 0
+offset = 0  -- a global: thread:set() writes globals, never a chunk's locals
 local thread_no = 0
 
 function setup(thread)

@@ -4,7 +4,7 @@ local cookies = {}
 for line in io.lines(os.getenv("COOKIES")) do cookies[#cookies + 1] = line end
 local path = os.getenv("PATH_ME") or "/me"
 local counter = 0
-local offset = 0
+offset = 0  -- a global: thread:set() writes globals, never a chunk's locals
 local thread_no = 0
 
 function setup(thread)
