@@ -122,6 +122,8 @@ struct RevokeResult {
   std::vector<std::string> session_ids;  // the sessions this call revoked
 };
 
+class EventOutbox;  // tessera/outbox.hpp
+
 // The storage port. Every method is atomic on its own; those marked (atomic)
 // bundle several changes that must all happen or none. Implementations are
 // thread-safe. Transient failures are store_unavailable; nothing else fails
@@ -201,6 +203,10 @@ class SessionStore {
   // epoch would keep its tokens. Concurrent global bumps each move it; a
   // subject bump racing with it is ordered either way.
   [[nodiscard]] virtual Result<std::uint64_t> bump_global_epoch() = 0;
+
+  // The transactional outbox of this store (tessera/outbox.hpp), or null
+  // when it has none: then nothing is recorded with its changes.
+  [[nodiscard]] virtual EventOutbox* outbox() noexcept { return nullptr; }
 
   using Epochs = tessera::Epochs;
   // The global epoch and the subject's, read together (one round trip where

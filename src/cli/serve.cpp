@@ -14,12 +14,64 @@
 #include "cli/runtime.hpp"
 #include "server/server.hpp"
 #include "tessera/clock.hpp"
+#include "tessera/outbox.hpp"
 #include "tessera/random.hpp"
 #include "tessera/redis_counters.hpp"
 
 namespace tessera::cli {
 
 namespace {
+
+// The outbox's Redis consumer: each epoch_bumped event raises the key and
+// publishes the subject (RedisEpochPublisher::publish, monotonic). A failure
+// is logged as epoch_publish_failed and the event is tried again.
+class RedisEpochConsumer final : public EventConsumer {
+ public:
+  explicit RedisEpochConsumer(RedisEpochPublisher& publisher) : publisher_(publisher) {}
+  Status deliver(const Event& event) override {
+    if (event.type != EventType::epoch_bumped) return {};
+    auto s = publisher_.publish(event.subject, event.epoch);
+    if (!s) {
+      log_event(spdlog::level::warn, "epoch_publish_failed",
+                {{"event_id", event.id()},
+                 {"attempts", event.attempts + 1},
+                 {"code", to_string(s.error().code)}});
+    }
+    return s;
+  }
+
+ private:
+  RedisEpochPublisher& publisher_;
+};
+
+// In front of the metrics: wakes the dispatcher when a change wrote an
+// event, and records a signing key the authority has just loaded.
+class OutboxAudit final : public AuditSink {
+ public:
+  OutboxAudit(AuditSink& next, EventOutbox& outbox) : next_(next), outbox_(outbox) {}
+  void attach(OutboxDispatcher* dispatcher) noexcept { dispatcher_ = dispatcher; }
+  void emit(const AuditEvent& e) noexcept override {
+    next_.emit(e);
+    if (e.type == AuditEventType::key_rotated) {
+      try {
+        if (auto s = outbox_.append({.type = EventType::signing_key_rotated, .kid = e.kid}); !s)
+          log_event(spdlog::level::warn, "event_append_failed",
+                    {{"code", to_string(s.error().code)}});
+      } catch (...) {
+      }
+    }
+    if (dispatcher_ != nullptr &&
+        (e.type == AuditEventType::revoked || e.type == AuditEventType::evicted ||
+         e.type == AuditEventType::replay_detected || e.type == AuditEventType::epoch_bumped ||
+         e.type == AuditEventType::key_rotated))
+      dispatcher_->wake();
+  }
+
+ private:
+  AuditSink& next_;
+  EventOutbox& outbox_;
+  OutboxDispatcher* dispatcher_ = nullptr;
+};
 
 // The rate limits' shared counts (server::SharedCounts) kept in Redis.
 class RedisSharedCounts final : public server::SharedCounts {
@@ -158,8 +210,14 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   auto audit = open_audit_sink(config);
   if (!audit) return std::unexpected(audit.error());
   server::Metrics metrics(audit->get());
+  // Changes write events with them (the store's outbox, when it has one):
+  // the dispatcher delivers them, and the audit path only wakes it.
+  EventOutbox* outbox = (*store)->outbox();
+  std::optional<OutboxAudit> outbox_audit;
+  if (outbox != nullptr) outbox_audit.emplace(metrics, *outbox);
+  AuditSink* front = outbox_audit ? static_cast<AuditSink*>(&*outbox_audit) : &metrics;
   // key_rotated goes to the metrics (counted, then to the audit sink).
-  KeyReloader reloader(config.signing_keys, keys, &metrics, clock);
+  KeyReloader reloader(config.signing_keys, keys, front, clock);
   // Scoped API keys: the file as it is now, and the key just generated
   // (first start in dev mode) until the file holds it too.
   auto key_entries = load_api_keys(config.api_keys_file());
@@ -173,6 +231,15 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   // epoch at once.
   std::unique_ptr<RedisEpochPublisher> publisher;
   if (config.redis) publisher = std::make_unique<RedisEpochPublisher>(*config.redis);
+  // With an outbox the bumps reach Redis through it (retried until Redis
+  // takes them); without one (a store that has none), at once from the
+  // service, and a failure is only logged.
+  std::unique_ptr<RedisEpochConsumer> redis_consumer;
+  std::vector<EventConsumer*> consumers;
+  if (outbox != nullptr && publisher) {
+    redis_consumer = std::make_unique<RedisEpochConsumer>(*publisher);
+    consumers.push_back(redis_consumer.get());
+  }
 
   std::unique_ptr<RedisSharedCounts> shared_limits;
   if (config.redis && config.rate_limit_shared && config.server.rate_limits.auth_failures.enabled())
@@ -184,8 +251,8 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                                          .keys = keys,
                                          .clock = clock,
                                          .random = random,
-                                         .audit = &metrics,
-                                         .epochs = publisher.get()},
+                                         .audit = front,
+                                         .epochs = outbox != nullptr ? nullptr : publisher.get()},
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 
@@ -228,11 +295,21 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   if (auto warning = plaintext_listener_warning(config, port))
     log_event(spdlog::level::warn, "plaintext_listener", {{"detail", *warning}});
 
+  std::unique_ptr<OutboxDispatcher> dispatcher;
+  if (outbox != nullptr) {
+    dispatcher = std::make_unique<OutboxDispatcher>(
+        *outbox, consumers, OutboxOptions{}, clock,
+        [&metrics](const DispatchReport& r) { metrics.observe_dispatch(r); });
+    outbox_audit->attach(dispatcher.get());
+  }
   {
-    Housekeeper housekeeper(config, reloader, api_key_reloader, **service, publisher.get());
+    Housekeeper housekeeper(config, reloader, api_key_reloader, **service,
+                            outbox != nullptr ? nullptr : publisher.get());
     (*server)->run();
     block_stop_signals();
   }
+  if (outbox_audit) outbox_audit->attach(nullptr);
+  dispatcher.reset();  // events not delivered yet wait in the store for the next start
   log_event(spdlog::level::info, "stopped");
   return {};
 }

@@ -30,6 +30,9 @@ static_assert(kEvents.size() == std::size(kAllAuditEventTypes) && !kEvents.back(
 constexpr std::array<unsigned, 14> kStatuses = {200, 201, 204, 400, 401, 404, 405,
                                                 408, 413, 429, 431, 500, 503, 0 /* other */};
 
+// Delivery lag (commit → consumer), in seconds.
+constexpr std::array<double, 10> kLagBuckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 60};
+
 // Upper bounds in seconds; the last bucket (+Inf) is the count.
 constexpr std::array<double, 12> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                              0.01,   0.025,   0.05,   0.1,   0.5,    2.5};
@@ -57,6 +60,12 @@ struct Metrics::Impl {
   std::array<Histogram, kRouteCount> latency{};
   std::array<std::atomic<std::uint64_t>, kEvents.size()> events{};
   std::array<std::atomic<std::uint64_t>, kCodes> errors{};
+  // The outbox.
+  std::atomic<std::uint64_t> delivered{0}, retried{0}, dropped{0}, dispatch_errors{0};
+  std::atomic<std::uint64_t> backlog{0};
+  std::atomic<std::int64_t> oldest_pending_ms{0};  // 0: none pending
+  std::array<std::atomic<std::uint64_t>, kLagBuckets.size()> lag_buckets{};
+  std::atomic<std::uint64_t> lag_count{0}, lag_sum_ms{0};
 };
 
 Metrics::Metrics(AuditSink* next) : impl_(std::make_unique<Impl>()) {
@@ -82,6 +91,27 @@ void Metrics::observe_request(RouteId route, unsigned status, std::optional<Erro
   h.count.fetch_add(1, std::memory_order_relaxed);
   h.sum_ns.fetch_add(static_cast<std::uint64_t>(std::max<std::int64_t>(0, latency.count())),
                      std::memory_order_relaxed);
+}
+
+void Metrics::observe_dispatch(const DispatchReport& r) noexcept {
+  Impl& m = *impl_;
+  m.delivered.fetch_add(r.delivered, std::memory_order_relaxed);
+  m.retried.fetch_add(r.retried, std::memory_order_relaxed);
+  m.dropped.fetch_add(r.dropped, std::memory_order_relaxed);
+  if (r.error) m.dispatch_errors.fetch_add(1, std::memory_order_relaxed);
+  for (const auto lag : r.lags) {
+    const double seconds = std::chrono::duration<double>(lag).count();
+    for (std::size_t i = 0; i < kLagBuckets.size(); ++i) {
+      if (seconds <= kLagBuckets[i]) m.lag_buckets[i].fetch_add(1, std::memory_order_relaxed);
+    }
+    m.lag_count.fetch_add(1, std::memory_order_relaxed);
+    m.lag_sum_ms.fetch_add(static_cast<std::uint64_t>(lag.count()), std::memory_order_relaxed);
+  }
+  if (r.backlog) {
+    m.backlog.store(r.backlog->pending, std::memory_order_relaxed);
+    m.oldest_pending_ms.store(r.backlog->oldest ? r.backlog->oldest->time_since_epoch().count() : 0,
+                              std::memory_order_relaxed);
+  }
 }
 
 std::string Metrics::render() const {
@@ -127,6 +157,35 @@ std::string Metrics::render() const {
     add(fmt::format("tessera_lifecycle_events_total{{event=\"{}\"}} {}", kEvents[i],
                     impl_->events[i].load(std::memory_order_relaxed)));
   }
+  const Impl& m = *impl_;
+  add("# HELP tessera_events_delivered_total Outbox events delivered to every consumer.");
+  add("# TYPE tessera_events_delivered_total counter");
+  add(fmt::format("tessera_events_delivered_total {}", m.delivered.load()));
+  add("# HELP tessera_events_retried_total Outbox deliveries that failed and wait to be retried.");
+  add("# TYPE tessera_events_retried_total counter");
+  add(fmt::format("tessera_events_retried_total {}", m.retried.load()));
+  add("# HELP tessera_events_dropped_total Undelivered outbox events dropped beyond the bound.");
+  add("# TYPE tessera_events_dropped_total counter");
+  add(fmt::format("tessera_events_dropped_total {}", m.dropped.load()));
+  add("# HELP tessera_events_backlog Undelivered outbox events (read once a minute).");
+  add("# TYPE tessera_events_backlog gauge");
+  add(fmt::format("tessera_events_backlog {}", m.backlog.load()));
+  add("# HELP tessera_events_oldest_pending_timestamp_seconds Commit time of the oldest "
+      "undelivered event (0: none).");
+  add("# TYPE tessera_events_oldest_pending_timestamp_seconds gauge");
+  add(fmt::format("tessera_events_oldest_pending_timestamp_seconds {}",
+                  static_cast<double>(m.oldest_pending_ms.load()) / 1000.0));
+  add("# HELP tessera_event_delivery_lag_seconds From the change's commit to its delivery.");
+  add("# TYPE tessera_event_delivery_lag_seconds histogram");
+  for (std::size_t i = 0; i < kLagBuckets.size(); ++i) {
+    add(fmt::format("tessera_event_delivery_lag_seconds_bucket{{le=\"{}\"}} {}", kLagBuckets[i],
+                    m.lag_buckets[i].load()));
+  }
+  add(fmt::format("tessera_event_delivery_lag_seconds_bucket{{le=\"+Inf\"}} {}",
+                  m.lag_count.load()));
+  add(fmt::format("tessera_event_delivery_lag_seconds_sum {}",
+                  static_cast<double>(m.lag_sum_ms.load()) / 1000.0));
+  add(fmt::format("tessera_event_delivery_lag_seconds_count {}", m.lag_count.load()));
   add("# HELP tessera_errors_total Error responses, by error code.");
   add("# TYPE tessera_errors_total counter");
   for (std::size_t i = 0; i < kCodes; ++i) {

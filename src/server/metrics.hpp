@@ -10,6 +10,7 @@
 #include "server/route_table.hpp"
 #include "tessera/audit.hpp"
 #include "tessera/error.hpp"
+#include "tessera/outbox.hpp"
 
 namespace tessera::server {
 
@@ -26,6 +27,8 @@ class Metrics final : public AuditSink {
   // Indexes fixed arrays: no parsing, no allocation, no lock.
   void observe_request(RouteId route, unsigned status, std::optional<ErrorCode> code,
                        std::chrono::nanoseconds latency) noexcept;
+  // Called by the outbox dispatcher after each round (docs/events.md).
+  void observe_dispatch(const DispatchReport& report) noexcept;
 
  private:
   struct Impl;

@@ -12,6 +12,8 @@ when TESSERA_REQUIRE_SERVERS=1 (make test, CI), and are skipped otherwise.
 import os
 import secrets
 import shutil
+import socket
+import signal
 import subprocess
 import sys
 import tempfile
@@ -402,6 +404,194 @@ class TestPostgresRestartUnderTraffic(unittest.TestCase):
         self.assertEqual(issue.status, 201)
         self.assertEqual(self.auth.request("GET", "/readyz").status, 200)
         self.assertEqual(self.auth.stop(), 0)
+
+
+class Forwarder:
+    """A TCP forwarder on loopback standing for the network between the
+    authority and Redis: cut() drops every connection and refuses new ones
+    (a partition the resource services do not see), restore() heals it."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.conns = []
+        self.listener = None
+        self.restore()
+
+    def restore(self):
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(64)
+        self.listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def cut(self):
+        with self.lock:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+            except OSError:
+                pass
+            self.listener.close()
+            for c in self.conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self.conns = []
+
+    def _accept(self, ls):
+        while True:
+            try:
+                client, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def redis_get(port, key):
+    """GET over RESP, no client library."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        k = key.encode()
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(k), k))
+        data = b""
+        while b"\r\n" not in data or (data.startswith(b"$") and not data.startswith(b"$-1")
+                                        and data.count(b"\r\n") < 2):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    if data.startswith(b"$-1"):
+        return None
+    return data.split(b"\r\n")[1].decode()
+
+
+class TestABumpLostToRedisIsDeliveredLater(unittest.TestCase):
+    """The outbox: a bump the authority could not publish (Redis unreachable
+    for it alone) is retried until Redis takes it, also across a kill -9."""
+
+    def setUp(self):
+        redis_url = need("TESSERA_TEST_REDIS_URL")
+        if RESOURCE_SERVICE is None:
+            self.fail("--resource-service PATH is required")
+        self.redis_port = int(redis_url.rsplit(":", 1)[1])
+        self.net = Forwarder(self.redis_port)
+        self.data_dir = tempfile.mkdtemp(prefix="tessera-outbox-")
+        self.args = ["--redis-url", f"redis://127.0.0.1:{self.net.port}"]
+        self.auth = Authority(args=self.args, data_dir=self.data_dir).start()
+        self.dir = tempfile.mkdtemp(prefix="tessera-rs-")
+        ready = os.path.join(self.dir, "port")
+        self.log = open(os.path.join(self.dir, "rs.log"), "wb")
+        self.rs = subprocess.Popen(
+            [RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file", ready,
+             "--authority", f"http://127.0.0.1:{self.auth.port}", "--redis", redis_url],
+            env=dict(os.environ, TESSERA_API_KEY=self.auth.api_key),
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        self.rs_port = None
+        while self.rs_port is None:
+            self.assertIsNone(self.rs.poll(), "resource_service exited")
+            self.assertLess(time.monotonic(), deadline, "resource_service never became ready")
+            try:
+                with open(ready) as f:
+                    self.rs_port = int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.05)
+
+    def tearDown(self):
+        self.rs.terminate()
+        self.rs.wait(timeout=10)
+        self.log.close()
+        self.auth.cleanup()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def hello(self, token):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.rs_port, timeout=5)
+        try:
+            c.request("GET", "/hello", headers={"Authorization": f"Bearer {token}"})
+            r = c.getresponse()
+            r.read()
+            return r.status
+        finally:
+            c.close()
+
+    def test_a_bump_made_while_redis_is_unreachable_reaches_the_resource_service_later(self):
+        subject = "outbox-" + secrets.token_hex(4)
+        token = self.auth.issue(subject)["access_token"]
+        self.assertEqual(self.hello(token), 200)  # sv:{subject} = 0 is now in Redis
+        self.net.cut()
+        bump = self.auth.request("POST", f"/v1/subjects/{subject}/epoch", auth=True)
+        self.assertEqual(bump.status, 200, "the store is the record: the bump succeeds")
+        time.sleep(1.0)
+        self.assertEqual(redis_get(self.redis_port, f"sv:{subject}"), "0",
+                         "the bump cannot have reached Redis yet")
+        self.net.restore()
+        start = time.monotonic()
+        while redis_get(self.redis_port, f"sv:{subject}") != "1":
+            self.assertLess(time.monotonic() - start, 20, "the bump was never delivered")
+            time.sleep(0.1)
+        took = time.monotonic() - start
+        deadline = time.monotonic() + 10  # the service's cache TTL (5 s) at most
+        while self.hello(token) == 200:
+            self.assertLess(time.monotonic(), deadline, "the service still admits the token")
+            time.sleep(0.1)
+        self.assertIn("epoch_publish_failed", self.auth.log_text())
+        print(f"a bump lost to a partition reached Redis {took:.2f}s after it healed",
+              flush=True)
+
+    def test_undelivered_bumps_survive_a_kill_9_and_are_delivered_after_restart(self):
+        subjects = [f"kill-{secrets.token_hex(3)}-{i}" for i in range(20)]
+        self.net.cut()
+        for s in subjects:
+            self.assertEqual(
+                self.auth.request("POST", f"/v1/subjects/{s}/epoch", auth=True).status, 200)
+        self.auth.send_signal(signal.SIGKILL)
+        self.auth.proc.wait(timeout=10)
+        self.auth.log.close()
+        self.assertEqual([redis_get(self.redis_port, f"sv:{s}") for s in subjects],
+                         [None] * len(subjects), "nothing reached Redis before the kill")
+        self.net.restore()
+        again = Authority(args=self.args, data_dir=self.data_dir)
+        again.api_key = self.auth.api_key
+        self.auth = again.start()
+        # An event in flight at the kill stays leased for 10 s.
+        deadline = time.monotonic() + 30
+        while True:
+            got = [redis_get(self.redis_port, f"sv:{s}") for s in subjects]
+            if got == ["1"] * len(subjects):
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            f"{got.count('1')} of {len(subjects)} bumps delivered after restart")
+            time.sleep(0.1)
+        print(f"{len(subjects)} bumps pending at kill -9, all delivered after restart", flush=True)
 
 
 def main():

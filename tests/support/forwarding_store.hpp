@@ -219,6 +219,9 @@ class ForwardingStore : public SessionStore {
   Result<std::uint64_t> bump_global_epoch() override {
     return forward(StoreMethod::bump_global_epoch, [&] { return inner_.bump_global_epoch(); });
   }
+  // The inner store's outbox: its events are written by its own changes, so
+  // a write this wrapper fails writes none.
+  EventOutbox* outbox() noexcept override { return inner_.outbox(); }
   // The bundled calls reach the inner store's own (one statement where it
   // has one), not the composition through this store's hooks.
   Result<CredentialRead> find_by_credential_with_epochs(TokenKind k,

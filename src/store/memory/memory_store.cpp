@@ -1,11 +1,14 @@
 #include "tessera/memory_store.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "tessera/outbox.hpp"
 
 namespace tessera {
 namespace {
@@ -14,8 +17,94 @@ std::string mac_key(const LookupKey& k) {
   return std::string(reinterpret_cast<const char*>(k.mac.data()), k.mac.size());
 }
 
-class MemoryStore final : public SessionStore {
+UnixMillis wall_ms() noexcept {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+}
+
+class MemoryStore final : public SessionStore, public EventOutbox {
  public:
+  EventOutbox* outbox() noexcept override { return this; }
+
+  // --- EventOutbox: events in a vector, under the store's lock ---------------
+  void record_events() noexcept override { recording_ = true; }
+
+  Status append(const Event& event) override {
+    std::unique_lock lock(mu_);
+    push_event(event);
+    return {};
+  }
+
+  Result<std::vector<Event>> claim(std::size_t max, UnixMillis now,
+                                   std::chrono::milliseconds lease) override {
+    std::unique_lock lock(mu_);
+    std::vector<Event> out;
+    for (auto& [seq, row] : events_) {
+      if (out.size() >= max) break;
+      if (row.delivered_at || row.next_attempt > now) continue;
+      row.next_attempt = now + lease;
+      out.push_back(row.event);
+    }
+    return out;
+  }
+
+  Status delivered(std::span<const std::uint64_t> seqs, UnixMillis now) override {
+    std::unique_lock lock(mu_);
+    for (auto seq : seqs) {
+      if (auto it = events_.find(seq); it != events_.end()) it->second.delivered_at = now;
+    }
+    return {};
+  }
+
+  Status retry(std::uint64_t seq, UnixMillis next_attempt) override {
+    std::unique_lock lock(mu_);
+    if (auto it = events_.find(seq); it != events_.end() && !it->second.delivered_at) {
+      it->second.next_attempt = next_attempt;
+      ++it->second.event.attempts;
+    }
+    return {};
+  }
+
+  Status release(std::span<const std::uint64_t> seqs, UnixMillis next_attempt) override {
+    std::unique_lock lock(mu_);
+    for (auto seq : seqs) {
+      if (auto it = events_.find(seq); it != events_.end() && !it->second.delivered_at)
+        it->second.next_attempt = next_attempt;
+    }
+    return {};
+  }
+
+  Result<Purged> purge(UnixMillis delivered_before, std::size_t max_pending) override {
+    std::unique_lock lock(mu_);
+    Purged p;
+    std::size_t pending = 0;
+    for (const auto& [seq, row] : events_) pending += row.delivered_at ? 0 : 1;
+    for (auto it = events_.begin(); it != events_.end();) {
+      const auto& row = it->second;
+      if (row.delivered_at && *row.delivered_at < delivered_before) {
+        it = events_.erase(it);
+        ++p.deleted;
+      } else if (!row.delivered_at && pending > max_pending) {
+        it = events_.erase(it);  // oldest first: the map is in seq order
+        --pending;
+        ++p.dropped;
+      } else {
+        ++it;
+      }
+    }
+    return p;
+  }
+
+  Result<Backlog> backlog() override {
+    std::shared_lock lock(mu_);
+    Backlog b;
+    for (const auto& [seq, row] : events_) {
+      if (row.delivered_at) continue;
+      if (b.pending++ == 0) b.oldest = row.event.at;
+    }
+    return b;
+  }
+
+  // --- SessionStore ------------------------------------------------------------
   Result<RevokeResult> create(const Session& session, TokenKind kind, const LookupKey& credential,
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
@@ -141,6 +230,13 @@ class MemoryStore final : public SessionStore {
     if (it != families_.end()) {
       for (const auto& id : it->second) revoke_locked(id, reason, now, out);
     }
+    if (recording_ && !out.session_ids.empty()) {
+      push_event({.type = reason == RevokeReason::refresh_token_reused ? EventType::replay_detected
+                                                                       : EventType::family_revoked,
+                  .subject = sessions_.at(out.session_ids.front()).subject,
+                  .family_id = std::string(family_id),
+                  .reason = reason});
+    }
     return out;
   }
 
@@ -199,14 +295,20 @@ class MemoryStore final : public SessionStore {
 
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
     std::unique_lock lock(mu_);
-    return ++epochs_[std::string(subject)];
+    const std::uint64_t epoch = ++epochs_[std::string(subject)];
+    if (recording_)
+      push_event(
+          {.type = EventType::epoch_bumped, .subject = std::string(subject), .epoch = epoch});
+    return epoch;
   }
 
   Result<std::uint64_t> bump_global_epoch() override {
     std::unique_lock lock(mu_);
     std::uint64_t highest = 0;
     for (const auto& [subject, epoch] : epochs_) highest = std::max(highest, epoch);
-    return epochs_[""] = highest + 1;
+    const std::uint64_t epoch = epochs_[""] = highest + 1;
+    if (recording_) push_event({.type = EventType::epoch_bumped, .epoch = epoch});
+    return epoch;
   }
 
  private:
@@ -231,6 +333,20 @@ class MemoryStore final : public SessionStore {
     it->second.revoke_reason = reason;
     it->second.sealed_current.reset();  // nothing left to hand out
     out.session_ids.push_back(id);
+    if (recording_) {
+      push_event({.type = EventType::session_revoked,
+                  .subject = it->second.subject,
+                  .session_id = id,
+                  .family_id = it->second.family_id,
+                  .reason = reason});
+    }
+  }
+
+  // Under the unique lock.
+  void push_event(Event e) {
+    e.seq = ++last_seq_;
+    e.at = wall_ms();
+    events_.emplace(e.seq, EventRow{.event = std::move(e)});
   }
 
   static void erase_from(std::unordered_map<std::string, std::unordered_set<std::string>>& index,
@@ -248,6 +364,15 @@ class MemoryStore final : public SessionStore {
   std::unordered_map<std::string, std::unordered_set<std::string>> subjects_;
   std::unordered_map<std::string, std::unordered_set<std::string>> families_;
   std::unordered_map<std::string, std::uint64_t> epochs_;
+
+  struct EventRow {
+    Event event;
+    UnixMillis next_attempt{};
+    std::optional<UnixMillis> delivered_at;
+  };
+  std::atomic<bool> recording_{false};
+  std::uint64_t last_seq_ = 0;
+  std::map<std::uint64_t, EventRow> events_;  // in seq order
 };
 
 }  // namespace

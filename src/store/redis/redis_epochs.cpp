@@ -167,14 +167,29 @@ RedisEpochPublisher::RedisEpochPublisher(RedisOptions options)
 
 RedisEpochPublisher::~RedisEpochPublisher() = default;
 
+// The key only ever goes up: a bump delivered late (the outbox retries
+// after an outage) or raced by another authority's newer one never lowers
+// it. Then the subject is published.
+constexpr const char* kRaiseAndPublish = R"lua(
+local current = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+if tonumber(ARGV[1]) > current then
+  if ARGV[2] == '0' then
+    redis.call('SET', KEYS[1], ARGV[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  end
+end
+return redis.call('PUBLISH', ARGV[3], ARGV[4])
+)lua";
+
 Status RedisEpochPublisher::publish(std::string_view subject, std::uint64_t epoch) {
   const std::string value = fmt::format("{}", epoch);
-  auto set = subject.empty() ? pool_->command({"SET", "sv:", value})
-                             : pool_->command({"SET", epoch_key(subject), value, "EX",
-                                               fmt::format("{}", options_.key_ttl.count())});
-  if (!set) return std::unexpected(set.error());
-  auto pub = pool_->command({"PUBLISH", options_.channel, subject});
-  if (!pub) return std::unexpected(pub.error());
+  // The global key never expires (docs/distributed.md: evict the others first).
+  const std::string ttl = subject.empty() ? "0" : fmt::format("{}", options_.key_ttl.count());
+  const std::string key = subject.empty() ? std::string("sv:") : epoch_key(subject);
+  auto r =
+      pool_->command({"EVAL", kRaiseAndPublish, "1", key, value, ttl, options_.channel, subject});
+  if (!r) return std::unexpected(r.error());
   return {};
 }
 

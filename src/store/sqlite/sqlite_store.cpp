@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -13,6 +15,7 @@
 #include <utility>
 
 #include "core/try.hpp"
+#include "tessera/outbox.hpp"
 
 namespace tessera {
 namespace {
@@ -52,6 +55,25 @@ CREATE TABLE credentials (
 ) WITHOUT ROWID;
 CREATE INDEX credentials_by_session ON credentials(session_id);
 CREATE TABLE epochs (subject TEXT PRIMARY KEY, epoch INTEGER NOT NULL) WITHOUT ROWID;
+)sql",
+    // 1 → 2: the transactional outbox (tessera/outbox.hpp).
+    R"sql(
+CREATE TABLE events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  at_ms INTEGER NOT NULL,
+  subject TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  family_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  kid TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms INTEGER NOT NULL DEFAULT 0,
+  delivered_ms INTEGER
+);
+CREATE INDEX events_pending ON events(next_attempt_ms) WHERE delivered_ms IS NULL;
+CREATE INDEX events_delivered ON events(delivered_ms) WHERE delivered_ms IS NOT NULL;
 )sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
@@ -108,6 +130,7 @@ class Stmt {
     if (!r) return std::unexpected(r.error());
     return {};
   }
+  void reset() { sqlite3_reset(s_); }
   std::int64_t i64(int col) const { return sqlite3_column_int64(s_, col); }
   bool null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
   std::string text(int col) const {
@@ -232,14 +255,149 @@ void create_private(const std::filesystem::path& path) {
   if (fd >= 0) ::close(fd);
 }
 
-class SqliteStore final : public SessionStore {
+std::int64_t wall_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class SqliteStore final : public SessionStore, public EventOutbox {
  public:
+  EventOutbox* outbox() noexcept override { return this; }
+
+  // --- EventOutbox ---------------------------------------------------------------
+  void record_events() noexcept override { recording_ = true; }
+
+  Status append(const Event& e) override {
+    return write([&] { return insert_event(e); });
+  }
+
+  Result<std::vector<Event>> claim(std::size_t max, UnixMillis now,
+                                   std::chrono::milliseconds lease) override {
+    std::vector<Event> out;
+    TESSERA_TRY(write([&]() -> Status {
+      out.clear();
+      PREPARE(q, writer_,
+              "UPDATE events SET next_attempt_ms = ?2 + ?3 WHERE seq IN (SELECT seq FROM events "
+              "WHERE delivered_ms IS NULL AND next_attempt_ms <= ?2 ORDER BY seq LIMIT ?1) "
+              "RETURNING seq, type, at_ms, subject, session_id, family_id, reason, epoch, kid, "
+              "attempts");
+      q.bind(1, static_cast<std::int64_t>(max))
+          .bind(2, static_cast<std::int64_t>(now.time_since_epoch().count()))
+          .bind(3, static_cast<std::int64_t>(lease.count()));
+      for (;;) {
+        auto row = q.step();
+        if (!row) return std::unexpected(row.error());
+        if (!*row) break;
+        Event e;
+        e.seq = static_cast<std::uint64_t>(q.i64(0));
+        e.type = event_type_from_string(q.text(1)).value_or(EventType::session_revoked);
+        e.at = UnixMillis(std::chrono::milliseconds(q.i64(2)));
+        e.subject = q.text(3);
+        e.session_id = q.text(4);
+        e.family_id = q.text(5);
+        e.reason = revoke_reason_from_string(q.text(6));
+        e.epoch = static_cast<std::uint64_t>(q.i64(7));
+        e.kid = q.text(8);
+        e.attempts = static_cast<std::uint32_t>(q.i64(9));
+        out.push_back(std::move(e));
+      }
+      return {};
+    }));
+    std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) { return a.seq < b.seq; });
+    return out;
+  }
+
+  Status delivered(std::span<const std::uint64_t> seqs, UnixMillis now) override {
+    return write([&]() -> Status {
+      PREPARE(u, writer_, "UPDATE events SET delivered_ms = ?2 WHERE seq = ?1");
+      for (auto seq : seqs) {
+        u.bind(1, static_cast<std::int64_t>(seq))
+            .bind(2, static_cast<std::int64_t>(now.time_since_epoch().count()));
+        TESSERA_TRY(u.run());
+        u.reset();
+      }
+      return {};
+    });
+  }
+
+  Status retry(std::uint64_t seq, UnixMillis next_attempt) override {
+    return write([&]() -> Status {
+      PREPARE(u, writer_,
+              "UPDATE events SET next_attempt_ms = ?2, attempts = attempts + 1 "
+              "WHERE seq = ?1 AND delivered_ms IS NULL");
+      u.bind(1, static_cast<std::int64_t>(seq))
+          .bind(2, static_cast<std::int64_t>(next_attempt.time_since_epoch().count()));
+      return u.run();
+    });
+  }
+
+  Status release(std::span<const std::uint64_t> seqs, UnixMillis next_attempt) override {
+    return write([&]() -> Status {
+      PREPARE(u, writer_,
+              "UPDATE events SET next_attempt_ms = ?2 WHERE seq = ?1 AND delivered_ms IS NULL");
+      for (auto seq : seqs) {
+        u.bind(1, static_cast<std::int64_t>(seq))
+            .bind(2, static_cast<std::int64_t>(next_attempt.time_since_epoch().count()));
+        TESSERA_TRY(u.run());
+        u.reset();
+      }
+      return {};
+    });
+  }
+
+  Result<Purged> purge(UnixMillis delivered_before, std::size_t max_pending) override {
+    Purged p;
+    TESSERA_TRY(write([&]() -> Status {
+      {
+        PREPARE(d, writer_,
+                "DELETE FROM events WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1");
+        d.bind(1, static_cast<std::int64_t>(delivered_before.time_since_epoch().count()));
+        TESSERA_TRY(d.run());
+        p.deleted = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
+      }
+      PREPARE(d, writer_,
+              "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered_ms IS NULL "
+              "ORDER BY seq LIMIT max(0, (SELECT count(*) FROM events WHERE delivered_ms IS NULL) "
+              "- ?1))");
+      d.bind(1, static_cast<std::int64_t>(max_pending));
+      TESSERA_TRY(d.run());
+      p.dropped = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
+      return {};
+    }));
+    return p;
+  }
+
+  Result<Backlog> backlog() override {
+    auto conn = reader();
+    if (!conn) return std::unexpected(conn.error());
+    ReaderLease lease(*this, std::move(*conn));
+    PREPARE(q, *lease.conn, "SELECT count(*), min(at_ms) FROM events WHERE delivered_ms IS NULL");
+    auto row = q.step();
+    if (!row) return std::unexpected(row.error());
+    Backlog b;
+    b.pending = static_cast<std::size_t>(q.i64(0));
+    if (!q.null(1)) b.oldest = UnixMillis(std::chrono::milliseconds(q.i64(1)));
+    return b;
+  }
+
+  // --- SessionStore ------------------------------------------------------------
   Status open(const std::filesystem::path& path, const SqliteOptions& o) {
     path_ = path;
     options_ = o;
     create_private(path);
     TESSERA_TRY(writer_.open(path, o));
-    return migrate();
+    TESSERA_TRY(migrate());
+    // The whole reader pool now: a connection opened under load costs a
+    // schema parse on the request path, and a pool that grows with the
+    // highest concurrency seen reads as an fd leak for minutes.
+    std::lock_guard lock(pool_mu_);
+    while (readers_.size() < options_.readers) {
+      auto c = std::make_unique<Conn>();
+      TESSERA_TRY(c->open(path_, options_));
+      readers_.push_back(std::move(c));
+    }
+    return {};
   }
 
   Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential,
@@ -441,8 +599,28 @@ class SqliteStore final : public SessionStore {
 
   Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
-    return revoke_many("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL",
-                       family_id, {}, reason, now);
+    RevokeResult out;
+    TESSERA_TRY(write([&]() -> Status {
+      TESSERA_TRY(
+          revoke_many_tx("SELECT id FROM sessions WHERE family_id = ?1 AND revoked_at IS NULL",
+                         family_id, {}, reason, now, out));
+      if (!recording_ || out.session_ids.empty()) return {};
+      std::string subject;
+      {
+        PREPARE(q, writer_, "SELECT subject FROM sessions WHERE id = ?1");
+        q.bind(1, out.session_ids.front());
+        auto row = q.step();
+        if (!row) return std::unexpected(row.error());
+        if (*row) subject = q.text(0);
+      }
+      return insert_event({.type = reason == RevokeReason::refresh_token_reused
+                                       ? EventType::replay_detected
+                                       : EventType::family_revoked,
+                           .subject = std::move(subject),
+                           .family_id = std::string(family_id),
+                           .reason = reason});
+    }));
+    return out;
   }
 
   Result<RevokeResult> revoke_subject(std::string_view subject,
@@ -520,7 +698,10 @@ class SqliteStore final : public SessionStore {
       if (!row) return std::unexpected(row.error());
       if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
       epoch = static_cast<std::uint64_t>(u.i64(0));
-      return u.run();  // finish the statement
+      TESSERA_TRY(u.run());  // finish the statement
+      if (!recording_) return {};
+      return insert_event(
+          {.type = EventType::epoch_bumped, .subject = std::string(subject), .epoch = epoch});
     }));
     return epoch;
   }
@@ -537,7 +718,9 @@ class SqliteStore final : public SessionStore {
       if (!row) return std::unexpected(row.error());
       if (!*row) return fail(ErrorCode::internal, "epoch upsert returned nothing");
       epoch = static_cast<std::uint64_t>(u.i64(0));
-      return u.run();
+      TESSERA_TRY(u.run());
+      if (!recording_) return {};
+      return insert_event({.type = EventType::epoch_bumped, .epoch = epoch});
     }));
     return epoch;
   }
@@ -598,17 +781,47 @@ class SqliteStore final : public SessionStore {
     return c.run();
   }
 
+  // Inside a write transaction: the event row commits (or not) with the
+  // change it announces.
+  Status insert_event(const Event& e) {
+    PREPARE(i, writer_,
+            "INSERT INTO events (type, at_ms, subject, session_id, family_id, reason, epoch, kid) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
+    i.bind(1, to_string(e.type))
+        .bind(2, wall_ms())
+        .bind(3, e.subject)
+        .bind(4, e.session_id)
+        .bind(5, e.family_id);
+    i.bind(6, e.reason ? to_string(*e.reason) : std::string_view(""))
+        .bind(7, static_cast<std::int64_t>(e.epoch))
+        .bind(8, e.kid);
+    return i.run();
+  }
+
   // Inside a write transaction.
   Status revoke_where_id(std::string_view id, RevokeReason reason, UnixSeconds now,
                          RevokeResult& out) {
-    PREPARE(u, writer_,
-            "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, "
-            "sealed_text = NULL "
-            "WHERE id = ?1 AND revoked_at IS NULL");
-    u.bind(1, id).bind(2, now).bind(3, to_string(reason));
-    TESSERA_TRY(u.run());
-    if (sqlite3_changes(writer_.db()) > 0) out.session_ids.emplace_back(id);
-    return {};
+    std::string subject, family;
+    {
+      PREPARE(u, writer_,
+              "UPDATE sessions SET revoked_at = ?2, revoke_reason = ?3, sealed_version = NULL, "
+              "sealed_text = NULL "
+              "WHERE id = ?1 AND revoked_at IS NULL RETURNING subject, family_id");
+      u.bind(1, id).bind(2, now).bind(3, to_string(reason));
+      auto row = u.step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) return {};
+      subject = u.text(0);
+      family = u.text(1);
+      TESSERA_TRY(u.run());  // finish the statement
+    }
+    out.session_ids.emplace_back(id);
+    if (!recording_) return {};
+    return insert_event({.type = EventType::session_revoked,
+                         .subject = std::move(subject),
+                         .session_id = std::string(id),
+                         .family_id = std::move(family),
+                         .reason = reason});
   }
 
   Result<RevokeResult> revoke_many(const char* select, std::string_view key,
@@ -745,6 +958,7 @@ class SqliteStore final : public SessionStore {
 
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<Conn>> readers_;
+  std::atomic<bool> recording_{false};
 };
 
 }  // namespace
