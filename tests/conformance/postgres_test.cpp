@@ -12,10 +12,14 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
+#include <map>
+#include <mutex>
+#include <thread>
 
 #include "harness.hpp"
 #include "result_matchers.hpp"
 #include "store_conformance.hpp"
+#include "tessera/outbox.hpp"
 #include "tessera/postgres_store.hpp"
 
 namespace tessera::testing {
@@ -249,6 +253,56 @@ TEST(PostgresStore, AnOutageIsStoreUnavailableAndServiceResumesByItself) {
   ASSERT_THAT(after, Succeeds());
   EXPECT_EQ(*after, 1u);
   EXPECT_EQ(*(*store)->bump_epoch("alice"), 2u);
+}
+
+}  // namespace
+}  // namespace tessera::testing
+
+namespace tessera::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Two authorities on one database: each event is claimed by exactly one of
+// their dispatchers (FOR UPDATE SKIP LOCKED), never by both.
+TEST(PostgresStore, TwoDispatchersOnOneDatabaseDeliverEachEventOnce) {
+  if (postgres_url() == nullptr) {
+    if (servers_required()) FAIL() << "TESSERA_TEST_POSTGRES_URL is not set";
+    GTEST_SKIP() << "no PostgreSQL server (run through scripts/with-servers.sh)";
+  }
+  const auto dir = make_scratch_dir();
+  const std::string schema = schema_for(dir);
+  auto a = open_postgres_store({.url = postgres_url(), .schema = schema, .pool_size = 4});
+  auto b = open_postgres_store({.url = postgres_url(), .schema = schema, .pool_size = 4});
+  ASSERT_TRUE(a && b);
+  (*a)->outbox()->record_events();
+  constexpr int kBumps = 400;
+  for (int i = 0; i < kBumps; ++i) ASSERT_TRUE((*a)->bump_epoch(fmt::format("s{}", i)));
+
+  std::mutex mu;
+  std::map<std::uint64_t, int> seen;
+  const auto drain = [&](SessionStore& store) {
+    for (;;) {
+      auto claimed = store.outbox()->claim(16, SystemClock::instance().now_ms(), 60s);
+      ASSERT_TRUE(claimed) << claimed.error();
+      if (claimed->empty()) return;
+      std::vector<std::uint64_t> seqs;
+      for (const auto& e : *claimed) seqs.push_back(e.seq);
+      {
+        std::lock_guard lock(mu);
+        for (auto seq : seqs) ++seen[seq];
+      }
+      ASSERT_TRUE(store.outbox()->delivered(seqs, SystemClock::instance().now_ms()));
+    }
+  };
+  std::thread ta([&] { drain(**a); });
+  std::thread tb([&] { drain(**b); });
+  ta.join();
+  tb.join();
+  EXPECT_EQ(seen.size(), static_cast<std::size_t>(kBumps));
+  EXPECT_TRUE(std::all_of(seen.begin(), seen.end(), [](const auto& e) { return e.second == 1; }))
+      << "an event was claimed twice";
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

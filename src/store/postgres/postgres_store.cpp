@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -10,10 +11,12 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "core/try.hpp"
 #include "tessera/encoding.hpp"
+#include "tessera/outbox.hpp"
 
 namespace tessera {
 namespace {
@@ -54,6 +57,25 @@ CREATE TABLE credentials (
 CREATE INDEX credentials_by_session ON credentials(session_id);
 CREATE TABLE epochs (subject TEXT PRIMARY KEY, epoch BIGINT NOT NULL);
 )sql",
+    // 1 → 2: the transactional outbox (tessera/outbox.hpp).
+    R"sql(
+CREATE TABLE events (
+  seq BIGSERIAL PRIMARY KEY,
+  type TEXT NOT NULL,
+  at_ms BIGINT NOT NULL,
+  subject TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  family_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  epoch BIGINT NOT NULL,
+  kid TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_ms BIGINT NOT NULL DEFAULT 0,
+  delivered_ms BIGINT
+);
+CREATE INDEX events_pending ON events(seq) WHERE delivered_ms IS NULL;
+CREATE INDEX events_delivered ON events(delivered_ms) WHERE delivered_ms IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -71,6 +93,15 @@ static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 #define REVOKE_SET                                                                           \
   "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $3, sealed_version = NULL, " \
   "sealed_text = NULL "
+
+#define EVENT_COLUMNS "events (type, at_ms, subject, session_id, family_id, reason, epoch, kid)"
+// One session_revoked event per row of the CTE `r` (id, subject,
+// family_id), in the same statement as the revocation, when recording:
+// reason $3, commit time `at`, recording flag `on`.
+#define SESSION_EVENTS(at, on)                                         \
+  "ev AS (INSERT INTO " EVENT_COLUMNS " SELECT 'session_revoked', " at \
+  "::bigint, r.subject, "                                              \
+  "r.id, r.family_id, $3, 0, '' FROM r WHERE " on "::boolean) "
 
 // Every statement, prepared once per connection under its index.
 enum Sql : int {
@@ -96,6 +127,14 @@ enum Sql : int {
   kFindByCredentials,
   kRotateEpochs,
   kTouchRekey,
+  kAppendEvent,
+  kClaimEvents,
+  kDeliveredEvents,
+  kRetryEvent,
+  kReleaseEvents,
+  kPurgeDelivered,
+  kDropPending,
+  kBacklog,
   kSqlCount,
 };
 
@@ -119,11 +158,20 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "idle_expires_at = CASE WHEN idle_expires_at IS NULL OR $3::bigint IS NULL THEN "
     "idle_expires_at ELSE GREATEST(idle_expires_at, $3::bigint) END "
     "WHERE id = $1 AND revoked_at IS NULL",
-    /* kRevokeId */ REVOKE_SET "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
-    /* kRevokeFamily */ REVOKE_SET "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id",
-    /* kRevokeSubject */
-    REVOKE_SET
-    "WHERE subject = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR id <> $4) RETURNING id",
+    /* kRevokeId ($4 at, $5 recording) */
+    "WITH r AS (" REVOKE_SET
+    "WHERE id = $1 AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
+        "$4", "$5") "SELECT id FROM r",
+    /* kRevokeFamily ($4 at, $5 recording, $6 the family's event type) */
+    "WITH r AS (" REVOKE_SET
+    "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
+        "$4", "$5") ", fe AS (INSERT INTO " EVENT_COLUMNS
+                    " SELECT $6, $4::bigint, (SELECT subject FROM r LIMIT 1), '', $1, $3, 0, '' "
+                    "WHERE $5::boolean AND EXISTS (SELECT 1 FROM r)) SELECT id FROM r",
+    /* kRevokeSubject ($5 at, $6 recording) */
+    "WITH r AS (" REVOKE_SET
+    "WHERE subject = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR id <> $4) "
+    "RETURNING id, subject, family_id), " SESSION_EVENTS("$5", "$6") "SELECT id FROM r",
     /* kListLive */
     "SELECT " SESSION_COLUMNS
     " FROM sessions s WHERE s.subject = $1 AND s.revoked_at IS NULL AND s.expires_at > "
@@ -134,14 +182,18 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kEpochs */
     "SELECT COALESCE(MAX(epoch) FILTER (WHERE subject = ''), 0), "
     "COALESCE(MAX(epoch) FILTER (WHERE subject = $1), 0) FROM epochs WHERE subject IN ('', $1)",
-    /* kBumpEpoch */
-    "INSERT INTO epochs (subject, epoch) VALUES ($1, 1) ON CONFLICT (subject) DO UPDATE SET "
-    "epoch = epochs.epoch + 1 RETURNING epoch",
-    /* kBumpGlobalEpoch: GREATEST re-reads the global row it locked, so two
-       global bumps at once both move it. */
-    "INSERT INTO epochs (subject, epoch) SELECT '', COALESCE(MAX(epoch), 0) + 1 FROM epochs "
-    "ON CONFLICT (subject) DO UPDATE SET epoch = GREATEST(epochs.epoch + 1, EXCLUDED.epoch) "
-    "RETURNING epoch",
+    /* kBumpEpoch ($2 at, $3 recording) */
+    "WITH b AS (INSERT INTO epochs (subject, epoch) VALUES ($1, 1) ON CONFLICT (subject) DO "
+    "UPDATE SET epoch = epochs.epoch + 1 RETURNING epoch), ev AS (INSERT INTO " EVENT_COLUMNS
+    " SELECT 'epoch_bumped', $2::bigint, $1, '', '', '', b.epoch, '' FROM b WHERE $3::boolean) "
+    "SELECT epoch FROM b",
+    /* kBumpGlobalEpoch ($1 at, $2 recording): GREATEST re-reads the global
+       row it locked, so two global bumps at once both move it. */
+    "WITH b AS (INSERT INTO epochs (subject, epoch) SELECT '', COALESCE(MAX(epoch), 0) + 1 FROM "
+    "epochs ON CONFLICT (subject) DO UPDATE SET epoch = GREATEST(epochs.epoch + 1, "
+    "EXCLUDED.epoch) RETURNING epoch), ev AS (INSERT INTO " EVENT_COLUMNS
+    " SELECT 'epoch_bumped', $1::bigint, '', '', '', '', b.epoch, '' FROM b WHERE $2::boolean) "
+    "SELECT epoch FROM b",
     /* kSubjectLock */ "SELECT pg_advisory_xact_lock(hashtextextended($1, 7468))",
     /* kInsertSession */
     "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
@@ -151,12 +203,15 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kInsertCredential */
     "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES ($1, "
     "$2::bigint, $3::smallint, $4, $5::bigint)",
-    /* kEvict: live sessions beyond the cap, least recently seen first */
-    "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $5, sealed_version = "
+    /* kEvict: live sessions beyond the cap, least recently seen first ($6
+       at, $7 recording) */
+    "WITH r AS (UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $5, sealed_version = "
     "NULL, sealed_text = NULL WHERE id IN (SELECT id FROM sessions WHERE subject = $1 AND "
     "revoked_at IS NULL AND expires_at > $2::bigint AND (idle_expires_at IS NULL OR "
     "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
-    "$4::bigint) RETURNING id",
+    "$4::bigint) RETURNING id, subject, family_id), ev AS (INSERT INTO " EVENT_COLUMNS
+    " SELECT 'session_revoked', $6::bigint, r.subject, r.id, r.family_id, $5, 0, '' FROM r WHERE "
+    "$7::boolean) SELECT id FROM r",
     /* kFindByCredentialEpochs: kFindByCredential and the subject's epochs */
     "SELECT c.generation, " SESSION_COLUMNS ", " EPOCHS_OF("s.subject")
     " FROM credentials c JOIN sessions s ON s.id = c.session_id "
@@ -196,6 +251,30 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "WHERE id = $1 AND revoked_at IS NULL RETURNING id) "
     "UPDATE credentials SET lookup = $6, key_version = $7::bigint FROM t WHERE lookup = $4 AND "
     "key_version = $5::bigint AND session_id = t.id",
+    /* kAppendEvent */
+    "INSERT INTO " EVENT_COLUMNS " VALUES ($1, $2::bigint, $3, $4, $5, $6, $7::bigint, $8)",
+    /* kClaimEvents: SKIP LOCKED, so that of several authorities on one
+       database exactly one claims each event; the lease is committed with
+       the claim ($1 max, $2 now, $3 lease) */
+    "UPDATE events SET next_attempt_ms = $2::bigint + $3::bigint WHERE seq IN (SELECT seq FROM "
+    "events WHERE delivered_ms IS NULL AND next_attempt_ms <= $2::bigint ORDER BY seq LIMIT "
+    "$1::bigint FOR UPDATE SKIP LOCKED) RETURNING seq, type, at_ms, subject, session_id, "
+    "family_id, reason, epoch, kid, attempts",
+    /* kDeliveredEvents */
+    "UPDATE events SET delivered_ms = $2::bigint WHERE seq = ANY($1::bigint[])",
+    /* kRetryEvent */
+    "UPDATE events SET next_attempt_ms = $2::bigint, attempts = attempts + 1 WHERE seq = "
+    "$1::bigint AND delivered_ms IS NULL",
+    /* kReleaseEvents */
+    "UPDATE events SET next_attempt_ms = $2::bigint WHERE seq = ANY($1::bigint[]) AND "
+    "delivered_ms IS NULL",
+    /* kPurgeDelivered */
+    "DELETE FROM events WHERE delivered_ms IS NOT NULL AND delivered_ms < $1::bigint",
+    /* kDropPending: the oldest undelivered beyond $1 */
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE delivered_ms IS NULL ORDER BY "
+    "seq LIMIT GREATEST(0, (SELECT count(*) FROM events WHERE delivered_ms IS NULL) - "
+    "$1::bigint))",
+    /* kBacklog */ "SELECT count(*), min(at_ms) FROM events WHERE delivered_ms IS NULL",
 };
 
 const char* statement_name(Sql sql) {
@@ -363,9 +442,113 @@ bool valid_schema_name(std::string_view s) {
   return true;
 }
 
-class PostgresStore final : public SessionStore {
+std::int64_t wall_ms() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// {1,2,3}: a bigint[] literal.
+std::string seq_array(std::span<const std::uint64_t> seqs) {
+  std::string out = "{";
+  for (auto seq : seqs) {
+    if (out.size() > 1) out += ',';
+    out += fmt::format("{}", seq);
+  }
+  return out + "}";
+}
+
+class PostgresStore final : public SessionStore, public EventOutbox {
  public:
   explicit PostgresStore(PostgresOptions o) : o_(std::move(o)) {}
+
+  EventOutbox* outbox() noexcept override { return this; }
+
+  // --- EventOutbox: table `events`; the change's statement writes its rows --------
+  void record_events() noexcept override { recording_ = true; }
+
+  Status append(const Event& e) override {
+    Params p;
+    p.add(to_string(e.type)).add(wall_ms()).add(e.subject).add(e.session_id).add(e.family_id);
+    p.add(e.reason ? to_string(*e.reason) : std::string_view{""}).add(e.epoch).add(e.kid);
+    auto r = run(kAppendEvent, p);
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Result<std::vector<Event>> claim(std::size_t max, UnixMillis now,
+                                   std::chrono::milliseconds lease) override {
+    auto r = run(kClaimEvents, Params()
+                                   .add(static_cast<std::uint64_t>(max))
+                                   .add(std::int64_t{now.time_since_epoch().count()})
+                                   .add(std::int64_t{lease.count()}));
+    if (!r) return std::unexpected(r.error());
+    std::vector<Event> out;
+    for (int i = 0; i < PQntuples(r->get()); ++i) {
+      Event e;
+      e.seq = static_cast<std::uint64_t>(to_i64(r->get(), i, 0));
+      e.type = event_type_from_string(text(r->get(), i, 1)).value_or(EventType::session_revoked);
+      e.at = UnixMillis(std::chrono::milliseconds(to_i64(r->get(), i, 2)));
+      e.subject = text(r->get(), i, 3);
+      e.session_id = text(r->get(), i, 4);
+      e.family_id = text(r->get(), i, 5);
+      e.reason = revoke_reason_from_string(text(r->get(), i, 6));
+      e.epoch = static_cast<std::uint64_t>(to_i64(r->get(), i, 7));
+      e.kid = text(r->get(), i, 8);
+      e.attempts = static_cast<std::uint32_t>(to_i64(r->get(), i, 9));
+      out.push_back(std::move(e));
+    }
+    std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) { return a.seq < b.seq; });
+    return out;
+  }
+
+  Status delivered(std::span<const std::uint64_t> seqs, UnixMillis now) override {
+    if (seqs.empty()) return {};
+    auto r = run(kDeliveredEvents,
+                 Params().add(seq_array(seqs)).add(std::int64_t{now.time_since_epoch().count()}));
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Status retry(std::uint64_t seq, UnixMillis next_attempt) override {
+    auto r = run(kRetryEvent,
+                 Params().add(seq).add(std::int64_t{next_attempt.time_since_epoch().count()}));
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Status release(std::span<const std::uint64_t> seqs, UnixMillis next_attempt) override {
+    if (seqs.empty()) return {};
+    auto r = run(
+        kReleaseEvents,
+        Params().add(seq_array(seqs)).add(std::int64_t{next_attempt.time_since_epoch().count()}));
+    if (!r) return std::unexpected(r.error());
+    return {};
+  }
+
+  Result<Purged> purge(UnixMillis delivered_before, std::size_t max_pending) override {
+    Purged p;
+    auto d = run(kPurgeDelivered,
+                 Params().add(std::int64_t{delivered_before.time_since_epoch().count()}));
+    if (!d) return std::unexpected(d.error());
+    p.deleted = affected(d->get());
+    auto x = run(kDropPending, Params().add(static_cast<std::uint64_t>(max_pending)));
+    if (!x) return std::unexpected(x.error());
+    p.dropped = affected(x->get());
+    return p;
+  }
+
+  Result<Backlog> backlog() override {
+    auto r = run(kBacklog, Params());
+    if (!r) return std::unexpected(r.error());
+    Backlog b;
+    b.pending = static_cast<std::size_t>(to_i64(r->get(), 0, 0));
+    if (!is_null(r->get(), 0, 1))
+      b.oldest = UnixMillis(std::chrono::milliseconds(to_i64(r->get(), 0, 1)));
+    return b;
+  }
+
+  // --- SessionStore ------------------------------------------------------------
 
   Status open() {
     auto c = connect(/*prepare=*/false);
@@ -390,8 +573,12 @@ class PostgresStore final : public SessionStore {
     auto st = transaction([&](Conn& c) -> Status {
       TESSERA_TRY(c.exec(kSubjectLock, Params().add(s.subject)));
       if (replaces) {
-        auto r = c.exec(kRevokeId,
-                        Params().add(*replaces).add(now).add(to_string(RevokeReason::rotated)));
+        auto r = c.exec(kRevokeId, Params()
+                                       .add(*replaces)
+                                       .add(now)
+                                       .add(to_string(RevokeReason::rotated))
+                                       .add(wall_ms())
+                                       .add(recording()));
         if (!r) return std::unexpected(r.error());
         for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
         if (out.session_ids.empty())
@@ -416,7 +603,9 @@ class PostgresStore final : public SessionStore {
                              .add(now)
                              .add(s.id)
                              .add(static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0))
-                             .add(to_string(RevokeReason::evicted)));
+                             .add(to_string(RevokeReason::evicted))
+                             .add(wall_ms())
+                             .add(recording()));
       if (!evicted) return std::unexpected(evicted.error());
       for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
       return {};
@@ -527,11 +716,21 @@ class PostgresStore final : public SessionStore {
 
   Result<RevokeResult> revoke_session(std::string_view id, RevokeReason reason,
                                       UnixSeconds now) override {
-    return revoked(run(kRevokeId, Params().add(id).add(now).add(to_string(reason))));
+    return revoked(
+        run(kRevokeId,
+            Params().add(id).add(now).add(to_string(reason)).add(wall_ms()).add(recording())));
   }
   Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
-    return revoked(run(kRevokeFamily, Params().add(family_id).add(now).add(to_string(reason))));
+    const EventType type = reason == RevokeReason::refresh_token_reused ? EventType::replay_detected
+                                                                        : EventType::family_revoked;
+    return revoked(run(kRevokeFamily, Params()
+                                          .add(family_id)
+                                          .add(now)
+                                          .add(to_string(reason))
+                                          .add(wall_ms())
+                                          .add(recording())
+                                          .add(to_string(type))));
   }
   Result<RevokeResult> revoke_subject(std::string_view subject,
                                       std::optional<std::string_view> except, RevokeReason reason,
@@ -543,6 +742,7 @@ class PostgresStore final : public SessionStore {
     } else {
       p.add_null();
     }
+    p.add(wall_ms()).add(recording());
     return revoked(run(kRevokeSubject, p));
   }
 
@@ -578,13 +778,13 @@ class PostgresStore final : public SessionStore {
   }
 
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
-    auto r = run(kBumpEpoch, Params().add(subject));
+    auto r = run(kBumpEpoch, Params().add(subject).add(wall_ms()).add(recording()));
     if (!r) return std::unexpected(r.error());
     return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
   }
 
   Result<std::uint64_t> bump_global_epoch() override {
-    auto r = run(kBumpGlobalEpoch, Params());
+    auto r = run(kBumpGlobalEpoch, Params().add(wall_ms()).add(recording()));
     if (!r) return std::unexpected(r.error());
     return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
   }
@@ -635,6 +835,16 @@ class PostgresStore final : public SessionStore {
                           static_cast<std::uint64_t>(to_i64(r, 0, b + 23))};
     }
     return out;
+  }
+
+  [[nodiscard]] std::string_view recording() const noexcept {
+    return recording_ ? "true" : "false";
+  }
+  static std::size_t affected(const PGresult* r) {
+    std::size_t n = 0;
+    const std::string_view count = PQcmdTuples(const_cast<PGresult*>(r));
+    std::from_chars(count.data(), count.data() + count.size(), n);
+    return n;
   }
 
   static Result<RevokeResult> revoked(Result<PgResult> r) {
@@ -777,7 +987,17 @@ class PostgresStore final : public SessionStore {
       case kEpochs:
       case kFindByCredentialEpochs:
       case kFindByCredentials:
+      case kBacklog:
         return true;
+      // Retrying a claim that may have reached the server would only lease
+      // the same events again; the others are writes.
+      case kAppendEvent:
+      case kClaimEvents:
+      case kDeliveredEvents:
+      case kRetryEvent:
+      case kReleaseEvents:
+      case kPurgeDelivered:
+      case kDropPending:
       case kRotate:
       case kTouch:
       case kRevokeId:
@@ -811,6 +1031,7 @@ class PostgresStore final : public SessionStore {
   }
 
   PostgresOptions o_;
+  std::atomic<bool> recording_{false};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Conn>> idle_;
