@@ -5,7 +5,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= 10000000
 CMAKE_FLAGS ?=
 
-.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-long fuzz-build bench bench-http bench-compare bench-compare-jwt bench-scale soak format tidy clean
+.PHONY: all deps deps-test deps-deb deb check-deb build run test lint-api asan tsan fuzz fuzz-long fuzz-build bench bench-http bench-compare bench-compare-jwt bench-scale bench-events soak format tidy clean
 
 all: build
 
@@ -95,6 +95,14 @@ bench-http: deps-test
 	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
 	cmake --build build-release -j $(JOBS)
 	scripts/bench-http.sh build-release
+
+# The outbox (not in CI): delivery lag under load and the backlog drain rate,
+# against a Release serve and a private redis-server; into docs/benchmarks.md.
+bench-events: deps-test
+	@scripts/install-deps.sh bench
+	cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_TESTS=OFF $(CMAKE_FLAGS)
+	cmake --build build-release -j $(JOBS) --target tessera
+	/usr/bin/python3 bench/events/bench_events.py build-release/src/cli/tessera
 
 # Not in CI: SOAK_SECONDS (600) of mixed traffic at 70 % of the rate measured
 # at the start; RSS, open fds and p99 every 10 s into docs/images/soak.svg and

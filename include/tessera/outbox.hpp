@@ -141,10 +141,12 @@ struct DispatchReport {
 };
 
 // A thread that claims due events and hands them to the consumers: at
-// least once, in order per claim, with exponential backoff per event. A
-// round stops at the first event a consumer refuses (it is likely down):
-// the rest of the claim is released to be tried with it, so an outage
-// costs one delivery timeout per round, not one per event.
+// least once, in order per claim. A round stops at the first event a
+// consumer refuses (it is likely down): the dispatcher then pauses with
+// exponential backoff while refusals follow each other, and that event and
+// the rest of the claim are due when the pause ends. An outage thus costs
+// one delivery timeout per pause, and once the consumer is back the whole
+// backlog flows at once.
 // Attaching turns event recording on (EventOutbox::record_events).
 class OutboxDispatcher {
  public:
@@ -171,8 +173,10 @@ class OutboxDispatcher {
   std::condition_variable cv_;
   bool stop_ = false;
   bool woken_ = false;
-  std::mutex round_mu_;  // one round at a time
+  std::mutex round_mu_;  // one round at a time; guards what follows
   UnixMillis last_purge_{};
+  UnixMillis paused_until_{};   // after a refusal
+  std::uint32_t refusals_ = 0;  // in a row
   std::thread thread_;
 };
 

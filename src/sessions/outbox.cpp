@@ -88,6 +88,8 @@ DispatchReport OutboxDispatcher::run_once() {
   std::lock_guard round(round_mu_);
   DispatchReport report;
   const UnixMillis now = clock_.now_ms();
+  // A consumer refused lately: nothing is claimed until the pause ends.
+  if (now < paused_until_) return report;
   auto events = outbox_.claim(options_.batch, now, options_.lease);
   if (!events) {
     report.error = events.error();
@@ -108,11 +110,16 @@ DispatchReport OutboxDispatcher::run_once() {
       report.lags.push_back(std::max(std::chrono::milliseconds{0}, clock_.now_ms() - e.at));
       continue;
     }
-    // 250 ms, 500 ms, 1 s, ... up to max_backoff.
+    // The dispatcher pauses, 250 ms, 500 ms, 1 s, ... up to max_backoff
+    // while refusals follow each other; the event and the rest of the claim
+    // are due when the pause ends, so once the consumer is back the whole
+    // backlog flows at once rather than as each event's own backoff ends.
     auto wait = options_.first_backoff;
-    for (std::uint32_t n = 0; n < e.attempts && wait < options_.max_backoff; ++n) wait *= 2;
+    for (std::uint32_t n = 0; n < refusals_ && wait < options_.max_backoff; ++n) wait *= 2;
     wait = std::min(wait, options_.max_backoff);
+    ++refusals_;
     const UnixMillis next = clock_.now_ms() + wait;
+    paused_until_ = next;
     if (auto s = outbox_.retry(e.seq, next); !s) report.error = s.error();
     ++report.retried;
     std::vector<std::uint64_t> untried;
@@ -122,6 +129,7 @@ DispatchReport OutboxDispatcher::run_once() {
     }
     break;
   }
+  if (report.retried == 0 && !done.empty()) refusals_ = 0;
   if (!done.empty()) {
     if (auto s = outbox_.delivered(done, clock_.now_ms()); !s) {
       report.error = s.error();  // claimed again once the lease ends: at least once
