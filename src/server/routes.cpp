@@ -234,17 +234,21 @@ struct Api::Impl {
     // it: the peer, or X-Forwarded-For from a trusted proxy).
     std::string client;
     std::optional<Credential> guessed;
+    std::optional<HttpResponse> limited;
     if (limits.limits_failures() || limits.limits_requests()) {
       client = client_address(req.headers, req.peer, options.trusted_proxies);
       const RouteId id = route_of(req.target);
-      if (const auto wait = limits.request(client)) return too_many(*wait, id, "requests");
-      // Refused before any store work while the address's bucket is empty.
-      if (limits.limits_failures() && (guessed = guessed_credential(id))) {
+      if (const auto wait = limits.request(client)) {
+        limited = too_many(*wait, id, "requests");
+      } else if (limits.limits_failures() && (guessed = guessed_credential(id))) {
+        // Refused before any store work while the address's bucket is empty.
         if (const auto wait = limits.blocked(client, *guessed))
-          return too_many(*wait, id, "failed attempts");
+          limited = too_many(*wait, id, "failed attempts");
       }
     }
-    HttpResponse r = answer(req, client);
+    // A 429 goes through the rest too: a page at an allowed origin must
+    // be able to read it (CORS).
+    HttpResponse r = limited ? std::move(*limited) : answer(req, client);
     if (guessed) {
       if (const auto code = r.credential_code ? r.credential_code : r.code; code && is_guess(*code))
         (void)limits.failed(client, *guessed);

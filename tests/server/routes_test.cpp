@@ -912,6 +912,17 @@ TEST_F(RateLimitedRoutes, GuessedRefreshTokensFromOneAddressAre429WithRetryAfter
   EXPECT_EQ(from("192.0.2.10", "/v1/tokens/refresh", refresh_body(next)).status, 200u);
 }
 
+TEST_F(RateLimitedRoutes, A429CarriesTheCorsHeadersOfAnAllowedOrigin) {
+  options.cors_allowed_origins = {"https://app.test"};
+  api = std::make_unique<Api>(options, *deps);
+  const Headers page = {{"Origin", "https://app.test"}};
+  for (int i = 0; i < 3; ++i)
+    (void)from("192.0.2.12", "/v1/tokens/refresh", refresh_body("x"), page);
+  auto limited = from("192.0.2.12", "/v1/tokens/refresh", refresh_body("x"), page);
+  EXPECT_EQ(limited.status, 429u);
+  EXPECT_EQ(header_of(limited, "Access-Control-Allow-Origin"), "https://app.test");
+}
+
 TEST_F(RateLimitedRoutes, CredentialsThatEndedAreNotGuessesAndNeverCount) {
   const std::string refresh(issue("token").at("refresh_token").as_string());
   clock.advance(11min);  // idle timeout: a genuine credential, ended
