@@ -6,6 +6,7 @@
 #include <array>
 #include <charconv>
 
+#include "server/http_text.hpp"
 #include "tessera/encoding.hpp"
 
 namespace tessera::server {
@@ -59,30 +60,25 @@ std::string_view scope_name(Scope scope) noexcept {
 Result<Scopes> parse_scopes(std::string_view text) {
   Scopes out = 0;
   bool any = false;
-  while (true) {
-    const auto comma = text.find(',');
-    const std::string_view item = trim_spaces(text.substr(0, comma));
-    if (!item.empty()) {
-      any = true;
-      if (item == "admin") {
-        out |= kAdminScopes;
-      } else {
-        bool known = false;
-        for (const auto& [s, name] : kScopeNames) {
-          if (item == name) {
-            out |= static_cast<Scopes>(s);
-            known = true;
-          }
+  std::string_view item;
+  while (next_list_item(text, item)) {
+    any = true;
+    if (item == "admin") {
+      out |= kAdminScopes;
+    } else {
+      bool known = false;
+      for (const auto& [s, name] : kScopeNames) {
+        if (item == name) {
+          out |= static_cast<Scopes>(s);
+          known = true;
         }
-        // Names only ours (never echoed beyond 64 bytes: it may be a pasted key).
-        if (!known)
-          return fail(ErrorCode::invalid_request,
-                      fmt::format("unknown scope \"{}\"; known: {}",
-                                  item.size() <= 64 ? item : item.substr(0, 64), kKnown));
       }
+      // Names only ours (never echoed beyond 64 bytes: it may be a pasted key).
+      if (!known)
+        return fail(ErrorCode::invalid_request,
+                    fmt::format("unknown scope \"{}\"; known: {}",
+                                item.size() <= 64 ? item : item.substr(0, 64), kKnown));
     }
-    if (comma == std::string_view::npos) break;
-    text.remove_prefix(comma + 1);
   }
   if (!any)
     return fail(ErrorCode::invalid_request, fmt::format("no scope given; known: {}", kKnown));

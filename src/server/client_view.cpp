@@ -132,12 +132,8 @@ std::string client_address(const Headers& headers, std::string_view peer,
   std::vector<std::string_view> hops;  // every X-Forwarded-For item, in order
   for (const auto& [name, value] : headers) {
     if (!iequals(name, "x-forwarded-for")) continue;
-    std::string_view rest = value;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      hops.push_back(trim(rest.substr(0, comma)));
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
+    std::string_view rest = value, hop;
+    while (next_list_item(rest, hop)) hops.push_back(hop);
   }
   std::string_view client = peer;  // trusted: may speak for the hop before it
   for (auto it = hops.rbegin(); it != hops.rend(); ++it) {

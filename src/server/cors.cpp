@@ -40,11 +40,8 @@ bool own_origin(const ServerOptions& o, std::string_view origin) {
 // Every header name of a comma-separated Access-Control-Request-Headers is
 // one of kAllowHeaders.
 bool headers_allowed(std::string_view requested) {
-  while (!requested.empty()) {
-    const auto comma = requested.find(',');
-    const std::string_view name = trim(requested.substr(0, comma));
-    requested = comma == std::string_view::npos ? std::string_view{} : requested.substr(comma + 1);
-    if (name.empty()) continue;
+  std::string_view name;
+  while (next_list_item(requested, name)) {
     bool found = false;
     for (std::string_view allowed : {"content-type", "authorization", "x-request-id"})
       found |= iequals(name, allowed);
@@ -56,11 +53,9 @@ bool headers_allowed(std::string_view requested) {
 // The route's methods for Access-Control-Allow-Methods (OPTIONS left out).
 std::string methods_of(std::string_view allow) {
   std::string out;
-  while (!allow.empty()) {
-    const auto comma = allow.find(',');
-    const std::string_view m = trim(allow.substr(0, comma));
-    allow = comma == std::string_view::npos ? std::string_view{} : allow.substr(comma + 1);
-    if (m.empty() || m == "OPTIONS") continue;
+  std::string_view m;
+  while (next_list_item(allow, m)) {
+    if (m == "OPTIONS") continue;
     if (!out.empty()) out += ", ";
     out += m;
   }

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "server/http_text.hpp"
+
 namespace tessera::server {
 
 // RFC 9112: a Transfer-Encoding whose final coding is not chunked, or one
@@ -33,19 +35,11 @@ inline std::optional<std::string> framing_error(const boost::beast::http::reques
     return "Transfer-Encoding and Content-Length together";
   // The codings, last one first: it must be chunked, and chunked only once.
   std::size_t chunked = 0;
-  std::string_view last;
+  std::string_view last, c;
   std::string_view rest = codings;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    std::string_view c = rest.substr(0, comma);
-    while (!c.empty() && (c.front() == ' ' || c.front() == '\t')) c.remove_prefix(1);
-    while (!c.empty() && (c.back() == ' ' || c.back() == '\t')) c.remove_suffix(1);
-    if (!c.empty()) {
-      last = c;
-      if (boost::beast::iequals(c, "chunked")) ++chunked;
-    }
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
+  while (next_list_item(rest, c)) {
+    last = c;
+    if (boost::beast::iequals(c, "chunked")) ++chunked;
   }
   if (!boost::beast::iequals(last, "chunked") || chunked != 1)
     return "Transfer-Encoding must end in chunked, once";

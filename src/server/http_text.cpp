@@ -132,12 +132,21 @@ std::string query_escape(std::string_view s) {
   return out;
 }
 
+bool next_list_item(std::string_view& list, std::string_view& item) noexcept {
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    item = trim(list.substr(0, comma));
+    list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+    if (!item.empty()) return true;
+  }
+  return false;
+}
+
 bool method_allowed(std::string_view allow, std::string_view method) noexcept {
   if (allow == "*") return true;
-  while (!allow.empty()) {
-    const auto comma = allow.find(',');
-    if (trim(allow.substr(0, comma)) == method) return true;
-    allow = comma == std::string_view::npos ? std::string_view{} : allow.substr(comma + 1);
+  std::string_view m;
+  while (next_list_item(allow, m)) {
+    if (m == method) return true;
   }
   return false;
 }

@@ -30,6 +30,13 @@ using FormFields = std::vector<std::pair<std::string, std::string>>;
 [[nodiscard]] bool host_matches(std::string_view host, std::string_view entry);
 // Without leading and trailing spaces and tabs (optional whitespace, RFC 9110 §5.6.3).
 [[nodiscard]] std::string_view trim(std::string_view s) noexcept;
+// The next item of a comma-separated list ("a, b,,c"), trimmed, with `list`
+// moved past it; empty items are skipped; false once nothing is left. The
+// one walk over header lists (Allow, Transfer-Encoding, X-Forwarded-For,
+// Access-Control-Request-Headers) and the scope lists of API keys:
+//   std::string_view item;
+//   while (next_list_item(list, item)) ...
+[[nodiscard]] bool next_list_item(std::string_view& list, std::string_view& item) noexcept;
 
 // The first header of that name, case-insensitively.
 [[nodiscard]] std::optional<std::string_view> find_header(const Headers& headers,

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "server/client_view.hpp"
+#include "server/http_text.hpp"
 
 namespace tessera::server {
 namespace {
@@ -147,6 +148,25 @@ TEST(ClientAddress, XForwardedForCountsOnlyFromATrustedPeer) {
             "198.51.100.1")
       << "two headers read as one list";
   EXPECT_EQ(client_address(xff, "10.0.0.1", TrustedProxies{}), "10.0.0.1");
+}
+
+}  // namespace
+}  // namespace tessera::server
+
+namespace tessera::server {
+namespace {
+
+TEST(NextListItem, WalksACommaListTrimmedAndSkipsEmptyItems) {
+  std::string_view list = " GET,HEAD ,, \tPOST\t,";
+  std::string_view item;
+  std::vector<std::string_view> items;
+  while (next_list_item(list, item)) items.push_back(item);
+  EXPECT_EQ(items, (std::vector<std::string_view>{"GET", "HEAD", "POST"}));
+  EXPECT_TRUE(list.empty());
+  std::string_view none = " , ,";
+  EXPECT_FALSE(next_list_item(none, item));
+  EXPECT_TRUE(method_allowed("GET, HEAD, POST", "HEAD"));
+  EXPECT_FALSE(method_allowed("GET, HEAD", "HEA"));
 }
 
 }  // namespace
