@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "tessera/clock.hpp"
 #include "tessera/outbox.hpp"
 
 namespace tessera {
@@ -15,10 +16,6 @@ namespace {
 
 std::string mac_key(const LookupKey& k) {
   return std::string(reinterpret_cast<const char*>(k.mac.data()), k.mac.size());
-}
-
-UnixMillis wall_ms() noexcept {
-  return std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
 }
 
 class MemoryStore final : public SessionStore, public EventOutbox {
@@ -345,7 +342,7 @@ class MemoryStore final : public SessionStore, public EventOutbox {
   // Under the unique lock.
   void push_event(Event e) {
     e.seq = ++last_seq_;
-    e.at = wall_ms();
+    e.at = SystemClock::instance().now_ms();  // the commit time, as the other stores take it
     events_.emplace(e.seq, EventRow{.event = std::move(e)});
   }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/try.hpp"
+#include "tessera/clock.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/outbox.hpp"
 
@@ -301,6 +302,7 @@ class Params {
   Params& add(std::int64_t v) { return add(std::string_view(fmt::format("{}", v))); }
   Params& add(std::uint64_t v) { return add(std::string_view(fmt::format("{}", v))); }
   Params& add(UnixSeconds t) { return add(std::int64_t{t.time_since_epoch().count()}); }
+  Params& add(UnixMillis t) { return add(std::int64_t{t.time_since_epoch().count()}); }
   Params& add(std::optional<UnixSeconds> t) {
     if (t) return add(*t);
     values_.emplace_back(std::nullopt);
@@ -442,12 +444,6 @@ bool valid_schema_name(std::string_view s) {
   return true;
 }
 
-std::int64_t wall_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // {1,2,3}: a bigint[] literal.
 std::string seq_array(std::span<const std::uint64_t> seqs) {
   std::string out = "{";
@@ -469,7 +465,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
 
   Status append(const Event& e) override {
     Params p;
-    p.add(to_string(e.type)).add(wall_ms()).add(e.subject).add(e.session_id).add(e.family_id);
+    p.add(to_string(e.type)).add(wall_now()).add(e.subject).add(e.session_id).add(e.family_id);
     p.add(e.reason ? to_string(*e.reason) : std::string_view{""}).add(e.epoch).add(e.kid);
     auto r = run(kAppendEvent, p);
     if (!r) return std::unexpected(r.error());
@@ -478,10 +474,9 @@ class PostgresStore final : public SessionStore, public EventOutbox {
 
   Result<std::vector<Event>> claim(std::size_t max, UnixMillis now,
                                    std::chrono::milliseconds lease) override {
-    auto r = run(kClaimEvents, Params()
-                                   .add(static_cast<std::uint64_t>(max))
-                                   .add(std::int64_t{now.time_since_epoch().count()})
-                                   .add(std::int64_t{lease.count()}));
+    auto r = run(
+        kClaimEvents,
+        Params().add(static_cast<std::uint64_t>(max)).add(now).add(std::int64_t{lease.count()}));
     if (!r) return std::unexpected(r.error());
     std::vector<Event> out;
     for (int i = 0; i < PQntuples(r->get()); ++i) {
@@ -504,32 +499,27 @@ class PostgresStore final : public SessionStore, public EventOutbox {
 
   Status delivered(std::span<const std::uint64_t> seqs, UnixMillis now) override {
     if (seqs.empty()) return {};
-    auto r = run(kDeliveredEvents,
-                 Params().add(seq_array(seqs)).add(std::int64_t{now.time_since_epoch().count()}));
+    auto r = run(kDeliveredEvents, Params().add(seq_array(seqs)).add(now));
     if (!r) return std::unexpected(r.error());
     return {};
   }
 
   Status retry(std::uint64_t seq, UnixMillis next_attempt) override {
-    auto r = run(kRetryEvent,
-                 Params().add(seq).add(std::int64_t{next_attempt.time_since_epoch().count()}));
+    auto r = run(kRetryEvent, Params().add(seq).add(next_attempt));
     if (!r) return std::unexpected(r.error());
     return {};
   }
 
   Status release(std::span<const std::uint64_t> seqs, UnixMillis next_attempt) override {
     if (seqs.empty()) return {};
-    auto r = run(
-        kReleaseEvents,
-        Params().add(seq_array(seqs)).add(std::int64_t{next_attempt.time_since_epoch().count()}));
+    auto r = run(kReleaseEvents, Params().add(seq_array(seqs)).add(next_attempt));
     if (!r) return std::unexpected(r.error());
     return {};
   }
 
   Result<Purged> purge(UnixMillis delivered_before, std::size_t max_pending) override {
     Purged p;
-    auto d = run(kPurgeDelivered,
-                 Params().add(std::int64_t{delivered_before.time_since_epoch().count()}));
+    auto d = run(kPurgeDelivered, Params().add(delivered_before));
     if (!d) return std::unexpected(d.error());
     p.deleted = affected(d->get());
     auto x = run(kDropPending, Params().add(static_cast<std::uint64_t>(max_pending)));
@@ -577,7 +567,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
                                        .add(*replaces)
                                        .add(now)
                                        .add(to_string(RevokeReason::rotated))
-                                       .add(wall_ms())
+                                       .add(wall_now())
                                        .add(recording()));
         if (!r) return std::unexpected(r.error());
         for (auto& id : ids_of(r->get())) out.session_ids.push_back(std::move(id));
@@ -604,7 +594,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
                              .add(s.id)
                              .add(static_cast<std::int64_t>(max_live > 0 ? max_live - 1 : 0))
                              .add(to_string(RevokeReason::evicted))
-                             .add(wall_ms())
+                             .add(wall_now())
                              .add(recording()));
       if (!evicted) return std::unexpected(evicted.error());
       for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
@@ -718,7 +708,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
                                       UnixSeconds now) override {
     return revoked(
         run(kRevokeId,
-            Params().add(id).add(now).add(to_string(reason)).add(wall_ms()).add(recording())));
+            Params().add(id).add(now).add(to_string(reason)).add(wall_now()).add(recording())));
   }
   Result<RevokeResult> revoke_family(std::string_view family_id, RevokeReason reason,
                                      UnixSeconds now) override {
@@ -728,7 +718,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
                                           .add(family_id)
                                           .add(now)
                                           .add(to_string(reason))
-                                          .add(wall_ms())
+                                          .add(wall_now())
                                           .add(recording())
                                           .add(to_string(type))));
   }
@@ -742,7 +732,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
     } else {
       p.add_null();
     }
-    p.add(wall_ms()).add(recording());
+    p.add(wall_now()).add(recording());
     return revoked(run(kRevokeSubject, p));
   }
 
@@ -778,13 +768,13 @@ class PostgresStore final : public SessionStore, public EventOutbox {
   }
 
   Result<std::uint64_t> bump_epoch(std::string_view subject) override {
-    auto r = run(kBumpEpoch, Params().add(subject).add(wall_ms()).add(recording()));
+    auto r = run(kBumpEpoch, Params().add(subject).add(wall_now()).add(recording()));
     if (!r) return std::unexpected(r.error());
     return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
   }
 
   Result<std::uint64_t> bump_global_epoch() override {
-    auto r = run(kBumpGlobalEpoch, Params().add(wall_ms()).add(recording()));
+    auto r = run(kBumpGlobalEpoch, Params().add(wall_now()).add(recording()));
     if (!r) return std::unexpected(r.error());
     return static_cast<std::uint64_t>(to_i64(r->get(), 0, 0));
   }
@@ -837,6 +827,8 @@ class PostgresStore final : public SessionStore, public EventOutbox {
     return out;
   }
 
+  // The commit time events carry (the authority's clock, as in every store).
+  static UnixMillis wall_now() noexcept { return SystemClock::instance().now_ms(); }
   [[nodiscard]] std::string_view recording() const noexcept {
     return recording_ ? "true" : "false";
   }

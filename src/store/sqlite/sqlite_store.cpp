@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "core/try.hpp"
+#include "tessera/clock.hpp"
 #include "tessera/outbox.hpp"
 
 namespace tessera {
@@ -106,6 +107,9 @@ class Stmt {
     return *this;
   }
   Stmt& bind(int i, UnixSeconds v) {
+    return bind(i, static_cast<std::int64_t>(v.time_since_epoch().count()));
+  }
+  Stmt& bind(int i, UnixMillis v) {
     return bind(i, static_cast<std::int64_t>(v.time_since_epoch().count()));
   }
   Stmt& bind(int i, std::optional<UnixSeconds> v) {
@@ -255,12 +259,6 @@ void create_private(const std::filesystem::path& path) {
   if (fd >= 0) ::close(fd);
 }
 
-std::int64_t wall_ms() noexcept {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 class SqliteStore final : public SessionStore, public EventOutbox {
  public:
   EventOutbox* outbox() noexcept override { return this; }
@@ -283,7 +281,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
               "RETURNING seq, type, at_ms, subject, session_id, family_id, reason, epoch, kid, "
               "attempts");
       q.bind(1, static_cast<std::int64_t>(max))
-          .bind(2, static_cast<std::int64_t>(now.time_since_epoch().count()))
+          .bind(2, now)
           .bind(3, static_cast<std::int64_t>(lease.count()));
       for (;;) {
         auto row = q.step();
@@ -312,8 +310,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
     return write([&]() -> Status {
       PREPARE(u, writer_, "UPDATE events SET delivered_ms = ?2 WHERE seq = ?1");
       for (auto seq : seqs) {
-        u.bind(1, static_cast<std::int64_t>(seq))
-            .bind(2, static_cast<std::int64_t>(now.time_since_epoch().count()));
+        u.bind(1, static_cast<std::int64_t>(seq)).bind(2, now);
         TESSERA_TRY(u.run());
         u.reset();
       }
@@ -326,8 +323,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
       PREPARE(u, writer_,
               "UPDATE events SET next_attempt_ms = ?2, attempts = attempts + 1 "
               "WHERE seq = ?1 AND delivered_ms IS NULL");
-      u.bind(1, static_cast<std::int64_t>(seq))
-          .bind(2, static_cast<std::int64_t>(next_attempt.time_since_epoch().count()));
+      u.bind(1, static_cast<std::int64_t>(seq)).bind(2, next_attempt);
       return u.run();
     });
   }
@@ -337,8 +333,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
       PREPARE(u, writer_,
               "UPDATE events SET next_attempt_ms = ?2 WHERE seq = ?1 AND delivered_ms IS NULL");
       for (auto seq : seqs) {
-        u.bind(1, static_cast<std::int64_t>(seq))
-            .bind(2, static_cast<std::int64_t>(next_attempt.time_since_epoch().count()));
+        u.bind(1, static_cast<std::int64_t>(seq)).bind(2, next_attempt);
         TESSERA_TRY(u.run());
         u.reset();
       }
@@ -352,7 +347,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
       {
         PREPARE(d, writer_,
                 "DELETE FROM events WHERE delivered_ms IS NOT NULL AND delivered_ms < ?1");
-        d.bind(1, static_cast<std::int64_t>(delivered_before.time_since_epoch().count()));
+        d.bind(1, delivered_before);
         TESSERA_TRY(d.run());
         p.deleted = static_cast<std::size_t>(sqlite3_changes(writer_.db()));
       }
@@ -788,7 +783,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
             "INSERT INTO events (type, at_ms, subject, session_id, family_id, reason, epoch, kid) "
             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     i.bind(1, to_string(e.type))
-        .bind(2, wall_ms())
+        .bind(2, SystemClock::instance().now_ms())
         .bind(3, e.subject)
         .bind(4, e.session_id)
         .bind(5, e.family_id);
