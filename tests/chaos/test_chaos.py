@@ -278,23 +278,8 @@ class TestRedisStalledDuringBumps(unittest.TestCase):
                 time.sleep(0.05)
         url = f"redis://127.0.0.1:{self.redis_port}"
         self.auth = Authority(args=["--redis-url", url]).start()
-        ready = os.path.join(self.dir, "port")
-        self.rs_log = open(os.path.join(self.dir, "rs.log"), "wb")
-        self.rs = subprocess.Popen(
-            [RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file", ready,
-             "--authority", f"http://127.0.0.1:{self.auth.port}", "--redis", url],
-            env=dict(os.environ, TESSERA_API_KEY=self.auth.api_key),
-            stdout=self.rs_log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        self.rs_port = None
-        while self.rs_port is None:
-            self.assertIsNone(self.rs.poll(), "the resource service exited")
-            self.assertLess(time.monotonic(), deadline, "the resource service never got ready")
-            try:
-                with open(ready) as f:
-                    self.rs_port = int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                time.sleep(0.05)
+        self.rs, self.rs_port, self.rs_log = authority.start_resource_service(
+            RESOURCE_SERVICE, self.auth, url, self.dir)
 
     def tearDown(self):
         for p in (self.rs, self.redis):

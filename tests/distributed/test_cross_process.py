@@ -108,24 +108,8 @@ class TestEpochBumpReachesAResourceService(unittest.TestCase):
             self.fail("--resource-service PATH is required")
         self.auth = Authority(args=["--redis-url", redis_url]).start()
         self.dir = tempfile.mkdtemp(prefix="tessera-rs-")
-        ready = os.path.join(self.dir, "port")
-        env = dict(os.environ, TESSERA_API_KEY=self.auth.api_key)
-        self.log = open(os.path.join(self.dir, "rs.log"), "wb")
-        self.rs = subprocess.Popen(
-            [RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file", ready,
-             "--authority", f"http://127.0.0.1:{self.auth.port}", "--redis", redis_url],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        self.rs_port = None
-        while time.monotonic() < deadline and self.rs_port is None:
-            if self.rs.poll() is not None:
-                self.fail(f"resource_service exited {self.rs.returncode}")
-            try:
-                with open(ready) as f:
-                    self.rs_port = int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                time.sleep(0.05)
-        self.assertIsNotNone(self.rs_port, "resource_service never became ready")
+        self.rs, self.rs_port, self.log = authority.start_resource_service(
+            RESOURCE_SERVICE, self.auth, redis_url, self.dir)
 
     def tearDown(self):
         self.rs.terminate()
@@ -506,23 +490,8 @@ class TestABumpLostToRedisIsDeliveredLater(unittest.TestCase):
         self.args = ["--redis-url", f"redis://127.0.0.1:{self.net.port}"]
         self.auth = Authority(args=self.args, data_dir=self.data_dir).start()
         self.dir = tempfile.mkdtemp(prefix="tessera-rs-")
-        ready = os.path.join(self.dir, "port")
-        self.log = open(os.path.join(self.dir, "rs.log"), "wb")
-        self.rs = subprocess.Popen(
-            [RESOURCE_SERVICE, "--listen", "127.0.0.1:0", "--ready-file", ready,
-             "--authority", f"http://127.0.0.1:{self.auth.port}", "--redis", redis_url],
-            env=dict(os.environ, TESSERA_API_KEY=self.auth.api_key),
-            stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        self.rs_port = None
-        while self.rs_port is None:
-            self.assertIsNone(self.rs.poll(), "resource_service exited")
-            self.assertLess(time.monotonic(), deadline, "resource_service never became ready")
-            try:
-                with open(ready) as f:
-                    self.rs_port = int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                time.sleep(0.05)
+        self.rs, self.rs_port, self.log = authority.start_resource_service(
+            RESOURCE_SERVICE, self.auth, redis_url, self.dir)
 
     def tearDown(self):
         self.rs.terminate()

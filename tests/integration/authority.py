@@ -59,6 +59,36 @@ def free_port():
     return port
 
 
+def start_resource_service(binary, auth, redis_url, directory):
+    """examples/resource_service against the Authority `auth` (its API key
+    for epochs and introspection) and Redis at `redis_url`, on a free port,
+    its log in `directory`. Returns (process, port, log file); raises
+    AssertionError when it exits or is not ready within 20 s."""
+    ready = os.path.join(directory, "port")
+    log = open(os.path.join(directory, "rs.log"), "wb")
+    proc = subprocess.Popen(
+        [binary, "--listen", "127.0.0.1:0", "--ready-file", ready,
+         "--authority", f"http://127.0.0.1:{auth.port}", "--redis", redis_url],
+        env=dict(os.environ, TESSERA_API_KEY=auth.api_key), stdout=log,
+        stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            raise AssertionError(f"resource_service exited {proc.returncode}")
+        try:
+            with open(ready) as f:
+                return proc, int(f.read().strip()), log
+        except (FileNotFoundError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            log.close()
+            raise AssertionError("resource_service never became ready")
+        time.sleep(0.05)
+
+
 def run_with_resource_service(script):
     """The main of a test file that takes --tessera PATH and
     --resource-service PATH; returns the latter (None when not given)."""
