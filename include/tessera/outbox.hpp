@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -141,13 +142,19 @@ struct DispatchReport {
 };
 
 // A thread that claims due events and hands them to the consumers: at
-// least once, in order per claim. A round stops at the first event a
-// consumer refuses (it is likely down): the dispatcher then pauses with
-// exponential backoff while refusals follow each other, and that event and
-// the rest of the claim are due when the pause ends. An outage thus costs
-// one delivery timeout per pause, and once the consumer is back the whole
-// backlog flows at once.
-// Attaching turns event recording on (EventOutbox::record_events).
+// least once, oldest first per claim. Each consumer is paced on its own: the
+// first event a consumer refuses (it is likely down) pauses that consumer,
+// with exponential backoff while its refusals follow each other, and the
+// round goes on with the others. An event is marked delivered once every
+// consumer took it; until then it is due again when the earliest pause of a
+// consumer still owing it ends, and the consumers that took it already are
+// not given it again by this dispatcher (they are after a restart: at least
+// once). A consumer that is down thus costs one delivery timeout per pause,
+// holds back none of the others (a webhook endpoint that is down never
+// delays the Redis epochs), and once it is back its whole backlog flows at
+// once.
+// Attaching turns event recording on (EventOutbox::record_events). At most
+// 64 consumers (std::length_error beyond).
 class OutboxDispatcher {
  public:
   OutboxDispatcher(EventOutbox& outbox, std::vector<EventConsumer*> consumers,
@@ -175,8 +182,17 @@ class OutboxDispatcher {
   bool woken_ = false;
   std::mutex round_mu_;  // one round at a time; guards what follows
   UnixMillis last_purge_{};
-  UnixMillis paused_until_{};   // after a refusal
-  std::uint32_t refusals_ = 0;  // in a row
+  struct Pace {
+    UnixMillis paused_until{};   // after a refusal
+    std::uint32_t refusals = 0;  // in a row
+  };
+  std::vector<Pace> pace_;  // per consumer
+  // Events some consumers took and others still owe: seq → one bit per
+  // consumer that took it (at most 64 consumers). Bounded: beyond
+  // kMaxPartial the oldest entries are forgotten, which only means their
+  // consumers get those events again (at least once).
+  static constexpr std::size_t kMaxPartial = 100'000;
+  std::map<std::uint64_t, std::uint64_t> taken_;
   std::thread thread_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <stdexcept>
 
 #include "tessera/ulid.hpp"
 
@@ -43,7 +45,9 @@ OutboxDispatcher::OutboxDispatcher(EventOutbox& outbox, std::vector<EventConsume
       consumers_(std::move(consumers)),
       options_(options),
       clock_(clock),
-      on_report_(std::move(on_report)) {
+      on_report_(std::move(on_report)),
+      pace_(consumers_.size()) {
+  if (consumers_.size() > 64) throw std::length_error("OutboxDispatcher: at most 64 consumers");
   outbox_.record_events();
   thread_ = std::thread([this] { run(); });
 }
@@ -88,48 +92,68 @@ DispatchReport OutboxDispatcher::run_once() {
   std::lock_guard round(round_mu_);
   DispatchReport report;
   const UnixMillis now = clock_.now_ms();
-  // A consumer refused lately: nothing is claimed until the pause ends.
-  if (now < paused_until_) return report;
+  const std::size_t n = std::min<std::size_t>(consumers_.size(), 64);
+  const std::uint64_t all = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+  auto paused = [&](std::size_t i) { return clock_.now_ms() < pace_[i].paused_until; };
+  // Every consumer paused: nothing can be delivered until a pause ends.
+  bool any_ready = n == 0;
+  for (std::size_t i = 0; i < n; ++i) any_ready = any_ready || !paused(i);
+  if (!any_ready) return report;
   auto events = outbox_.claim(options_.batch, now, options_.lease);
   if (!events) {
     report.error = events.error();
     return report;
   }
   std::vector<std::uint64_t> done;
-  for (std::size_t i = 0; i < events->size(); ++i) {
-    const Event& e = (*events)[i];
-    bool ok = true;
-    for (EventConsumer* c : consumers_) {
-      if (!c->deliver(e)) {
-        ok = false;
-        break;
+  std::map<UnixMillis, std::vector<std::uint64_t>> untried;  // by when they are due again
+  for (const Event& e : *events) {
+    const auto known = taken_.find(e.seq);
+    std::uint64_t took = known != taken_.end() ? known->second : 0;
+    bool refused = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t bit = std::uint64_t{1} << i;
+      if ((took & bit) != 0 || paused(i)) continue;
+      if (consumers_[i]->deliver(e)) {
+        took |= bit;
+        pace_[i].refusals = 0;
+        continue;
       }
+      // This consumer pauses, 250 ms, 500 ms, 1 s, ... up to max_backoff
+      // while its refusals follow each other; the others go on.
+      auto wait = options_.first_backoff;
+      for (std::uint32_t k = 0; k < pace_[i].refusals && wait < options_.max_backoff; ++k)
+        wait *= 2;
+      pace_[i].paused_until = clock_.now_ms() + std::min(wait, options_.max_backoff);
+      ++pace_[i].refusals;
+      refused = true;
     }
-    if (ok) {
+    if (took == all) {
+      if (known != taken_.end()) taken_.erase(known);
       done.push_back(e.seq);
       report.lags.push_back(std::max(std::chrono::milliseconds{0}, clock_.now_ms() - e.at));
       continue;
     }
-    // The dispatcher pauses, 250 ms, 500 ms, 1 s, ... up to max_backoff
-    // while refusals follow each other; the event and the rest of the claim
-    // are due when the pause ends, so once the consumer is back the whole
-    // backlog flows at once rather than as each event's own backoff ends.
-    auto wait = options_.first_backoff;
-    for (std::uint32_t n = 0; n < refusals_ && wait < options_.max_backoff; ++n) wait *= 2;
-    wait = std::min(wait, options_.max_backoff);
-    ++refusals_;
-    const UnixMillis next = clock_.now_ms() + wait;
-    paused_until_ = next;
-    if (auto s = outbox_.retry(e.seq, next); !s) report.error = s.error();
-    ++report.retried;
-    std::vector<std::uint64_t> untried;
-    for (std::size_t j = i + 1; j < events->size(); ++j) untried.push_back((*events)[j].seq);
-    if (!untried.empty()) {
-      if (auto s = outbox_.release(untried, next); !s) report.error = s.error();
+    // Owed by paused consumers: due when the first of their pauses ends.
+    UnixMillis next = UnixMillis::max();
+    for (std::size_t i = 0; i < n; ++i) {
+      if ((took & (std::uint64_t{1} << i)) == 0) next = std::min(next, pace_[i].paused_until);
     }
-    break;
+    if (took != 0) {
+      taken_[e.seq] = took;
+    } else if (known != taken_.end()) {
+      taken_.erase(known);
+    }
+    if (refused) {
+      if (auto s = outbox_.retry(e.seq, next); !s) report.error = s.error();
+      ++report.retried;
+    } else {
+      untried[next].push_back(e.seq);
+    }
   }
-  if (report.retried == 0 && !done.empty()) refusals_ = 0;
+  for (const auto& [next, seqs] : untried) {
+    if (auto s = outbox_.release(seqs, next); !s) report.error = s.error();
+  }
+  while (taken_.size() > kMaxPartial) taken_.erase(taken_.begin());
   if (!done.empty()) {
     if (auto s = outbox_.delivered(done, clock_.now_ms()); !s) {
       report.error = s.error();  // claimed again once the lease ends: at least once

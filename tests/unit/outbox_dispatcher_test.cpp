@@ -100,6 +100,31 @@ TEST(OutboxDispatcher, ARefusalEndsTheRoundAndTheRestWaitsWithIt) {
   EXPECT_EQ(r.got()[1].attempts, 0u) << "released, not failed";
 }
 
+TEST(OutboxDispatcher, AConsumerThatIsDownHoldsBackNoneOfTheOthers) {
+  auto store = make_memory_store();
+  ManualClock clock;
+  Receiver down(2), up;
+  OutboxDispatcher d(*store->outbox(), {&down, &up}, manual(), clock);
+  for (const char* s : {"e1", "e2", "e3"}) ASSERT_TRUE(store->bump_epoch(s));
+  const DispatchReport first = d.run_once();
+  EXPECT_EQ(first.retried, 1u);
+  EXPECT_EQ(first.delivered, 0u) << "not delivered until every consumer took it";
+  EXPECT_EQ(up.got().size(), 3u) << "the consumer that is up got all three at once";
+  EXPECT_TRUE(down.got().empty());
+  ASSERT_TRUE(store->bump_epoch("e4"));
+  EXPECT_EQ(d.run_once().delivered, 0u);
+  EXPECT_EQ(up.got().size(), 4u) << "and keeps getting new ones while the other is paused";
+  clock.advance(1s);
+  EXPECT_EQ(d.run_once().retried, 1u) << "the second refusal: paused 2 s";
+  clock.advance(2s);
+  const DispatchReport back = d.run_once();
+  EXPECT_EQ(back.delivered, 4u);
+  ASSERT_EQ(down.got().size(), 4u);
+  EXPECT_EQ(down.got()[0].subject, "e1");
+  EXPECT_EQ(up.got().size(), 4u) << "never given twice by one dispatcher";
+  EXPECT_EQ(d.run_once().delivered, 0u);
+}
+
 TEST(OutboxDispatcher, AWakeDeliversWithoutWaitingForThePoll) {
   auto store = make_memory_store();
   Receiver r;
