@@ -96,6 +96,6 @@ set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
 set(CPACK_DEBIAN_DEV_DESCRIPTION "session lifecycle engine - development files
 The tessera engine as C++23 static libraries: tessera::core (keys, JOSE),
 tessera::sessions (the engine, memory and SQLite stores), tessera::postgres,
-tessera::redis, tessera::verify and tessera::verify_http (resource-side
-verification), with CMake (find_package(tessera)) and pkg-config files.")
+tessera::redis, tessera::events (webhooks), tessera::verify and
+tessera::verify_http (resource-side verification), with CMake (find_package(tessera)) and pkg-config files.")
 include(CPack)

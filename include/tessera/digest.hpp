@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 namespace tessera {
@@ -15,5 +16,10 @@ using Sha256Digest = std::array<std::uint8_t, 32>;
 // and then the process aborts (as the pooled HMAC does) rather than hand out
 // a digest of zeros.
 [[nodiscard]] Sha256Digest sha256(std::string_view data) noexcept;
+
+// HMAC-SHA256 of `data` under `key`, for signatures made now and then
+// (webhooks): a keyed context per call. Thread-safe; aborts as sha256 does.
+[[nodiscard]] Sha256Digest hmac_sha256(std::span<const std::uint8_t> key,
+                                       std::string_view data) noexcept;
 
 }  // namespace tessera

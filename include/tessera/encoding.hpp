@@ -22,6 +22,12 @@ using Bytes = std::vector<std::uint8_t>;
 // As above, appending into `out` (cleared first); false on any violation.
 [[nodiscard]] bool base64url_decode_into(std::string_view text, std::string& out);
 
+// RFC 4648 §4 standard base64, with padding (Standard Webhooks secrets and
+// signatures). Decoding is as strict as base64url's: the standard alphabet
+// only, the padding exactly as long as the length needs, no whitespace.
+[[nodiscard]] std::string base64_encode(std::span<const std::uint8_t> data);
+[[nodiscard]] std::optional<Bytes> base64_decode(std::string_view text);
+
 // Lowercase hex.
 [[nodiscard]] std::string hex_encode(std::span<const std::uint8_t> data);
 

@@ -22,7 +22,9 @@
 //      refresh_token_reused, fingerprint_mismatch.
 //   6. A dependency did not answer: store_unavailable, epoch_unavailable,
 //      liveness_unavailable, jwks_unavailable (the key source could not be
-//      reached while looking for a key). These are transient: the caller may retry, and
+//      reached while looking for a key), upstream_unavailable (a party the
+//      authority calls out to: an event receiver, an upstream identity
+//      provider). These are transient: the caller may retry, and
 //      verification fails closed (never admits on them).
 //   7. Anything that is our bug: internal.
 // Codes 2–5 are final for that token: retrying the same token cannot help.
@@ -74,6 +76,7 @@ enum class ErrorCode : std::uint8_t {
   payload_too_large,
   rate_limited,
   overloaded,
+  upstream_unavailable,
   internal,
 };
 
@@ -88,18 +91,19 @@ inline constexpr ErrorCode kAllErrorCodes[] = {
     ErrorCode::token_type_invalid,   ErrorCode::token_expired,
     ErrorCode::token_not_yet_valid,  ErrorCode::audience_mismatch,
     ErrorCode::issuer_mismatch,      ErrorCode::algorithm_not_allowed,
-    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found, ErrorCode::key_retired,
-    ErrorCode::key_invalid,          ErrorCode::signature_invalid,
-    ErrorCode::decryption_failed,    ErrorCode::session_not_found,
-    ErrorCode::session_expired,      ErrorCode::session_idle_timeout,
-    ErrorCode::session_revoked,      ErrorCode::refresh_token_reused,
-    ErrorCode::epoch_stale,          ErrorCode::fingerprint_mismatch,
-    ErrorCode::liveness_unavailable, ErrorCode::epoch_unavailable,
-    ErrorCode::store_unavailable,    ErrorCode::jwks_unavailable,
-    ErrorCode::unauthorized,         ErrorCode::insufficient_scope,
-    ErrorCode::host_not_allowed,     ErrorCode::origin_not_allowed,
-    ErrorCode::payload_too_large,    ErrorCode::rate_limited,
-    ErrorCode::overloaded,           ErrorCode::internal,
+    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found,
+    ErrorCode::key_retired,          ErrorCode::key_invalid,
+    ErrorCode::signature_invalid,    ErrorCode::decryption_failed,
+    ErrorCode::session_not_found,    ErrorCode::session_expired,
+    ErrorCode::session_idle_timeout, ErrorCode::session_revoked,
+    ErrorCode::refresh_token_reused, ErrorCode::epoch_stale,
+    ErrorCode::fingerprint_mismatch, ErrorCode::liveness_unavailable,
+    ErrorCode::epoch_unavailable,    ErrorCode::store_unavailable,
+    ErrorCode::jwks_unavailable,     ErrorCode::unauthorized,
+    ErrorCode::insufficient_scope,   ErrorCode::host_not_allowed,
+    ErrorCode::origin_not_allowed,   ErrorCode::payload_too_large,
+    ErrorCode::rate_limited,         ErrorCode::overloaded,
+    ErrorCode::upstream_unavailable, ErrorCode::internal,
 };
 static_assert(std::size(kAllErrorCodes) == kErrorCodeCount,
               "kAllErrorCodes must list every ErrorCode");

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "tessera/clock.hpp"
 #include "tessera/secret.hpp"
@@ -113,5 +115,28 @@ class IntrospectionLivenessCheck final : public LivenessCheck {
   std::mutex mu_;
   std::unordered_map<std::string, Entry> cache_;
 };
+
+// One request with the client of the ports above (a fresh connection, one
+// deadline over every step, the same TLS checks), for the library's other
+// outward calls: webhooks, SSF push, an upstream provider's token endpoint.
+// Any answer is returned, whatever its status; failing to get one is
+// `unavailable`, whose detail names the host and the step, never the body
+// or a header's value.
+struct HttpCall {
+  std::string method = "POST";  // GET or POST
+  std::string url;              // http:// or https://
+  // Sent beside Host, User-Agent and Content-Length.
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;  // POST
+};
+struct HttpAnswer {
+  unsigned status = 0;
+  std::string body;
+  std::string content_type;
+  std::string cache_control;
+  std::string retry_after;
+};
+[[nodiscard]] Result<HttpAnswer> send(HttpCall call, const HttpOptions& http,
+                                      ErrorCode unavailable);
 
 }  // namespace tessera::verify

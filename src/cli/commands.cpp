@@ -17,6 +17,7 @@
 #include "tessera/redis_epochs.hpp"
 #include "tessera/sqlite_store.hpp"
 #include "tessera/version.hpp"
+#include "tessera/webhooks.hpp"
 
 namespace tessera::cli {
 
@@ -560,6 +561,13 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     cmd->add_flag("--global", epoch_args.global, "the global epoch instead of a subject's");
   }
 
+  auto* webhooks = app.add_subcommand("webhooks", "Webhook signing secrets.");
+  webhooks->require_subcommand(1);
+  auto* webhooks_secret_cmd = webhooks->add_subcommand(
+      "new-secret",
+      "Print a new Standard Webhooks secret (whsec_...) for webhook_secret; give it to the "
+      "receivers too. Nothing is stored.");
+
   auto* migrate_cmd =
       app.add_subcommand("migrate", "Open the store, apply schema migrations, print the version.");
   auto* cleanup_cmd = app.add_subcommand(
@@ -576,6 +584,12 @@ int run_command(int argc, char** argv, ServeFunction serve) {
 
   if (version_cmd->parsed()) {
     std::cout << "tessera " << kVersion << '\n';
+    return kExitOk;
+  }
+  if (webhooks_secret_cmd->parsed()) {
+    // Needs no settings: printed for the operator to place, as api-keys
+    // create prints its key.
+    std::cout << WebhookSecret::generate(CsprngRandom::instance()).text().reveal() << '\n';
     return kExitOk;
   }
 

@@ -263,6 +263,8 @@ Filled set_public_url(Config& c, const std::string& url) {
   c.public_url = url;
   c.server.public_host.clear();
   c.server.public_scheme.clear();
+  c.server.public_base.clear();
+  c.server.public_path.clear();
   if (url.empty()) return {};
   const auto sep = url.find("://");
   const std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
@@ -279,6 +281,13 @@ Filled set_public_url(Config& c, const std::string& url) {
     host = host.substr(0, host.rfind(':'));
   c.server.public_host = host;
   c.server.public_scheme = scheme;
+  std::string base = url.substr(0, url.find_first_of("?#"));
+  while (base.ends_with('/')) base.pop_back();
+  c.server.public_base = base;
+  const auto host_end = rest.find_first_of("/?#");
+  if (host_end != std::string::npos && sep + 3 + host_end < base.size())
+    c.server.public_path = base.substr(sep + 3 + host_end);
+  c.server.public_base_from_host = false;
   return {};
 }
 
@@ -316,6 +325,30 @@ Filled set_trusted_proxies(Config& c, const std::string& text) {
           "\"{}\" is not an address or a network (e.g. 10.0.0.0/8, ::1/128; no host bits)", item));
     c.server.trusted_proxies.networks.push_back(*cidr);
   }
+  return {};
+}
+
+Filled set_webhook_urls(Config& c, const std::string& text) {
+  c.webhook_urls.clear();
+  for (const std::string& url : split_list(text)) {
+    const bool ok = (url.starts_with("https://") || url.starts_with("http://")) &&
+                    url.find("://") + 3 < url.size() &&
+                    std::none_of(url.begin(), url.end(),
+                                 [](unsigned char ch) { return ch <= 0x20 || ch >= 0x7f; });
+    if (!ok) return std::unexpected(fmt::format("\"{}\" is not an http(s) URL", url));
+    c.webhook_urls.push_back(url);
+  }
+  return {};
+}
+
+// The text is a secret: an error never repeats it.
+Filled set_webhook_secret(Config& c, const std::string& text) {
+  if (text.empty()) return {};
+  auto secret = WebhookSecret::parse(text);
+  if (!secret)
+    return std::unexpected(
+        "must be whsec_ and the base64 of 24 to 64 bytes (tessera webhooks new-secret makes one)");
+  c.webhook_secret = std::move(*secret);
   return {};
 }
 
@@ -491,6 +524,11 @@ const std::vector<Row>& table() {
       {{"rate_limit_shared", "true",
         "with redis_url, failed attempts also count over every instance (10 s windows)"},
        Boolean{put<&Config::rate_limit_shared>}},
+      {{"webhook_urls", "",
+        "comma-separated endpoints the revocation events are POSTed to (Standard Webhooks)"},
+       Parsed{set_webhook_urls}},
+      {{"webhook_secret", "", "whsec_...: signs every webhook (a secret; 0600 file or env)"},
+       Parsed{set_webhook_secret}},
       {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
        Parsed{set_authz_login_url}},
       {{"authz_allowed_hosts", "", "forward-auth: further hosts (.example.com: below it)"},
@@ -696,6 +734,7 @@ Result<Config> build_config(const RawSettings& raw) {
     const std::string port = c.server.port == 0 ? "" : fmt::format(":{}", c.server.port);
     (void)set_public_url(c, fmt::format("http://{}{}{}{}", v6 ? "[" : "",
                                         h.empty() ? "127.0.0.1" : h, v6 ? "]" : "", port));
+    c.server.public_base_from_host = c.server.port == 0;
   }
   c.signing_keys_given = raw.contains("signing_keys");
   c.secret_keys_given = raw.contains("secret_keys");
@@ -719,6 +758,8 @@ Result<Config> build_config(const RawSettings& raw) {
       c.server.authz.upstream_token_renew_before >= c.policy.access_ttl)
     return std::unexpected(bad("authz_upstream_token_renew_before",
                                "must be shorter than access_ttl (else every check mints)"));
+  if (!c.webhook_urls.empty() && !c.webhook_secret)
+    return std::unexpected(bad("webhook_urls", "needs webhook_secret (the receivers verify it)"));
   if (auto v = c.policy.validate(); !v) return std::unexpected(v.error());
   return c;
 }

@@ -22,6 +22,7 @@
 #include "tessera/redis_epochs.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
+#include "tessera/webhooks.hpp"
 
 namespace tessera::cli {
 
@@ -59,6 +60,11 @@ struct Config {
   bool api_key_hashes_given = false;  // the hashes themselves are in server.api_key_hashes
 
   std::string public_url;  // "" when unknown (production without the setting)
+
+  // The outbox's events are POSTed to each (Standard Webhooks), signed
+  // with webhook_secret.
+  std::vector<std::string> webhook_urls;
+  std::optional<WebhookSecret> webhook_secret;
 
   SessionPolicy policy;
   std::chrono::seconds cleanup_interval{3600};  // 0: never

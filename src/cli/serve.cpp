@@ -17,6 +17,7 @@
 #include "tessera/outbox.hpp"
 #include "tessera/random.hpp"
 #include "tessera/redis_counters.hpp"
+#include "tessera/webhooks.hpp"
 
 namespace tessera::cli {
 
@@ -42,6 +43,34 @@ class RedisEpochConsumer final : public EventConsumer {
 
  private:
   RedisEpochPublisher& publisher_;
+};
+
+// A webhook endpoint as a consumer, logging what it refuses. The URL is
+// logged as scheme://host only: some receivers put a token in the path.
+class LoggedWebhook final : public EventConsumer {
+ public:
+  LoggedWebhook(WebhookEndpoint endpoint, const Clock& clock)
+      : where_(origin_of(endpoint.url)), consumer_(std::move(endpoint), clock) {}
+  Status deliver(const Event& event) override {
+    auto s = consumer_.deliver(event);
+    if (!s) {
+      log_event(spdlog::level::warn, "webhook_delivery_failed",
+                {{"endpoint", where_},
+                 {"event_id", event.id()},
+                 {"attempts", event.attempts + 1},
+                 {"code", to_string(s.error().code)}});
+    }
+    return s;
+  }
+
+ private:
+  static std::string origin_of(std::string_view url) {
+    const auto scheme = url.find("://");
+    const auto path = url.find_first_of("/?#", scheme == std::string_view::npos ? 0 : scheme + 3);
+    return std::string(url.substr(0, path));
+  }
+  std::string where_;
+  WebhookConsumer consumer_;
 };
 
 // In front of the metrics: wakes the dispatcher when a change wrote an
@@ -239,6 +268,16 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   if (outbox != nullptr && publisher) {
     redis_consumer = std::make_unique<RedisEpochConsumer>(*publisher);
     consumers.push_back(redis_consumer.get());
+  }
+  // One consumer per webhook endpoint: each paced on its own.
+  std::vector<std::unique_ptr<LoggedWebhook>> webhooks;
+  if (!config.webhook_urls.empty() && outbox == nullptr)
+    return fail(ErrorCode::config_invalid,
+                "webhook_urls: the store has no outbox (events cannot be delivered)");
+  for (const std::string& url : config.webhook_urls) {
+    webhooks.push_back(std::make_unique<LoggedWebhook>(
+        WebhookEndpoint{.url = url, .secret = *config.webhook_secret}, clock));
+    consumers.push_back(webhooks.back().get());
   }
 
   std::unique_ptr<RedisSharedCounts> shared_limits;

@@ -97,6 +97,35 @@ bool base64url_decode_into(std::string_view text, std::string& out) {
   return decode_impl(text, out);
 }
 
+// Standard base64 as base64url with two letters swapped and the padding
+// added: one codec, one set of strictness rules.
+std::string base64_encode(std::span<const std::uint8_t> data) {
+  std::string out = base64url_encode(data);
+  for (char& c : out) {
+    if (c == '-') c = '+';
+    if (c == '_') c = '/';
+  }
+  out.append((4 - out.size() % 4) % 4, '=');
+  return out;
+}
+
+std::optional<Bytes> base64_decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  std::size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  std::string url(text.substr(0, text.size() - pad));
+  for (char& c : url) {
+    if (c == '-' || c == '_' || c == '=') return std::nullopt;
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  // The padding must be exactly what the length needs (none for a multiple
+  // of 3 bytes): base64url's decoder then checks the rest.
+  if (url.size() % 4 == 1 || (url.size() % 4 == 0 ? 0 : 4 - url.size() % 4) != pad)
+    return std::nullopt;
+  return base64url_decode(url);
+}
+
 std::string hex_encode(std::span<const std::uint8_t> data) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(data.size() * 2, '\0');

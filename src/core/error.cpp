@@ -74,6 +74,8 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "rate_limited";
     case ErrorCode::overloaded:
       return "overloaded";
+    case ErrorCode::upstream_unavailable:
+      return "upstream_unavailable";
     case ErrorCode::internal:
       return "internal";
   }
@@ -90,7 +92,7 @@ std::optional<ErrorCode> error_code_from_string(std::string_view name) noexcept 
 bool is_transient(ErrorCode code) noexcept {
   return code == ErrorCode::store_unavailable || code == ErrorCode::epoch_unavailable ||
          code == ErrorCode::liveness_unavailable || code == ErrorCode::jwks_unavailable ||
-         code == ErrorCode::overloaded;
+         code == ErrorCode::overloaded || code == ErrorCode::upstream_unavailable;
 }
 
 std::ostream& operator<<(std::ostream& os, ErrorCode code) {
@@ -144,6 +146,7 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::store_unavailable:
     case ErrorCode::jwks_unavailable:
     case ErrorCode::overloaded:
+    case ErrorCode::upstream_unavailable:
       return 503;
     case ErrorCode::key_invalid:  // our own signing key is unusable: our fault
     case ErrorCode::internal:

@@ -100,4 +100,9 @@ Sha256Digest sha256(std::string_view data) noexcept {
   return out;
 }
 
+Sha256Digest hmac_sha256(std::span<const std::uint8_t> key, std::string_view data) noexcept {
+  const ossl::HmacSha256 mac(key);
+  return mac.mac({data});
+}
+
 }  // namespace tessera

@@ -120,8 +120,10 @@ std::optional<Scope> required_scope(RouteId route, std::string_view method) noex
     case RouteId::refresh:
     case RouteId::logout:
     case RouteId::revoke:
+    case RouteId::token:
     case RouteId::account:
     case RouteId::jwks:
+    case RouteId::oauth_metadata:
     case RouteId::healthz:
     case RouteId::readyz:
     case RouteId::unmatched:

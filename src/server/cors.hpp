@@ -15,12 +15,13 @@
 
 namespace tessera::server {
 
-// The routes a browser on another origin may call: refresh, logout, the
-// JWKS, and the nginx and Traefik/Caddy forward-auth mounts (a "who am I"
-// for the page). Not ext-authz: every method there is the original
-// request's, OPTIONS included, and Envoy calls it, not a browser.
+// The routes a browser on another origin may call: refresh (both forms),
+// logout, the JWKS and the OAuth metadata, and the nginx and Traefik/Caddy forward-auth mounts (a
+// "who am I" for the page). Not ext-authz: every method there is the original request's, OPTIONS
+// included, and Envoy calls it, not a browser.
 [[nodiscard]] constexpr bool cors_route(RouteId id) noexcept {
-  return id == RouteId::refresh || id == RouteId::logout || id == RouteId::jwks ||
+  return id == RouteId::refresh || id == RouteId::token || id == RouteId::logout ||
+         id == RouteId::jwks || id == RouteId::oauth_metadata ||
          id == RouteId::authz_auth_request || id == RouteId::authz_forward_auth;
 }
 

@@ -1,15 +1,21 @@
 // The OAuth 2.0 endpoints: introspection (RFC 7662) and revocation
-// (RFC 7009). Both take the `token` parameter form encoded, or as JSON.
+// (RFC 7009), both taking the `token` parameter form encoded or as JSON;
+// the token endpoint's refresh grant (RFC 6749 §6), form encoded; and the
+// authorization server metadata (RFC 8414).
 //
 // An access token is introspected exactly as a resource service verifies
 // it: the same AccessVerifier and its chain (signature, typ, iss, aud,
 // times, then L1 epoch and L2 liveness), here with in-process ports.
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <boost/json/array.hpp>
 
 #include "server/handler_support.hpp"
 #include "server/handlers.hpp"
 #include "server/http_text.hpp"
 #include "server/json_views.hpp"
+#include "tessera/jwk.hpp"
 #include "tessera/jwt.hpp"
 #include "tessera/verify.hpp"
 
@@ -68,6 +74,36 @@ json::object inactive() {
   json::object o;
   o["active"] = false;
   return o;
+}
+
+// RFC 6749 §5.2: {"error", "error_description"}, and our code beside them.
+HttpResponse oauth_error(unsigned status, std::string_view error, std::string_view description,
+                         std::optional<ErrorCode> code = std::nullopt) {
+  json::object o;
+  o["error"] = error;
+  o["error_description"] = description;
+  if (code) o["code"] = to_string(*code);
+  HttpResponse r = json_response(status, o);
+  r.code = code ? *code : ErrorCode::invalid_request;
+  r.headers.emplace_back("Pragma", "no-cache");
+  return r;
+}
+
+// What a refusal of the refresh grant is in OAuth's words: a transient
+// failure is the server's (503 temporarily_unavailable, retry), anything
+// about the token is invalid_grant (§5.2: "invalid, expired, revoked").
+HttpResponse grant_error(const Error& e) {
+  if (is_transient(e.code)) {
+    HttpResponse r = oauth_error(503, "temporarily_unavailable", "try again later", e.code);
+    r.headers.emplace_back("Retry-After", "1");
+    r.log_detail = e.detail;
+    return r;
+  }
+  if (e.code == ErrorCode::invalid_request)
+    return oauth_error(400, "invalid_request", e.detail, e.code);
+  if (e.code == ErrorCode::internal || e.code == ErrorCode::key_invalid)
+    return oauth_error(500, "server_error", "internal error", e.code);
+  return oauth_error(400, "invalid_grant", to_string(e.code), e.code);
 }
 
 }  // namespace
@@ -141,6 +177,69 @@ HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
   if (!c.jti.empty()) o["jti"] = c.jti;
   o["token_type"] = "access_token";
   return json_response(200, o);
+}
+
+HttpResponse OAuth2Handlers::token(const HttpRequest& req) {
+  const auto ct = req.header("content-type").value_or("");
+  if (!(ct.size() >= 33 && iequals(ct.substr(0, 33), "application/x-www-form-urlencoded")))
+    return oauth_error(400, "invalid_request",
+                       "the body must be application/x-www-form-urlencoded");
+  auto form = parse_form(req.body);
+  if (!form) return oauth_error(400, "invalid_request", "bad form encoding");
+  const auto grant = form_value(*form, "grant_type");
+  if (!grant) return oauth_error(400, "invalid_request", "grant_type is required");
+  if (*grant != "refresh_token")
+    return oauth_error(400, "unsupported_grant_type", "only refresh_token is supported");
+  const auto refresh = form_value(*form, "refresh_token");
+  if (!refresh || refresh->empty())
+    return oauth_error(400, "invalid_request", "refresh_token is required");
+  // The same renewal as POST /v1/tokens/refresh: grace, replay, rotation.
+  auto r = ctx_.deps.service.renew(*refresh);
+  if (!r) return grant_error(r.error());
+  const auto now = ctx_.deps.clock.now();
+  json::object o;
+  o["access_token"] = r->tokens.access_token.reveal();
+  o["token_type"] = "Bearer";
+  o["expires_in"] = std::max<std::int64_t>(0, (r->tokens.access_expires_at - now).count());
+  o["refresh_token"] = r->tokens.refresh_token.reveal();
+  HttpResponse out = json_response(200, o);
+  out.headers.emplace_back("Pragma", "no-cache");
+  return out;
+}
+
+HttpResponse OAuth2Handlers::metadata(const HttpRequest& req) {
+  const ServerOptions& opt = ctx_.options;
+  std::string base = opt.public_base;
+  if (opt.public_base_from_host) {
+    // Dev mode on a port chosen at start: the address the client used.
+    const auto host = req.header("host").value_or("");
+    if (host.empty() || host.find_first_of(" /\\@?#") != std::string_view::npos)
+      return problem(400, ErrorCode::invalid_request, "no usable Host header");
+    base = fmt::format("{}://{}{}", opt.public_scheme, host, opt.public_path);
+  }
+  if (base.empty())
+    return problem(404, ErrorCode::invalid_request,
+                   "no public_url is configured: the metadata cannot name the endpoints");
+  json::object o;
+  o["issuer"] = base;
+  o["token_endpoint"] = base + "/oauth2/token";
+  o["introspection_endpoint"] = base + "/oauth2/introspect";
+  o["revocation_endpoint"] = base + "/oauth2/revoke";
+  o["jwks_uri"] = base + "/.well-known/jwks.json";
+  o["grant_types_supported"] = json::array{"refresh_token"};
+  o["response_types_supported"] = json::array{};
+  o["token_endpoint_auth_methods_supported"] = json::array{"none"};
+  o["revocation_endpoint_auth_methods_supported"] = json::array{"none"};
+  json::array algs;
+  for (const Algorithm alg : kAllAlgorithms) {
+    if (alg == Algorithm::HS256) continue;  // never published, never verifiable outside
+    algs.push_back(json::value(to_string(alg)));
+  }
+  o["access_token_signing_alg_values_supported"] = std::move(algs);
+  o["tessera_access_token_issuer"] = ctx_.deps.service.policy().issuer;
+  HttpResponse r = json_response(200, o);
+  r.headers.emplace_back("Cache-Control", "public, max-age=3600");
+  return r;
 }
 
 HttpResponse OAuth2Handlers::revoke(const HttpRequest& req) {

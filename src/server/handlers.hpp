@@ -75,6 +75,10 @@ class OAuth2Handlers {
 
   [[nodiscard]] HttpResponse introspect(const HttpRequest& req);
   [[nodiscard]] HttpResponse revoke(const HttpRequest& req);
+  // POST /oauth2/token: grant_type=refresh_token (RFC 6749 §6).
+  [[nodiscard]] HttpResponse token(const HttpRequest& req);
+  // GET /.well-known/oauth-authorization-server (RFC 8414).
+  [[nodiscard]] HttpResponse metadata(const HttpRequest& req);
   // The verifier, for the other checks of access tokens (forward-auth).
   [[nodiscard]] verify::AccessVerifier& access_verifier();
 

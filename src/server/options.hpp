@@ -97,6 +97,13 @@ struct ServerOptions {
   // authority's own address as browsers reach it. "" → none known.
   std::string public_host;
   std::string public_scheme;  // "http" or "https": public_url's; "" with no public_url
+  // public_url itself without a trailing slash ("" with none), and its path
+  // ("" or "/auth"), for the addresses the metadata publishes.
+  std::string public_base;
+  std::string public_path;
+  // Dev mode on a port chosen at start: public_url's port is unknown, and
+  // the metadata names the Host the client used instead.
+  bool public_base_from_host = false;
   // Origins (lower case, "https://app.example.com[:port]") whose pages may
   // call the public endpoints with credentials (docs/api.md §3.12).
   std::vector<std::string> cors_allowed_origins;

@@ -22,11 +22,13 @@ enum class RouteId : std::uint8_t {
   global_epoch,
   introspect,
   revoke,
+  token,
   authz_auth_request,
   authz_forward_auth,
   authz_ext_authz,
   account,
   jwks,
+  oauth_metadata,
   healthz,
   readyz,
   metrics,
@@ -55,7 +57,7 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 20> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 22> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
     {RouteId::rotate, "/v1/sessions/rotate", "POST", Access::service, Work::store_write},
@@ -70,6 +72,7 @@ inline constexpr std::array<RouteSpec, 20> kRouteTable = {{
     {RouteId::global_epoch, "/v1/epoch", "GET, HEAD, POST", Access::service, Work::store_write},
     {RouteId::introspect, "/oauth2/introspect", "POST", Access::service, Work::store_read},
     {RouteId::revoke, "/oauth2/revoke", "POST", Access::open, Work::store_write},
+    {RouteId::token, "/oauth2/token", "POST, OPTIONS", Access::open, Work::store_write},
     // Forward-auth: no API key (the cookie holder learns only their own
     // identity); never a body. ext-authz takes the original method, any.
     {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD, OPTIONS", Access::open,
@@ -80,6 +83,8 @@ inline constexpr std::array<RouteSpec, 20> kRouteTable = {{
     // The account page: the cookie's subject's devices; its forms revoke.
     {RouteId::account, "/account", "GET, HEAD, POST", Access::open, Work::store_write},
     {RouteId::jwks, "/.well-known/jwks.json", "GET, HEAD, OPTIONS", Access::open, Work::loop},
+    {RouteId::oauth_metadata, "/.well-known/oauth-authorization-server", "GET, HEAD, OPTIONS",
+     Access::open, Work::loop},
     {RouteId::healthz, "/healthz", "GET, HEAD", Access::open, Work::loop},
     {RouteId::readyz, "/readyz", "GET, HEAD", Access::open, Work::store_read},
     {RouteId::metrics, "/metrics", "GET, HEAD", Access::metrics, Work::loop},

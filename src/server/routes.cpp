@@ -76,6 +76,7 @@ Result<std::optional<Route>> match(std::string_view path) {
 std::optional<Credential> guessed_credential(RouteId id) noexcept {
   switch (id) {
     case RouteId::refresh:
+    case RouteId::token:
       return Credential::refresh_token;
     case RouteId::logout:
     case RouteId::account:
@@ -86,6 +87,19 @@ std::optional<Credential> guessed_credential(RouteId id) noexcept {
     default:
       return std::nullopt;
   }
+}
+
+// The password of an HTTP Basic credential, as OAuth writes it: base64 of
+// "client_id:client_secret", each form-urlencoded. nullopt when malformed.
+std::optional<std::string> basic_password(std::string_view b64) {
+  auto decoded = base64_decode(b64);
+  if (!decoded) return std::nullopt;
+  const std::string_view pair = as_chars(*decoded);
+  const auto colon = pair.find(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  auto form = parse_form(fmt::format("p={}", pair.substr(colon + 1)));
+  if (!form) return std::nullopt;
+  return form_value(*form, "p");
 }
 
 // A credential that is forged, guessed or someone else's; not one that was
@@ -171,6 +185,7 @@ struct Api::Impl {
   std::optional<Scopes> key_scopes(const HttpRequest& req, bool forward_auth,
                                    bool& presented) const {
     std::string_view key;
+    std::string basic_secret;  // owns the key of a Basic credential
     if (forward_auth) {
       auto h = req.header("x-tessera-api-key");
       if (!h) return std::nullopt;
@@ -179,8 +194,19 @@ struct Api::Impl {
       auto h = req.header("authorization");
       if (!h) return std::nullopt;
       std::string_view v = trim(*h);
-      if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer ")) return std::nullopt;
-      key = trim(v.substr(7));
+      if (v.size() >= 6 && iequals(v.substr(0, 6), "basic ")) {
+        // OAuth client authentication (RFC 6749 §2.3.1), as client
+        // libraries send it to introspection: the API key is the client
+        // secret; the client id is not checked (keys are found by hash).
+        presented = true;
+        auto secret = basic_password(trim(v.substr(6)));
+        if (!secret) return std::nullopt;
+        basic_secret = std::move(*secret);
+        key = basic_secret;
+      } else {
+        if (v.size() < 7 || !iequals(v.substr(0, 7), "bearer ")) return std::nullopt;
+        key = trim(v.substr(7));
+      }
     }
     if (key.empty()) return std::nullopt;
     presented = true;
@@ -329,6 +355,13 @@ struct Api::Impl {
         break;
       case RouteId::revoke:
         r = oauth2.revoke(req);
+        break;
+      case RouteId::token:
+        r = oauth2.token(req);
+        break;
+      case RouteId::oauth_metadata:
+        r = oauth2.metadata(req);
+        no_store = false;
         break;
       case RouteId::authz_auth_request:
         r = authz.handle(ForwardStyle::nginx, req, {});

@@ -23,11 +23,8 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 
-struct HttpReply {
-  unsigned status = 0;
-  std::string body;
-  std::string cache_control;
-};
+using HttpReply = HttpAnswer;
+using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // Runs the io_context until the pending operation completes, then readies
 // it for the next one.
@@ -55,9 +52,13 @@ Result<HttpReply> exchange(asio::io_context& io, Stream& stream,
   HttpReply out;
   out.status = res.result_int();
   out.body = std::move(res.body());
-  if (auto it = res.find(http::field::cache_control); it != res.end()) {
-    out.cache_control = std::string(it->value());
-  }
+  auto field = [&res](http::field f) {
+    auto it = res.find(f);
+    return it != res.end() ? std::string(it->value()) : std::string();
+  };
+  out.cache_control = field(http::field::cache_control);
+  out.content_type = field(http::field::content_type);
+  out.retry_after = field(http::field::retry_after);
   return out;
 }
 
@@ -68,7 +69,7 @@ Result<HttpReply> exchange(asio::io_context& io, Stream& stream,
 // the Authorization header.
 Result<HttpReply> request(http::verb method, const std::string& url, std::string_view bearer,
                           std::string_view content_type, std::string body, const HttpOptions& o,
-                          ErrorCode transient) {
+                          ErrorCode transient, const Headers& headers = {}) {
   auto parsed = boost::urls::parse_uri(url);
   const bool tls = parsed && parsed->scheme() == "https";
   if (!parsed || (!tls && parsed->scheme() != "http") || parsed->host().empty()) {
@@ -86,6 +87,7 @@ Result<HttpReply> request(http::verb method, const std::string& url, std::string
   req.set(http::field::user_agent, "tessera-verify");
   if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
   if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  for (const auto& [name, value] : headers) req.set(name, value);
   if (method != http::verb::get) {
     req.body() = std::move(body);
     req.prepare_payload();
@@ -320,6 +322,19 @@ Result<Liveness> IntrospectionLivenessCheck::check(const LivenessQuery& q) {
   if (cache_.size() > 100'000) cache_.clear();  // bounded; entries live a second anyway
   cache_.insert_or_assign(std::string(q.session_id), Entry{answer, now});
   return answer;
+}
+
+// ---- send -------------------------------------------------------------------
+
+Result<HttpAnswer> send(HttpCall call, const HttpOptions& http, ErrorCode unavailable) {
+  http::verb verb = http::verb::post;
+  if (call.method == "GET") {
+    verb = http::verb::get;
+  } else if (call.method != "POST") {
+    return fail(ErrorCode::config_invalid,
+                fmt::format("send: method {} is not GET or POST", call.method));
+  }
+  return request(verb, call.url, {}, {}, std::move(call.body), http, unavailable, call.headers);
 }
 
 }  // namespace tessera::verify

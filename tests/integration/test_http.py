@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -176,6 +177,18 @@ class TestServiceAuth(AuthorityTest):
     def test_scheme_is_case_insensitive(self):
         r = self.a.request("GET", "/v1/subjects/x/epoch", auth=f"bearer {self.a.api_key}")
         self.assertEqual(r.status, 200)
+
+    def test_the_key_as_an_oauth_client_secret(self):
+        def basic(user, secret):
+            return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
+        ok = self.a.request("GET", "/v1/subjects/x/epoch", auth=basic("any-client", self.a.api_key))
+        self.assertEqual(ok.status, 200, f"{ok!r}")
+        quoted = urllib.parse.quote(self.a.api_key, safe="")
+        ok = self.a.request("GET", "/v1/epoch", auth=basic("c%3A1", quoted))
+        self.assertEqual(ok.status, 200, f"{ok!r}")
+        for auth in (basic("any-client", "wrong"), basic("", ""), "Basic !!!",
+                     "Basic " + base64.b64encode(self.a.api_key.encode()).decode()):
+            self.assertProblem(self.a.request("GET", "/v1/epoch", auth=auth), 401, "unauthorized")
 
 
 class TestCookieMode(AuthorityTest):
@@ -595,6 +608,109 @@ class TestOAuth(AuthorityTest):
         r = self.a.request("POST", "/oauth2/revoke", form={"token": c["session_token"]})
         self.assertEqual(r.status, 200)
         self.assertProblem(self.a.validate(c["session_token"]), 401, "session_revoked")
+
+
+class TestOAuthToken(AuthorityTest):
+    """POST /oauth2/token (RFC 6749 §6) and the RFC 8414 metadata."""
+
+    def token(self, **form):
+        return self.a.request("POST", "/oauth2/token", form=form)
+
+    def assertOAuthError(self, r, status, error):
+        self.assertEqual(r.status, status, f"{r!r}")
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.json["error"], error, r.json.get("error_description"))
+
+    def test_the_refresh_grant_rotates_as_the_v1_route_does(self):
+        t = self.a.issue(subject())
+        r = self.token(grant_type="refresh_token", refresh_token=t["refresh_token"])
+        self.assertEqual(r.status, 200, f"{r!r}")
+        self.assertEqual(r.header("Cache-Control"), "no-store")
+        self.assertEqual(r.header("Pragma"), "no-cache")
+        j = r.json
+        self.assertEqual(sorted(j), ["access_token", "expires_in", "refresh_token", "token_type"])
+        self.assertEqual(j["token_type"], "Bearer")
+        self.assertTrue(880 <= j["expires_in"] <= 900, j["expires_in"])  # access_ttl 15m
+        self.assertNotEqual(j["refresh_token"], t["refresh_token"])
+        self.assertTrue(self.a.introspect(j["access_token"]).json["active"])
+        # Within the grace window the previous token answers the same pair.
+        again = self.token(grant_type="refresh_token", refresh_token=t["refresh_token"])
+        self.assertEqual(again.status, 200, f"{again!r}")
+        self.assertEqual(again.json["refresh_token"], j["refresh_token"])
+        # And the pair goes on through /v1/tokens/refresh: one lineage.
+        self.assertEqual(self.a.refresh(j["refresh_token"]).status, 200)
+
+    def test_refusals_speak_oauth(self):
+        t = self.a.issue(subject())
+        self.assertOAuthError(self.token(refresh_token=t["refresh_token"]), 400,
+                              "invalid_request")
+        self.assertOAuthError(self.token(grant_type="password", username="u", password="p"), 400,
+                              "unsupported_grant_type")
+        self.assertOAuthError(self.token(grant_type="refresh_token"), 400, "invalid_request")
+        r = self.a.request("POST", "/oauth2/token",
+                           {"grant_type": "refresh_token", "refresh_token": t["refresh_token"]})
+        self.assertOAuthError(r, 400, "invalid_request")  # JSON is not the token endpoint's
+        for bad in ("garbage", "tsr_" + "A" * 43, t["access_token"]):
+            r = self.token(grant_type="refresh_token", refresh_token=bad)
+            self.assertOAuthError(r, 400, "invalid_grant")
+        self.a.request("POST", "/v1/logout", {"refresh_token": t["refresh_token"]})
+        r = self.token(grant_type="refresh_token", refresh_token=t["refresh_token"])
+        self.assertOAuthError(r, 400, "invalid_grant")
+        self.assertEqual(r.json["code"], "session_revoked")
+
+    def test_the_metadata_names_every_endpoint(self):
+        r = self.a.request("GET", "/.well-known/oauth-authorization-server")
+        self.assertEqual(r.status, 200, f"{r!r}")
+        m = r.json
+        base = f"http://127.0.0.1:{self.a.port}"
+        self.assertEqual(m["issuer"], base)
+        self.assertEqual(m["token_endpoint"], base + "/oauth2/token")
+        self.assertEqual(m["introspection_endpoint"], base + "/oauth2/introspect")
+        self.assertEqual(m["revocation_endpoint"], base + "/oauth2/revoke")
+        self.assertEqual(m["jwks_uri"], base + "/.well-known/jwks.json")
+        self.assertEqual(m["grant_types_supported"], ["refresh_token"])
+        self.assertIn("EdDSA", m["access_token_signing_alg_values_supported"])
+        self.assertNotIn("HS256", m["access_token_signing_alg_values_supported"])
+        r = self.a.request("GET", "/.well-known/oauth-authorization-server",
+                           headers={"Host": "evil example"})
+        self.assertProblem(r, 400, "invalid_request")
+
+
+class TestOAuthMetadataPublicUrl(AuthorityTest):
+    ARGS = ["--public-url", "https://auth.example.com/tessera/"]
+
+    def test_the_metadata_uses_public_url_with_its_path(self):
+        m = self.a.request("GET", "/.well-known/oauth-authorization-server").json
+        self.assertEqual(m["issuer"], "https://auth.example.com/tessera")
+        self.assertEqual(m["token_endpoint"], "https://auth.example.com/tessera/oauth2/token")
+
+
+class TestOAuthClients(AuthorityTest):
+    """npm's oauth4webapi, unmodified, discovers and uses the authority."""
+
+    def test_oauth4webapi_discovers_refreshes_introspects_and_revokes(self):
+        tools = subprocess.run([os.path.join(ROOT, "scripts", "node-tools.sh"),
+                                os.path.join(ROOT, "tests", "interop", "npm")], check=True,
+                               capture_output=True, text=True, timeout=300).stdout.split()[-1]
+        t = self.a.issue(subject())
+        issuer = f"http://127.0.0.1:{self.a.port}"
+        r = subprocess.run(["node", os.path.join(tools, "oauth_client.mjs"), issuer], cwd=tools,
+                           env=dict(os.environ, REFRESH_TOKEN=t["refresh_token"],
+                                    API_KEY=self.a.api_key),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        out = json.loads(r.stdout)
+        self.assertEqual(out["issuer"], issuer)
+        refreshed = out["refreshed"]
+        self.assertEqual(refreshed["token_type"].lower(), "bearer")
+        self.assertTrue(0 < refreshed["expires_in"] <= 900)
+        self.assertEqual((refreshed["access_token"], refreshed["rotated"]), (True, True))
+        self.assertEqual(out["introspection"]["active"], True)
+        self.assertEqual(out["introspection"]["sub"], t["session"]["subject"])
+        self.assertTrue(out["revoked"])
+        self.assertEqual((out["after_revocation"], out["after_revocation_status"]),
+                         ("invalid_grant", 400))
 
 
 class TestTokenErrorCodes(AuthorityTest):

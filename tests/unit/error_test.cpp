@@ -50,10 +50,12 @@ TEST(ErrorCode, UnknownNameIsRejected) {
 TEST(ErrorCode, OnlyDependencyFailuresAreTransient) {
   int transient = 0;
   for (ErrorCode code : kAllErrorCodes) transient += is_transient(code) ? 1 : 0;
-  EXPECT_EQ(transient, 5);
+  EXPECT_EQ(transient, 6);
   EXPECT_TRUE(is_transient(ErrorCode::store_unavailable));
   EXPECT_TRUE(is_transient(ErrorCode::overloaded));
   EXPECT_EQ(http_status(ErrorCode::overloaded), 503u);
+  EXPECT_TRUE(is_transient(ErrorCode::upstream_unavailable));
+  EXPECT_EQ(http_status(ErrorCode::upstream_unavailable), 503u);
   EXPECT_TRUE(is_transient(ErrorCode::jwks_unavailable));
   EXPECT_EQ(http_status(ErrorCode::jwks_unavailable), 503u);
   EXPECT_FALSE(is_transient(ErrorCode::signature_invalid));
