@@ -16,7 +16,9 @@ packages=(
 for group in "$@"; do
   case "$group" in
     test) packages+=(libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
-                     python3 python3-jwt python3-cryptography python3-yaml openssl sqlite3 curl) ;;
+                     python3 python3-jwt python3-cryptography python3-yaml openssl sqlite3 curl)
+          # The independent npm implementations of tests/interop/npm (webhooks, OAuth).
+          command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm) ;;
     fuzz) packages+=(clang-19 libclang-rt-19-dev) ;;
     servers) packages+=(postgresql postgresql-client redis-server redis-tools) ;;
     bench) packages+=(wrk) ;;
