@@ -597,6 +597,34 @@ class TestOAuth(AuthorityTest):
         self.assertProblem(self.a.validate(c["session_token"]), 401, "session_revoked")
 
 
+class TestTokenErrorCodes(AuthorityTest):
+    """Every token code reachable over HTTP, through logout with an access token."""
+
+    def logout(self, token):
+        return self.a.request("POST", "/v1/logout", {"access_token": token})
+
+    def test_codes(self):
+        jwks = self.a.request("GET", "/.well-known/jwks.json").json
+        kid = jwks["keys"][0]["kid"]
+        alg = jwks["keys"][0]["alg"]
+        other_alg = "ES256" if alg != "ES256" else "EdDSA"
+        now = int(time.time())
+        claims = {"iss": "tessera", "sub": "x", "aud": "tessera", "iat": now, "exp": now + 60}
+        cases = [
+            ("x" * 9000, "token_too_large"),
+            ("a.b.c", "invalid_token"),
+            (fake_jwt({"alg": "none", "typ": "at+jwt"}, claims, b""), "algorithm_not_allowed"),
+            (fake_jwt({"alg": alg, "kid": "no-such-kid", "typ": "at+jwt"}, claims),
+             "key_not_found"),
+            (fake_jwt({"alg": other_alg, "kid": kid, "typ": "at+jwt"}, claims),
+             "algorithm_mismatch"),
+            (fake_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims), "signature_invalid"),
+        ]
+        for token, code in cases:
+            self.assertProblem(self.logout(token), 401, code)
+        self.assertServing()
+
+
 class TestRs256Signing(AuthorityTest):
     """An authority whose keys are RS256 (signing_alg): the JWKS publishes the
     RSA public keys, its tokens verify in PyJWT and come back through logout,
@@ -633,34 +661,6 @@ class TestRs256Signing(AuthorityTest):
             self.assertProblem(r, 401, code)
         r = self.a.request("POST", "/v1/logout", {"access_token": b["access_token"]})
         self.assertLess(r.status, 300, f"{r!r}")
-
-
-class TestTokenErrorCodes(AuthorityTest):
-    """Every token code reachable over HTTP, through logout with an access token."""
-
-    def logout(self, token):
-        return self.a.request("POST", "/v1/logout", {"access_token": token})
-
-    def test_codes(self):
-        jwks = self.a.request("GET", "/.well-known/jwks.json").json
-        kid = jwks["keys"][0]["kid"]
-        alg = jwks["keys"][0]["alg"]
-        other_alg = "ES256" if alg != "ES256" else "EdDSA"
-        now = int(time.time())
-        claims = {"iss": "tessera", "sub": "x", "aud": "tessera", "iat": now, "exp": now + 60}
-        cases = [
-            ("x" * 9000, "token_too_large"),
-            ("a.b.c", "invalid_token"),
-            (fake_jwt({"alg": "none", "typ": "at+jwt"}, claims, b""), "algorithm_not_allowed"),
-            (fake_jwt({"alg": alg, "kid": "no-such-kid", "typ": "at+jwt"}, claims),
-             "key_not_found"),
-            (fake_jwt({"alg": other_alg, "kid": kid, "typ": "at+jwt"}, claims),
-             "algorithm_mismatch"),
-            (fake_jwt({"alg": alg, "kid": kid, "typ": "at+jwt"}, claims), "signature_invalid"),
-        ]
-        for token, code in cases:
-            self.assertProblem(self.logout(token), 401, code)
-        self.assertServing()
 
 
 class TestBadInput(AuthorityTest):
