@@ -1,8 +1,11 @@
 // Signing keys as JWKs (RFC 7517, RFC 8037), each pinned to one algorithm.
 //
 // Supported: OKP/Ed25519 → EdDSA, EC/P-256 → ES256, oct (≥ 32 bytes) →
-// HS256. A key's algorithm is decided by its type when it is made or parsed
-// and never by a token: a JWK whose "alg" disagrees with its type is refused.
+// HS256, RSA (kty "RSA", members n and e; a modulus of 2048 to 8192 bits) →
+// RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3). A private RSA JWK
+// carries d, p, q, dp, dq and qi (two primes only: "oth" is refused). A key's
+// algorithm is decided by its type when it is made or parsed and never by a
+// token: a JWK whose "alg" disagrees with its type is refused.
 #pragma once
 
 #include <cstdint>
@@ -19,12 +22,12 @@ namespace tessera {
 
 // The JWS algorithms tessera accepts. Anything else, "none" first of all, is
 // not an Algorithm and cannot be asked for.
-enum class Algorithm : std::uint8_t { EdDSA, ES256, HS256 };
+enum class Algorithm : std::uint8_t { EdDSA, ES256, HS256, RS256 };
 
-inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256,
-                                               Algorithm::HS256};
+inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256,
+                                               Algorithm::RS256};
 
-// "EdDSA", "ES256", "HS256".
+// "EdDSA", "ES256", "HS256", "RS256".
 [[nodiscard]] std::string_view to_string(Algorithm alg) noexcept;
 // Exact, case-sensitive match against to_string of every Algorithm (one
 // table: the parse and the dispatch cannot disagree). nullopt otherwise.
@@ -33,8 +36,8 @@ inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES25
 // An immutable key: cheap to copy (shared), thread-safe.
 class Key {
  public:
-  // A fresh key. Asymmetric keys come from OpenSSL's key generation;
-  // an HS256 secret is 32 bytes from `random`.
+  // A fresh key. Asymmetric keys come from OpenSSL's key generation (RS256:
+  // a 2048-bit modulus, e = 65537); an HS256 secret is 32 bytes from `random`.
   [[nodiscard]] static Result<Key> generate(Algorithm alg, std::string kid, Random& random);
   // Parses one JWK object. `kid` is required (keys are found by it); "use",
   // when present, must be "sig". key_invalid for anything off.
@@ -45,13 +48,15 @@ class Key {
   [[nodiscard]] bool has_private() const noexcept;
   [[nodiscard]] bool is_symmetric() const noexcept { return algorithm() == Algorithm::HS256; }
 
-  // The public JWK (kty, crv, x[, y], kid, alg, use). nullopt for a
-  // symmetric key: it has no public half, and is never published.
+  // The public JWK (kty, crv, x[, y] or kty, n, e for RSA; kid, alg, use).
+  // nullopt for a symmetric key: it has no public half, and is never published.
   [[nodiscard]] std::optional<std::string> public_jwk() const;
-  // The full JWK including private members ("d" or "k"). For key files only.
+  // The full JWK including private members ("d", "k", or RSA's d, p, q, dp,
+  // dq, qi). For key files only.
   [[nodiscard]] std::string private_jwk() const;
 
-  // The JWS signature (raw JOSE form: r||s for ES256) over `input`.
+  // The JWS signature (raw JOSE form: r||s for ES256; as many bytes as the
+  // modulus for RS256) over `input`.
   // key_invalid if this key has no private half.
   [[nodiscard]] Result<std::string> sign(std::string_view input) const;
   // True iff `signature` is a valid JOSE signature of `input` under this key.

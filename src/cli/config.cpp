@@ -203,7 +203,8 @@ Filled set_redis_url(Config& c, const std::string& url) {
 
 Filled set_signing_alg(Config& c, const std::string& alg) {
   const auto a = algorithm_from_string(alg);
-  if (!a) return std::unexpected(fmt::format("must be EdDSA, ES256 or HS256 (got \"{}\")", alg));
+  if (!a)
+    return std::unexpected(fmt::format("must be EdDSA, ES256, HS256 or RS256 (got \"{}\")", alg));
   c.signing_alg = *a;
   return {};
 }
@@ -461,7 +462,7 @@ const std::vector<Row>& table() {
        Text{put<&Config::signing_keys>, true}},
       {{"secret_keys", "<data_dir>/keys/secrets.json", "lookup-key and token-cipher keys (0600)"},
        Text{put<&Config::secret_keys>, true}},
-      {{"signing_alg", "EdDSA", "algorithm of new signing keys: EdDSA, ES256, HS256"},
+      {{"signing_alg", "EdDSA", "algorithm of new signing keys: EdDSA, ES256, HS256, RS256"},
        Parsed{set_signing_alg}},
       {{"key_reload_interval", "5s", "how often serve checks the signing key file for changes"},
        Duration{seconds{1}, {}, put<&Config::key_reload_interval>}},

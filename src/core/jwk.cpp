@@ -25,6 +25,8 @@ std::string_view to_string(Algorithm alg) noexcept {
       return "ES256";
     case Algorithm::HS256:
       return "HS256";
+    case Algorithm::RS256:
+      return "RS256";
   }
   return "";
 }
@@ -40,11 +42,16 @@ struct Key::Impl {
   std::string kid;
   Algorithm alg = Algorithm::EdDSA;
   bool has_private = false;
-  ossl::PkeyPtr pkey;                      // EdDSA, ES256
+  ossl::PkeyPtr pkey;                      // EdDSA, ES256, RS256
   std::string x, y, d;                     // raw public/private members (d secret)
+  std::string n, e;                        // RS256 public members (big-endian)
+  std::string p, q, dp, dq, qi;            // RS256 private members (secret)
+  std::size_t sig_size = 0;                // RS256: the modulus size in bytes
   std::unique_ptr<ossl::HmacSha256> hmac;  // HS256
   ~Impl() {
-    if (!d.empty()) OPENSSL_cleanse(d.data(), d.size());
+    for (std::string* s : {&d, &p, &q, &dp, &dq, &qi}) {
+      if (!s->empty()) OPENSSL_cleanse(s->data(), s->size());
+    }
   }
 };
 
@@ -55,11 +62,36 @@ using ImplPtr = std::shared_ptr<Key::Impl>;
 constexpr std::size_t kEcCoord = 32;
 constexpr std::size_t kEdKey = 32;
 constexpr std::size_t kMinHmacKey = 32;
+constexpr int kMinRsaBits = 2048;
+constexpr int kMaxRsaBits = 8192;  // bounds the cost of one verification
+constexpr std::size_t kRsaGenBits = 2048;
 
 struct BnFree {
   void operator()(BIGNUM* b) const noexcept { BN_clear_free(b); }
 };
 using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
+
+BnPtr bn_from(const std::string& bytes) {
+  return BnPtr(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes.data()),
+                         static_cast<int>(bytes.size()), nullptr));
+}
+
+// Big-endian, no leading zero bytes: the base64urlUInt of RFC 7518 §2.
+std::string bn_bytes(const BIGNUM* bn) {
+  std::string out(static_cast<std::size_t>(BN_num_bytes(bn)), '\0');
+  BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+  return out;
+}
+
+// RSASSA-PKCS1-v1_5 for every RS256 sign and verify (the provider's default,
+// stated so that it cannot drift).
+const OSSL_PARAM* rsa_pkcs1_params() {
+  static const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE,
+                                       const_cast<char*>(OSSL_PKEY_RSA_PAD_MODE_PKCSV15), 0),
+      OSSL_PARAM_construct_end()};
+  return params;
+}
 
 Result<void> load_ed25519(Key::Impl& k) {
   if (!k.d.empty()) {
@@ -125,6 +157,75 @@ Result<void> load_p256(Key::Impl& k) {
   return {};
 }
 
+// The RSA members of an RS256 key, in the order OpenSSL's RSA keymgmt names them.
+// The public ones first; the private ones are all present or all absent.
+struct RsaMember {
+  const char* param;  // OpenSSL's name
+  std::string_view jwk;
+  std::string Key::Impl::*member;
+  bool secret;
+};
+constexpr RsaMember kRsaMembers[] = {
+    {OSSL_PKEY_PARAM_RSA_N, "n", &Key::Impl::n, false},
+    {OSSL_PKEY_PARAM_RSA_E, "e", &Key::Impl::e, false},
+    {OSSL_PKEY_PARAM_RSA_D, "d", &Key::Impl::d, true},
+    {OSSL_PKEY_PARAM_RSA_FACTOR1, "p", &Key::Impl::p, true},
+    {OSSL_PKEY_PARAM_RSA_FACTOR2, "q", &Key::Impl::q, true},
+    {OSSL_PKEY_PARAM_RSA_EXPONENT1, "dp", &Key::Impl::dp, true},
+    {OSSL_PKEY_PARAM_RSA_EXPONENT2, "dq", &Key::Impl::dq, true},
+    {OSSL_PKEY_PARAM_RSA_COEFFICIENT1, "qi", &Key::Impl::qi, true},
+};
+
+Result<void> load_rsa(Key::Impl& k) {
+  const bool priv = !k.d.empty();
+  std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)> bld(OSSL_PARAM_BLD_new(),
+                                                                      OSSL_PARAM_BLD_free);
+  BnPtr bns[std::size(kRsaMembers)];
+  bool ok = static_cast<bool>(bld);
+  for (std::size_t i = 0; ok && i < std::size(kRsaMembers); ++i) {
+    const RsaMember& m = kRsaMembers[i];
+    if (m.secret && !priv) break;
+    bns[i] = bn_from(k.*m.member);
+    ok = bns[i] && OSSL_PARAM_BLD_push_BN(bld.get(), m.param, bns[i].get()) == 1;
+  }
+  if (!ok) return fail(ErrorCode::internal, "cannot build RSA parameters");
+  const int bits = BN_num_bits(bns[0].get());
+  if (bits < kMinRsaBits)
+    return fail(ErrorCode::key_invalid, "RSA modulus is shorter than 2048 bits");
+  if (bits > kMaxRsaBits)
+    return fail(ErrorCode::key_invalid, "RSA modulus is longer than 8192 bits");
+  std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)> params(OSSL_PARAM_BLD_to_param(bld.get()),
+                                                                 OSSL_PARAM_free);
+  ossl::PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr));
+  EVP_PKEY* raw = nullptr;
+  ok = params && ctx && EVP_PKEY_fromdata_init(ctx.get()) == 1 &&
+       EVP_PKEY_fromdata(ctx.get(), &raw, priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY,
+                         params.get()) == 1;
+  k.pkey.reset(raw);
+  if (!ok) {
+    (void)ossl::drain_errors();
+    return fail(ErrorCode::key_invalid, "RSA key rejected");
+  }
+  // fromdata takes any numbers: check n and e (odd, no small factors, e in
+  // range) and, for a private key, that the primes and CRT values fit n.
+  ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
+      (priv && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+    (void)ossl::drain_errors();
+    return fail(ErrorCode::key_invalid, "RSA key is not a valid key pair");
+  }
+  // Publish the members as base64urlUInt: no leading zero bytes.
+  for (std::size_t i = 0; i < std::size(kRsaMembers) && bns[i]; ++i) {
+    std::string& member = k.*kRsaMembers[i].member;
+    std::string minimal = bn_bytes(bns[i].get());
+    if (!member.empty()) OPENSSL_cleanse(member.data(), member.size());
+    member = std::move(minimal);
+  }
+  k.sig_size = static_cast<std::size_t>(EVP_PKEY_get_size(k.pkey.get()));
+  k.has_private = priv;
+  return {};
+}
+
 Result<void> load_hmac(Key::Impl& k) {
   if (k.d.size() < kMinHmacKey)
     return fail(ErrorCode::key_invalid, "HS256 key is shorter than 32 bytes");
@@ -141,6 +242,8 @@ Result<void> load(Key::Impl& k) {
       return load_p256(k);
     case Algorithm::HS256:
       return load_hmac(k);
+    case Algorithm::RS256:
+      return load_rsa(k);
   }
   return fail(ErrorCode::internal, "unknown algorithm");
 }
@@ -246,6 +349,18 @@ Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
       impl->d.assign(32, '\0');
       random.fill(std::span(reinterpret_cast<std::uint8_t*>(impl->d.data()), impl->d.size()));
       break;
+    case Algorithm::RS256: {
+      ossl::PkeyPtr pkey(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", kRsaGenBits));
+      if (!pkey) return fail(ErrorCode::internal, "key generation failed: " + ossl::drain_errors());
+      for (const RsaMember& m : kRsaMembers) {
+        BIGNUM* raw = nullptr;
+        if (EVP_PKEY_get_bn_param(pkey.get(), m.param, &raw) != 1)
+          return fail(ErrorCode::internal, "cannot export RSA key");
+        BnPtr bn(raw);
+        (*impl).*m.member = bn_bytes(bn.get());
+      }
+      break;
+    }
   }
   if (auto st = load(*impl); !st) return std::unexpected(st.error());
   return Key(std::move(impl));
@@ -287,8 +402,27 @@ Result<Key> Key::from_jwk(std::string_view text) {
     auto k = get_b64(o, "k", 0, true);
     if (!k) return std::unexpected(k.error());
     impl->d = std::move(*k);
+  } else if (kty == "RSA") {
+    impl->alg = Algorithm::RS256;
+    if (o.contains("oth"))
+      return fail(ErrorCode::key_invalid, "multi-prime RSA JWKs are not supported");
+    // A private key carries every private member: d alone (no CRT values) is
+    // refused rather than half-supported, and so are CRT values without d.
+    const bool priv = o.contains("d");
+    for (const RsaMember& m : kRsaMembers) {
+      const std::string_view name = m.jwk;
+      if (m.secret && !priv) {
+        if (o.contains(name))
+          return fail(ErrorCode::key_invalid, fmt::format("RSA JWK has \"{}\" but no \"d\"", name));
+        continue;
+      }
+      auto v = get_b64(o, name, 0, true);
+      if (!v) return std::unexpected(v.error());
+      (*impl).*m.member = std::move(*v);
+    }
   } else {
-    return fail(ErrorCode::key_invalid, "unsupported JWK type (want OKP/Ed25519, EC/P-256 or oct)");
+    return fail(ErrorCode::key_invalid,
+                "unsupported JWK type (want OKP/Ed25519, EC/P-256, oct or RSA)");
   }
   if (o.contains("alg")) {
     if (get_str(o, "alg") != to_string(impl->alg)) {
@@ -328,9 +462,19 @@ json::object jwk_object(const Key::Impl& k, bool with_private) {
     case Algorithm::HS256:
       o["kty"] = "oct";
       break;
+    case Algorithm::RS256:
+      o["kty"] = "RSA";
+      o["n"] = base64url_encode(k.n);
+      o["e"] = base64url_encode(k.e);
+      break;
   }
   if (with_private && !k.d.empty())
     o[k.alg == Algorithm::HS256 ? "k" : "d"] = base64url_encode(k.d);
+  if (with_private && k.alg == Algorithm::RS256 && !k.d.empty()) {
+    for (const RsaMember& m : kRsaMembers) {
+      if (m.secret && m.jwk != "d") o[m.jwk] = base64url_encode(k.*m.member);
+    }
+  }
   o["kid"] = k.kid;
   o["alg"] = to_string(k.alg);
   o["use"] = "sig";
@@ -355,6 +499,19 @@ Result<std::string> Key::sign(std::string_view input) const {
     return std::string(reinterpret_cast<const char*>(mac.data()), mac.size());
   }
   EVP_MD_CTX* ctx = thread_md_ctx();
+  if (k.alg == Algorithm::RS256) {
+    std::string out(k.sig_size, '\0');
+    std::size_t len = out.size();
+    const bool ok =
+        EVP_DigestSignInit_ex(ctx, nullptr, "SHA256", nullptr, nullptr, k.pkey.get(),
+                              rsa_pkcs1_params()) == 1 &&
+        EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
+                       reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1 &&
+        len == out.size();
+    EVP_MD_CTX_reset(ctx);
+    if (!ok) return fail(ErrorCode::internal, "signing failed: " + ossl::drain_errors());
+    return out;
+  }
   unsigned char sig[80];
   std::size_t len = sizeof sig;
   const bool ok =
@@ -397,6 +554,20 @@ bool Key::verify(std::string_view input, std::span<const std::uint8_t> signature
                                   nullptr, nullptr, k.pkey.get(), nullptr) == 1 &&
           EVP_DigestVerify(ctx, sig, sig_len, reinterpret_cast<const unsigned char*>(input.data()),
                            input.size()) == 1;
+      EVP_MD_CTX_reset(ctx);
+      if (!ok) (void)ossl::drain_errors();
+      return ok;
+    }
+    case Algorithm::RS256: {
+      // Exactly the modulus size (RFC 7518 §3.3 and RFC 8017 §8.2.2 step 1):
+      // no shorter, unpadded forms.
+      if (signature.size() != k.sig_size) return false;
+      EVP_MD_CTX* ctx = thread_md_ctx();
+      const bool ok =
+          EVP_DigestVerifyInit_ex(ctx, nullptr, "SHA256", nullptr, nullptr, k.pkey.get(),
+                                  rsa_pkcs1_params()) == 1 &&
+          EVP_DigestVerify(ctx, signature.data(), signature.size(),
+                           reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
       EVP_MD_CTX_reset(ctx);
       if (!ok) (void)ossl::drain_errors();
       return ok;

@@ -135,7 +135,7 @@ Result<KeySet> KeySet::from_jwks(std::string_view text) {
     const json::value* crv = o.if_contains("crv");
     const bool supported =
         kty && kty->is_string() &&
-        (kty->get_string() == "oct" ||
+        (kty->get_string() == "oct" || kty->get_string() == "RSA" ||
          (kty->get_string() == "OKP" && crv && crv->is_string() &&
           crv->get_string() == "Ed25519") ||
          (kty->get_string() == "EC" && crv && crv->is_string() && crv->get_string() == "P-256"));

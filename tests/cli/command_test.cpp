@@ -289,6 +289,33 @@ TEST(TesseraBinary, KeysRotateToAnotherAlgorithmPrePublishesItFirst) {
   EXPECT_EQ(algs()["next"], "ES256");
 }
 
+TEST(TesseraBinary, KeysRotateToRs256PublishesTheRsaPublicKey) {
+  TempDir dir;
+  ASSERT_EQ(run_tessera(dir.path(), {"keys", "generate"}).exit_code, 0);
+  auto r = run_tessera(dir.path(), {"keys", "rotate", "--signing-alg", "RS256"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_tessera(dir.path(), {"keys", "rotate"});  // keeps RS256: the next key's
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto keys = KeySet::from_jwks(slurp(dir / "var/keys/signing.jwks"));
+  ASSERT_THAT(keys, Succeeds());
+  ASSERT_NE(keys->active(), nullptr);
+  EXPECT_EQ(keys->active()->algorithm(), Algorithm::RS256);
+  EXPECT_TRUE(keys->active()->has_private());
+  const auto published = json_of(keys->public_jwks());
+  int rsa = 0;
+  for (const auto& k : published.at("keys").as_array()) {
+    if (k.at("kty") != "RSA") continue;
+    ++rsa;
+    EXPECT_EQ(k.at("alg"), "RS256");
+    EXPECT_TRUE(k.as_object().contains("n"));
+    EXPECT_EQ(k.at("e"), "AQAB");
+    for (const char* member : {"d", "p", "q", "dp", "dq", "qi"}) {
+      EXPECT_FALSE(k.as_object().contains(member)) << member;
+    }
+  }
+  EXPECT_EQ(rsa, 2) << "the active and the next key";
+}
+
 TEST(TesseraBinary, KeysRotateSecretsAddsAVersionAndKeepsSessionsReachable) {
   TempDir dir;
   ASSERT_EQ(run_tessera(dir.path(), {"keys", "generate"}).exit_code, 0);
@@ -308,14 +335,15 @@ TEST(TesseraBinary, KeysRotateSecretsAddsAVersionAndKeepsSessionsReachable) {
 
 TEST(TesseraBinary, KeysListShowsNoPrivateMember) {
   TempDir dir;
-  for (const char* alg : {"EdDSA", "ES256", "HS256"}) {
+  for (const char* alg : {"EdDSA", "ES256", "HS256", "RS256"}) {
     ASSERT_EQ(
         run_tessera(dir.path(), {"keys", "generate", "--force", "--signing-alg", alg}).exit_code,
         0);
     auto r = run_tessera(dir.path(), {"keys", "list"});
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.out.find("\"d\""), std::string::npos) << r.out;
-    EXPECT_EQ(r.out.find("\"k\""), std::string::npos) << r.out;
+    for (const char* member : {"\"d\"", "\"k\"", "\"p\"", "\"q\"", "\"n\""}) {
+      EXPECT_EQ(r.out.find(member), std::string::npos) << r.out;
+    }
     const auto listed = json_of(r.out);
     for (const auto& k : listed.at("keys").as_array()) {
       EXPECT_EQ(k.as_object().size(), 4u);  // kid, alg, state, retired_at

@@ -319,7 +319,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadSetting{"redis_url", "redis://cache:0"}, BadSetting{"store", "sqlite://"},
         BadSetting{"store", "memory"}, BadSetting{"sqlite_synchronous", "off"},
         BadSetting{"signing_keys", ""}, BadSetting{"secret_keys", ""},
-        BadSetting{"signing_alg", "none"}, BadSetting{"signing_alg", "RS256"},
+        BadSetting{"signing_alg", "none"}, BadSetting{"signing_alg", "RS512"},
         BadSetting{"key_reload_interval", "0"}, BadSetting{"key_reload_interval", "5x"},
         BadSetting{"api_key_hashes", "tsk_notahash"}, BadSetting{"api_key_hashes", "sha256:abcd"},
         BadSetting{"api_key_hashes", "sha1:0000000000000000000000000000000000000000"},
@@ -361,6 +361,18 @@ TEST(BuildConfig, RefreshGraceMessageMatchesTheDocumentation) {
   auto c = build_config({{"refresh_grace", "90s"}});
   ASSERT_FALSE(c.has_value());
   EXPECT_EQ(c.error().detail, "refresh_grace: must be between 0s and 60s (got 90s)");
+}
+
+TEST(BuildConfig, SigningAlgTakesEveryAlgorithmAndNamesThemWhenWrong) {
+  for (const Algorithm alg : kAllAlgorithms) {
+    auto c = build_config({{"signing_alg", std::string(to_string(alg))}});
+    ASSERT_THAT(c, Succeeds()) << to_string(alg);
+    EXPECT_EQ(c->signing_alg, alg);
+    EXPECT_TRUE(c->signing_alg_given);
+  }
+  auto c = build_config({{"signing_alg", "RS512"}});
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().detail, "signing_alg: must be EdDSA, ES256, HS256 or RS256 (got \"RS512\")");
 }
 
 TEST(BuildConfig, SameSiteNoneNeedsSecure) {

@@ -1,5 +1,5 @@
 // Fixed keys for the fuzz targets, so seeds signed with them reach past the
-// signature check. Public test vectors only: RFC 8037 A and RFC 7515 A.1/A.3.
+// signature check. Public test vectors only: RFC 8037 A and RFC 7515 A.1/A.2/A.3.
 #pragma once
 
 #include <cstdlib>
@@ -23,6 +23,9 @@ inline const KeySet& fuzz_key_set() {
         KeyState::next);
     add(R"({"kty":"oct","kid":"hs",
             "k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"})",
+        KeyState::next);
+    add(R"({"kty":"RSA","kid":"rs","e":"AQAB",
+            "n":"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ"})",
         KeyState::next);
     return s;
   }();

@@ -741,6 +741,44 @@ class TestTokenErrorCodes(AuthorityTest):
         self.assertServing()
 
 
+class TestRs256Signing(AuthorityTest):
+    """An authority whose keys are RS256 (signing_alg): the JWKS publishes the
+    RSA public keys, its tokens verify in PyJWT and come back through logout,
+    and an RS256 header is pinned to its key."""
+    ENV = {"TESSERA_SIGNING_ALG": "RS256"}
+
+    def test_jwks_publishes_rsa_keys_and_tokens_verify_in_pyjwt(self):
+        import jwt
+        jwks = self.a.request("GET", "/.well-known/jwks.json").json
+        self.assertTrue(jwks["keys"])
+        for k in jwks["keys"]:
+            self.assertEqual((k["kty"], k["alg"], k["use"], k["e"]), ("RSA", "RS256", "sig", "AQAB"))
+            self.assertFalse({"d", "p", "q", "dp", "dq", "qi"} & k.keys(), "private member published")
+        s = subject()
+        b = self.a.issue(s)
+        header = jwt.get_unverified_header(b["access_token"])
+        self.assertEqual(header["alg"], "RS256")
+        jwk = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+        claims = jwt.decode(b["access_token"], jwt.PyJWK(jwk).key, algorithms=["RS256"],
+                            audience="tessera", issuer="tessera")
+        self.assertEqual(claims["sub"], s)
+
+        now = int(time.time())
+        forged = {"iss": "tessera", "sub": "x", "aud": "tessera", "iat": now, "exp": now + 60}
+        for token, code in [
+            (fake_jwt({"alg": "EdDSA", "kid": header["kid"], "typ": "at+jwt"}, forged),
+             "algorithm_mismatch"),
+            (fake_jwt({"alg": "RS256", "kid": header["kid"], "typ": "at+jwt"}, forged, b"x" * 256),
+             "signature_invalid"),
+            (fake_jwt({"alg": "RS256", "kid": header["kid"], "typ": "at+jwt"}, forged, b"x" * 255),
+             "signature_invalid"),
+        ]:
+            r = self.a.request("POST", "/v1/logout", {"access_token": token})
+            self.assertProblem(r, 401, code)
+        r = self.a.request("POST", "/v1/logout", {"access_token": b["access_token"]})
+        self.assertLess(r.status, 300, f"{r!r}")
+
+
 class TestBadInput(AuthorityTest):
     def test_malformed_json_wrong_types_invalid_utf8(self):
         cases = [b"{", b"[]", b"null", b'{"subject": "a", "mode": "token"', b"\xff\xfe",

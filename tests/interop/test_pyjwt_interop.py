@@ -2,7 +2,7 @@
 """Interop with an independent JOSE implementation: the system Python's PyJWT
 (Debian python3-jwt) with python3-cryptography.
 
-Both ways, for EdDSA, ES256 and HS256: tokens tessera signs verify in PyJWT
+Both ways, for EdDSA, ES256, HS256 and RS256: tokens tessera signs verify in PyJWT
 (key taken from tessera's JWK), and tokens PyJWT signs (keys made by
 cryptography, published as JWKs written here) verify in tessera.
 
@@ -18,16 +18,23 @@ import time
 import unittest
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives import serialization
 
 TOOL = None
 ISS = "https://auth.example"
 AUD = "api"
+# The JWK members that are private key material (RFC 7518 §6.2.2, §6.3.2).
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 
 
 def b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64u_uint(n: int) -> str:
+    """RFC 7518 §2 Base64urlUInt: big-endian, no leading zero bytes."""
+    return b64u(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
 def run(*args):
@@ -53,7 +60,7 @@ class TesseraSignsPyJwtVerifies(unittest.TestCase):
             if alg == "HS256":
                 key = jwt.PyJWK(jwk).key
             else:
-                public = {k: v for k, v in jwk.items() if k != "d"}
+                public = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
                 key = jwt.PyJWK(public).key
             claims = jwt.decode(token, key, algorithms=[alg], audience=AUD, issuer=ISS)
             self.assertEqual(claims["sub"], "alice")
@@ -79,6 +86,9 @@ class TesseraSignsPyJwtVerifies(unittest.TestCase):
     def test_hs256(self):
         self.check("HS256")
 
+    def test_rs256(self):
+        self.check("RS256")
+
 
 class PyJwtSignsTesseraVerifies(unittest.TestCase):
     def keys(self, alg):
@@ -92,6 +102,10 @@ class PyJwtSignsTesseraVerifies(unittest.TestCase):
             nums = priv.public_key().public_numbers()
             return priv, {"kty": "EC", "crv": "P-256", "x": b64u(nums.x.to_bytes(32, "big")),
                           "y": b64u(nums.y.to_bytes(32, "big"))}
+        if alg == "RS256":
+            priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            nums = priv.public_key().public_numbers()
+            return priv, {"kty": "RSA", "n": b64u_uint(nums.n), "e": b64u_uint(nums.e)}
         secret = os.urandom(32)
         return secret, {"kty": "oct", "k": b64u(secret)}
 
@@ -134,6 +148,9 @@ class PyJwtSignsTesseraVerifies(unittest.TestCase):
 
     def test_hs256(self):
         self.check("HS256")
+
+    def test_rs256(self):
+        self.check("RS256")
 
     def test_pyjwt_alg_none_token_is_refused(self):
         with tempfile.TemporaryDirectory() as tmp:

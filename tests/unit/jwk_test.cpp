@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/key_set.hpp"
@@ -15,7 +17,8 @@ using tessera::testing::Succeeds;
 
 TEST(Algorithm, ParsesOnlyTheAllowList) {
   for (Algorithm alg : kAllAlgorithms) EXPECT_EQ(algorithm_from_string(to_string(alg)), alg);
-  for (std::string_view bad : {"none", "None", "NONE", "eddsa", "RS256", "HS512", "ES256K", ""}) {
+  for (std::string_view bad :
+       {"none", "None", "NONE", "eddsa", "rs256", "RS512", "PS256", "HS512", "ES256K", ""}) {
     EXPECT_FALSE(algorithm_from_string(bad).has_value()) << bad;
   }
 }
@@ -77,11 +80,112 @@ TEST(Jwk, RefusesMalformedAndMismatchedKeys) {
       R"({"kty":"oct","kid":"a","k":"c2hvcnQ"})",  // 5 bytes < 32
       R"({"kty":"oct","kid":"a","alg":"EdDSA","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"})",
       R"({"kty":"RSA","kid":"a","n":"AQAB","e":"AQAB"})",
+      R"({"kty":"RSA","kid":"a","e":"AQAB"})",  // no n
+      R"({"kty":"EC","crv":"P-256","kid":"a","alg":"RS256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"})",
   };
   for (const char* text : bad) {
     auto key = Key::from_jwk(text);
     ASSERT_THAT(key, FailsWith(ErrorCode::key_invalid)) << text;
   }
+}
+
+// An RS256 key's JWK as an object, to change members of.
+boost::json::object rsa_jwk(const Key& key, bool with_private) {
+  return boost::json::parse(with_private ? key.private_jwk() : *key.public_jwk()).as_object();
+}
+
+class RsaJwk : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    key_ = new Key(*Key::generate(Algorithm::RS256, "rs", CsprngRandom::instance()));
+  }
+  static void TearDownTestSuite() {
+    delete key_;
+    key_ = nullptr;
+  }
+  static Key* key_;  // one 2048-bit key for the suite: generation is slow
+};
+Key* RsaJwk::key_ = nullptr;
+
+TEST_F(RsaJwk, GeneratedKeyIs2048BitsWithMinimalMembers) {
+  const auto pub = rsa_jwk(*key_, false);
+  EXPECT_EQ(pub.at("kty"), "RSA");
+  EXPECT_EQ(pub.at("alg"), "RS256");
+  EXPECT_EQ(pub.at("use"), "sig");
+  EXPECT_EQ(pub.at("kid"), "rs");
+  EXPECT_EQ(pub.at("e"), "AQAB");
+  EXPECT_EQ(pub.size(), 6u) << boost::json::serialize(pub);
+  const auto n = base64url_decode(pub.at("n").as_string());
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->size(), 256u);
+  EXPECT_NE(n->front(), 0u);
+  const auto priv = rsa_jwk(*key_, true);
+  for (const char* member : {"d", "p", "q", "dp", "dq", "qi"}) {
+    ASSERT_TRUE(priv.contains(member)) << member;
+    const auto bytes = base64url_decode(priv.at(member).as_string());
+    ASSERT_TRUE(bytes && !bytes->empty()) << member;
+    EXPECT_NE(bytes->front(), 0u) << member << " has a leading zero byte";
+  }
+}
+
+TEST_F(RsaJwk, LeadingZeroBytesAreDroppedWhenPublished) {
+  auto pub = rsa_jwk(*key_, false);
+  const std::string n(pub.at("n").as_string());
+  Bytes padded{0, 0};
+  const auto raw = base64url_decode(n);
+  padded.insert(padded.end(), raw->begin(), raw->end());
+  pub["n"] = base64url_encode(std::span<const std::uint8_t>(padded));
+  auto key = Key::from_jwk(boost::json::serialize(pub));
+  ASSERT_THAT(key, Succeeds());
+  EXPECT_EQ(std::string_view(rsa_jwk(*key, false).at("n").as_string()), n);
+}
+
+TEST_F(RsaJwk, RefusesAModulusShorterThan2048Bits) {
+  auto key = Key::from_jwk(
+      R"({"kty":"RSA","kid":"short","alg":"RS256","e":"AQAB","n":")"
+      "wSIGuZ6G5JI6-UgtE4E6oX8xjfj76jWOgWBbKf5jzPbbF8Wtu75P7jBU3iUFARKIGsqehEVRAGrzYJqhAECENBEXqu0U"
+      "H9zTzkNq7oc7yq8q5S_iyMZO4h6LZAf3s36r2E7hXLApkJSQkN3w9CI5LUMJuSmFsfeWP5Evom5OscE\"}");
+  EXPECT_THAT(key, FailsWith(ErrorCode::key_invalid));
+}
+
+TEST_F(RsaJwk, RefusesAnAlgOtherThanRs256) {
+  for (const char* alg : {"RS512", "PS256", "ES256", "HS256", "none", "rs256"}) {
+    for (bool with_private : {false, true}) {
+      auto jwk = rsa_jwk(*key_, with_private);
+      jwk["alg"] = alg;
+      EXPECT_THAT(Key::from_jwk(boost::json::serialize(jwk)), FailsWith(ErrorCode::key_invalid))
+          << alg;
+    }
+  }
+}
+
+TEST_F(RsaJwk, RefusesIncompleteOrMultiPrimePrivateKeys) {
+  for (const char* member : {"p", "q", "dp", "dq", "qi"}) {
+    auto jwk = rsa_jwk(*key_, true);
+    jwk.erase(member);
+    EXPECT_THAT(Key::from_jwk(boost::json::serialize(jwk)), FailsWith(ErrorCode::key_invalid))
+        << "without " << member;
+  }
+  auto no_d = rsa_jwk(*key_, true);
+  no_d.erase("d");
+  EXPECT_THAT(Key::from_jwk(boost::json::serialize(no_d)), FailsWith(ErrorCode::key_invalid));
+  auto oth = rsa_jwk(*key_, true);
+  oth["oth"] = boost::json::array{};
+  EXPECT_THAT(Key::from_jwk(boost::json::serialize(oth)), FailsWith(ErrorCode::key_invalid));
+}
+
+TEST_F(RsaJwk, RefusesASignatureNotOfTheModulusSize) {
+  auto sig = key_->sign("message");
+  ASSERT_THAT(sig, Succeeds());
+  ASSERT_EQ(sig->size(), 256u);
+  const Bytes good(sig->begin(), sig->end());
+  EXPECT_TRUE(key_->verify("message", good));
+  Bytes longer{0};  // the same number, one byte wider
+  longer.insert(longer.end(), good.begin(), good.end());
+  EXPECT_FALSE(key_->verify("message", longer));
+  EXPECT_FALSE(key_->verify("message", std::span(good).first(255)));
+  EXPECT_FALSE(key_->verify("message", std::span(good).first(64)));
+  EXPECT_FALSE(key_->verify("message", {}));
 }
 
 TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
@@ -91,8 +195,11 @@ TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
   ASSERT_TRUE(set.add(*Key::generate(Algorithm::ES256, "ec", rnd), KeyState::next));
   ASSERT_TRUE(
       set.add(*Key::generate(Algorithm::HS256, "hs", rnd), KeyState::retired, UnixSeconds{}));
+  ASSERT_TRUE(
+      set.add(*Key::generate(Algorithm::RS256, "rs", rnd), KeyState::retired, UnixSeconds{}));
   const std::string jwks = set.public_jwks();
-  for (std::string_view secret_member : {"\"d\"", "\"k\"", "\"p\"", "\"q\""}) {
+  for (std::string_view secret_member :
+       {"\"d\"", "\"k\"", "\"p\"", "\"q\"", "\"dp\"", "\"dq\"", "\"qi\""}) {
     EXPECT_EQ(jwks.find(secret_member), std::string::npos) << secret_member << " in " << jwks;
   }
   EXPECT_EQ(jwks.find("\"hs\""), std::string::npos) << "symmetric key published";
@@ -106,9 +213,11 @@ TEST(KeySet, PublicJwksHoldsEveryAsymmetricKeyAndNoPrivateMaterial) {
   }
   auto parsed = KeySet::from_jwks(jwks);
   ASSERT_THAT(parsed, Succeeds());
-  EXPECT_EQ(parsed->entries().size(), 2u);
+  EXPECT_EQ(parsed->entries().size(), 3u);
   EXPECT_NE(parsed->find("ed"), nullptr);
   EXPECT_NE(parsed->find("ec"), nullptr);
+  ASSERT_NE(parsed->find("rs"), nullptr);
+  EXPECT_EQ(parsed->find("rs")->algorithm(), Algorithm::RS256);
   EXPECT_EQ(parsed->active(), nullptr) << "a public JWKS signs nothing";
 }
 
@@ -156,12 +265,14 @@ TEST(KeySet, RefusesDuplicateKidsTwoActiveKeysAndBadActivations) {
 }
 
 TEST(KeySet, FromJwksSkipsUnknownKeyTypesButRefusesBrokenOnes) {
-  auto set = KeySet::from_jwks(R"({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"},
+  auto set = KeySet::from_jwks(R"({"keys":[{"kty":"EC","crv":"P-384","kid":"r","x":"AA","y":"AA"},
+      {"kty":"OKP","crv":"X448","kid":"x","x":"AA"},
       {"kty":"OKP","crv":"Ed25519","kid":"ok","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]})");
   ASSERT_THAT(set, Succeeds());
   EXPECT_EQ(set->entries().size(), 1u);
   for (const char* bad : {R"({"keys":{}})", R"({})", R"({"keys":[1]})",
-                          R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ok","x":"AA"}]})"}) {
+                          R"({"keys":[{"kty":"OKP","crv":"Ed25519","kid":"ok","x":"AA"}]})",
+                          R"({"keys":[{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}]})"}) {
     auto r = KeySet::from_jwks(bad);
     ASSERT_THAT(r, FailsWith(ErrorCode::key_invalid)) << bad;
   }

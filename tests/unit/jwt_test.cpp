@@ -247,7 +247,7 @@ TEST_F(JwtChecks, AlgNoneIsNotAllowed) {
     const std::string h = base64url_encode(fmt_header(alg));
     EXPECT_THAT(verified(h + "." + p + "."), FailsWith(ErrorCode::algorithm_not_allowed)) << alg;
   }
-  EXPECT_THAT(verified(base64url_encode(std::string_view(R"({"alg":"RS256","kid":"ed"})")) + "." +
+  EXPECT_THAT(verified(base64url_encode(std::string_view(R"({"alg":"RS512","kid":"ed"})")) + "." +
                        p + ".AAAA"),
               FailsWith(ErrorCode::algorithm_not_allowed));
   EXPECT_THAT(verified(base64url_encode(std::string_view(R"({"kid":"ed"})")) + "." + p + ".AAAA"),
@@ -276,6 +276,36 @@ TEST_F(JwtChecks, KidPointingAtAKeyOfAnotherAlgorithmIsAnAlgorithmMismatch) {
       ed_, R"({"alg":"EdDSA","kid":"ec","typ":"at+jwt"})",
       R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})");
   EXPECT_THAT(verified(token), FailsWith(ErrorCode::algorithm_mismatch));
+}
+
+TEST(JwtRs256, PinnedToItsKeyBothWays) {
+  auto& rnd = CsprngRandom::instance();
+  const Key ed = *Key::generate(Algorithm::EdDSA, "ed", rnd);
+  const Key rs = *Key::generate(Algorithm::RS256, "rs", rnd);
+  KeySet keys;
+  ASSERT_TRUE(keys.add(ed, KeyState::active));
+  ASSERT_TRUE(keys.add(rs, KeyState::next));
+  const std::string claims =
+      R"({"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000})";
+  auto check = [&](const std::string& token) { return verify_jwt(token, keys, options(), kNow); };
+  // Honest RS256 on the RS256 key verifies.
+  EXPECT_THAT(check(craft(rs, R"({"alg":"RS256","kid":"rs","typ":"at+jwt"})", claims)), Succeeds());
+  // An RS256 header never reaches a key of another type, however it is signed.
+  EXPECT_THAT(check(craft(rs, R"({"alg":"RS256","kid":"ed","typ":"at+jwt"})", claims)),
+              FailsWith(ErrorCode::algorithm_mismatch));
+  // Nor does another algorithm reach the RS256 key.
+  EXPECT_THAT(check(craft(ed, R"({"alg":"EdDSA","kid":"rs","typ":"at+jwt"})", claims)),
+              FailsWith(ErrorCode::algorithm_mismatch));
+  // Algorithm confusion: HMAC keyed with the published RSA JWK.
+  auto forged = Key::from_jwk(R"({"kty":"oct","kid":"rs","k":")" +
+                              base64url_encode(std::string_view(*rs.public_jwk())) + R"("})");
+  ASSERT_TRUE(forged);
+  EXPECT_THAT(check(craft(*forged, R"({"alg":"HS256","kid":"rs","typ":"at+jwt"})", claims)),
+              FailsWith(ErrorCode::algorithm_mismatch));
+  // Signed by another RSA key under the same kid.
+  const Key impostor = *Key::generate(Algorithm::RS256, "rs", rnd);
+  EXPECT_THAT(check(craft(impostor, R"({"alg":"RS256","kid":"rs","typ":"at+jwt"})", claims)),
+              FailsWith(ErrorCode::signature_invalid));
 }
 
 TEST_F(JwtChecks, UnknownOrMissingKidIsKeyNotFoundNotABadSignature) {

@@ -10,6 +10,7 @@
 #include <atomic>
 
 #include "result_matchers.hpp"
+#include "tessera/encoding.hpp"
 #include "tessera/memory_store.hpp"
 #include "tessera/random.hpp"
 
@@ -262,6 +263,39 @@ TEST(AccessVerifier, ForgedOrMisdirectedTokensAreRefused) {
   AccessVerifier other_iss({.issuer = "https://evil.example", .audiences = {"api"}}, *f.keys,
                            f.clock);
   EXPECT_THAT(other_iss.verify(f.mint()), FailsWith(ErrorCode::issuer_mismatch));
+}
+
+TEST(AccessVerifier, Rs256TokensVerifyAgainstThePublishedRsaKeyAndNoOther) {
+  Fixture f;
+  const Key rs = *Key::generate(Algorithm::RS256, "rs", CsprngRandom::instance());
+  KeySet authority;
+  ASSERT_TRUE(authority.add(f.key, KeyState::retired, f.clock.now()));
+  ASSERT_TRUE(authority.add(rs, KeyState::active));
+  // What a resource service holds: the authority's public JWKS, parsed.
+  auto published = KeySet::from_jwks(authority.public_jwks());
+  ASSERT_THAT(published, Succeeds());
+  ASSERT_NE(published->find("rs"), nullptr);
+  EXPECT_FALSE(published->find("rs")->has_private());
+  StaticKeySource source(std::move(*published));
+  AccessVerifier v(f.options(), source, f.clock);
+  const auto t = f.mint(0, "s", seconds{900}, &rs);
+  auto r = v.verify(t);
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(r->kid(), "rs");
+  EXPECT_TRUE(v.verify(t)->from_cache);
+  // The same claims under another header, signed by `signer`.
+  const std::string payload = t.substr(t.find('.') + 1, t.rfind('.') - t.find('.') - 1);
+  auto reheader = [&](const Key& signer, std::string_view header) {
+    const std::string input = base64url_encode(header) + "." + payload;
+    return input + "." + base64url_encode(*signer.sign(input));
+  };
+  EXPECT_THAT(v.verify(reheader(rs, R"({"alg":"RS256","kid":"k1","typ":"at+jwt"})")),
+              FailsWith(ErrorCode::algorithm_mismatch));
+  EXPECT_THAT(v.verify(reheader(f.key, R"({"alg":"EdDSA","kid":"rs","typ":"at+jwt"})")),
+              FailsWith(ErrorCode::algorithm_mismatch));
+  const Key impostor = *Key::generate(Algorithm::RS256, "rs", CsprngRandom::instance());
+  EXPECT_THAT(v.verify(reheader(impostor, R"({"alg":"RS256","kid":"rs","typ":"at+jwt"})")),
+              FailsWith(ErrorCode::signature_invalid));
 }
 
 TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {
