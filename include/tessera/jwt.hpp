@@ -50,7 +50,12 @@ struct VerifyOptions {
   std::vector<std::string> audiences;  // when non-empty, aud must name one
   std::chrono::seconds leeway{30};     // for exp, nbf and iat
   std::size_t max_token_bytes = kMaxTokenBytes;
-  bool require_at_jwt_typ = true;  // typ must be at+jwt (RFC 9068 §4)
+  bool require_at_jwt_typ = true;  // the header's typ must be `typ` (RFC 9068 §4, RFC 8725 §3.11)
+  // The kind of JWT expected, lower case; "application/" before it is
+  // accepted too. at+jwt for access tokens, logout+jwt for back-channel
+  // logout tokens: one kind is never accepted where another is expected.
+  std::string typ = "at+jwt";
+  bool require_sub = true;  // a logout token may name only its sid
 };
 
 struct VerifiedJwt {

@@ -32,6 +32,7 @@ enum class RevokeReason : std::uint8_t {
   rotated,               // replaced by rotate_session (cookie privilege change)
   fingerprint_mismatch,  // presented with another client fingerprint
   refresh_token_reused,  // a refresh token was replayed: the family ends
+  upstream_revoked,      // the upstream identity provider ended the login (docs/upstream.md)
 };
 inline constexpr RevokeReason kAllRevokeReasons[] = {
     RevokeReason::logout,
@@ -40,9 +41,10 @@ inline constexpr RevokeReason kAllRevokeReasons[] = {
     RevokeReason::rotated,
     RevokeReason::fingerprint_mismatch,
     RevokeReason::refresh_token_reused,
+    RevokeReason::upstream_revoked,
 };
 static_assert(std::size(kAllRevokeReasons) ==
-                  static_cast<std::size_t>(RevokeReason::refresh_token_reused) + 1,
+                  static_cast<std::size_t>(RevokeReason::upstream_revoked) + 1,
               "kAllRevokeReasons must list every RevokeReason");
 [[nodiscard]] std::string_view to_string(RevokeReason reason) noexcept;
 // The inverse of to_string; nullopt for any other text (including "").
@@ -124,6 +126,29 @@ struct RevokeResult {
 
 class EventOutbox;  // tessera/outbox.hpp
 
+// A session's link to the login it came from at an upstream identity
+// provider (docs/upstream.md): the provider's issuer and its ids of the
+// login, and optionally its refresh token (sealed with the TokenCipher,
+// never returned) for the liveness refresh.
+struct UpstreamLink {
+  std::string issuer;  // the provider's `iss`
+  std::string sid;     // its session id ("" when it gave none)
+  std::string sub;     // its subject ("" when it gave none)
+  std::optional<SealedToken> refresh_token;
+  // The liveness refresh: due at next_check (with a refresh token); the
+  // first of the transient failures in a row since the last answer.
+  std::optional<UnixSeconds> next_check;
+  std::optional<UnixSeconds> failing_since;
+};
+
+// A linked session whose liveness refresh is due.
+struct UpstreamDue {
+  std::string session_id;
+  std::string subject;
+  std::string family_id;  // the refresh token's sealing context (upstream_aad)
+  UpstreamLink link;
+};
+
 // The storage port. Every method is atomic on its own; those marked (atomic)
 // bundle several changes that must all happen or none. Implementations are
 // thread-safe. Transient failures are store_unavailable; nothing else fails
@@ -203,6 +228,49 @@ class SessionStore {
   // epoch would keep its tokens. Concurrent global bumps each move it; a
   // subject bump racing with it is ordered either way.
   [[nodiscard]] virtual Result<std::uint64_t> bump_global_epoch() = 0;
+
+  // --- Links to an upstream identity provider (docs/upstream.md) ---------
+  // Optional: a store without them answers invalid_request ("this store
+  // keeps no upstream links"), and issuing a linked session fails.
+  [[nodiscard]] virtual bool keeps_upstream_links() const noexcept { return false; }
+  // (atomic) create() and the session's link, in one write.
+  [[nodiscard]] virtual Result<RevokeResult> create_linked(const Session& session, TokenKind kind,
+                                                           const LookupKey& credential,
+                                                           std::size_t max_live, UnixSeconds now,
+                                                           const UpstreamLink& link) {
+    (void)session, (void)kind, (void)credential, (void)max_live, (void)now, (void)link;
+    return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
+  }
+  // (atomic) Revokes the live sessions linked to `issuer` and `sid` (when
+  // `sid` is non-empty), or else to `issuer` and `sub`. A session created by
+  // create(..., replaces) keeps the link of the session it replaces.
+  [[nodiscard]] virtual Result<RevokeResult> revoke_upstream(std::string_view issuer,
+                                                             std::string_view sid,
+                                                             std::string_view sub,
+                                                             RevokeReason reason, UnixSeconds now) {
+    (void)issuer, (void)sid, (void)sub, (void)reason, (void)now;
+    return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
+  }
+  // (atomic) Claims up to `max` live linked sessions with a refresh token
+  // whose next_check is at or before `now`, the most overdue first, and
+  // moves their next_check to now + lease: another refresher (another
+  // authority on the same database) skips them meanwhile, and they are due
+  // again if this one dies. UpstreamDue::link holds next_check as it was.
+  [[nodiscard]] virtual Result<std::vector<UpstreamDue>> upstream_due(UnixSeconds now,
+                                                                      std::size_t max,
+                                                                      std::chrono::seconds lease) {
+    (void)now, (void)max, (void)lease;
+    return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
+  }
+  // After a liveness refresh: the rotated refresh token (when the provider
+  // gave one), the next check, and the failure streak (nullopt: none).
+  [[nodiscard]] virtual Status upstream_checked(std::string_view session_id,
+                                                const std::optional<SealedToken>& rotated,
+                                                UnixSeconds next_check,
+                                                std::optional<UnixSeconds> failing_since) {
+    (void)session_id, (void)rotated, (void)next_check, (void)failing_since;
+    return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
+  }
 
   // The transactional outbox of this store (tessera/outbox.hpp), or null
   // when it has none: then nothing is recorded with its changes.

@@ -45,6 +45,9 @@ struct SessionPolicy {
   std::chrono::seconds cleanup_retention{std::chrono::days{7}};
   std::string issuer = "tessera";
   std::vector<std::string> audience = {"tessera"};
+  // A session linked upstream with a refresh token is first checked this
+  // long after issue (UpstreamRefresher, docs/upstream.md).
+  std::chrono::seconds upstream_check_interval{std::chrono::minutes{5}};
 
   // config_invalid naming the bad setting.
   [[nodiscard]] Status validate() const;
@@ -58,7 +61,23 @@ struct IssueRequest {
   std::string data = "{}";                 // JSON object, at most max_data_bytes
   std::string claims;                      // custom access-token claims, JSON object or ""
   std::optional<std::string> fingerprint;  // raw client fingerprint; only its digest is kept
+  // The login at an upstream identity provider this session comes from
+  // (docs/upstream.md): its issuer, its `sid` and `sub` (one at least), and
+  // optionally its refresh token, kept sealed for the liveness refresh.
+  struct Upstream {
+    std::string issuer;
+    std::string sid;
+    std::string sub;
+    std::optional<SecretString> refresh_token;
+  };
+  std::optional<Upstream> upstream;
 };
+
+// The additional data an upstream refresh token is sealed under: its
+// session's family (which a rotated cookie session keeps).
+[[nodiscard]] inline std::string upstream_aad(std::string_view family_id) {
+  return "upstream:" + std::string(family_id);
+}
 
 struct AccessToken {
   SecretString token;  // an at+jwt
@@ -142,6 +161,11 @@ class SessionService {
   // Service-side revocation of one session of `subject`; another subject's id
   // or an unknown id is session_not_found. Returns 1, or 0 if already revoked.
   [[nodiscard]] Result<std::size_t> revoke(std::string_view subject, std::string_view session_id);
+  // The provider `issuer` ended a login: revokes the sessions linked to its
+  // `sid` (when non-empty), else to its `sub` (reason upstream_revoked).
+  // invalid_request when both are empty.
+  [[nodiscard]] Result<std::size_t> revoke_upstream(std::string_view issuer, std::string_view sid,
+                                                    std::string_view sub);
   // Every session of `subject`, but `except`.
   [[nodiscard]] Result<std::size_t> revoke_all(
       std::string_view subject, std::optional<std::string_view> except = std::nullopt);

@@ -530,6 +530,24 @@ const std::vector<Row>& table() {
        Parsed{set_webhook_urls}},
       {{"webhook_secret", "", "whsec_...: signs every webhook (a secret; 0600 file or env)"},
        Parsed{set_webhook_secret}},
+      {{"upstream_providers", "",
+        "JSON file of upstream identity providers (issuer, client_id, client_secret): "
+        "back-channel logout and the liveness refresh (0600)"},
+       Text{put<&Config::upstream_providers>}},
+      {{"upstream_check_interval", "5m",
+        "a session holding an upstream refresh token is refreshed at its provider this often"},
+       Duration{seconds{1},
+                {},
+                [](Config& c, seconds v) {
+                  c.policy.upstream_check_interval = v;
+                  c.upstream_refresh.interval = v;
+                }}},
+      {{"upstream_retry_interval", "1m", "after a provider did not answer, tried again this soon"},
+       Duration{seconds{1}, {}, put<&Config::upstream_refresh, &UpstreamRefreshOptions::retry>}},
+      {{"upstream_max_failure", "1h",
+        "a provider unanswering this long ends its sessions (fail closed)"},
+       Duration{
+           seconds{1}, {}, put<&Config::upstream_refresh, &UpstreamRefreshOptions::max_failure>}},
       {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
        Parsed{set_authz_login_url}},
       {{"authz_allowed_hosts", "", "forward-auth: further hosts (.example.com: below it)"},

@@ -22,6 +22,7 @@
 #include "tessera/redis_epochs.hpp"
 #include "tessera/session_service.hpp"
 #include "tessera/sqlite_store.hpp"
+#include "tessera/upstream.hpp"
 #include "tessera/webhooks.hpp"
 
 namespace tessera::cli {
@@ -65,6 +66,11 @@ struct Config {
   // with webhook_secret.
   std::vector<std::string> webhook_urls;
   std::optional<WebhookSecret> webhook_secret;
+
+  // Upstream identity providers (docs/upstream.md): a JSON file of them
+  // ("" → none), and the liveness refresh's cadence.
+  std::filesystem::path upstream_providers;
+  UpstreamRefreshOptions upstream_refresh;
 
   SessionPolicy policy;
   std::chrono::seconds cleanup_interval{3600};  // 0: never

@@ -12,6 +12,7 @@
 
 #include "cli/key_files.hpp"
 #include "cli/runtime.hpp"
+#include "cli/upstream_providers.hpp"
 #include "server/server.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/outbox.hpp"
@@ -119,6 +120,51 @@ class RedisSharedCounts final : public server::SharedCounts {
 };
 
 using std::chrono::seconds;
+
+// The liveness refresh of sessions linked upstream (docs/upstream.md): a
+// round every poll, one line in the log for each round that did anything.
+class UpstreamLoop {
+ public:
+  UpstreamLoop(SessionStore& store, const TokenCipher& cipher, UpstreamTokenEndpoint& endpoint,
+               const Clock& clock, UpstreamRefreshOptions options)
+      : refresher_(store, cipher, endpoint, clock, options),
+        poll_(std::clamp(std::min(options.interval, options.retry) / 2, seconds{1}, seconds{30})),
+        thread_([this] { loop(); }) {}
+  ~UpstreamLoop() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, poll_, [this] { return stop_; })) {
+      lock.unlock();
+      const UpstreamReport r = refresher_.run_once();
+      if (r.error)
+        log_event(spdlog::level::warn, "upstream_refresh_failed",
+                  {{"code", to_string(r.error->code)}});
+      if (r.fresh + r.revoked + r.transient + r.failed_closed > 0)
+        log_event(spdlog::level::info, "upstream_refresh",
+                  {{"fresh", r.fresh},
+                   {"revoked", r.revoked},
+                   {"transient", r.transient},
+                   {"failed_closed", r.failed_closed}});
+      lock.lock();
+    }
+  }
+
+  UpstreamRefresher refresher_;
+  seconds poll_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;  // last
+};
 
 // Blocks SIGINT, SIGTERM and SIGHUP in the calling thread. The housekeeping
 // thread never takes them (the server's handlers run on any other thread),
@@ -295,19 +341,34 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                                         config.policy);
   if (!service) return std::unexpected(service.error());
 
-  auto server = server::Server::create(config.server,
-                                       server::ServerDeps{.service = **service,
-                                                          .keys = keys,
-                                                          .store = **store,
-                                                          .clock = clock,
-                                                          .metrics = metrics,
-                                                          .on_reload =
-                                                              [&reloader, &api_key_reloader] {
-                                                                reloader.check(true);
-                                                                api_key_reloader.check(true);
-                                                              },
-                                                          .api_keys = &api_keys,
-                                                          .shared_limits = shared_limits.get()});
+  // Upstream identity providers: back-channel logout and the liveness refresh.
+  std::unique_ptr<ProviderDirectory> providers;
+  if (!config.upstream_providers.empty()) {
+    if (!(*store)->keeps_upstream_links())
+      return fail(ErrorCode::config_invalid,
+                  "upstream_providers: the store keeps no upstream links");
+    auto list = load_upstream_providers(config.upstream_providers);
+    if (!list) return std::unexpected(list.error());
+    providers = std::make_unique<ProviderDirectory>(std::move(*list), clock);
+    for (const Error& e : providers->discover_all())
+      log_event(spdlog::level::warn, "upstream_discovery_failed",
+                {{"code", to_string(e.code)}, {"detail", e.detail}});
+  }
+
+  auto server =
+      server::Server::create(config.server, server::ServerDeps{.service = **service,
+                                                               .keys = keys,
+                                                               .store = **store,
+                                                               .clock = clock,
+                                                               .metrics = metrics,
+                                                               .on_reload =
+                                                                   [&reloader, &api_key_reloader] {
+                                                                     reloader.check(true);
+                                                                     api_key_reloader.check(true);
+                                                                   },
+                                                               .api_keys = &api_keys,
+                                                               .shared_limits = shared_limits.get(),
+                                                               .upstream = providers.get()});
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 
@@ -344,6 +405,9 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   {
     Housekeeper housekeeper(config, reloader, api_key_reloader, **service,
                             outbox != nullptr ? nullptr : publisher.get());
+    std::optional<UpstreamLoop> upstream_loop;
+    if (providers)
+      upstream_loop.emplace(**store, *cipher, *providers, clock, config.upstream_refresh);
     (*server)->run();
     block_stop_signals();
   }

@@ -1,5 +1,6 @@
 #include "tessera/jwt.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 
@@ -40,7 +41,7 @@ struct Header {
   std::string alg_name;  // for the error detail when not allowed
   std::string kid;
   bool kid_present = false;
-  bool typ_ok = false;
+  std::string typ;  // lower case, without "application/"; "" when absent
 };
 
 Result<Header> parse_header(std::string_view segment) {
@@ -70,8 +71,13 @@ Result<Header> parse_header(std::string_view segment) {
   }
   if (const auto* typ = obj->if_contains("typ")) {
     if (!typ->is_string()) return fail(ErrorCode::invalid_token, "header typ is not a string");
-    const std::string_view t = typ->get_string();
-    h.typ_ok = ascii_iequal(t, "at+jwt") || ascii_iequal(t, "application/at+jwt");
+    std::string_view t = typ->get_string();
+    if (t.size() > 64) return fail(ErrorCode::invalid_token, "header typ is too long");
+    if (t.size() > 12 && ascii_iequal(t.substr(0, 12), "application/")) t.remove_prefix(12);
+    h.typ.resize(t.size());
+    std::transform(t.begin(), t.end(), h.typ.begin(), [](unsigned char ch) {
+      return static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    });
   }
   return h;
 }
@@ -107,7 +113,7 @@ std::optional<UnixSeconds> numeric_date(const json::value& v) {
 
 // One pass over the members (a token's payload is small, and a lookup per
 // claim would scan it again each time).
-Result<JwtClaims> read_claims(const json::object& o) {
+Result<JwtClaims> read_claims(const json::object& o, bool require_sub) {
   JwtClaims c;
   bool have_sub = false, have_exp = false, have_iat = false;
   json::object extra;
@@ -166,7 +172,7 @@ Result<JwtClaims> read_claims(const json::object& o) {
       extra.emplace(k, v);
     }
   }
-  if (!have_sub) return bad("sub", "is missing");
+  if (!have_sub && require_sub) return bad("sub", "is missing");
   if (!have_exp) return bad("exp", "is missing");
   if (!have_iat) return bad("iat", "is missing");
   if (!extra.empty()) c.custom = json::serialize(extra);
@@ -269,8 +275,8 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
     return fail(ErrorCode::invalid_token, "signature is not base64url");
   if (!key->verify(token.substr(0, d2), as_bytes(scratch)))
     return fail(ErrorCode::signature_invalid, "signature does not verify");
-  if (options.require_at_jwt_typ && !header->typ_ok)
-    return fail(ErrorCode::token_type_invalid, "typ is not at+jwt");
+  if (options.require_at_jwt_typ && header->typ != options.typ)
+    return fail(ErrorCode::token_type_invalid, fmt::format("typ is not {}", options.typ));
 
   if (!base64url_decode_into(payload_seg, scratch))
     return fail(ErrorCode::invalid_token, "payload is not base64url");
@@ -278,7 +284,7 @@ Result<VerifiedJwt> verify_jwt(std::string_view token, const KeySet& keys,
   json::monotonic_resource mr(buf, sizeof buf);
   auto payload = detail::parse_json_object_fast(scratch, ErrorCode::invalid_token, "payload", mr);
   if (!payload) return std::unexpected(payload.error());
-  auto claims = read_claims(*payload);
+  auto claims = read_claims(*payload, options.require_sub);
   if (!claims) return std::unexpected(claims.error());
 
   if (!options.issuer.empty() && claims->iss != options.issuer)

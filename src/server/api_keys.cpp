@@ -121,6 +121,7 @@ std::optional<Scope> required_scope(RouteId route, std::string_view method) noex
     case RouteId::logout:
     case RouteId::revoke:
     case RouteId::token:
+    case RouteId::backchannel_logout:
     case RouteId::account:
     case RouteId::jwks:
     case RouteId::oauth_metadata:

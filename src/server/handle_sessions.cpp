@@ -89,6 +89,30 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
   auto fp = opt_string(*body, "fingerprint");
   if (!fp) return from_error(fp.error());
   ir.fingerprint = std::move(*fp);
+  if (const auto* u = body->if_contains("upstream"); u != nullptr && !u->is_null()) {
+    // The login at an upstream provider (docs/upstream.md).
+    if (!u->is_object()) return problem(ErrorCode::invalid_request, "upstream must be an object");
+    const auto& uo = u->as_object();
+    for (const auto& member : uo) {
+      const std::string_view k = member.key();
+      if (k != "issuer" && k != "sid" && k != "sub" && k != "refresh_token")
+        return problem(ErrorCode::invalid_request,
+                       fmt::format("upstream: unknown member \"{}\"", k.substr(0, 64)));
+    }
+    IssueRequest::Upstream up;
+    for (auto [field, target] : {std::pair{"issuer"sv, &up.issuer}, std::pair{"sid"sv, &up.sid},
+                                 std::pair{"sub"sv, &up.sub}}) {
+      auto v = opt_string(uo, field);
+      if (!v)
+        return problem(ErrorCode::invalid_request,
+                       fmt::format("upstream.{} must be a string", field));
+      if (*v) *target = std::move(**v);
+    }
+    auto rt = opt_string(uo, "refresh_token");
+    if (!rt) return problem(ErrorCode::invalid_request, "upstream.refresh_token must be a string");
+    if (*rt) up.refresh_token = SecretString(std::move(**rt));
+    ir.upstream = std::move(up);
+  }
 
   auto issued = ctx.deps.service.issue(ir);
   if (!issued) return from_error(issued.error());

@@ -88,6 +88,23 @@ class OAuth2Handlers {
   std::unique_ptr<Verifier> verifier_;
 };
 
+// ---- upstream providers (handle_upstream.cpp) --------------------------------
+// POST /v1/upstream/backchannel-logout (OpenID Connect Back-Channel Logout).
+class UpstreamHandlers {
+ public:
+  explicit UpstreamHandlers(const HandlerContext& ctx);
+  ~UpstreamHandlers();
+  UpstreamHandlers(const UpstreamHandlers&) = delete;
+  UpstreamHandlers& operator=(const UpstreamHandlers&) = delete;
+
+  [[nodiscard]] HttpResponse backchannel_logout(const HttpRequest& req);
+
+ private:
+  struct Seen;
+  HandlerContext ctx_;
+  std::unique_ptr<Seen> seen_;
+};
+
 // ---- forward-auth (handle_authz.cpp) ----------------------------------------
 // GET /v1/authz/auth-request (nginx), GET /v1/authz/forward-auth (Traefik,
 // Caddy), any /v1/authz/ext-authz/{path} (Envoy; `envoy_uri` is the path

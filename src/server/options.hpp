@@ -8,12 +8,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "server/client_view.hpp"
 #include "server/rate_limits.hpp"
 #include "tessera/clock.hpp"
+#include "tessera/key_set.hpp"
 #include "tessera/session.hpp"
 #include "tessera/session_service.hpp"
 
@@ -119,6 +123,20 @@ struct ServerOptions {
 };
 
 // Borrowed, not owned: every referent must outlive the Server (or Api).
+// The upstream identity providers whose back-channel logout tokens the
+// authority takes (docs/upstream.md): each one's client id (the `aud` its
+// logout tokens carry) and signing keys. Thread-safe.
+class UpstreamKeys {
+ public:
+  virtual ~UpstreamKeys() = default;
+  // nullopt: `issuer` is not a configured provider.
+  [[nodiscard]] virtual std::optional<std::string> client_id(std::string_view issuer) const = 0;
+  // Its current keys; `refresh`: look again (a token named a kid the set
+  // lacks). upstream_unavailable when its JWKS cannot be had.
+  [[nodiscard]] virtual Result<std::shared_ptr<const KeySet>> keys(std::string_view issuer,
+                                                                   bool refresh) = 0;
+};
+
 struct ServerDeps {
   SessionService& service;
   const SharedKeySet& keys;  // read per request: rotation shows at once
@@ -131,6 +149,8 @@ struct ServerDeps {
   const SharedApiKeys* api_keys = nullptr;
   // Failure counts shared with the other instances (Redis); may be null.
   SharedCounts* shared_limits = nullptr;
+  // The upstream providers of back-channel logout; null: none configured.
+  UpstreamKeys* upstream = nullptr;
 };
 
 }  // namespace tessera::server

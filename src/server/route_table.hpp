@@ -23,6 +23,7 @@ enum class RouteId : std::uint8_t {
   introspect,
   revoke,
   token,
+  backchannel_logout,
   authz_auth_request,
   authz_forward_auth,
   authz_ext_authz,
@@ -57,7 +58,7 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 22> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 23> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
     {RouteId::rotate, "/v1/sessions/rotate", "POST", Access::service, Work::store_write},
@@ -73,6 +74,9 @@ inline constexpr std::array<RouteSpec, 22> kRouteTable = {{
     {RouteId::introspect, "/oauth2/introspect", "POST", Access::service, Work::store_read},
     {RouteId::revoke, "/oauth2/revoke", "POST", Access::open, Work::store_write},
     {RouteId::token, "/oauth2/token", "POST, OPTIONS", Access::open, Work::store_write},
+    // Called by the upstream provider, authenticated by its signed token.
+    {RouteId::backchannel_logout, "/v1/upstream/backchannel-logout", "POST", Access::open,
+     Work::store_write},
     // Forward-auth: no API key (the cookie holder learns only their own
     // identity); never a body. ext-authz takes the original method, any.
     {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD, OPTIONS", Access::open,

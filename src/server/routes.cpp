@@ -166,6 +166,7 @@ struct Api::Impl {
         fixed_keys(full_scope_keys(o)),
         limits(o.rate_limits, d.clock, d.shared_limits),
         oauth2(ctx),
+        upstream(ctx),
         authz(ctx, oauth2.access_verifier()) {}
 
   const ServerOptions& options;
@@ -174,6 +175,7 @@ struct Api::Impl {
   ApiKeyTable fixed_keys;  // api_key_hashes: full scope
   RateLimiter limits;
   OAuth2Handlers oauth2;
+  UpstreamHandlers upstream;
   AuthzHandlers authz;
   JwksHandler jwks;
   WriteHealth writes;
@@ -358,6 +360,9 @@ struct Api::Impl {
         break;
       case RouteId::token:
         r = oauth2.token(req);
+        break;
+      case RouteId::backchannel_logout:
+        r = upstream.backchannel_logout(req);
         break;
       case RouteId::oauth_metadata:
         r = oauth2.metadata(req);

@@ -64,6 +64,8 @@ std::string_view to_string(RevokeReason reason) noexcept {
       return "fingerprint_mismatch";
     case RevokeReason::refresh_token_reused:
       return "refresh_token_reused";
+    case RevokeReason::upstream_revoked:
+      return "upstream_revoked";
   }
   return "";
 }
@@ -256,6 +258,20 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
       return fail(ErrorCode::invalid_request,
                   "metadata fields must be UTF-8 of at most 1024 bytes");
   }
+  if (req.upstream) {
+    const auto& u = *req.upstream;
+    auto bounded = [](const std::string& v) { return v.size() <= 1024 && valid_utf8(v); };
+    if (u.issuer.empty() || !bounded(u.issuer) || !bounded(u.sid) || !bounded(u.sub))
+      return fail(ErrorCode::invalid_request,
+                  "upstream: issuer is required; issuer, sid and sub are UTF-8 of at most 1024 "
+                  "bytes");
+    if (u.sid.empty() && u.sub.empty())
+      return fail(ErrorCode::invalid_request, "upstream: sid or sub is required");
+    if (u.refresh_token && (u.refresh_token->empty() || u.refresh_token->reveal().size() > 8192))
+      return fail(ErrorCode::invalid_request, "upstream: refresh_token must be 1..8192 bytes");
+    if (!deps_.store.keeps_upstream_links())
+      return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
+  }
   const UnixSeconds now = deps_.clock.now();
   // Read once: the session's epoch_at_issue and its first access token's
   // sv are the same value.
@@ -289,8 +305,22 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
     if (!pair) return std::unexpected(pair.error());
     tokens = std::move(*pair);
   }
-  auto created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret),
-                                    policy_.max_sessions_per_subject, now, std::nullopt);
+  Result<RevokeResult> created;
+  if (req.upstream) {
+    UpstreamLink link{
+        .issuer = req.upstream->issuer, .sid = req.upstream->sid, .sub = req.upstream->sub};
+    if (req.upstream->refresh_token) {
+      auto sealed = deps_.cipher.seal(*req.upstream->refresh_token, upstream_aad(s.family_id));
+      if (!sealed) return std::unexpected(sealed.error());
+      link.refresh_token = std::move(*sealed);
+      link.next_check = now + policy_.upstream_check_interval;
+    }
+    created = deps_.store.create_linked(s, kind, deps_.lookup.derive(kind, secret),
+                                        policy_.max_sessions_per_subject, now, link);
+  } else {
+    created = deps_.store.create(s, kind, deps_.lookup.derive(kind, secret),
+                                 policy_.max_sessions_per_subject, now, std::nullopt);
+  }
   if (!created) return std::unexpected(created.error());
   audit({.type = AuditEventType::issued,
          .at = now,
@@ -551,6 +581,25 @@ Result<std::size_t> SessionService::revoke(std::string_view subject, std::string
   auto r = revoke_scope(**s, RevokeScope::session, RevokeReason::revoked, Actor::service,
                         deps_.clock.now());
   if (!r) return std::unexpected(r.error());
+  return r->session_ids.size();
+}
+
+Result<std::size_t> SessionService::revoke_upstream(std::string_view issuer, std::string_view sid,
+                                                    std::string_view sub) {
+  if (issuer.empty() || (sid.empty() && sub.empty()))
+    return fail(ErrorCode::invalid_request, "an upstream issuer and its sid or sub are required");
+  const UnixSeconds now = deps_.clock.now();
+  auto r = deps_.store.revoke_upstream(issuer, sid, sub, RevokeReason::upstream_revoked, now);
+  if (!r) return std::unexpected(r.error());
+  for (const auto& id : r->session_ids) {
+    audit({.type = AuditEventType::revoked,
+           .at = now,
+           .session_id = id,
+           .scope = RevokeScope::session,
+           .reason = RevokeReason::upstream_revoked,
+           .actor = Actor::system,
+           .count = 1});
+  }
   return r->session_ids.size();
 }
 

@@ -83,7 +83,8 @@ Result<HttpReply> request(http::verb method, const std::string& url, std::string
   if (parsed->has_query()) target += "?" + std::string(parsed->encoded_query());
 
   http::request<http::string_body> req{method, target, 11};
-  req.set(http::field::host, host);
+  // RFC 9110 §7.2: the port too, unless it is the scheme's default.
+  req.set(http::field::host, parsed->has_port() ? fmt::format("{}:{}", host, port) : host);
   req.set(http::field::user_agent, "tessera-verify");
   if (!bearer.empty()) req.set(http::field::authorization, fmt::format("Bearer {}", bearer));
   if (!content_type.empty()) req.set(http::field::content_type, content_type);

@@ -201,6 +201,25 @@ class ForwardingStore : public SessionStore {
                                       RevokeReason r, UnixSeconds n) override {
     return forward(StoreMethod::revoke_subject, [&] { return inner_.revoke_subject(s, e, r, n); });
   }
+  // Upstream links: passed through, without faults (none is armed on them yet).
+  bool keeps_upstream_links() const noexcept override { return inner_.keeps_upstream_links(); }
+  Result<RevokeResult> create_linked(const Session& s, TokenKind k, const LookupKey& c,
+                                     std::size_t m, UnixSeconds n, const UpstreamLink& l) override {
+    return inner_.create_linked(s, k, c, m, n, l);
+  }
+  Result<RevokeResult> revoke_upstream(std::string_view i, std::string_view sid,
+                                       std::string_view sub, RevokeReason r,
+                                       UnixSeconds n) override {
+    return inner_.revoke_upstream(i, sid, sub, r, n);
+  }
+  Result<std::vector<UpstreamDue>> upstream_due(UnixSeconds n, std::size_t m,
+                                                std::chrono::seconds l) override {
+    return inner_.upstream_due(n, m, l);
+  }
+  Status upstream_checked(std::string_view id, const std::optional<SealedToken>& t,
+                          UnixSeconds next, std::optional<UnixSeconds> f) override {
+    return inner_.upstream_checked(id, t, next, f);
+  }
   Result<std::vector<Session>> list_live(std::string_view s, UnixSeconds n) override {
     return forward(StoreMethod::list_live, [&] { return inner_.list_live(s, n); });
   }

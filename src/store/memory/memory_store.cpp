@@ -106,6 +106,13 @@ class MemoryStore final : public SessionStore, public EventOutbox {
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
     std::unique_lock lock(mu_);
+    return create_locked(session, kind, credential, max_live, now, replaces, nullptr);
+  }
+
+  Result<RevokeResult> create_locked(const Session& session, TokenKind kind,
+                                     const LookupKey& credential, std::size_t max_live,
+                                     UnixSeconds now, std::optional<std::string_view> replaces,
+                                     const UpstreamLink* link) {
     if (sessions_.contains(session.id))
       return fail(ErrorCode::invalid_request, "session id already exists");
     if (credentials_.contains(mac_key(credential)))
@@ -116,6 +123,15 @@ class MemoryStore final : public SessionStore, public EventOutbox {
       if (out.session_ids.empty())
         return fail(ErrorCode::session_revoked, "the session to replace is no longer live");
     }
+    if (replaces) {
+      // The replacement keeps the login it came from.
+      if (auto l = links_.find(std::string(*replaces)); l != links_.end()) {
+        UpstreamLink moved = std::move(l->second);
+        links_.erase(l);
+        links_.emplace(session.id, std::move(moved));
+      }
+    }
+    if (link != nullptr) links_.emplace(session.id, *link);
     sessions_.emplace(session.id, session);
     subjects_[session.subject].insert(session.id);
     families_[session.family_id].insert(session.id);
@@ -142,6 +158,59 @@ class MemoryStore final : public SessionStore, public EventOutbox {
       for (const auto& id : victims) revoke_locked(id, RevokeReason::evicted, now, out);
     }
     return out;
+  }
+
+  bool keeps_upstream_links() const noexcept override { return true; }
+
+  Result<RevokeResult> create_linked(const Session& session, TokenKind kind,
+                                     const LookupKey& credential, std::size_t max_live,
+                                     UnixSeconds now, const UpstreamLink& link) override {
+    std::unique_lock lock(mu_);
+    return create_locked(session, kind, credential, max_live, now, std::nullopt, &link);
+  }
+
+  Result<RevokeResult> revoke_upstream(std::string_view issuer, std::string_view sid,
+                                       std::string_view sub, RevokeReason reason,
+                                       UnixSeconds now) override {
+    std::unique_lock lock(mu_);
+    RevokeResult out;
+    std::vector<std::string> ids;
+    for (const auto& [id, l] : links_) {
+      if (l.issuer == issuer && (sid.empty() ? l.sub == sub : l.sid == sid)) ids.push_back(id);
+    }
+    for (const auto& id : ids) revoke_locked(id, reason, now, out);
+    return out;
+  }
+
+  Result<std::vector<UpstreamDue>> upstream_due(UnixSeconds now, std::size_t max,
+                                                std::chrono::seconds lease) override {
+    std::unique_lock lock(mu_);
+    std::vector<UpstreamDue> out;
+    for (const auto& [id, l] : links_) {
+      if (!l.refresh_token || !l.next_check || *l.next_check > now) continue;
+      const Session& s = sessions_.at(id);
+      if (!s.live_at(now)) continue;
+      out.push_back({.session_id = id, .subject = s.subject, .family_id = s.family_id, .link = l});
+    }
+    std::sort(out.begin(), out.end(), [](const UpstreamDue& a, const UpstreamDue& b) {
+      return std::tie(*a.link.next_check, a.session_id) <
+             std::tie(*b.link.next_check, b.session_id);
+    });
+    if (out.size() > max) out.resize(max);
+    for (const auto& d : out) links_.at(d.session_id).next_check = now + lease;
+    return out;
+  }
+
+  Status upstream_checked(std::string_view session_id, const std::optional<SealedToken>& rotated,
+                          UnixSeconds next_check,
+                          std::optional<UnixSeconds> failing_since) override {
+    std::unique_lock lock(mu_);
+    auto it = links_.find(std::string(session_id));
+    if (it == links_.end()) return {};
+    if (rotated) it->second.refresh_token = *rotated;
+    it->second.next_check = next_check;
+    it->second.failing_since = failing_since;
+    return {};
   }
 
   Result<std::optional<Session>> find(std::string_view session_id) override {
@@ -279,6 +348,7 @@ class MemoryStore final : public SessionStore, public EventOutbox {
       erase_from(families_, s.family_id, id);
       for (const auto& mac : by_session_[id]) credentials_.erase(mac);
       by_session_.erase(id);
+      links_.erase(id);
       sessions_.erase(id);
     }
     return doomed.size();
@@ -329,6 +399,10 @@ class MemoryStore final : public SessionStore, public EventOutbox {
     it->second.revoked_at = now;
     it->second.revoke_reason = reason;
     it->second.sealed_current.reset();  // nothing left to hand out
+    if (auto l = links_.find(id); l != links_.end()) {
+      l->second.refresh_token.reset();  // nor to refresh upstream
+      l->second.next_check.reset();
+    }
     out.session_ids.push_back(id);
     if (recording_) {
       push_event({.type = EventType::session_revoked,
@@ -361,6 +435,7 @@ class MemoryStore final : public SessionStore, public EventOutbox {
   std::unordered_map<std::string, std::unordered_set<std::string>> subjects_;
   std::unordered_map<std::string, std::unordered_set<std::string>> families_;
   std::unordered_map<std::string, std::uint64_t> epochs_;
+  std::unordered_map<std::string, UpstreamLink> links_;  // by session id
 
   struct EventRow {
     Event event;

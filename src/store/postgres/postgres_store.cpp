@@ -77,6 +77,22 @@ CREATE TABLE events (
 CREATE INDEX events_pending ON events(seq) WHERE delivered_ms IS NULL;
 CREATE INDEX events_delivered ON events(delivered_ms) WHERE delivered_ms IS NOT NULL;
 )sql",
+    // 2 → 3: links to an upstream identity provider (docs/upstream.md).
+    R"sql(
+CREATE TABLE upstream_links (
+  session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE ON UPDATE CASCADE,
+  issuer TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  sealed_version BIGINT,
+  sealed_text TEXT,
+  next_check BIGINT,
+  failing_since BIGINT
+);
+CREATE INDEX upstream_by_sid ON upstream_links(issuer, sid) WHERE sid <> '';
+CREATE INDEX upstream_by_sub ON upstream_links(issuer, sub) WHERE sub <> '';
+CREATE INDEX upstream_due ON upstream_links(next_check) WHERE next_check IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -94,6 +110,12 @@ static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 #define REVOKE_SET                                                                           \
   "UPDATE sessions SET revoked_at = $2::bigint, revoke_reason = $3, sealed_version = NULL, " \
   "sealed_text = NULL "
+
+// A revocation also forgets the upstream refresh token of each session of
+// the CTE `r` (nothing is refreshed upstream for a session that ended).
+#define UPSTREAM_FORGET                                                            \
+  ", uf AS (UPDATE upstream_links SET sealed_version = NULL, sealed_text = NULL, " \
+  "next_check = NULL WHERE session_id IN (SELECT id FROM r) AND sealed_text IS NOT NULL) "
 
 #define EVENT_COLUMNS "events (type, at_ms, subject, session_id, family_id, reason, epoch, kid)"
 // One session_revoked event per row of the CTE `r` (id, subject,
@@ -136,6 +158,12 @@ enum Sql : int {
   kPurgeDelivered,
   kDropPending,
   kBacklog,
+  kInsertUpstream,
+  kMoveUpstream,
+  kRevokeUpstreamSid,
+  kRevokeUpstreamSub,
+  kUpstreamDue,
+  kUpstreamChecked,
   kSqlCount,
 };
 
@@ -162,17 +190,19 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kRevokeId ($4 at, $5 recording) */
     "WITH r AS (" REVOKE_SET
     "WHERE id = $1 AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
-        "$4", "$5") "SELECT id FROM r",
+        "$4", "$5") UPSTREAM_FORGET "SELECT id FROM r",
     /* kRevokeFamily ($4 at, $5 recording, $6 the family's event type) */
     "WITH r AS (" REVOKE_SET
     "WHERE family_id = $1 AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
         "$4", "$5") ", fe AS (INSERT INTO " EVENT_COLUMNS
                     " SELECT $6, $4::bigint, (SELECT subject FROM r LIMIT 1), '', $1, $3, 0, '' "
-                    "WHERE $5::boolean AND EXISTS (SELECT 1 FROM r)) SELECT id FROM r",
+                    "WHERE $5::boolean AND EXISTS (SELECT 1 FROM r)) " UPSTREAM_FORGET
+                    "SELECT id FROM r",
     /* kRevokeSubject ($5 at, $6 recording) */
     "WITH r AS (" REVOKE_SET
     "WHERE subject = $1 AND revoked_at IS NULL AND ($4::text IS NULL OR id <> $4) "
-    "RETURNING id, subject, family_id), " SESSION_EVENTS("$5", "$6") "SELECT id FROM r",
+    "RETURNING id, subject, family_id), " SESSION_EVENTS("$5", "$6") UPSTREAM_FORGET
+    "SELECT id FROM r",
     /* kListLive */
     "SELECT " SESSION_COLUMNS
     " FROM sessions s WHERE s.subject = $1 AND s.revoked_at IS NULL AND s.expires_at > "
@@ -212,7 +242,7 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "idle_expires_at > $2::bigint) AND id <> $3 ORDER BY last_seen_at DESC, id DESC OFFSET "
     "$4::bigint) RETURNING id, subject, family_id), ev AS (INSERT INTO " EVENT_COLUMNS
     " SELECT 'session_revoked', $6::bigint, r.subject, r.id, r.family_id, $5, 0, '' FROM r WHERE "
-    "$7::boolean) SELECT id FROM r",
+    "$7::boolean) " UPSTREAM_FORGET "SELECT id FROM r",
     /* kFindByCredentialEpochs: kFindByCredential and the subject's epochs */
     "SELECT c.generation, " SESSION_COLUMNS ", " EPOCHS_OF("s.subject")
     " FROM credentials c JOIN sessions s ON s.id = c.session_id "
@@ -276,6 +306,36 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     "seq LIMIT GREATEST(0, (SELECT count(*) FROM events WHERE delivered_ms IS NULL) - "
     "$1::bigint))",
     /* kBacklog */ "SELECT count(*), min(at_ms) FROM events WHERE delivered_ms IS NULL",
+    /* kInsertUpstream */
+    "INSERT INTO upstream_links (session_id, issuer, sid, sub, sealed_version, sealed_text, "
+    "next_check) VALUES ($1, $2, $3, $4, $5::bigint, $6, $7::bigint)",
+    /* kMoveUpstream: a replacement keeps the login it came from */
+    "UPDATE upstream_links SET session_id = $2 WHERE session_id = $1",
+    /* kRevokeUpstreamSid ($1 issuer, $4 at, $5 recording, $6 sid) */
+    "WITH r AS (" REVOKE_SET
+    "WHERE id IN (SELECT session_id FROM upstream_links WHERE issuer = $1 AND sid = $6 AND "
+    "sid <> '') AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
+        "$4", "$5") UPSTREAM_FORGET "SELECT id FROM r",
+    /* kRevokeUpstreamSub ($1 issuer, $4 at, $5 recording, $6 sub) */
+    "WITH r AS (" REVOKE_SET
+    "WHERE id IN (SELECT session_id FROM upstream_links WHERE issuer = $1 AND sub = $6 AND "
+    "sub <> '') AND revoked_at IS NULL RETURNING id, subject, family_id), " SESSION_EVENTS(
+        "$4", "$5") UPSTREAM_FORGET "SELECT id FROM r",
+    /* kUpstreamDue ($1 now, $2 max, $3 the lease's end): SKIP LOCKED, so
+       that of several authorities each refreshes a session once */
+    "WITH due AS (SELECT l.session_id, l.next_check FROM upstream_links l JOIN sessions s ON "
+    "s.id = l.session_id WHERE l.next_check <= $1::bigint AND l.sealed_text IS NOT NULL AND "
+    "s.revoked_at IS NULL AND s.expires_at > $1::bigint AND (s.idle_expires_at IS NULL OR "
+    "s.idle_expires_at > $1::bigint) ORDER BY l.next_check, l.session_id LIMIT $2::bigint "
+    "FOR UPDATE OF l SKIP LOCKED) "
+    "UPDATE upstream_links u SET next_check = $3::bigint FROM due, sessions s WHERE "
+    "u.session_id = due.session_id AND s.id = u.session_id RETURNING u.session_id, s.subject, "
+    "s.family_id, u.issuer, u.sid, u.sub, u.sealed_version, u.sealed_text, due.next_check, "
+    "u.failing_since",
+    /* kUpstreamChecked */
+    "UPDATE upstream_links SET sealed_version = COALESCE($2::bigint, sealed_version), "
+    "sealed_text = COALESCE($3, sealed_text), next_check = $4::bigint, failing_since = "
+    "$5::bigint WHERE session_id = $1 AND sealed_text IS NOT NULL",
 };
 
 const char* statement_name(Sql sql) {
@@ -559,6 +619,14 @@ class PostgresStore final : public SessionStore, public EventOutbox {
   Result<RevokeResult> create(const Session& s, TokenKind kind, const LookupKey& credential,
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
+    return create_with(s, kind, credential, max_live, now, replaces, nullptr);
+  }
+
+  // create() and, with `link`, the session's upstream link, in one transaction.
+  Result<RevokeResult> create_with(const Session& s, TokenKind kind, const LookupKey& credential,
+                                   std::size_t max_live, UnixSeconds now,
+                                   std::optional<std::string_view> replaces,
+                                   const UpstreamLink* link) {
     RevokeResult out;
     auto st = transaction([&](Conn& c) -> Status {
       TESSERA_TRY(c.exec(kSubjectLock, Params().add(s.subject)));
@@ -598,10 +666,86 @@ class PostgresStore final : public SessionStore, public EventOutbox {
                              .add(recording()));
       if (!evicted) return std::unexpected(evicted.error());
       for (auto& id : ids_of(evicted->get())) out.session_ids.push_back(std::move(id));
+      if (replaces) TESSERA_TRY(c.exec(kMoveUpstream, Params().add(*replaces).add(s.id)));
+      if (link != nullptr) {
+        Params l;
+        l.add(s.id).add(link->issuer).add(link->sid).add(link->sub);
+        if (link->refresh_token) {
+          l.add(std::uint64_t{link->refresh_token->key_version}).add(link->refresh_token->text);
+        } else {
+          l.add_null().add_null();
+        }
+        l.add(link->next_check);
+        TESSERA_TRY(c.exec(kInsertUpstream, l));
+      }
       return {};
     });
     if (!st) return std::unexpected(st.error());
     return out;
+  }
+
+  bool keeps_upstream_links() const noexcept override { return true; }
+
+  Result<RevokeResult> create_linked(const Session& s, TokenKind kind, const LookupKey& credential,
+                                     std::size_t max_live, UnixSeconds now,
+                                     const UpstreamLink& link) override {
+    return create_with(s, kind, credential, max_live, now, std::nullopt, &link);
+  }
+
+  Result<RevokeResult> revoke_upstream(std::string_view issuer, std::string_view sid,
+                                       std::string_view sub, RevokeReason reason,
+                                       UnixSeconds now) override {
+    return revoked(run(!sid.empty() ? kRevokeUpstreamSid : kRevokeUpstreamSub,
+                       Params()
+                           .add(issuer)
+                           .add(now)
+                           .add(to_string(reason))
+                           .add(wall_now())
+                           .add(recording())
+                           .add(!sid.empty() ? sid : sub)));
+  }
+
+  Result<std::vector<UpstreamDue>> upstream_due(UnixSeconds now, std::size_t max,
+                                                std::chrono::seconds lease) override {
+    auto r =
+        run(kUpstreamDue, Params().add(now).add(static_cast<std::uint64_t>(max)).add(now + lease));
+    if (!r) return std::unexpected(r.error());
+    const PGresult* res = r->get();
+    std::vector<UpstreamDue> out;
+    for (int i = 0; i < PQntuples(res); ++i) {
+      UpstreamDue d{
+          .session_id = text(res, i, 0), .subject = text(res, i, 1), .family_id = text(res, i, 2)};
+      d.link.issuer = text(res, i, 3);
+      d.link.sid = text(res, i, 4);
+      d.link.sub = text(res, i, 5);
+      d.link.refresh_token = SealedToken{
+          .key_version = static_cast<std::uint32_t>(to_i64(res, i, 6)), .text = text(res, i, 7)};
+      d.link.next_check = opt_time(res, i, 8);
+      d.link.failing_since = opt_time(res, i, 9);
+      out.push_back(std::move(d));
+    }
+    // RETURNING keeps no order: the most overdue first, as the claim chose.
+    std::sort(out.begin(), out.end(), [](const UpstreamDue& a, const UpstreamDue& b) {
+      return std::tie(*a.link.next_check, a.session_id) <
+             std::tie(*b.link.next_check, b.session_id);
+    });
+    return out;
+  }
+
+  Status upstream_checked(std::string_view session_id, const std::optional<SealedToken>& rotated,
+                          UnixSeconds next_check,
+                          std::optional<UnixSeconds> failing_since) override {
+    Params p;
+    p.add(session_id);
+    if (rotated) {
+      p.add(std::uint64_t{rotated->key_version}).add(rotated->text);
+    } else {
+      p.add_null().add_null();
+    }
+    p.add(next_check).add(failing_since);
+    auto r = run(kUpstreamChecked, p);
+    if (!r) return std::unexpected(r.error());
+    return {};
   }
 
   Result<std::optional<Session>> find(std::string_view id) override {
@@ -1004,6 +1148,12 @@ class PostgresStore final : public SessionStore, public EventOutbox {
       case kEvict:
       case kRotateEpochs:
       case kTouchRekey:
+      case kUpstreamDue:
+      case kInsertUpstream:
+      case kMoveUpstream:
+      case kRevokeUpstreamSid:
+      case kRevokeUpstreamSub:
+      case kUpstreamChecked:
       case kSqlCount:
         return false;
     }

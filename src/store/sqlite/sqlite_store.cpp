@@ -76,6 +76,22 @@ CREATE TABLE events (
 CREATE INDEX events_pending ON events(next_attempt_ms) WHERE delivered_ms IS NULL;
 CREATE INDEX events_delivered ON events(delivered_ms) WHERE delivered_ms IS NOT NULL;
 )sql",
+    // 2 → 3: links to an upstream identity provider (docs/upstream.md).
+    R"sql(
+CREATE TABLE upstream_links (
+  session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+  issuer TEXT NOT NULL,
+  sid TEXT NOT NULL,
+  sub TEXT NOT NULL,
+  sealed_version INTEGER,
+  sealed_text TEXT,
+  next_check INTEGER,
+  failing_since INTEGER
+) WITHOUT ROWID;
+CREATE INDEX upstream_by_sid ON upstream_links(issuer, sid) WHERE sid <> '';
+CREATE INDEX upstream_by_sub ON upstream_links(issuer, sub) WHERE sub <> '';
+CREATE INDEX upstream_due ON upstream_links(next_check) WHERE next_check IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
@@ -399,9 +415,127 @@ class SqliteStore final : public SessionStore, public EventOutbox {
                               std::size_t max_live, UnixSeconds now,
                               std::optional<std::string_view> replaces) override {
     RevokeResult out;
-    TESSERA_TRY(write(
-        [&]() -> Status { return create_tx(s, kind, credential, max_live, now, replaces, out); }));
+    TESSERA_TRY(write([&]() -> Status {
+      TESSERA_TRY(create_tx(s, kind, credential, max_live, now, replaces, out));
+      if (!replaces) return {};
+      // The replacement keeps the login it came from.
+      PREPARE(u, writer_, "UPDATE upstream_links SET session_id = ?2 WHERE session_id = ?1");
+      u.bind(1, *replaces).bind(2, s.id);
+      return u.run();
+    }));
     return out;
+  }
+
+  bool keeps_upstream_links() const noexcept override { return true; }
+
+  Result<RevokeResult> create_linked(const Session& s, TokenKind kind, const LookupKey& credential,
+                                     std::size_t max_live, UnixSeconds now,
+                                     const UpstreamLink& link) override {
+    RevokeResult out;
+    TESSERA_TRY(write([&]() -> Status {
+      TESSERA_TRY(create_tx(s, kind, credential, max_live, now, std::nullopt, out));
+      PREPARE(i, writer_,
+              "INSERT INTO upstream_links (session_id, issuer, sid, sub, sealed_version, "
+              "sealed_text, next_check, failing_since) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)");
+      i.bind(1, s.id).bind(2, link.issuer).bind(3, link.sid).bind(4, link.sub);
+      if (link.refresh_token) {
+        i.bind(5, static_cast<std::int64_t>(link.refresh_token->key_version))
+            .bind(6, link.refresh_token->text);
+      }
+      i.bind(7, link.next_check);
+      return i.run();
+    }));
+    return out;
+  }
+
+  Result<RevokeResult> revoke_upstream(std::string_view issuer, std::string_view sid,
+                                       std::string_view sub, RevokeReason reason,
+                                       UnixSeconds now) override {
+    RevokeResult out;
+    TESSERA_TRY(write([&]() -> Status {
+      std::vector<std::string> ids;
+      {
+        // One statement per key, so that each uses its index.
+        PREPARE(q, writer_,
+                !sid.empty() ? "SELECT l.session_id FROM upstream_links l JOIN sessions s ON "
+                               "s.id = l.session_id WHERE l.issuer = ?1 AND l.sid = ?2 AND "
+                               "l.sid <> '' AND s.revoked_at IS NULL"
+                             : "SELECT l.session_id FROM upstream_links l JOIN sessions s ON "
+                               "s.id = l.session_id WHERE l.issuer = ?1 AND l.sub = ?2 AND "
+                               "l.sub <> '' AND s.revoked_at IS NULL");
+        q.bind(1, issuer).bind(2, !sid.empty() ? sid : sub);
+        for (;;) {
+          auto row = q.step();
+          if (!row) return std::unexpected(row.error());
+          if (!*row) break;
+          ids.push_back(q.text(0));
+        }
+      }
+      for (const auto& id : ids) TESSERA_TRY(revoke_where_id(id, reason, now, out));
+      return {};
+    }));
+    return out;
+  }
+
+  Result<std::vector<UpstreamDue>> upstream_due(UnixSeconds now, std::size_t max,
+                                                std::chrono::seconds lease) override {
+    std::vector<UpstreamDue> out;
+    TESSERA_TRY(write([&]() -> Status {
+      out.clear();  // a job may run again after its batch failed
+      TESSERA_TRY(select_due(now, max, out));
+      PREPARE(u, writer_, "UPDATE upstream_links SET next_check = ?2 WHERE session_id = ?1");
+      for (const auto& d : out) {
+        u.reset();
+        u.bind(1, d.session_id).bind(2, now + lease);
+        TESSERA_TRY(u.run());
+      }
+      return {};
+    }));
+    return out;
+  }
+
+  // Inside a write transaction.
+  Status select_due(UnixSeconds now, std::size_t max, std::vector<UpstreamDue>& out) {
+    PREPARE(q, writer_,
+            "SELECT l.session_id, s.subject, s.family_id, l.issuer, l.sid, l.sub, "
+            "l.sealed_version, l.sealed_text, l.next_check, l.failing_since "
+            "FROM upstream_links l JOIN sessions s ON s.id = l.session_id "
+            "WHERE l.next_check <= ?1 AND l.sealed_text IS NOT NULL AND s.revoked_at IS NULL "
+            "AND s.expires_at > ?1 AND (s.idle_expires_at IS NULL OR s.idle_expires_at > ?1) "
+            "ORDER BY l.next_check, l.session_id LIMIT ?2");
+    q.bind(1, now).bind(2, static_cast<std::int64_t>(max));
+    for (;;) {
+      auto row = q.step();
+      if (!row) return std::unexpected(row.error());
+      if (!*row) break;
+      UpstreamDue d{.session_id = q.text(0), .subject = q.text(1), .family_id = q.text(2)};
+      d.link.issuer = q.text(3);
+      d.link.sid = q.text(4);
+      d.link.sub = q.text(5);
+      d.link.refresh_token =
+          SealedToken{.key_version = static_cast<std::uint32_t>(q.i64(6)), .text = q.text(7)};
+      d.link.next_check = q.opt_time(8);
+      d.link.failing_since = q.opt_time(9);
+      out.push_back(std::move(d));
+    }
+    return {};
+  }
+
+  Status upstream_checked(std::string_view session_id, const std::optional<SealedToken>& rotated,
+                          UnixSeconds next_check,
+                          std::optional<UnixSeconds> failing_since) override {
+    return write([&]() -> Status {
+      PREPARE(u, writer_,
+              "UPDATE upstream_links SET sealed_version = coalesce(?2, sealed_version), "
+              "sealed_text = coalesce(?3, sealed_text), next_check = ?4, failing_since = ?5 "
+              "WHERE session_id = ?1 AND sealed_text IS NOT NULL");
+      u.bind(1, session_id);
+      if (rotated) {
+        u.bind(2, static_cast<std::int64_t>(rotated->key_version)).bind(3, rotated->text);
+      }
+      u.bind(4, next_check).bind(5, failing_since);
+      return u.run();
+    });
   }
 
   Status create_tx(const Session& s, TokenKind kind, const LookupKey& credential,
@@ -811,6 +945,14 @@ class SqliteStore final : public SessionStore, public EventOutbox {
       TESSERA_TRY(u.run());  // finish the statement
     }
     out.session_ids.emplace_back(id);
+    {
+      // Nothing left to refresh upstream for a session that ended.
+      PREPARE(c, writer_,
+              "UPDATE upstream_links SET sealed_version = NULL, sealed_text = NULL, "
+              "next_check = NULL WHERE session_id = ?1 AND sealed_text IS NOT NULL");
+      c.bind(1, id);
+      TESSERA_TRY(c.run());
+    }
     if (!recording_) return {};
     return insert_event({.type = EventType::session_revoked,
                          .subject = std::move(subject),
