@@ -44,6 +44,10 @@ struct JwtClaims {
 // custom claims that are not an object, too large, or shadow a registered
 // claim; key_invalid for a public-only key.
 [[nodiscard]] Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims);
+// A JWS of another kind (Security Event Tokens: typ secevent+jwt): the
+// header {"alg", "kid", "typ"}, `payload` (a JSON object's text) as it is.
+[[nodiscard]] Result<std::string> sign_jws(const Key& key, std::string_view typ,
+                                           std::string_view payload);
 
 struct VerifyOptions {
   std::string issuer;                  // when non-empty, iss must equal it

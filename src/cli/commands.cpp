@@ -11,6 +11,7 @@
 
 #include "cli/key_files.hpp"
 #include "cli/runtime.hpp"
+#include "cli/ssf_streams.hpp"
 #include "server/json_views.hpp"
 #include "tessera/clock.hpp"
 #include "tessera/random.hpp"
@@ -299,6 +300,63 @@ Outcome api_keys_revoke(const Config& config, const ApiKeyArgs& args) {
   return {};
 }
 
+// --- SSF streams ----------------------------------------------------------------
+
+struct SsfArgs {
+  std::string endpoint;
+  std::vector<std::string> audience;
+  std::string authorization;
+  std::string description;
+  std::string id;
+};
+
+Outcome ssf_create(const Config& config, const SsfArgs& args) {
+  SsfStreams live;
+  auto store = FileSsfStreamStore::open(config.ssf_streams_file(), live, SystemClock::instance(),
+                                        CsprngRandom::instance());
+  if (!store) return failed(store.error());
+  if (!(args.endpoint.starts_with("https://") || args.endpoint.starts_with("http://")))
+    return failed(Error{ErrorCode::invalid_request, "--endpoint must be an http(s) URL"});
+  SsfStream s;
+  s.endpoint_url = args.endpoint;
+  s.audience = args.audience.empty() ? std::vector<std::string>{args.endpoint} : args.audience;
+  s.events_requested = {std::string(kCaepSessionRevoked)};
+  s.description = args.description;
+  s.authorization = SecretString(args.authorization);
+  auto created = (*store)->create(std::move(s));
+  if (!created) return failed(created.error());
+  std::cout << ssf_stream_json(*created, config.public_url) << '\n';
+  return {};
+}
+
+Outcome ssf_list(const Config& config) {
+  auto streams = load_ssf_streams(config.ssf_streams_file());
+  if (!streams) return failed(streams.error());
+  std::string out = "{\"streams\":[";
+  for (std::size_t i = 0; i < streams->size(); ++i) {
+    if (i > 0) out += ',';
+    out += ssf_stream_json((*streams)[i], config.public_url);
+  }
+  std::cout << out << "]}\n";
+  return {};
+}
+
+Outcome ssf_delete(const Config& config, const SsfArgs& args) {
+  SsfStreams live;
+  auto store = FileSsfStreamStore::open(config.ssf_streams_file(), live, SystemClock::instance(),
+                                        CsprngRandom::instance());
+  if (!store) return failed(store.error());
+  auto removed = (*store)->remove(args.id);
+  if (!removed) return failed(removed.error());
+  if (!*removed)
+    return std::unexpected(
+        Failure{Error{ErrorCode::invalid_request,
+                      fmt::format("no stream \"{}\" (tessera ssf list)", args.id)},
+                kExitNotFound});
+  print_json(boost::json::object{{"deleted", args.id}});
+  return {};
+}
+
 // --- store commands -----------------------------------------------------------
 
 Outcome migrate(const Config& config) {
@@ -522,7 +580,7 @@ int run_command(int argc, char** argv, ServeFunction serve) {
   api_keys_create_cmd
       ->add_option("--scopes", api_key_args.scopes,
                    "comma-separated: sessions:issue, sessions:read, sessions:revoke, "
-                   "epochs:read, epochs:write, introspect, metrics, authz, or admin (all)")
+                   "epochs:read, epochs:write, introspect, metrics, authz, ssf, or admin (all)")
       ->required();
   auto* api_keys_list_cmd =
       api_keys->add_subcommand("list", "Print the keys (name, scopes, created_at) as JSON.");
@@ -567,6 +625,25 @@ int run_command(int argc, char** argv, ServeFunction serve) {
       "new-secret",
       "Print a new Standard Webhooks secret (whsec_...) for webhook_secret; give it to the "
       "receivers too. Nothing is stored.");
+
+  SsfArgs ssf_args;
+  auto* ssf = app.add_subcommand(
+      "ssf", "The SSF transmitter's streams (<data_dir>/ssf_streams.json; serve: ssf = true).");
+  ssf->require_subcommand(1);
+  auto* ssf_create_cmd = ssf->add_subcommand(
+      "create",
+      "Add a push stream (RFC 8935) of CAEP session-revoked SETs to --endpoint; print it. A "
+      "running serve takes it within key_reload_interval.");
+  ssf_create_cmd->add_option("--endpoint", ssf_args.endpoint, "the receiver's push URL")
+      ->required();
+  ssf_create_cmd->add_option("--aud", ssf_args.audience,
+                             "the aud of its SETs (repeatable); default: the endpoint");
+  ssf_create_cmd->add_option("--authorization", ssf_args.authorization,
+                             "sent as the Authorization header of each push (a secret)");
+  ssf_create_cmd->add_option("--description", ssf_args.description, "free text");
+  auto* ssf_list_cmd = ssf->add_subcommand("list", "Print the streams as JSON (never a secret).");
+  auto* ssf_delete_cmd = ssf->add_subcommand("delete", "Remove the stream ID.");
+  ssf_delete_cmd->add_option("id", ssf_args.id, "the stream_id")->required();
 
   auto* migrate_cmd =
       app.add_subcommand("migrate", "Open the store, apply schema migrations, print the version.");
@@ -635,6 +712,12 @@ int run_command(int argc, char** argv, ServeFunction serve) {
     const auto* cmd = epoch_bump_cmd->parsed() ? epoch_bump_cmd : epoch_get_cmd;
     epoch_args.subject_given = cmd->get_option("subject")->count() > 0;
     outcome = epoch(*config, epoch_args, epoch_bump_cmd->parsed());
+  } else if (ssf_create_cmd->parsed()) {
+    outcome = ssf_create(*config, ssf_args);
+  } else if (ssf_list_cmd->parsed()) {
+    outcome = ssf_list(*config);
+  } else if (ssf_delete_cmd->parsed()) {
+    outcome = ssf_delete(*config, ssf_args);
   } else if (migrate_cmd->parsed()) {
     outcome = migrate(*config);
   } else if (cleanup_cmd->parsed()) {

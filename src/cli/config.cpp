@@ -530,6 +530,10 @@ const std::vector<Row>& table() {
        Parsed{set_webhook_urls}},
       {{"webhook_secret", "", "whsec_...: signs every webhook (a secret; 0600 file or env)"},
        Parsed{set_webhook_secret}},
+      {{"ssf", "false",
+        "the SSF transmitter: /.well-known/ssf-configuration, /ssf/streams (scope ssf), "
+        "CAEP session-revoked SETs pushed to each stream"},
+       Boolean{put<&Config::ssf>}},
       {{"upstream_providers", "",
         "JSON file of upstream identity providers (issuer, client_id, client_secret): "
         "back-channel logout and the liveness refresh (0600)"},

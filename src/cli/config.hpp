@@ -72,6 +72,13 @@ struct Config {
   std::filesystem::path upstream_providers;
   UpstreamRefreshOptions upstream_refresh;
 
+  // The SSF transmitter (docs/events.md "SSF"), its streams in
+  // ssf_streams_file().
+  bool ssf = false;
+  [[nodiscard]] std::filesystem::path ssf_streams_file() const {
+    return data_dir / "ssf_streams.json";
+  }
+
   SessionPolicy policy;
   std::chrono::seconds cleanup_interval{3600};  // 0: never
   server::ServerOptions server;

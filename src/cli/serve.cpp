@@ -12,6 +12,7 @@
 
 #include "cli/key_files.hpp"
 #include "cli/runtime.hpp"
+#include "cli/ssf_streams.hpp"
 #include "cli/upstream_providers.hpp"
 #include "server/server.hpp"
 #include "tessera/clock.hpp"
@@ -186,12 +187,14 @@ void block_stop_signals() noexcept {
 class Housekeeper {
  public:
   Housekeeper(const Config& config, KeyReloader& reloader, ApiKeyReloader& api_keys,
-              SessionService& service, const RedisEpochPublisher* publisher)
+              SessionService& service, const RedisEpochPublisher* publisher,
+              FileSsfStreamStore* streams)
       : config_(config),
         reloader_(reloader),
         api_keys_(api_keys),
         service_(service),
         publisher_(publisher),
+        streams_(streams),
         thread_([this] { loop(); }) {}
   ~Housekeeper() {
     {
@@ -217,6 +220,7 @@ class Housekeeper {
       if (now >= next_reload) {
         reloader_.check();
         api_keys_.check();
+        if (streams_ != nullptr) streams_->reload_if_changed();
         next_reload = now + config_.key_reload_interval;
         // Resource services then see the bump only after their epoch
         // cache's TTL: say so, once per new failure count.
@@ -244,6 +248,7 @@ class Housekeeper {
   ApiKeyReloader& api_keys_;
   SessionService& service_;
   const RedisEpochPublisher* publisher_;
+  FileSsfStreamStore* streams_;
   std::uint64_t reported_failures_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -355,6 +360,19 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                 {{"code", to_string(e.code)}, {"detail", e.detail}});
   }
 
+  // The SSF transmitter: streams in the data dir, SETs through the outbox.
+  SsfStreams ssf_live;
+  std::unique_ptr<FileSsfStreamStore> ssf_streams;
+  if (config.ssf) {
+    if (outbox == nullptr)
+      return fail(ErrorCode::config_invalid,
+                  "ssf: the store has no outbox (events cannot be sent)");
+    auto opened_streams =
+        FileSsfStreamStore::open(config.ssf_streams_file(), ssf_live, clock, random);
+    if (!opened_streams) return std::unexpected(opened_streams.error());
+    ssf_streams = std::move(*opened_streams);
+  }
+
   auto server =
       server::Server::create(config.server, server::ServerDeps{.service = **service,
                                                                .keys = keys,
@@ -368,7 +386,8 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
                                                                    },
                                                                .api_keys = &api_keys,
                                                                .shared_limits = shared_limits.get(),
-                                                               .upstream = providers.get()});
+                                                               .upstream = providers.get(),
+                                                               .ssf = ssf_streams.get()});
   if (!server) return std::unexpected(server.error());
   const std::uint16_t port = (*server)->port();
 
@@ -395,6 +414,22 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   if (auto warning = plaintext_listener_warning(config, port))
     log_event(spdlog::level::warn, "plaintext_listener", {{"detail", *warning}});
 
+  // SETs name the authority as it is reached: public_url, or in dev mode on
+  // port 0 the address it is listening on.
+  std::unique_ptr<SsfPushConsumer> ssf_consumer;
+  if (ssf_streams) {
+    const std::string issuer =
+        config.server.public_base_from_host
+            ? fmt::format("{}://{}:{}{}", config.server.public_scheme, config.server.public_host,
+                          port, config.server.public_path)
+            : config.server.public_base;
+    ssf_consumer = std::make_unique<SsfPushConsumer>(ssf_live, keys, issuer, clock);
+    ssf_consumer->on_refused = [](const SsfStream& s, const Event& e, unsigned status) {
+      log_event(spdlog::level::warn, "ssf_set_refused",
+                {{"stream_id", s.id}, {"event_id", e.id()}, {"status", status}});
+    };
+    consumers.push_back(ssf_consumer.get());
+  }
   std::unique_ptr<OutboxDispatcher> dispatcher;
   if (outbox != nullptr) {
     dispatcher = std::make_unique<OutboxDispatcher>(
@@ -404,7 +439,7 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   }
   {
     Housekeeper housekeeper(config, reloader, api_key_reloader, **service,
-                            outbox != nullptr ? nullptr : publisher.get());
+                            outbox != nullptr ? nullptr : publisher.get(), ssf_streams.get());
     std::optional<UpstreamLoop> upstream_loop;
     if (providers)
       upstream_loop.emplace(**store, *cipher, *providers, clock, config.upstream_refresh);

@@ -217,14 +217,19 @@ Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims) {
   if (claims.sid) payload["sid"] = *claims.sid;
   if (claims.sv) payload["sv"] = *claims.sv;
 
+  return sign_jws(key, "at+jwt", json::serialize(payload));
+}
+
+Result<std::string> sign_jws(const Key& key, std::string_view typ, std::string_view payload) {
+  if (!key.has_private()) return fail(ErrorCode::key_invalid, "key has no private half");
   json::object header;
   header["alg"] = to_string(key.algorithm());
   header["kid"] = key.kid();
-  header["typ"] = "at+jwt";
+  header["typ"] = typ;
 
   std::string token = base64url_encode(json::serialize(header));
   token += '.';
-  token += base64url_encode(json::serialize(payload));
+  token += base64url_encode(payload);
   auto sig = key.sign(token);
   if (!sig) return std::unexpected(sig.error());
   token += '.';

@@ -13,7 +13,7 @@ namespace tessera::server {
 
 namespace {
 
-constexpr std::array<std::pair<Scope, std::string_view>, 8> kScopeNames = {{
+constexpr std::array<std::pair<Scope, std::string_view>, 9> kScopeNames = {{
     {Scope::sessions_issue, "sessions:issue"},
     {Scope::sessions_read, "sessions:read"},
     {Scope::sessions_revoke, "sessions:revoke"},
@@ -22,11 +22,12 @@ constexpr std::array<std::pair<Scope, std::string_view>, 8> kScopeNames = {{
     {Scope::introspect, "introspect"},
     {Scope::metrics, "metrics"},
     {Scope::authz, "authz"},
+    {Scope::ssf, "ssf"},
 }};
 
 constexpr std::string_view kKnown =
     "admin, sessions:issue, sessions:read, sessions:revoke, epochs:read, epochs:write, "
-    "introspect, metrics, authz";
+    "introspect, metrics, authz, ssf";
 
 std::string_view trim_spaces(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -113,6 +114,8 @@ std::optional<Scope> required_scope(RouteId route, std::string_view method) noex
       return Scope::introspect;
     case RouteId::metrics:
       return Scope::metrics;
+    case RouteId::ssf_streams:
+      return Scope::ssf;
     case RouteId::authz_auth_request:
     case RouteId::authz_forward_auth:
     case RouteId::authz_ext_authz:
@@ -125,6 +128,7 @@ std::optional<Scope> required_scope(RouteId route, std::string_view method) noex
     case RouteId::account:
     case RouteId::jwks:
     case RouteId::oauth_metadata:
+    case RouteId::ssf_configuration:
     case RouteId::healthz:
     case RouteId::readyz:
     case RouteId::unmatched:

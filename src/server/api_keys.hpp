@@ -29,9 +29,10 @@ enum class Scope : std::uint16_t {
   introspect = 1u << 5,       // POST /oauth2/introspect
   metrics = 1u << 6,          // GET /metrics when metrics_public = false
   authz = 1u << 7,            // the forward-auth mounts when authz_require_api_key
+  ssf = 1u << 8,              // the SSF stream configuration (/ssf/streams)
 };
 using Scopes = std::uint16_t;
-inline constexpr Scopes kAdminScopes = 0xff;
+inline constexpr Scopes kAdminScopes = 0x1ff;
 
 // "sessions:issue", ... ; the names a key file and the command line use.
 [[nodiscard]] std::string_view scope_name(Scope scope) noexcept;

@@ -207,19 +207,26 @@ HttpResponse OAuth2Handlers::token(const HttpRequest& req) {
   return out;
 }
 
+std::optional<std::string> public_base(const ServerOptions& opt, const HttpRequest& req) {
+  if (!opt.public_base_from_host) {
+    if (opt.public_base.empty()) return std::nullopt;
+    return opt.public_base;
+  }
+  // Dev mode on a port chosen at start: the address the client used.
+  const auto host = req.header("host").value_or("");
+  if (host.empty() || host.find_first_of(" /\\@?#") != std::string_view::npos) return std::nullopt;
+  return fmt::format("{}://{}{}", opt.public_scheme, host, opt.public_path);
+}
+
 HttpResponse OAuth2Handlers::metadata(const HttpRequest& req) {
   const ServerOptions& opt = ctx_.options;
-  std::string base = opt.public_base;
-  if (opt.public_base_from_host) {
-    // Dev mode on a port chosen at start: the address the client used.
-    const auto host = req.header("host").value_or("");
-    if (host.empty() || host.find_first_of(" /\\@?#") != std::string_view::npos)
-      return problem(400, ErrorCode::invalid_request, "no usable Host header");
-    base = fmt::format("{}://{}{}", opt.public_scheme, host, opt.public_path);
-  }
-  if (base.empty())
+  const auto known = public_base(opt, req);
+  if (!known && opt.public_base_from_host)
+    return problem(400, ErrorCode::invalid_request, "no usable Host header");
+  if (!known)
     return problem(404, ErrorCode::invalid_request,
                    "no public_url is configured: the metadata cannot name the endpoints");
+  const std::string& base = *known;
   json::object o;
   o["issuer"] = base;
   o["token_endpoint"] = base + "/oauth2/token";

@@ -88,6 +88,17 @@ class OAuth2Handlers {
   std::unique_ptr<Verifier> verifier_;
 };
 
+// ---- SSF (handle_ssf.cpp) ----------------------------------------------------
+// GET /.well-known/ssf-configuration; GET, POST, DELETE /ssf/streams.
+[[nodiscard]] HttpResponse ssf_configuration(const HandlerContext& ctx, const HttpRequest& req);
+[[nodiscard]] HttpResponse ssf_streams(const HandlerContext& ctx, const HttpRequest& req,
+                                       std::string_view query);
+// public_url as the base of the addresses the authority publishes, or (dev
+// mode on port 0) http://<Host>; nullopt: none known (production without
+// public_url) or a Host that is no host (handle_oauth2.cpp).
+[[nodiscard]] std::optional<std::string> public_base(const ServerOptions& options,
+                                                     const HttpRequest& req);
+
 // ---- upstream providers (handle_upstream.cpp) --------------------------------
 // POST /v1/upstream/backchannel-logout (OpenID Connect Back-Channel Logout).
 class UpstreamHandlers {

@@ -20,6 +20,7 @@
 #include "tessera/key_set.hpp"
 #include "tessera/session.hpp"
 #include "tessera/session_service.hpp"
+#include "tessera/ssf.hpp"
 
 namespace tessera::server {
 
@@ -137,6 +138,17 @@ class UpstreamKeys {
                                                                    bool refresh) = 0;
 };
 
+// Where SSF streams are kept (the CLI: a file in the data dir). Thread-safe.
+class SsfStreamStore {
+ public:
+  virtual ~SsfStreamStore() = default;
+  [[nodiscard]] virtual std::shared_ptr<const std::vector<SsfStream>> list() const = 0;
+  // Assigns stream_id and created_at; the stream as stored.
+  [[nodiscard]] virtual Result<SsfStream> create(SsfStream stream) = 0;
+  // false: no such stream.
+  [[nodiscard]] virtual Result<bool> remove(std::string_view stream_id) = 0;
+};
+
 struct ServerDeps {
   SessionService& service;
   const SharedKeySet& keys;  // read per request: rotation shows at once
@@ -151,6 +163,8 @@ struct ServerDeps {
   SharedCounts* shared_limits = nullptr;
   // The upstream providers of back-channel logout; null: none configured.
   UpstreamKeys* upstream = nullptr;
+  // SSF streams; null: the transmitter is off (its routes answer 404).
+  SsfStreamStore* ssf = nullptr;
 };
 
 }  // namespace tessera::server

@@ -24,12 +24,14 @@ enum class RouteId : std::uint8_t {
   revoke,
   token,
   backchannel_logout,
+  ssf_streams,
   authz_auth_request,
   authz_forward_auth,
   authz_ext_authz,
   account,
   jwks,
   oauth_metadata,
+  ssf_configuration,
   healthz,
   readyz,
   metrics,
@@ -58,7 +60,7 @@ struct RouteSpec {
 };
 
 // Every route, in RouteId order.
-inline constexpr std::array<RouteSpec, 23> kRouteTable = {{
+inline constexpr std::array<RouteSpec, 25> kRouteTable = {{
     {RouteId::issue, "/v1/sessions", "POST", Access::service, Work::store_write},
     {RouteId::validate, "/v1/sessions/validate", "POST", Access::service, Work::store_read},
     {RouteId::rotate, "/v1/sessions/rotate", "POST", Access::service, Work::store_write},
@@ -77,6 +79,9 @@ inline constexpr std::array<RouteSpec, 23> kRouteTable = {{
     // Called by the upstream provider, authenticated by its signed token.
     {RouteId::backchannel_logout, "/v1/upstream/backchannel-logout", "POST", Access::open,
      Work::store_write},
+    // SSF stream configuration (its file is written off the io threads).
+    {RouteId::ssf_streams, "/ssf/streams", "GET, HEAD, POST, DELETE", Access::service,
+     Work::store_write},
     // Forward-auth: no API key (the cookie holder learns only their own
     // identity); never a body. ext-authz takes the original method, any.
     {RouteId::authz_auth_request, "/v1/authz/auth-request", "GET, HEAD, OPTIONS", Access::open,
@@ -89,6 +94,8 @@ inline constexpr std::array<RouteSpec, 23> kRouteTable = {{
     {RouteId::jwks, "/.well-known/jwks.json", "GET, HEAD, OPTIONS", Access::open, Work::loop},
     {RouteId::oauth_metadata, "/.well-known/oauth-authorization-server", "GET, HEAD, OPTIONS",
      Access::open, Work::loop},
+    {RouteId::ssf_configuration, "/.well-known/ssf-configuration", "GET, HEAD", Access::open,
+     Work::loop},
     {RouteId::healthz, "/healthz", "GET, HEAD", Access::open, Work::loop},
     {RouteId::readyz, "/readyz", "GET, HEAD", Access::open, Work::store_read},
     {RouteId::metrics, "/metrics", "GET, HEAD", Access::metrics, Work::loop},

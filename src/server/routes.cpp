@@ -364,6 +364,13 @@ struct Api::Impl {
       case RouteId::backchannel_logout:
         r = upstream.backchannel_logout(req);
         break;
+      case RouteId::ssf_streams:
+        r = ssf_streams(ctx, req, query);
+        break;
+      case RouteId::ssf_configuration:
+        r = ssf_configuration(ctx, req);
+        no_store = false;
+        break;
       case RouteId::oauth_metadata:
         r = oauth2.metadata(req);
         no_store = false;
