@@ -173,7 +173,7 @@ class OpenApiRoutes(unittest.TestCase):
 
     def test_every_keyed_operation_names_its_scope_and_a_key_without_it_is_403(self):
         scopes = ["sessions:issue", "sessions:read", "sessions:revoke", "epochs:read",
-                  "epochs:write", "introspect", "metrics", "authz"]
+                  "epochs:write", "introspect", "metrics", "authz", "ssf"]
         tag = os.getpid()
         keys = {sc: self.a.create_api_key(f"openapi-{tag}-{sc.replace(':', '-')}", sc)
                 for sc in scopes}
