@@ -9,7 +9,9 @@
 #include <boost/json.hpp>
 
 #include "jose_json.hpp"
+#include "jwk_internal.hpp"
 #include "openssl.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/secret.hpp"
 
@@ -366,15 +368,29 @@ Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
   return Key(std::move(impl));
 }
 
-Result<Key> Key::from_jwk(std::string_view text) {
-  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
-  if (!parsed) return std::unexpected(parsed.error());
-  const json::object& o = *parsed;
+namespace {
+
+// The members that only a private (or symmetric) JWK has.
+constexpr std::string_view kPrivateMembers[] = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"};
+
+// A JWK object → a loaded key. `client`: a key a client brings (DPoP): no
+// kid needed, public members only, never oct, and RSA's n and e in their
+// one canonical form (no leading zero byte), so that its RFC 7638 thumbprint
+// is the one the client computes from the same members.
+Result<ImplPtr> parse_jwk_object(const json::object& o, bool client) {
   auto impl = std::make_shared<Key::Impl>();
   const std::string_view kty = get_str(o, "kty");
   const std::string_view crv = get_str(o, "crv");
   impl->kid = std::string(get_str(o, "kid"));
-  if (impl->kid.empty()) return fail(ErrorCode::key_invalid, "JWK lacks a kid");
+  if (!client && impl->kid.empty()) return fail(ErrorCode::key_invalid, "JWK lacks a kid");
+  if (client) {
+    if (kty == "oct") return fail(ErrorCode::key_invalid, "a client JWK cannot be symmetric");
+    for (std::string_view name : kPrivateMembers) {
+      if (o.contains(name))
+        return fail(ErrorCode::key_invalid,
+                    fmt::format("a client JWK has the private member \"{}\"", name));
+    }
+  }
   if (o.contains("use") && get_str(o, "use") != "sig") {
     return fail(ErrorCode::key_invalid, "JWK \"use\" is not \"sig\"");
   }
@@ -418,11 +434,15 @@ Result<Key> Key::from_jwk(std::string_view text) {
       }
       auto v = get_b64(o, name, 0, true);
       if (!v) return std::unexpected(v.error());
+      if (client && (v->empty() || (*v)[0] == '\0'))
+        return fail(ErrorCode::key_invalid,
+                    fmt::format("RSA JWK \"{}\" is not a minimal base64urlUInt", name));
       (*impl).*m.member = std::move(*v);
     }
   } else {
     return fail(ErrorCode::key_invalid,
-                "unsupported JWK type (want OKP/Ed25519, EC/P-256, oct or RSA)");
+                client ? "unsupported client JWK type (want EC/P-256, OKP/Ed25519 or RSA)"
+                       : "unsupported JWK type (want OKP/Ed25519, EC/P-256, oct or RSA)");
   }
   if (o.contains("alg")) {
     if (get_str(o, "alg") != to_string(impl->alg)) {
@@ -431,7 +451,57 @@ Result<Key> Key::from_jwk(std::string_view text) {
     }
   }
   if (auto st = load(*impl); !st) return std::unexpected(st.error());
-  return Key(std::move(impl));
+  return impl;
+}
+
+}  // namespace
+
+struct detail::KeyAccess {
+  static Key make(std::shared_ptr<const Key::Impl> impl) { return Key(std::move(impl)); }
+};
+
+Result<Key> detail::public_key_from_jwk_object(const boost::json::object& o) {
+  auto impl = parse_jwk_object(o, true);
+  if (!impl) return std::unexpected(impl.error());
+  return KeyAccess::make(std::move(*impl));
+}
+
+Result<Key> Key::from_jwk(std::string_view text) {
+  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
+  if (!parsed) return std::unexpected(parsed.error());
+  auto impl = parse_jwk_object(*parsed, false);
+  if (!impl) return std::unexpected(impl.error());
+  return Key(std::move(*impl));
+}
+
+Result<Key> Key::from_public_jwk(std::string_view text) {
+  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
+  if (!parsed) return std::unexpected(parsed.error());
+  return detail::public_key_from_jwk_object(*parsed);
+}
+
+std::optional<std::string> Key::thumbprint() const {
+  const Impl& k = *impl_;
+  // RFC 7638 §3.2: the required members only, in lexicographic order, no
+  // whitespace. Every value is base64url without padding (no escaping needed).
+  std::string text;
+  switch (k.alg) {
+    case Algorithm::EdDSA:
+      text = fmt::format(R"({{"crv":"Ed25519","kty":"OKP","x":"{}"}})", base64url_encode(k.x));
+      break;
+    case Algorithm::ES256:
+      text = fmt::format(R"({{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}})", base64url_encode(k.x),
+                         base64url_encode(k.y));
+      break;
+    case Algorithm::RS256:
+      text = fmt::format(R"({{"e":"{}","kty":"RSA","n":"{}"}})", base64url_encode(k.e),
+                         base64url_encode(k.n));
+      break;
+    case Algorithm::HS256:
+      return std::nullopt;
+  }
+  const Sha256Digest digest = sha256(text);
+  return base64url_encode(digest);
 }
 
 const std::string& Key::kid() const noexcept {
