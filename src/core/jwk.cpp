@@ -49,6 +49,7 @@ struct Key::Impl {
   std::string n, e;                        // RS256 public members (big-endian)
   std::string p, q, dp, dq, qi;            // RS256 private members (secret)
   std::size_t sig_size = 0;                // RS256: the modulus size in bytes
+  bool client = false;                     // a key a client brings (from_public_jwk)
   std::unique_ptr<ossl::HmacSha256> hmac;  // HS256
   ~Impl() {
     for (std::string* s : {&d, &p, &q, &dp, &dq, &qi}) {
@@ -149,9 +150,14 @@ Result<void> load_p256(Key::Impl& k) {
   }
   // fromdata does not check that the point is on the curve, nor that d
   // belongs to it: an off-curve point is the door to invalid-curve attacks.
+  // A client's key (public, checked on every DPoP proof, before its
+  // signature) takes the quick check: the point is on the curve, which for
+  // P-256 (cofactor 1) is all that matters, without the full check's
+  // scalar multiplication by the order.
   ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
-      (!k.d.empty() && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+  const bool point_ok = check && (k.client ? EVP_PKEY_public_check_quick(check.get())
+                                           : EVP_PKEY_public_check(check.get())) == 1;
+  if (!point_ok || (!k.d.empty() && EVP_PKEY_pairwise_check(check.get()) != 1)) {
     (void)ossl::drain_errors();
     return fail(ErrorCode::key_invalid, "P-256 point is not on the curve or does not match d");
   }
@@ -210,9 +216,22 @@ Result<void> load_rsa(Key::Impl& k) {
   }
   // fromdata takes any numbers: check n and e (odd, no small factors, e in
   // range) and, for a private key, that the primes and CRT values fit n.
+  // A client's public key (checked on every DPoP proof, before its
+  // signature) gets the cheap part only: n odd, e odd and 3 ≤ e < n.
+  // OpenSSL's full public check adds a Miller-Rabin test that n is
+  // composite, some 3 ms for 2048 bits: a proof's jwk would cost 150
+  // signature verifications, and anyone may send one. A bogus modulus can
+  // only make its own signatures verify or not; it protects nothing else.
+  if (k.client) {
+    const BIGNUM* n = bns[0].get();
+    const BIGNUM* e = bns[1].get();
+    if (!BN_is_odd(n) || !BN_is_odd(e) || BN_num_bits(e) < 2 || BN_cmp(e, n) >= 0) {
+      return fail(ErrorCode::key_invalid, "RSA public key is not a valid key");
+    }
+  }
   ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
-      (priv && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+  if (!k.client && (!check || EVP_PKEY_public_check(check.get()) != 1 ||
+                    (priv && EVP_PKEY_pairwise_check(check.get()) != 1))) {
     (void)ossl::drain_errors();
     return fail(ErrorCode::key_invalid, "RSA key is not a valid key pair");
   }
@@ -379,6 +398,7 @@ constexpr std::string_view kPrivateMembers[] = {"d", "p", "q", "dp", "dq", "qi",
 // is the one the client computes from the same members.
 Result<ImplPtr> parse_jwk_object(const json::object& o, bool client) {
   auto impl = std::make_shared<Key::Impl>();
+  impl->client = client;
   const std::string_view kty = get_str(o, "kty");
   const std::string_view crv = get_str(o, "crv");
   impl->kid = std::string(get_str(o, "kid"));

@@ -380,6 +380,11 @@ TEST(ClientKey, RefusesSymmetricAndMalformedKeys) {
   auto o = boost::json::parse(kRfc7638Jwk).as_object();
   o["e"] = "AAEAAQ";
   EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid));
+  for (const char* e : {"AQ", "Ag", "AQAA"}) {  // e = 1, 2, 65536
+    o["e"] = e;
+    EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid))
+        << e;
+  }
   o["e"] = "AQAB";
   o["alg"] = "ES256";
   EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid));
