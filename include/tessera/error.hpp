@@ -20,6 +20,10 @@
 //      epoch_stale.
 //   5. The session behind it refuses it: session_* codes,
 //      refresh_token_reused, fingerprint_mismatch.
+//   A DPoP proof (RFC 9449, tessera/dpop.hpp) that refuses the request:
+//      dpop_proof_invalid; a valid proof by another key than the bound one:
+//      dpop_key_mismatch; a nonce required and missing or stale:
+//      use_dpop_nonce.
 //   6. A dependency did not answer: store_unavailable, epoch_unavailable,
 //      liveness_unavailable, jwks_unavailable (the key source could not be
 //      reached while looking for a key), upstream_unavailable (a party the
@@ -77,6 +81,9 @@ enum class ErrorCode : std::uint8_t {
   rate_limited,
   overloaded,
   upstream_unavailable,
+  dpop_proof_invalid,
+  dpop_key_mismatch,
+  use_dpop_nonce,
   internal,
 };
 
@@ -86,24 +93,45 @@ inline constexpr std::size_t kErrorCodeCount = static_cast<std::size_t>(ErrorCod
 // Every code, in declaration order; for tests and tables (a code's value is
 // its index here, checked below, so tables may be indexed by it).
 inline constexpr ErrorCode kAllErrorCodes[] = {
-    ErrorCode::invalid_request,      ErrorCode::config_invalid,
-    ErrorCode::invalid_token,        ErrorCode::token_too_large,
-    ErrorCode::token_type_invalid,   ErrorCode::token_expired,
-    ErrorCode::token_not_yet_valid,  ErrorCode::audience_mismatch,
-    ErrorCode::issuer_mismatch,      ErrorCode::algorithm_not_allowed,
-    ErrorCode::algorithm_mismatch,   ErrorCode::key_not_found,
-    ErrorCode::key_retired,          ErrorCode::key_invalid,
-    ErrorCode::signature_invalid,    ErrorCode::decryption_failed,
-    ErrorCode::session_not_found,    ErrorCode::session_expired,
-    ErrorCode::session_idle_timeout, ErrorCode::session_revoked,
-    ErrorCode::refresh_token_reused, ErrorCode::epoch_stale,
-    ErrorCode::fingerprint_mismatch, ErrorCode::liveness_unavailable,
-    ErrorCode::epoch_unavailable,    ErrorCode::store_unavailable,
-    ErrorCode::jwks_unavailable,     ErrorCode::unauthorized,
-    ErrorCode::insufficient_scope,   ErrorCode::host_not_allowed,
-    ErrorCode::origin_not_allowed,   ErrorCode::payload_too_large,
-    ErrorCode::rate_limited,         ErrorCode::overloaded,
-    ErrorCode::upstream_unavailable, ErrorCode::internal,
+    ErrorCode::invalid_request,
+    ErrorCode::config_invalid,
+    ErrorCode::invalid_token,
+    ErrorCode::token_too_large,
+    ErrorCode::token_type_invalid,
+    ErrorCode::token_expired,
+    ErrorCode::token_not_yet_valid,
+    ErrorCode::audience_mismatch,
+    ErrorCode::issuer_mismatch,
+    ErrorCode::algorithm_not_allowed,
+    ErrorCode::algorithm_mismatch,
+    ErrorCode::key_not_found,
+    ErrorCode::key_retired,
+    ErrorCode::key_invalid,
+    ErrorCode::signature_invalid,
+    ErrorCode::decryption_failed,
+    ErrorCode::session_not_found,
+    ErrorCode::session_expired,
+    ErrorCode::session_idle_timeout,
+    ErrorCode::session_revoked,
+    ErrorCode::refresh_token_reused,
+    ErrorCode::epoch_stale,
+    ErrorCode::fingerprint_mismatch,
+    ErrorCode::liveness_unavailable,
+    ErrorCode::epoch_unavailable,
+    ErrorCode::store_unavailable,
+    ErrorCode::jwks_unavailable,
+    ErrorCode::unauthorized,
+    ErrorCode::insufficient_scope,
+    ErrorCode::host_not_allowed,
+    ErrorCode::origin_not_allowed,
+    ErrorCode::payload_too_large,
+    ErrorCode::rate_limited,
+    ErrorCode::overloaded,
+    ErrorCode::upstream_unavailable,
+    ErrorCode::dpop_proof_invalid,
+    ErrorCode::dpop_key_mismatch,
+    ErrorCode::use_dpop_nonce,
+    ErrorCode::internal,
 };
 static_assert(std::size(kAllErrorCodes) == kErrorCodeCount,
               "kAllErrorCodes must list every ErrorCode");

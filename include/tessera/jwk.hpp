@@ -6,6 +6,10 @@
 // carries d, p, q, dp, dq and qi (two primes only: "oth" is refused). A key's
 // algorithm is decided by its type when it is made or parsed and never by a
 // token: a JWK whose "alg" disagrees with its type is refused.
+//
+// Client keys (DPoP, RFC 9449) are keys a client brings, never keys of the
+// authority's set: Key::from_public_jwk parses them (public members only, no
+// kid needed), and Key::thumbprint names them (RFC 7638).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,10 @@ namespace tessera {
 // The JWS algorithms tessera accepts. Anything else, "none" first of all, is
 // not an Algorithm and cannot be asked for.
 enum class Algorithm : std::uint8_t { EdDSA, ES256, HS256, RS256 };
+
+namespace detail {
+struct KeyAccess;
+}
 
 inline constexpr Algorithm kAllAlgorithms[] = {Algorithm::EdDSA, Algorithm::ES256, Algorithm::HS256,
                                                Algorithm::RS256};
@@ -42,6 +50,13 @@ class Key {
   // Parses one JWK object. `kid` is required (keys are found by it); "use",
   // when present, must be "sig". key_invalid for anything off.
   [[nodiscard]] static Result<Key> from_jwk(std::string_view json);
+  // Parses a client's PUBLIC JWK: EC P-256 → ES256, OKP Ed25519 → EdDSA,
+  // RSA (2048 to 8192 bits) → RS256. No kid is needed (one present is kept,
+  // unused). Refused (key_invalid): any private member ("d", "p", "q", "dp",
+  // "dq", "qi", "k", "oth"), an oct key, an RSA n or e with a leading zero
+  // byte (not the one canonical base64urlUInt, which the thumbprint needs),
+  // "use" other than "sig", an "alg" that does not fit, a point off the curve.
+  [[nodiscard]] static Result<Key> from_public_jwk(std::string_view json);
 
   [[nodiscard]] const std::string& kid() const noexcept;
   [[nodiscard]] Algorithm algorithm() const noexcept;
@@ -54,6 +69,11 @@ class Key {
   // The full JWK including private members ("d", "k", or RSA's d, p, q, dp,
   // dq, qi). For key files only.
   [[nodiscard]] std::string private_jwk() const;
+  // The RFC 7638 JWK SHA-256 thumbprint, base64url: SHA-256 over the
+  // required public members only, in lexicographic order, no whitespace
+  // ({"crv","kty","x","y"} for EC, {"crv","kty","x"} for OKP, {"e","kty","n"}
+  // for RSA). nullopt for a symmetric key.
+  [[nodiscard]] std::optional<std::string> thumbprint() const;
 
   // The JWS signature (raw JOSE form: r||s for ES256; as many bytes as the
   // modulus for RS256) over `input`.
@@ -68,6 +88,7 @@ class Key {
   explicit Key(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
   friend class KeySet;
+  friend struct detail::KeyAccess;
 };
 
 }  // namespace tessera

@@ -33,6 +33,7 @@ enum class RevokeReason : std::uint8_t {
   fingerprint_mismatch,  // presented with another client fingerprint
   refresh_token_reused,  // a refresh token was replayed: the family ends
   upstream_revoked,      // the upstream identity provider ended the login (docs/upstream.md)
+  dpop_key_mismatch,     // a bound token or refresh came with a DPoP proof by another key
 };
 inline constexpr RevokeReason kAllRevokeReasons[] = {
     RevokeReason::logout,
@@ -42,9 +43,10 @@ inline constexpr RevokeReason kAllRevokeReasons[] = {
     RevokeReason::fingerprint_mismatch,
     RevokeReason::refresh_token_reused,
     RevokeReason::upstream_revoked,
+    RevokeReason::dpop_key_mismatch,
 };
 static_assert(std::size(kAllRevokeReasons) ==
-                  static_cast<std::size_t>(RevokeReason::upstream_revoked) + 1,
+                  static_cast<std::size_t>(RevokeReason::dpop_key_mismatch) + 1,
               "kAllRevokeReasons must list every RevokeReason");
 [[nodiscard]] std::string_view to_string(RevokeReason reason) noexcept;
 // The inverse of to_string; nullopt for any other text (including "").

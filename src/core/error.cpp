@@ -76,6 +76,12 @@ std::string_view to_string(ErrorCode code) noexcept {
       return "overloaded";
     case ErrorCode::upstream_unavailable:
       return "upstream_unavailable";
+    case ErrorCode::dpop_proof_invalid:
+      return "dpop_proof_invalid";
+    case ErrorCode::dpop_key_mismatch:
+      return "dpop_key_mismatch";
+    case ErrorCode::use_dpop_nonce:
+      return "use_dpop_nonce";
     case ErrorCode::internal:
       return "internal";
   }
@@ -130,6 +136,9 @@ unsigned http_status(ErrorCode code) noexcept {
     case ErrorCode::epoch_stale:
     case ErrorCode::fingerprint_mismatch:
     case ErrorCode::unauthorized:
+    case ErrorCode::dpop_proof_invalid:
+    case ErrorCode::dpop_key_mismatch:
+    case ErrorCode::use_dpop_nonce:
       return 401;
     case ErrorCode::insufficient_scope:
     case ErrorCode::host_not_allowed:

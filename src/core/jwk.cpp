@@ -9,7 +9,9 @@
 #include <boost/json.hpp>
 
 #include "jose_json.hpp"
+#include "jwk_internal.hpp"
 #include "openssl.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/secret.hpp"
 
@@ -47,6 +49,7 @@ struct Key::Impl {
   std::string n, e;                        // RS256 public members (big-endian)
   std::string p, q, dp, dq, qi;            // RS256 private members (secret)
   std::size_t sig_size = 0;                // RS256: the modulus size in bytes
+  bool client = false;                     // a key a client brings (from_public_jwk)
   std::unique_ptr<ossl::HmacSha256> hmac;  // HS256
   ~Impl() {
     for (std::string* s : {&d, &p, &q, &dp, &dq, &qi}) {
@@ -147,9 +150,14 @@ Result<void> load_p256(Key::Impl& k) {
   }
   // fromdata does not check that the point is on the curve, nor that d
   // belongs to it: an off-curve point is the door to invalid-curve attacks.
+  // A client's key (public, checked on every DPoP proof, before its
+  // signature) takes the quick check: the point is on the curve, which for
+  // P-256 (cofactor 1) is all that matters, without the full check's
+  // scalar multiplication by the order.
   ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
-      (!k.d.empty() && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+  const bool point_ok = check && (k.client ? EVP_PKEY_public_check_quick(check.get())
+                                           : EVP_PKEY_public_check(check.get())) == 1;
+  if (!point_ok || (!k.d.empty() && EVP_PKEY_pairwise_check(check.get()) != 1)) {
     (void)ossl::drain_errors();
     return fail(ErrorCode::key_invalid, "P-256 point is not on the curve or does not match d");
   }
@@ -208,9 +216,22 @@ Result<void> load_rsa(Key::Impl& k) {
   }
   // fromdata takes any numbers: check n and e (odd, no small factors, e in
   // range) and, for a private key, that the primes and CRT values fit n.
+  // A client's public key (checked on every DPoP proof, before its
+  // signature) gets the cheap part only: n odd, e odd and 3 ≤ e < n.
+  // OpenSSL's full public check adds a Miller-Rabin test that n is
+  // composite, some 3 ms for 2048 bits: a proof's jwk would cost 150
+  // signature verifications, and anyone may send one. A bogus modulus can
+  // only make its own signatures verify or not; it protects nothing else.
+  if (k.client) {
+    const BIGNUM* n = bns[0].get();
+    const BIGNUM* e = bns[1].get();
+    if (!BN_is_odd(n) || !BN_is_odd(e) || BN_num_bits(e) < 2 || BN_cmp(e, n) >= 0) {
+      return fail(ErrorCode::key_invalid, "RSA public key is not a valid key");
+    }
+  }
   ossl::PkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, k.pkey.get(), nullptr));
-  if (!check || EVP_PKEY_public_check(check.get()) != 1 ||
-      (priv && EVP_PKEY_pairwise_check(check.get()) != 1)) {
+  if (!k.client && (!check || EVP_PKEY_public_check(check.get()) != 1 ||
+                    (priv && EVP_PKEY_pairwise_check(check.get()) != 1))) {
     (void)ossl::drain_errors();
     return fail(ErrorCode::key_invalid, "RSA key is not a valid key pair");
   }
@@ -366,15 +387,30 @@ Result<Key> Key::generate(Algorithm alg, std::string kid, Random& random) {
   return Key(std::move(impl));
 }
 
-Result<Key> Key::from_jwk(std::string_view text) {
-  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
-  if (!parsed) return std::unexpected(parsed.error());
-  const json::object& o = *parsed;
+namespace {
+
+// The members that only a private (or symmetric) JWK has.
+constexpr std::string_view kPrivateMembers[] = {"d", "p", "q", "dp", "dq", "qi", "k", "oth"};
+
+// A JWK object → a loaded key. `client`: a key a client brings (DPoP): no
+// kid needed, public members only, never oct, and RSA's n and e in their
+// one canonical form (no leading zero byte), so that its RFC 7638 thumbprint
+// is the one the client computes from the same members.
+Result<ImplPtr> parse_jwk_object(const json::object& o, bool client) {
   auto impl = std::make_shared<Key::Impl>();
+  impl->client = client;
   const std::string_view kty = get_str(o, "kty");
   const std::string_view crv = get_str(o, "crv");
   impl->kid = std::string(get_str(o, "kid"));
-  if (impl->kid.empty()) return fail(ErrorCode::key_invalid, "JWK lacks a kid");
+  if (!client && impl->kid.empty()) return fail(ErrorCode::key_invalid, "JWK lacks a kid");
+  if (client) {
+    if (kty == "oct") return fail(ErrorCode::key_invalid, "a client JWK cannot be symmetric");
+    for (std::string_view name : kPrivateMembers) {
+      if (o.contains(name))
+        return fail(ErrorCode::key_invalid,
+                    fmt::format("a client JWK has the private member \"{}\"", name));
+    }
+  }
   if (o.contains("use") && get_str(o, "use") != "sig") {
     return fail(ErrorCode::key_invalid, "JWK \"use\" is not \"sig\"");
   }
@@ -418,11 +454,15 @@ Result<Key> Key::from_jwk(std::string_view text) {
       }
       auto v = get_b64(o, name, 0, true);
       if (!v) return std::unexpected(v.error());
+      if (client && (v->empty() || (*v)[0] == '\0'))
+        return fail(ErrorCode::key_invalid,
+                    fmt::format("RSA JWK \"{}\" is not a minimal base64urlUInt", name));
       (*impl).*m.member = std::move(*v);
     }
   } else {
     return fail(ErrorCode::key_invalid,
-                "unsupported JWK type (want OKP/Ed25519, EC/P-256, oct or RSA)");
+                client ? "unsupported client JWK type (want EC/P-256, OKP/Ed25519 or RSA)"
+                       : "unsupported JWK type (want OKP/Ed25519, EC/P-256, oct or RSA)");
   }
   if (o.contains("alg")) {
     if (get_str(o, "alg") != to_string(impl->alg)) {
@@ -431,7 +471,57 @@ Result<Key> Key::from_jwk(std::string_view text) {
     }
   }
   if (auto st = load(*impl); !st) return std::unexpected(st.error());
-  return Key(std::move(impl));
+  return impl;
+}
+
+}  // namespace
+
+struct detail::KeyAccess {
+  static Key make(std::shared_ptr<const Key::Impl> impl) { return Key(std::move(impl)); }
+};
+
+Result<Key> detail::public_key_from_jwk_object(const boost::json::object& o) {
+  auto impl = parse_jwk_object(o, true);
+  if (!impl) return std::unexpected(impl.error());
+  return KeyAccess::make(std::move(*impl));
+}
+
+Result<Key> Key::from_jwk(std::string_view text) {
+  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
+  if (!parsed) return std::unexpected(parsed.error());
+  auto impl = parse_jwk_object(*parsed, false);
+  if (!impl) return std::unexpected(impl.error());
+  return Key(std::move(*impl));
+}
+
+Result<Key> Key::from_public_jwk(std::string_view text) {
+  auto parsed = detail::parse_json_object(text, ErrorCode::key_invalid, "JWK");
+  if (!parsed) return std::unexpected(parsed.error());
+  return detail::public_key_from_jwk_object(*parsed);
+}
+
+std::optional<std::string> Key::thumbprint() const {
+  const Impl& k = *impl_;
+  // RFC 7638 §3.2: the required members only, in lexicographic order, no
+  // whitespace. Every value is base64url without padding (no escaping needed).
+  std::string text;
+  switch (k.alg) {
+    case Algorithm::EdDSA:
+      text = fmt::format(R"({{"crv":"Ed25519","kty":"OKP","x":"{}"}})", base64url_encode(k.x));
+      break;
+    case Algorithm::ES256:
+      text = fmt::format(R"({{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}})", base64url_encode(k.x),
+                         base64url_encode(k.y));
+      break;
+    case Algorithm::RS256:
+      text = fmt::format(R"({{"e":"{}","kty":"RSA","n":"{}"}})", base64url_encode(k.e),
+                         base64url_encode(k.n));
+      break;
+    case Algorithm::HS256:
+      return std::nullopt;
+  }
+  const Sha256Digest digest = sha256(text);
+  return base64url_encode(digest);
 }
 
 const std::string& Key::kid() const noexcept {

@@ -40,6 +40,7 @@ std::string_view initiating_entity(std::optional<RevokeReason> reason) {
     case RevokeReason::fingerprint_mismatch:
     case RevokeReason::refresh_token_reused:
     case RevokeReason::upstream_revoked:
+    case RevokeReason::dpop_key_mismatch:
       return "policy";
   }
   return "system";

@@ -66,6 +66,8 @@ std::string_view to_string(RevokeReason reason) noexcept {
       return "refresh_token_reused";
     case RevokeReason::upstream_revoked:
       return "upstream_revoked";
+    case RevokeReason::dpop_key_mismatch:
+      return "dpop_key_mismatch";
   }
   return "";
 }

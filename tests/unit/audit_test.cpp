@@ -34,7 +34,7 @@ TEST(AuditVocabulary, RevokeReasonNamesAreStableAndRoundTrip) {
   EXPECT_EQ(
       names_round_trip(kAllRevokeReasons, revoke_reason_from_string),
       (std::vector<std::string>{"logout", "revoked", "evicted", "rotated", "fingerprint_mismatch",
-                                "refresh_token_reused", "upstream_revoked"}));
+                                "refresh_token_reused", "upstream_revoked", "dpop_key_mismatch"}));
   EXPECT_EQ(revoke_reason_from_string("device_key_mismatch"), std::nullopt);
   EXPECT_EQ(revoke_reason_from_string(""), std::nullopt);
 }

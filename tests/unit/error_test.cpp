@@ -61,6 +61,18 @@ TEST(ErrorCode, OnlyDependencyFailuresAreTransient) {
   EXPECT_FALSE(is_transient(ErrorCode::signature_invalid));
 }
 
+TEST(ErrorCode, DpopCodesAreUnauthorizedAndFinal) {
+  // Appended before internal (RFC 9449; docs/dpop.md): 401, never transient.
+  for (std::string_view name : {"dpop_proof_invalid", "dpop_key_mismatch", "use_dpop_nonce"}) {
+    const auto code = error_code_from_string(name);
+    ASSERT_TRUE(code.has_value()) << name;
+    EXPECT_EQ(http_status(*code), 401u) << name;
+    EXPECT_FALSE(is_transient(*code)) << name;
+  }
+  EXPECT_EQ(std::size(kAllErrorCodes), 39u);
+  EXPECT_EQ(kAllErrorCodes[std::size(kAllErrorCodes) - 1], ErrorCode::internal);
+}
+
 TEST(Error, PrintsCodeAndDetail) {
   std::ostringstream os;
   os << Error{ErrorCode::token_expired, "token has expired"};

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "result_matchers.hpp"
+#include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/key_set.hpp"
 
@@ -276,6 +277,117 @@ TEST(KeySet, FromJwksSkipsUnknownKeyTypesButRefusesBrokenOnes) {
     auto r = KeySet::from_jwks(bad);
     ASSERT_THAT(r, FailsWith(ErrorCode::key_invalid)) << bad;
   }
+}
+
+// --- client keys (DPoP): public JWKs without a kid, RFC 7638 thumbprints ---
+
+// RFC 7638 §3.1: the RSA key of RFC 7517 Appendix A.1 and its thumbprint.
+constexpr std::string_view kRfc7638Jwk =
+    R"({"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"})";
+
+TEST(ClientKey, Rfc7638ExampleThumbprint) {
+  auto key = Key::from_public_jwk(kRfc7638Jwk);
+  ASSERT_THAT(key, Succeeds());
+  EXPECT_EQ(key->algorithm(), Algorithm::RS256);
+  EXPECT_FALSE(key->has_private());
+  EXPECT_EQ(key->thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+  // The same key through the authority's parser names the same thumbprint.
+  auto again = Key::from_jwk(kRfc7638Jwk);
+  ASSERT_THAT(again, Succeeds());
+  EXPECT_EQ(again->thumbprint(), key->thumbprint());
+}
+
+TEST(ClientKey, Rfc8037Ed25519Thumbprint) {
+  // RFC 8037 Appendix A.2 (public key) and A.3 (its RFC 7638 thumbprint).
+  auto key = Key::from_public_jwk(
+      R"({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"})");
+  ASSERT_THAT(key, Succeeds());
+  EXPECT_EQ(key->algorithm(), Algorithm::EdDSA);
+  EXPECT_EQ(key->thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+}
+
+// A generated key's public JWK as a client sends it: no kid, use or alg.
+std::string client_jwk(const Key& key) {
+  auto o = boost::json::parse(*key.public_jwk()).as_object();
+  o.erase("kid");
+  o.erase("use");
+  o.erase("alg");
+  return boost::json::serialize(o);
+}
+
+class ClientKeyPerAlgorithm : public ::testing::TestWithParam<Algorithm> {};
+
+TEST_P(ClientKeyPerAlgorithm, ParsesAPublicJwkWithoutKid) {
+  auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
+  ASSERT_TRUE(key);
+  auto client = Key::from_public_jwk(client_jwk(*key));
+  ASSERT_THAT(client, Succeeds());
+  EXPECT_EQ(client->algorithm(), GetParam());
+  EXPECT_FALSE(client->has_private());
+  EXPECT_EQ(client->thumbprint(), key->thumbprint());
+  auto sig = key->sign("m");
+  ASSERT_TRUE(sig);
+  EXPECT_TRUE(client->verify("m", as_bytes(*sig)));
+  // kid, use "sig" and a fitting alg are allowed too.
+  EXPECT_THAT(Key::from_public_jwk(*key->public_jwk()), Succeeds());
+}
+
+TEST_P(ClientKeyPerAlgorithm, ThumbprintIsRfc7638OverTheRequiredMembers) {
+  auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
+  ASSERT_TRUE(key);
+  const auto o = boost::json::parse(*key->public_jwk()).as_object();
+  auto m = [&](const char* name) { return std::string(o.at(name).as_string()); };
+  std::string text;
+  switch (GetParam()) {
+    case Algorithm::ES256:
+      text = R"({"crv":"P-256","kty":"EC","x":")" + m("x") + R"(","y":")" + m("y") + R"("})";
+      break;
+    case Algorithm::EdDSA:
+      text = R"({"crv":"Ed25519","kty":"OKP","x":")" + m("x") + R"("})";
+      break;
+    default:
+      text = R"({"e":")" + m("e") + R"(","kty":"RSA","n":")" + m("n") + R"("})";
+  }
+  EXPECT_EQ(key->thumbprint(), base64url_encode(sha256(text)));
+}
+
+TEST_P(ClientKeyPerAlgorithm, RefusesPrivateMembers) {
+  auto key = Key::generate(GetParam(), "k1", CsprngRandom::instance());
+  ASSERT_TRUE(key);
+  EXPECT_THAT(Key::from_public_jwk(key->private_jwk()), FailsWith(ErrorCode::key_invalid));
+  for (const char* member : {"d", "p", "q", "dp", "dq", "qi", "k"}) {
+    auto o = boost::json::parse(client_jwk(*key)).as_object();
+    o[member] = "AQAB";
+    EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid))
+        << member;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Asymmetric, ClientKeyPerAlgorithm,
+                         ::testing::Values(Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+TEST(ClientKey, RefusesSymmetricAndMalformedKeys) {
+  auto hs = Key::generate(Algorithm::HS256, "k1", CsprngRandom::instance());
+  ASSERT_TRUE(hs);
+  EXPECT_FALSE(hs->thumbprint().has_value());
+  EXPECT_THAT(Key::from_public_jwk(hs->private_jwk()), FailsWith(ErrorCode::key_invalid));
+  EXPECT_THAT(Key::from_public_jwk(R"({"kty":"oct"})"), FailsWith(ErrorCode::key_invalid));
+  EXPECT_THAT(Key::from_public_jwk("[]"), FailsWith(ErrorCode::key_invalid));
+  EXPECT_THAT(Key::from_public_jwk(R"({"kty":"EC","crv":"P-384","x":"AA","y":"AA"})"),
+              FailsWith(ErrorCode::key_invalid));
+  // RSA members must be the canonical base64urlUInt: a leading zero byte is refused.
+  auto o = boost::json::parse(kRfc7638Jwk).as_object();
+  o["e"] = "AAEAAQ";
+  EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid));
+  for (const char* e : {"AQ", "Ag", "AQAA"}) {  // e = 1, 2, 65536
+    o["e"] = e;
+    EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid))
+        << e;
+  }
+  o["e"] = "AQAB";
+  o["alg"] = "ES256";
+  EXPECT_THAT(Key::from_public_jwk(boost::json::serialize(o)), FailsWith(ErrorCode::key_invalid));
 }
 
 }  // namespace
