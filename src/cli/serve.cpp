@@ -364,6 +364,10 @@ Status serve(const Config& config, std::optional<ApiKey> new_api_key) {
   SsfStreams ssf_live;
   std::unique_ptr<FileSsfStreamStore> ssf_streams;
   if (config.ssf) {
+    if (keys.get()->active()->is_symmetric())
+      return fail(ErrorCode::config_invalid,
+                  "ssf: the active signing key is HS256; receivers verify SETs through the JWKS, "
+                  "which holds only asymmetric keys (signing_alg = RS256, then keys rotate)");
     if (outbox == nullptr)
       return fail(ErrorCode::config_invalid,
                   "ssf: the store has no outbox (events cannot be sent)");

@@ -184,6 +184,9 @@ Status SsfPushConsumer::deliver(const Event& event) {
     if (!claims) continue;
     const Key* key = keys->active();
     if (key == nullptr) return fail(ErrorCode::key_invalid, "no active signing key");
+    // A receiver verifies through the JWKS, which never holds a secret key.
+    if (key->is_symmetric())
+      return fail(ErrorCode::key_invalid, "SETs need an asymmetric signing key (not HS256)");
     auto set = sign_jws(*key, "secevent+jwt", *claims);
     if (!set) return std::unexpected(set.error());
     verify::HttpCall call{

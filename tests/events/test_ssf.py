@@ -217,6 +217,13 @@ class TestSsfTransmitter(unittest.TestCase):
 
 
 class TestSsfOff(unittest.TestCase):
+    def test_an_hs256_signing_key_refuses_to_start(self):
+        a = Authority(args=["--ssf", "true", "--signing-alg", "HS256"])
+        self.addCleanup(a.cleanup)
+        with self.assertRaises(RuntimeError) as e:
+            a.start()
+        self.assertIn("ssf: the active signing key is HS256", str(e.exception))
+
     def test_without_the_setting_the_routes_are_404(self):
         a = Authority().start()
         self.addCleanup(a.cleanup)
