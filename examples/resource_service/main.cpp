@@ -8,6 +8,8 @@
 //   (API key for the epoch and introspection calls: TESSERA_API_KEY)
 //
 //   GET /hello   Authorization: Bearer <access token>
+//                (a DPoP-bound token: Authorization: DPoP <token> and its DPoP
+//                proof, whose htu is --public-url + /hello)
 //     200 {"hello": "<sub>", "session": "<sid>"} | 401 + WWW-Authenticate | 503
 #include <CLI/CLI.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -32,7 +34,7 @@ using tessera::verify::AccessVerifier;
 namespace {
 
 http::response<http::string_body> answer(const http::request<http::string_body>& req,
-                                         AccessVerifier& verifier) {
+                                         AccessVerifier& verifier, const std::string& public_url) {
   http::response<http::string_body> res{http::status::ok, req.version()};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(req.keep_alive());
@@ -44,11 +46,15 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
     res.set(http::field::allow, "GET");
     res.body() = R"({"error":"method_not_allowed"})";
   } else {
-    const auto auth = req[http::field::authorization];
-    constexpr std::string_view kBearer = "Bearer ";
-    const std::string_view token =
-        auth.starts_with(kBearer) ? std::string_view(auth).substr(kBearer.size()) : "";
-    auto v = verifier.verify(token);
+    const auto presented = tessera::verify::parse_authorization(req[http::field::authorization]);
+    const std::string_view token = presented ? presented->token : "";
+    // The DPoP scheme brings its proof (one DPoP header); the Bearer scheme
+    // brings none, so that a bound token sent as a bearer is refused.
+    const std::string url = public_url + "/hello";
+    tessera::DpopPresented dpop{.method = "GET", .url = url};
+    if (presented && presented->dpop_scheme && req.count("dpop") == 1)
+      dpop.proof = std::string_view(req["dpop"]);
+    auto v = verifier.verify(token, &dpop);
     if (v) {
       boost::json::object body{{"hello", v->claims().sub},
                                {"session", v->claims().sid.value_or("")}};
@@ -65,7 +71,8 @@ http::response<http::string_body> answer(const http::request<http::string_body>&
   return res;
 }
 
-void serve_connection(asio::ip::tcp::socket socket, AccessVerifier& verifier) {
+void serve_connection(asio::ip::tcp::socket socket, AccessVerifier& verifier,
+                      const std::string& public_url) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   beast::error_code ec;
@@ -76,7 +83,7 @@ void serve_connection(asio::ip::tcp::socket socket, AccessVerifier& verifier) {
     parser.body_limit(16 * 1024);
     http::read(stream, buffer, parser, ec);
     if (ec) break;
-    auto res = answer(parser.get(), verifier);
+    auto res = answer(parser.get(), verifier, public_url);
     http::write(stream, res, ec);
     if (ec || !res.keep_alive()) break;
   }
@@ -88,7 +95,7 @@ void serve_connection(asio::ip::tcp::socket socket, AccessVerifier& verifier) {
 int main(int argc, char** argv) {
   CLI::App app{"Example resource service protected by tessera::verify"};
   std::string listen = "127.0.0.1:9090", authority = "http://127.0.0.1:8080", redis;
-  std::string issuer = "tessera", audience = "tessera", ready_file;
+  std::string issuer = "tessera", audience = "tessera", ready_file, public_url;
   bool liveness = false;
   app.add_option("--listen", listen, "host:port (port 0: any free port)");
   app.add_option("--authority", authority, "base URL of tessera serve");
@@ -97,6 +104,9 @@ int main(int argc, char** argv) {
   app.add_option("--redis", redis, "redis://host:port for epochs and bump fan-out");
   app.add_option("--ready-file", ready_file, "write the bound port here once listening");
   app.add_flag("--liveness", liveness, "check session liveness by introspection (L2)");
+  app.add_option("--public-url", public_url,
+                 "this service's URL as clients call it, the base of a DPoP proof's htu "
+                 "(default http://<listen address>)");
   CLI11_PARSE(app, argc, argv);
 
   const char* key = std::getenv("TESSERA_API_KEY");
@@ -150,6 +160,9 @@ int main(int argc, char** argv) {
     std::fclose(f);
     std::rename(tmp.c_str(), ready_file.c_str());
   }
+  if (public_url.empty())
+    public_url = "http://" + listen.substr(0, colon) + ":" + std::to_string(port);
+  while (public_url.ends_with('/')) public_url.pop_back();
   std::cout << "resource_service: listening on " << listen.substr(0, colon) << ":" << port
             << std::endl;
   for (;;) {
@@ -157,6 +170,7 @@ int main(int argc, char** argv) {
     beast::error_code ec;
     acceptor.accept(socket, ec);
     if (ec) continue;
-    std::thread(serve_connection, std::move(socket), std::ref(verifier)).detach();
+    std::thread(serve_connection, std::move(socket), std::ref(verifier), std::cref(public_url))
+        .detach();
   }
 }

@@ -11,8 +11,9 @@
 // verify runs, in this order, stopping at the first failure:
 //    1. size ≤ kMaxDpopProofBytes (8 KiB), before any parsing;
 //    2. compact JWS: three base64url parts;
-//    3. header JSON: no "crit"; typ exactly "dpop+jwt"; alg ES256, EdDSA or
-//       RS256 (none, HS256 and every other name refused); jwk a public key
+//    3. header JSON: no "crit"; typ exactly "dpop+jwt"; alg ES256, EdDSA (or
+//       RFC 9864's Ed25519) or RS256 (none, HS256 and every other name
+//       refused); jwk a public key
 //       object whose type fits alg;
 //    4. the signature verifies under that jwk;
 //    5. claims JSON: jti (a string of 1 to 256 bytes), htm and htu (strings)
@@ -49,6 +50,10 @@ namespace tessera {
 
 inline constexpr std::size_t kMaxDpopProofBytes = 8 * 1024;
 inline constexpr std::size_t kMaxDpopJtiBytes = 256;
+// The proof algorithms accepted, as the algs of a DPoP challenge and the
+// dpop_signing_alg_values_supported of the metadata name them.
+// "Ed25519" (RFC 9864's fully-specified name) is accepted as EdDSA.
+inline constexpr std::string_view kDpopAlgorithms = "ES256 EdDSA Ed25519 RS256";
 
 struct DpopOptions {
   // A proof is accepted while |now − iat| ≤ iat_window (RFC 9449 §11.1).
@@ -73,6 +78,16 @@ struct DpopCheck {
   std::optional<std::string_view> nonce;
   // The thumbprint the token or refresh family is bound to (cnf.jkt).
   std::optional<std::string_view> expected_jkt;
+};
+
+// What a request brought and what it was for, as a handler sees it: the
+// input of a check that a bound token's holder proved its key (the
+// renewal of a bound session, a resource's verify).
+struct DpopPresented {
+  std::optional<std::string_view> proof;  // the DPoP header's value; nullopt: none was sent
+  std::string_view method;                // the request's method
+  std::string_view url;                   // the request's absolute public URL (the proof's htu)
+  std::optional<std::string_view> nonce;  // the server nonce the proof must carry, if any
 };
 
 struct DpopProof {

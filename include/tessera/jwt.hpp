@@ -33,6 +33,11 @@ struct JwtClaims {
   std::string jti;                  // emitted when non-empty
   std::optional<std::string> sid;   // session id (L2 liveness)
   std::optional<std::uint64_t> sv;  // subject epoch (L1)
+  // The key the token is bound to (RFC 9449 §6.1, a DPoP-bound token):
+  // emitted as "cnf": {"jkt": <RFC 7638 thumbprint>}. On verifying, a cnf
+  // object with a string jkt fills it; a cnf of any other form is an
+  // invalid token (a binding this verifier cannot honour is never ignored).
+  std::optional<std::string> cnf_jkt;
   // Further claims as the text of a JSON object ("" for none). On signing it
   // may not repeat a registered claim and is at most kMaxCustomClaimsBytes;
   // on verifying it holds every claim the token has beyond the above.

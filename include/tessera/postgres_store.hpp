@@ -40,6 +40,6 @@ struct PostgresOptions {
 // store_unavailable, and they succeed again once it is back.
 [[nodiscard]] Result<std::unique_ptr<SessionStore>> open_postgres_store(PostgresOptions options);
 
-inline constexpr int kPostgresSchemaVersion = 3;
+inline constexpr int kPostgresSchemaVersion = 4;
 
 }  // namespace tessera

@@ -91,6 +91,10 @@ struct Session {
   SessionMetadata metadata;
   std::string data = "{}";  // JSON object text
   std::string claims;       // custom access-token claims (JSON object text, or "")
+  // The RFC 7638 thumbprint of the client key the session is bound to, or
+  // "" (unbound). Token mode: the DPoP key (docs/bound-sessions.md) that
+  // every refresh must prove and every access token names as cnf.jkt.
+  std::string bound_jkt;
 
   // Refresh rotation state (token mode): when generation last moved, and the
   // current refresh token sealed with the TokenCipher, kept so that a retry

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "tessera/audit.hpp"
+#include "tessera/dpop.hpp"
 #include "tessera/epoch.hpp"
 #include "tessera/jwt.hpp"
 #include "tessera/key_set.hpp"
@@ -48,6 +49,8 @@ struct SessionPolicy {
   // A session linked upstream with a refresh token is first checked this
   // long after issue (UpstreamRefresher, docs/upstream.md).
   std::chrono::seconds upstream_check_interval{std::chrono::minutes{5}};
+  // DPoP proofs at renewal (iat window, replay cache; docs/bound-sessions.md).
+  DpopOptions dpop;
 
   // config_invalid naming the bad setting.
   [[nodiscard]] Status validate() const;
@@ -71,6 +74,10 @@ struct IssueRequest {
     std::optional<SecretString> refresh_token;
   };
   std::optional<Upstream> upstream;
+  // Token mode: the RFC 7638 thumbprint of the client's DPoP key (RFC 9449
+  // §10's dpop_jkt). The session is then bound: every renewal needs a DPoP
+  // proof by that key, and every access token carries cnf.jkt.
+  std::optional<std::string> dpop_jkt;
 };
 
 // The additional data an upstream refresh token is sealed under: its
@@ -146,7 +153,14 @@ class SessionService {
   //     revoked, refresh_token_reused;
   //  4. invalid_token (malformed/unknown), session_revoked, session_expired,
   //     session_idle_timeout.
-  [[nodiscard]] Result<RenewedSession> renew(std::string_view refresh_token);
+  // A session bound to a DPoP key (IssueRequest::dpop_jkt) first needs
+  // `dpop` to hold a valid proof by that key (DpopVerifier::verify):
+  // dpop_proof_invalid without one or with a bad one, use_dpop_nonce for a
+  // missing or stale nonce, and dpop_key_mismatch for a valid proof by
+  // another key — the token is in the wrong hands: the family is revoked
+  // (reason dpop_key_mismatch). An unbound session ignores `dpop`.
+  [[nodiscard]] Result<RenewedSession> renew(std::string_view refresh_token,
+                                             const DpopPresented* dpop = nullptr);
 
   // Logout with any of the session's tokens (session, refresh or access).
   // Idempotent: an unknown or already revoked session revokes 0. Scopes
@@ -223,7 +237,11 @@ class SessionService {
   Result<AccessToken> sign_access(const Session& s, UnixSeconds now, std::uint64_t epoch);
   Result<Session> resolve(std::string_view token, bool expired_access_ok);
   Status check_live(const Session& s, UnixSeconds now) const;
+  Status check_possession(const Session& s, const DpopPresented* dpop, UnixSeconds now);
   void audit(AuditEvent event) const;
+  // The system ended `s`'s family (a replay, a proof by another key).
+  void audit_family_revoked(const Session& s, RevokeReason reason, const RevokeResult& revoked,
+                            UnixSeconds now) const;
   Result<RevokeResult> revoke_scope(const Session& s, RevokeScope scope, RevokeReason reason,
                                     Actor actor, UnixSeconds now);
 
@@ -236,6 +254,7 @@ class SessionService {
   std::unique_ptr<verify::KeySource> key_source_;
   std::unique_ptr<verify::AccessVerifier> access_;
   std::unique_ptr<verify::AccessVerifier> expired_access_;
+  DpopVerifier dpop_;  // one replay cache for every renewal of this process
 };
 
 }  // namespace tessera

@@ -30,6 +30,6 @@ struct SqliteOptions {
     const std::filesystem::path& path, SqliteOptions options = {});
 
 // The schema version this build writes.
-inline constexpr int kSqliteSchemaVersion = 3;
+inline constexpr int kSqliteSchemaVersion = 4;
 
 }  // namespace tessera

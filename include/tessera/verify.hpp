@@ -21,6 +21,7 @@
 #include <unordered_map>
 
 #include "tessera/clock.hpp"
+#include "tessera/dpop.hpp"
 #include "tessera/error.hpp"
 #include "tessera/jwt.hpp"
 #include "tessera/key_set.hpp"
@@ -134,6 +135,14 @@ struct VerifierOptions {
   // Verified-token cache: entries (0 turns it off). Keyed by SHA-256 of the
   // token; an entry ends at the token's exp. L1 and L2 still run on a hit.
   std::size_t cache_entries = 10'000;
+  // The proofs of DPoP-bound tokens: iat window and replay cache (one per
+  // verifier: share the verifier across a process's threads).
+  DpopOptions dpop;
+  // false: a bound token verifies without its proof — for callers that are
+  // not the token's audience at a request: introspection (RFC 9449 §6.2,
+  // which answers cnf.jkt and leaves the proof to the resource) and logout
+  // by access token. A resource never turns it off.
+  bool require_dpop_proof = true;
 };
 
 // A verified token's claims and the kid of the key that verified it.
@@ -167,6 +176,17 @@ class AccessVerifier {
   // key source answered without it, jwks_unavailable when it could not be
   // reached.
   [[nodiscard]] Result<VerifiedAccess> verify(std::string_view token);
+  // The same for a request that may carry a DPoP proof. A token bound to a
+  // key (cnf.jkt, RFC 9449 §6) needs `dpop` to hold a proof by that key for
+  // this request (§7.1): htm and htu the request's, ath the token's hash,
+  // iat within the window, a jti this verifier has not seen. The check runs
+  // after the signature and claims (also on a verified-token cache hit: the
+  // cache skips the token's signature, never its proof) and before L1 and
+  // L2. dpop_proof_invalid without a proof (a caller that saw the Bearer
+  // scheme passes none: a bound token is never a bearer token) or with a
+  // bad one; dpop_key_mismatch for a valid proof by another key. An
+  // unbound token ignores `dpop`.
+  [[nodiscard]] Result<VerifiedAccess> verify(std::string_view token, const DpopPresented* dpop);
 
  private:
   struct Cache;
@@ -177,11 +197,22 @@ class AccessVerifier {
   EpochSource* epochs_;
   LivenessCheck* liveness_;
   std::unique_ptr<Cache> cache_;
+  DpopVerifier dpop_;
 };
 
+// An Authorization header's access token (RFC 6750 §2.1, RFC 9449 §7.1):
+// "Bearer <token>" or "DPoP <token>", the scheme in any case. nullopt for
+// anything else.
+struct PresentedToken {
+  std::string_view token;
+  bool dpop_scheme = false;
+};
+[[nodiscard]] std::optional<PresentedToken> parse_authorization(std::string_view header);
+
 // What an HTTP resource server answers for a failed verification: 401 with
-// a Bearer challenge for a token problem, 503 for a transient one (fail
-// closed: the client may retry; it is not told to log in again).
+// a Bearer challenge for a token problem (a DPoP challenge for a proof
+// problem), 503 for a transient one (fail closed: the client may retry; it
+// is not told to log in again).
 struct HttpRejection {
   unsigned status;
   std::string www_authenticate;  // empty for 503

@@ -552,6 +552,17 @@ const std::vector<Row>& table() {
         "a provider unanswering this long ends its sessions (fail closed)"},
        Duration{
            seconds{1}, {}, put<&Config::upstream_refresh, &UpstreamRefreshOptions::max_failure>}},
+      {{"dpop_iat_window", "60s",
+        "a DPoP proof is accepted while its iat is this close to now (RFC 9449 §11.1)"},
+       Duration{seconds{1}, seconds{600},
+                put<&Config::policy, &SessionPolicy::dpop, &DpopOptions::iat_window>}},
+      {{"dpop_replay_capacity", "100000",
+        "DPoP proofs remembered per process against replay (size it above the DPoP requests "
+        "per 2 x dpop_iat_window)"},
+       Integer{1, 100'000'000,
+               [](Config& c, std::uint64_t v) {
+                 c.policy.dpop.replay_capacity = static_cast<std::size_t>(v);
+               }}},
       {{"authz_login_url", "", "forward-auth: where a denied browser navigation goes"},
        Parsed{set_authz_login_url}},
       {{"authz_allowed_hosts", "", "forward-auth: further hosts (.example.com: below it)"},

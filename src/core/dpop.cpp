@@ -161,9 +161,14 @@ Result<DpopProof> DpopVerifier::verify(std::string_view proof, const DpopCheck& 
     return invalid("DPoP header typ is not \"dpop+jwt\"");
   const json::value* alg_v = header->if_contains("alg");
   if (alg_v == nullptr || !alg_v->is_string()) return invalid("DPoP header lacks alg");
-  const std::optional<Algorithm> alg = algorithm_from_string(alg_v->get_string());
+  // "Ed25519" is RFC 9864's fully-specified name for EdDSA over Ed25519,
+  // which newer clients (npm's dpop) send; it means the same key and
+  // signature here, the only EdDSA curve accepted.
+  const std::string_view alg_name = alg_v->get_string();
+  const std::optional<Algorithm> alg =
+      alg_name == "Ed25519" ? std::optional(Algorithm::EdDSA) : algorithm_from_string(alg_name);
   if (!alg || *alg == Algorithm::HS256)
-    return invalid("DPoP header alg is not ES256, EdDSA or RS256");
+    return invalid("DPoP header alg is not ES256, EdDSA (Ed25519) or RS256");
   const json::value* jwk_v = header->if_contains("jwk");
   if (jwk_v == nullptr || !jwk_v->is_object()) return invalid("DPoP header lacks a jwk object");
   auto key = detail::public_key_from_jwk_object(jwk_v->get_object());

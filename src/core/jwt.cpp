@@ -13,8 +13,8 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::array<std::string_view, 9> kRegistered = {"iss", "sub", "aud", "exp", "nbf",
-                                                         "iat", "jti", "sid", "sv"};
+constexpr std::array<std::string_view, 10> kRegistered = {"iss", "sub", "aud", "exp", "nbf",
+                                                          "iat", "jti", "sid", "sv",  "cnf"};
 
 bool is_registered(std::string_view name) {
   for (auto r : kRegistered) {
@@ -168,6 +168,14 @@ Result<JwtClaims> read_claims(const json::object& o, bool require_sub) {
       } else {
         return bad(k, "is not a non-negative integer");
       }
+    } else if (k == "cnf") {
+      // Only the jkt confirmation is known here; any other method (x5t#S256,
+      // jwk, ...) names a binding nobody could check: refused, not ignored.
+      const json::object* cnf = v.if_object();
+      const json::value* jkt = cnf != nullptr ? cnf->if_contains("jkt") : nullptr;
+      if (jkt == nullptr || !jkt->is_string() || jkt->get_string().empty() || cnf->size() != 1)
+        return bad(k, "is not {\"jkt\": <thumbprint>}");
+      c.cnf_jkt = std::string(jkt->get_string());
     } else {
       extra.emplace(k, v);
     }
@@ -216,6 +224,7 @@ Result<std::string> sign_jwt(const Key& key, const JwtClaims& claims) {
   if (!claims.jti.empty()) payload["jti"] = claims.jti;
   if (claims.sid) payload["sid"] = *claims.sid;
   if (claims.sv) payload["sv"] = *claims.sv;
+  if (claims.cnf_jkt) payload["cnf"] = json::object{{"jkt", *claims.cnf_jkt}};
 
   return sign_jws(key, "at+jwt", json::serialize(payload));
 }

@@ -14,10 +14,11 @@ namespace tessera::server {
 namespace {
 
 // The request headers a page may send to these routes.
-constexpr std::string_view kAllowHeaders = "Content-Type, Authorization, X-Request-Id";
+constexpr std::string_view kAllowHeaders = "Content-Type, Authorization, DPoP, X-Request-Id";
 // What a page may read of an answer besides the CORS-safelisted headers.
 constexpr std::string_view kExposeHeaders =
-    "X-Request-Id, WWW-Authenticate, Retry-After, X-Tessera-Subject, X-Tessera-Session-Id";
+    "X-Request-Id, WWW-Authenticate, Retry-After, DPoP-Nonce, X-Tessera-Subject, "
+    "X-Tessera-Session-Id";
 
 bool listed(const ServerOptions& o, std::string_view origin) {
   const std::string l = lower(origin);

@@ -2,9 +2,10 @@
 // because nginx, Traefik/Caddy and Envoy each ask in their own way and read
 // the answer in their own way.
 //
-// The check reads the session cookie or a Bearer access token (verified by
-// the resource side's own chain, epoch and liveness included), never a
-// body. Allow is exactly 200 with an empty body and the identity in
+// The check reads the session cookie or an access token (verified by the
+// resource side's own chain, epoch and liveness included; a DPoP-bound one
+// with `Authorization: DPoP` and the client's proof for the original
+// request), never a body. Allow is exactly 200 with an empty body and the identity in
 // headers; deny is 401 (nginx: with Location, for `error_page 401`), or for
 // a browser navigation through Traefik, Caddy or Envoy a 302/303 to the
 // login page; a valid session on a host that is not allowed is 403; a store
@@ -40,7 +41,9 @@ bool is_navigation(const Headers& headers) {
 }  // namespace
 
 AuthzHandlers::AuthzHandlers(const HandlerContext& ctx, verify::AccessVerifier& access)
-    : ctx_(ctx), access_(access) {
+    : ctx_(ctx),
+      access_(access),
+      dpop_(std::make_unique<DpopVerifier>(ctx.deps.service.policy().dpop)) {
   if (ctx.options.authz.upstream_token)
     upstream_ = std::make_unique<UpstreamTokens>(ctx.deps.service, ctx.deps.clock,
                                                  ctx.options.authz.upstream_token_renew_before);
@@ -64,14 +67,18 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
                        ctx_.options.tls.enabled() ? "https" : "http");
   const bool allowed_host = host_allowed(original.host);
 
-  // The credential: one session cookie, or a Bearer access token.
+  // The credential: one session cookie, or an access token (Bearer, or
+  // DPoP with its proof).
   const auto cookie = single_cookie(req.headers, ctx_.options.cookie.name);
   if (!cookie)
     return deny(style, req, original, allowed_host, cookie.error().code, cookie.error().detail);
   std::optional<std::string> bearer;
+  bool dpop_scheme = false;
   if (const auto h = req.header("authorization")) {
-    const std::string_view v = trim(*h);
-    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer ")) bearer = std::string(trim(v.substr(7)));
+    if (const auto presented = verify::parse_authorization(trim(*h))) {
+      bearer = std::string(presented->token);
+      dpop_scheme = presented->dpop_scheme;
+    }
   }
 
   std::string subject, session_id;
@@ -85,6 +92,23 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
   } else if (bearer) {
     auto v = access_.verify(*bearer);
     if (!v) return deny(style, req, original, allowed_host, v.error().code, v.error().detail);
+    if (const auto& jkt = v->claims().cnf_jkt) {
+      // A bound token: the proof the client made for the request the proxy
+      // forwards, its htu the original URL (from a trusted proxy's headers).
+      auto proof = dpop_scheme ? dpop_input(ctx_, req, "") : Result<DpopInput>(DpopInput{});
+      if (!proof) return deny(style, req, original, allowed_host, proof.error().code, "");
+      if (!proof->proof)
+        return deny(style, req, original, allowed_host, ErrorCode::dpop_proof_invalid,
+                    "a DPoP-bound token needs Authorization: DPoP and its DPoP proof");
+      const std::string url = original.url();
+      const DpopCheck check{
+          .method = original.method, .url = url, .access_token = *bearer, .expected_jkt = *jkt};
+      if (auto ok = dpop_->verify(*proof->proof, check, ctx_.deps.clock.now()); !ok)
+        return deny(style, req, original, allowed_host,
+                    ok.error().code == ErrorCode::invalid_request ? ErrorCode::dpop_proof_invalid
+                                                                  : ok.error().code,
+                    ok.error().detail);
+    }
     subject = v->claims().sub;
     session_id = v->claims().sid.value_or("");
   } else {
@@ -107,7 +131,10 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
       if (!token) return problem(token.error().code, "the upstream token cannot be minted now");
       r.headers.emplace_back("Authorization", fmt::format("Bearer {}", token->reveal()));
     } else {
-      r.headers.emplace_back("Authorization", fmt::format("Bearer {}", *bearer));
+      // A bound token stays one: the services behind get it with the DPoP
+      // scheme, beside the client's own DPoP header the proxy passes on.
+      r.headers.emplace_back("Authorization",
+                             fmt::format("{} {}", dpop_scheme ? "DPoP" : "Bearer", *bearer));
     }
   }
   r.headers.emplace_back("X-Tessera-Subject", subject);

@@ -67,6 +67,7 @@ verify::VerifierOptions verifier_options(const SessionPolicy& policy) {
   // from the set would keep verifying its tokens until they expire. The
   // authority must see a rotation at once, and its key set is in memory.
   o.cache_entries = 0;
+  o.require_dpop_proof = false;  // §6.2: the answer names cnf.jkt; the resource checks the proof
   return o;
 }
 
@@ -101,6 +102,13 @@ HttpResponse grant_error(const Error& e) {
   }
   if (e.code == ErrorCode::invalid_request)
     return oauth_error(400, "invalid_request", e.detail, e.code);
+  // RFC 9449 §5: a refused proof is invalid_dpop_proof, a nonce wanted
+  // use_dpop_nonce; a proof by another key revoked the family and is a
+  // grant that no longer holds.
+  if (e.code == ErrorCode::dpop_proof_invalid)
+    return oauth_error(400, "invalid_dpop_proof", e.detail, e.code);
+  if (e.code == ErrorCode::use_dpop_nonce)
+    return oauth_error(400, "use_dpop_nonce", e.detail, e.code);
   if (e.code == ErrorCode::internal || e.code == ErrorCode::key_invalid)
     return oauth_error(500, "server_error", "internal error", e.code);
   return oauth_error(400, "invalid_grant", to_string(e.code), e.code);
@@ -175,6 +183,7 @@ HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
   o["iss"] = c.iss;
   o["aud"] = audience_json(c.aud);
   if (!c.jti.empty()) o["jti"] = c.jti;
+  if (c.cnf_jkt) o["cnf"] = json::object{{"jkt", *c.cnf_jkt}};  // RFC 9449 §6.2
   o["token_type"] = "access_token";
   return json_response(200, o);
 }
@@ -193,13 +202,17 @@ HttpResponse OAuth2Handlers::token(const HttpRequest& req) {
   const auto refresh = form_value(*form, "refresh_token");
   if (!refresh || refresh->empty())
     return oauth_error(400, "invalid_request", "refresh_token is required");
-  // The same renewal as POST /v1/tokens/refresh: grace, replay, rotation.
-  auto r = ctx_.deps.service.renew(*refresh);
+  // The same renewal as POST /v1/tokens/refresh: grace, replay, rotation,
+  // and the DPoP proof of a bound session (RFC 9449 §5).
+  auto dpop = dpop_input(ctx_, req, "/oauth2/token");
+  if (!dpop) return grant_error(dpop.error());
+  const DpopPresented presented = dpop->presented(req.method);
+  auto r = ctx_.deps.service.renew(*refresh, &presented);
   if (!r) return grant_error(r.error());
   const auto now = ctx_.deps.clock.now();
   json::object o;
   o["access_token"] = r->tokens.access_token.reveal();
-  o["token_type"] = "Bearer";
+  o["token_type"] = r->session.bound_jkt.empty() ? "Bearer" : "DPoP";
   o["expires_in"] = std::max<std::int64_t>(0, (r->tokens.access_expires_at - now).count());
   o["refresh_token"] = r->tokens.refresh_token.reveal();
   HttpResponse out = json_response(200, o);
@@ -243,6 +256,13 @@ HttpResponse OAuth2Handlers::metadata(const HttpRequest& req) {
     algs.push_back(json::value(to_string(alg)));
   }
   o["access_token_signing_alg_values_supported"] = std::move(algs);
+  json::array dpop_algs;  // RFC 9449 §5.1
+  for (std::string_view rest = kDpopAlgorithms; !rest.empty();) {
+    const auto space = rest.find(' ');
+    dpop_algs.push_back(json::value(rest.substr(0, space)));
+    rest = space == std::string_view::npos ? std::string_view() : rest.substr(space + 1);
+  }
+  o["dpop_signing_alg_values_supported"] = std::move(dpop_algs);
   o["tessera_access_token_issuer"] = ctx_.deps.service.policy().issuer;
   HttpResponse r = json_response(200, o);
   r.headers.emplace_back("Cache-Control", "public, max-age=3600");

@@ -113,6 +113,16 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
     if (*rt) up.refresh_token = SecretString(std::move(**rt));
     ir.upstream = std::move(up);
   }
+  auto jkt = opt_string(*body, "dpop_jkt");
+  if (!jkt) return from_error(jkt.error());
+  if (*jkt) {
+    // The proofs of every renewal must name the refresh endpoint's public
+    // URL: without one known, a bound session could never renew.
+    if (!ctx.options.public_base_from_host && ctx.options.public_base.empty())
+      return problem(ErrorCode::invalid_request,
+                     "dpop_jkt needs public_url: DPoP proofs name the endpoint's public URL");
+    ir.dpop_jkt = std::move(**jkt);
+  }
 
   auto issued = ctx.deps.service.issue(ir);
   if (!issued) return from_error(issued.error());

@@ -31,6 +31,16 @@ HttpResponse problem(unsigned status, ErrorCode code, std::string_view detail) {
   r.content_type = "application/problem+json";
   r.body = json::serialize(o);
   if (code == ErrorCode::unauthorized) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  // RFC 9449 §7.1's challenge: the scheme, the error and the algorithms a
+  // proof may use (the nonce itself travels in DPoP-Nonce).
+  if (code == ErrorCode::dpop_proof_invalid || code == ErrorCode::dpop_key_mismatch ||
+      code == ErrorCode::use_dpop_nonce) {
+    r.headers.emplace_back(
+        "WWW-Authenticate",
+        fmt::format("DPoP error=\"{}\", algs=\"{}\"",
+                    code == ErrorCode::use_dpop_nonce ? "use_dpop_nonce" : "invalid_dpop_proof",
+                    kDpopAlgorithms));
+  }
   if (r.status == 503) {
     r.headers.emplace_back("Retry-After", "1");
     if (code != ErrorCode::overloaded) r.log_detail = detail;  // a full queue says it all
@@ -75,6 +85,18 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail) 
     }
   } catch (...) {  // logging must never take a request down
   }
+}
+
+Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
+                             std::string_view path) {
+  DpopInput in;
+  for (const auto& [name, value] : req.headers) {
+    if (!iequals(name, "dpop")) continue;
+    if (in.proof) return fail(ErrorCode::dpop_proof_invalid, "more than one DPoP header");
+    in.proof = value;
+  }
+  if (auto base = public_base(ctx.options, req)) in.url = *base + std::string(path);
+  return in;
 }
 
 HttpResponse json_response(unsigned status, const json::object& v) {

@@ -68,4 +68,18 @@ class JsonScratch {
 [[nodiscard]] Result<std::optional<std::string>> opt_object_text(const boost::json::object& o,
                                                                  std::string_view name);
 
+// The DPoP proof of a request to the endpoint at `path` (RFC 9449 §4.3):
+// the one DPoP header (nullopt: none; several are dpop_proof_invalid), and
+// the endpoint's public URL, public_base + path, as the htu it must name
+// ("" when no public URL is known: a bound session then cannot renew).
+struct DpopInput {
+  std::optional<std::string> proof;
+  std::string url;
+  [[nodiscard]] DpopPresented presented(std::string_view method) const {
+    return {.proof = proof, .method = method, .url = url};
+  }
+};
+[[nodiscard]] Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
+                                           std::string_view path);
+
 }  // namespace tessera::server

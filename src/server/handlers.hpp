@@ -137,6 +137,9 @@ class AuthzHandlers {
   HandlerContext ctx_;
   verify::AccessVerifier& access_;
   std::unique_ptr<UpstreamTokens> upstream_;  // with authz.upstream_token
+  // The proofs of DPoP-bound access tokens (`access_` leaves them to the
+  // caller: it is introspection's too); one replay cache for every mount.
+  std::unique_ptr<DpopVerifier> dpop_;
 };
 
 // ---- well-known and operations (handle_ops.cpp) -----------------------------

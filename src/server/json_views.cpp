@@ -50,7 +50,8 @@ json::object token_pair_json(const Session& s, const TokenPair& t, json::storage
   o["mode"] = "token";
   o["session"] = session_json(s, storage, view);
   o["access_token"] = t.access_token.reveal();
-  o["token_type"] = "Bearer";
+  // A DPoP-bound session's access tokens carry cnf.jkt (RFC 9449 §5).
+  o["token_type"] = s.bound_jkt.empty() ? "Bearer" : "DPoP";
   o["access_expires_at"] = unix_seconds(t.access_expires_at);
   o["refresh_token"] = t.refresh_token.reveal();
   o["refresh_expires_at"] = unix_seconds(t.refresh_expires_at);

@@ -97,6 +97,9 @@ Status SessionPolicy::validate() const {
   if (cleanup_retention < seconds{0}) return bad("cleanup_retention", "must not be negative");
   if (issuer.empty()) return bad("issuer", "must not be empty");
   if (audience.empty()) return bad("audience", "needs at least one value");
+  if (dpop.iat_window <= seconds{0} || dpop.iat_window > seconds{600})
+    return bad("dpop_iat_window", "must be within 1..600 s");
+  if (dpop.replay_capacity == 0) return bad("dpop_replay_capacity", "must be >= 1");
   return {};
 }
 
@@ -114,6 +117,18 @@ namespace {
 // than grace + 1 s); `<` would shrink a 1 s window to anything in [0, 1).
 bool within_grace(const Session& s, UnixSeconds now, std::chrono::seconds grace) {
   return grace > std::chrono::seconds{0} && s.rotated_at && now - *s.rotated_at <= grace;
+}
+
+// An RFC 7638 SHA-256 thumbprint as base64url without padding: 43
+// characters, the last of which carries 2 bits (A, E, I, ... : 4 bits zero).
+bool is_sha256_thumbprint(std::string_view t) {
+  if (t.size() != 43) return false;
+  for (const char c : t) {
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '_'))
+      return false;
+  }
+  return std::string_view("AEIMQUYcgkosw048").find(t.back()) != std::string_view::npos;
 }
 
 bool valid_utf8(std::string_view s) {
@@ -166,6 +181,9 @@ verify::VerifierOptions logout_verifier_options(const SessionPolicy& policy,
   verify::VerifierOptions o{.issuer = policy.issuer, .audiences = policy.audience};
   if (leeway) o.leeway = *leeway;
   o.cache_entries = 0;
+  // Logout carries no proof: a bound access token may end its session
+  // without one (the worst a thief can do with it is log its owner out).
+  o.require_dpop_proof = false;
   return o;
 }
 
@@ -179,7 +197,8 @@ SessionService::SessionService(Deps deps, SessionPolicy policy)
       access_(std::make_unique<verify::AccessVerifier>(
           logout_verifier_options(policy_, std::nullopt), *key_source_, deps_.clock)),
       expired_access_(std::make_unique<verify::AccessVerifier>(
-          logout_verifier_options(policy_, policy_.session_ttl), *key_source_, deps_.clock)) {}
+          logout_verifier_options(policy_, policy_.session_ttl), *key_source_, deps_.clock)),
+      dpop_(policy_.dpop) {}
 
 SessionService::~SessionService() = default;
 
@@ -217,6 +236,7 @@ Result<AccessToken> SessionService::sign_access(const Session& s, UnixSeconds no
   c.sid = s.id;
   c.sv = epoch;
   c.custom = s.claims;
+  if (!s.bound_jkt.empty() && s.mode == SessionMode::token) c.cnf_jkt = s.bound_jkt;
   auto jwt = sign_jwt(*key, c);
   if (!jwt) return std::unexpected(jwt.error());
   return AccessToken{SecretString(std::move(*jwt)), c.exp};
@@ -274,6 +294,13 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
     if (!deps_.store.keeps_upstream_links())
       return fail(ErrorCode::invalid_request, "this store keeps no upstream links");
   }
+  if (req.dpop_jkt) {
+    if (req.mode != SessionMode::token)
+      return fail(ErrorCode::invalid_request, "dpop_jkt binds token-mode sessions only");
+    if (!is_sha256_thumbprint(*req.dpop_jkt))
+      return fail(ErrorCode::invalid_request,
+                  "dpop_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)");
+  }
   const UnixSeconds now = deps_.clock.now();
   // Read once: the session's epoch_at_issue and its first access token's
   // sv are the same value.
@@ -296,6 +323,7 @@ Result<IssuedSession> SessionService::issue(const IssueRequest& req) {
       req.fingerprint ? fingerprint_digest(*req.fingerprint) : std::string();
   s.data = data;
   s.claims = req.claims;
+  if (req.dpop_jkt) s.bound_jkt = *req.dpop_jkt;
 
   IssuedSession out;
   const TokenKind kind = req.mode == SessionMode::cookie ? TokenKind::session : TokenKind::refresh;
@@ -402,7 +430,8 @@ Result<Session> SessionService::validate(std::string_view session_token,
   return s;
 }
 
-Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
+Result<RenewedSession> SessionService::renew(std::string_view refresh_token,
+                                             const DpopPresented* dpop) {
   const UnixSeconds now = deps_.clock.now();
   auto token = parse_token(TokenKind::refresh, refresh_token);
   if (!token) return std::unexpected(token.error());
@@ -415,6 +444,12 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
   const std::uint64_t presented = read->hit->generation;
   Session s = std::move(read->hit->session);
   std::optional<SessionStore::Epochs> epochs = read->epochs;
+  // A bound session: possession of the key first, for every rule below (an
+  // ended session answers as such without a proof being checked).
+  if (!s.bound_jkt.empty()) {
+    if (auto st = check_live(s, now); !st) return std::unexpected(st.error());
+    if (auto st = check_possession(s, dpop, now); !st) return std::unexpected(st.error());
+  }
 
   // Two passes at most: a lost compare-and-swap means another renewal won
   // just now, and the token is then "previous" for rule 2.
@@ -474,22 +509,45 @@ Result<RenewedSession> SessionService::renew(std::string_view refresh_token) {
            .session_id = s.id,
            .family_id = s.family_id,
            .count = presented});
-    if (revoked) {
-      audit({.type = AuditEventType::revoked,
-             .at = now,
-             .subject = s.subject,
-             .session_id = s.id,
-             .family_id = s.family_id,
-             .scope = RevokeScope::family,
-             .reason = RevokeReason::refresh_token_reused,
-             .actor = Actor::system,
-             .count = revoked->session_ids.size()});
-    }
     if (!revoked) return std::unexpected(revoked.error());
+    audit_family_revoked(s, RevokeReason::refresh_token_reused, *revoked, now);
     return fail(ErrorCode::refresh_token_reused,
                 "refresh token was already used; the session family is revoked");
   }
   return fail(ErrorCode::store_unavailable, "renewal did not settle");
+}
+
+void SessionService::audit_family_revoked(const Session& s, RevokeReason reason,
+                                          const RevokeResult& revoked, UnixSeconds now) const {
+  audit({.type = AuditEventType::revoked,
+         .at = now,
+         .subject = s.subject,
+         .session_id = s.id,
+         .family_id = s.family_id,
+         .scope = RevokeScope::family,
+         .reason = reason,
+         .actor = Actor::system,
+         .count = revoked.session_ids.size()});
+}
+
+Status SessionService::check_possession(const Session& s, const DpopPresented* dpop,
+                                        UnixSeconds now) {
+  if (dpop == nullptr || !dpop->proof)
+    return fail(ErrorCode::dpop_proof_invalid,
+                "this refresh token is bound to a DPoP key: a DPoP proof is required");
+  const DpopCheck check{
+      .method = dpop->method, .url = dpop->url, .nonce = dpop->nonce, .expected_jkt = s.bound_jkt};
+  auto proof = dpop_.verify(*dpop->proof, check, now);
+  if (proof) return {};
+  if (proof.error().code != ErrorCode::dpop_key_mismatch) return std::unexpected(proof.error());
+  // A genuine proof by another key with this refresh token: whoever sent it
+  // holds the token but not its key. End the whole lineage, as for a replay.
+  auto revoked = deps_.store.revoke_family(s.family_id, RevokeReason::dpop_key_mismatch, now);
+  if (!revoked) return std::unexpected(revoked.error());
+  audit_family_revoked(s, RevokeReason::dpop_key_mismatch, *revoked, now);
+  return fail(ErrorCode::dpop_key_mismatch,
+              "the DPoP proof is by another key than the refresh token's: the session family is "
+              "revoked");
 }
 
 Result<Session> SessionService::resolve(std::string_view token, bool expired_access_ok) {

@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
@@ -138,11 +139,16 @@ AccessVerifier::AccessVerifier(VerifierOptions options, KeySource& keys, const C
       epochs_(epochs),
       liveness_(liveness),
       cache_(options_.cache_entries > 0 ? std::make_unique<Cache>(options_.cache_entries)
-                                        : nullptr) {}
+                                        : nullptr),
+      dpop_(options_.dpop) {}
 
 AccessVerifier::~AccessVerifier() = default;
 
 Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
+  return verify(token, nullptr);
+}
+
+Result<VerifiedAccess> AccessVerifier::verify(std::string_view token, const DpopPresented* dpop) {
   const UnixSeconds now = clock_.now();
   if (token.size() > options_.max_token_bytes) {
     return fail(ErrorCode::token_too_large, "token exceeds the size limit");
@@ -174,6 +180,20 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
   }
   const JwtClaims& claims = out.claims();
 
+  // Possession of the key a bound token names, for this request.
+  if (claims.cnf_jkt && options_.require_dpop_proof) {
+    if (dpop == nullptr || !dpop->proof)
+      return fail(ErrorCode::dpop_proof_invalid,
+                  "this access token is bound to a DPoP key: it needs the DPoP scheme and a proof");
+    const DpopCheck check{.method = dpop->method,
+                          .url = dpop->url,
+                          .access_token = token,
+                          .nonce = dpop->nonce,
+                          .expected_jkt = *claims.cnf_jkt};
+    if (auto proof = dpop_.verify(*dpop->proof, check, now); !proof)
+      return std::unexpected(proof.error());
+  }
+
   // L1: the subject's epoch.
   if (epochs_ != nullptr && claims.sv) {
     auto current = epochs_->current(claims.sub);
@@ -195,9 +215,35 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token) {
   return out;
 }
 
+std::optional<PresentedToken> parse_authorization(std::string_view header) {
+  const auto space = header.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  const std::string_view scheme = header.substr(0, space);
+  std::string_view token = header.substr(space + 1);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  if (token.empty() || token.find(' ') != std::string_view::npos) return std::nullopt;
+  auto is = [&](std::string_view name) {
+    return scheme.size() == name.size() &&
+           std::equal(scheme.begin(), scheme.end(), name.begin(), [](char a, char b) {
+             return (a >= 'A' && a <= 'Z' ? a + 32 : a) == (b >= 'A' && b <= 'Z' ? b + 32 : b);
+           });
+  };
+  if (is("bearer")) return PresentedToken{token, false};
+  if (is("dpop")) return PresentedToken{token, true};
+  return std::nullopt;
+}
+
 HttpRejection to_http(const Error& error) {
   const unsigned status = http_status(error.code);
   if (status != 401) return {status, ""};
+  if (error.code == ErrorCode::dpop_proof_invalid || error.code == ErrorCode::dpop_key_mismatch ||
+      error.code == ErrorCode::use_dpop_nonce) {
+    return {401, fmt::format("DPoP error=\"{}\", algs=\"{}\", error_description=\"{}\"",
+                             error.code == ErrorCode::use_dpop_nonce ? "use_dpop_nonce"
+                                                                     : "invalid_dpop_proof",
+                             kDpopAlgorithms, to_string(error.code))};
+  }
   // RFC 6750 §3: error="invalid_token" is the standard's word for every
   // token problem; the description is our stable code.
   return {401, fmt::format("Bearer error=\"invalid_token\", error_description=\"{}\"",

@@ -22,18 +22,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import authority  # noqa: E402
 from authority import Authority  # noqa: E402
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TOOLS = None  # build/tools/npm, once installed
-
-
-def tools():
-    global TOOLS
-    if TOOLS is None:
-        out = subprocess.run([os.path.join(ROOT, "scripts", "node-tools.sh"),
-                              os.path.join(ROOT, "tests", "interop", "npm")],
-                             check=True, capture_output=True, text=True, timeout=300)
-        TOOLS = out.stdout.strip().splitlines()[-1]
-    return TOOLS
+tools = authority.npm_tools  # build/tools/npm, installed on first use
 
 
 def new_secret():

@@ -50,6 +50,22 @@ def need(var):
     raise unittest.SkipTest(f"{var} is not set")
 
 
+_NPM_TOOLS = None
+
+
+def npm_tools():
+    """The directory of tests/interop/npm's packages and scripts, installed
+    by scripts/node-tools.sh on first use (once per process)."""
+    global _NPM_TOOLS
+    if _NPM_TOOLS is None:
+        root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+        out = subprocess.run([os.path.join(root, "scripts", "node-tools.sh"),
+                              os.path.join(root, "tests", "interop", "npm")],
+                             check=True, capture_output=True, text=True, timeout=300)
+        _NPM_TOOLS = out.stdout.strip().splitlines()[-1]
+    return _NPM_TOOLS
+
+
 def free_port():
     """A loopback port nothing listens on (for now)."""
     s = socket.socket()
@@ -61,14 +77,17 @@ def free_port():
 
 def start_resource_service(binary, auth, redis_url, directory):
     """examples/resource_service against the Authority `auth` (its API key
-    for epochs and introspection) and Redis at `redis_url`, on a free port,
+    for epochs and introspection) and Redis at `redis_url` (None: none), on a free port,
     its log in `directory`. Returns (process, port, log file); raises
     AssertionError when it exits or is not ready within 20 s."""
     ready = os.path.join(directory, "port")
     log = open(os.path.join(directory, "rs.log"), "wb")
+    args = [binary, "--listen", "127.0.0.1:0", "--ready-file", ready,
+            "--authority", f"http://127.0.0.1:{auth.port}"]
+    if redis_url:
+        args += ["--redis", redis_url]
     proc = subprocess.Popen(
-        [binary, "--listen", "127.0.0.1:0", "--ready-file", ready,
-         "--authority", f"http://127.0.0.1:{auth.port}", "--redis", redis_url],
+        args,
         env=dict(os.environ, TESSERA_API_KEY=auth.api_key), stdout=log,
         stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20

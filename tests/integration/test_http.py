@@ -690,9 +690,7 @@ class TestOAuthClients(AuthorityTest):
     """npm's oauth4webapi, unmodified, discovers and uses the authority."""
 
     def test_oauth4webapi_discovers_refreshes_introspects_and_revokes(self):
-        tools = subprocess.run([os.path.join(ROOT, "scripts", "node-tools.sh"),
-                                os.path.join(ROOT, "tests", "interop", "npm")], check=True,
-                               capture_output=True, text=True, timeout=300).stdout.split()[-1]
+        tools = authority.npm_tools()
         t = self.a.issue(subject())
         issuer = f"http://127.0.0.1:{self.a.port}"
         r = subprocess.run(["node", os.path.join(tools, "oauth_client.mjs"), issuer], cwd=tools,

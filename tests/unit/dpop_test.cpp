@@ -169,6 +169,25 @@ TEST_F(Dpop, AlgNoneIsRefused) {
   EXPECT_THAT(verify_header(h), FailsWith(ErrorCode::dpop_proof_invalid));
 }
 
+TEST_F(Dpop, Ed25519IsTheFullySpecifiedNameOfEdDsaAndFitsNoOtherKey) {
+  // RFC 9864: npm's dpop signs Ed25519 keys with alg "Ed25519".
+  const Client& ed = client(Algorithm::EdDSA);
+  auto h = header_for(ed);
+  h["alg"] = "Ed25519";
+  auto r = verifier.verify(sign_proof(ed.key, h, claims_for(fresh_jti())), request(), kNow);
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(r->jkt, ed.jkt);
+  auto ec = header_for(c());
+  ec["alg"] = "Ed25519";
+  EXPECT_THAT(verify_header(ec), FailsWith(ErrorCode::dpop_proof_invalid));
+  for (const char* other : {"Ed448", "ed25519", "ES256K"}) {
+    h["alg"] = other;
+    EXPECT_THAT(verifier.verify(sign_proof(ed.key, h, claims_for(fresh_jti())), request(), kNow),
+                FailsWith(ErrorCode::dpop_proof_invalid))
+        << other;
+  }
+}
+
 TEST_F(Dpop, Hs256IsRefusedWhateverTheJwk) {
   auto hmac = Key::generate(Algorithm::HS256, "h", CsprngRandom::instance());
   ASSERT_TRUE(hmac);

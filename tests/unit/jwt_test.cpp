@@ -1,5 +1,6 @@
 #include "tessera/jwt.hpp"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -387,10 +388,34 @@ TEST_F(JwtChecks, CustomClaimsAreBoundedAndCannotShadowRegisteredOnes) {
   EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"({"sv":0})";
   EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
+  c.custom = R"({"cnf":{"jkt":"x"}})";  // a key binding is the engine's alone
+  EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"(["x"])";
   EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
   c.custom = R"({"x":")" + std::string(kMaxCustomClaimsBytes, 'x') + R"("})";
   EXPECT_THAT(sign_jwt(ed_, c), FailsWith(ErrorCode::invalid_request));
+}
+
+TEST_F(JwtChecks, ACnfJktRoundTripsAndAnyOtherConfirmationIsRefused) {
+  JwtClaims c = base_claims();
+  c.cnf_jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+  auto token = sign_jwt(ed_, c);
+  ASSERT_THAT(token, Succeeds());
+  auto v = verified(*token);
+  ASSERT_THAT(v, Succeeds());
+  EXPECT_EQ(v->claims.cnf_jkt, c.cnf_jkt);
+  EXPECT_EQ(v->claims.custom, "");
+  EXPECT_EQ(verified(*sign_jwt(ed_, base_claims()))->claims.cnf_jkt, std::nullopt);
+
+  // A binding this verifier cannot check is never ignored.
+  const std::string h = R"({"alg":"EdDSA","kid":"ed","typ":"at+jwt"})";
+  for (std::string_view cnf : {R"({"x5t#S256":"abc"})", R"({"jkt":5})", R"({"jkt":""})", R"("jkt")",
+                               R"({"jkt":"abc","jwk":{}})"}) {
+    const std::string payload = fmt::format(
+        R"({{"sub":"a","iss":"https://auth.example","aud":"api","exp":1700000900,"iat":1700000000,"cnf":{}}})",
+        cnf);
+    EXPECT_THAT(verified(craft(ed_, h, payload)), FailsWith(ErrorCode::invalid_token)) << cnf;
+  }
 }
 
 TEST_F(JwtChecks, PublicOnlyKeyCannotSign) {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 
+#include "dpop_client.hpp"
 #include "result_matchers.hpp"
 #include "tessera/encoding.hpp"
 #include "tessera/memory_store.hpp"
@@ -76,8 +77,10 @@ struct Fixture {
   }
   std::string mint(std::optional<std::uint64_t> sv = 0,
                    std::optional<std::string> sid = std::string("01JSESSION"),
-                   seconds ttl = seconds{900}, const Key* with = nullptr) {
+                   seconds ttl = seconds{900}, const Key* with = nullptr,
+                   std::optional<std::string> cnf_jkt = std::nullopt) {
     JwtClaims c;
+    c.cnf_jkt = std::move(cnf_jkt);
     c.iss = "https://auth.example";
     c.sub = "alice";
     c.aud = {"api"};
@@ -296,6 +299,85 @@ TEST(AccessVerifier, Rs256TokensVerifyAgainstThePublishedRsaKeyAndNoOther) {
   const Key impostor = *Key::generate(Algorithm::RS256, "rs", CsprngRandom::instance());
   EXPECT_THAT(v.verify(reheader(impostor, R"({"alg":"RS256","kid":"rs","typ":"at+jwt"})")),
               FailsWith(ErrorCode::signature_invalid));
+}
+
+// ---- DPoP-bound tokens (RFC 9449 §7) -----------------------------------------
+
+constexpr std::string_view kResource = "https://api.example/hello";
+
+TEST(AccessVerifier, ABoundTokenNeedsAProofByItsKeyForThisRequestAndThisToken) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock, &f.epochs, &f.liveness);
+  const auto client = tessera::testing::DpopClient::make();
+  const std::string token = f.mint(0, std::string("01JSESSION"), seconds{900}, nullptr, client.jkt);
+  const auto now = f.clock.now();
+
+  // As a bearer (no proof), or with a proof that is not for this request.
+  EXPECT_THAT(v.verify(token), FailsWith(ErrorCode::dpop_proof_invalid));
+  const DpopPresented none{.method = "GET", .url = kResource};
+  EXPECT_THAT(v.verify(token, &none), FailsWith(ErrorCode::dpop_proof_invalid));
+  const std::string other_token =
+      f.mint(0, std::string("01JSESSION"), seconds{900}, nullptr, client.jkt);
+  for (const std::string& bad : {client.proof("GET", kResource, now),  // no ath
+                                 client.proof("GET", kResource, now, other_token),
+                                 client.proof("POST", kResource, now, token),
+                                 client.proof("GET", "https://api.example/other", now, token)}) {
+    const DpopPresented p{.proof = bad, .method = "GET", .url = kResource};
+    EXPECT_THAT(v.verify(token, &p), FailsWith(ErrorCode::dpop_proof_invalid));
+  }
+  EXPECT_EQ(f.liveness.calls, 0) << "a refused proof ends the checks before L2";
+
+  const std::string good = client.proof("GET", kResource, now, token);
+  const DpopPresented p{.proof = good, .method = "GET", .url = kResource};
+  auto r = v.verify(token, &p);
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(r->claims().cnf_jkt, client.jkt);
+
+  // A cache hit skips the token's signature, never the proof: the same
+  // proof again is a replay, a fresh one passes.
+  EXPECT_THAT(v.verify(token, &p), FailsWith(ErrorCode::dpop_proof_invalid));
+  const std::string fresh = client.proof("GET", kResource, now, token);
+  const DpopPresented q{.proof = fresh, .method = "GET", .url = kResource};
+  auto hit = v.verify(token, &q);
+  ASSERT_THAT(hit, Succeeds());
+  EXPECT_TRUE(hit->from_cache);
+
+  // A valid proof by another key: the token is in the wrong hands.
+  const auto thief = tessera::testing::DpopClient::make(Algorithm::EdDSA);
+  const std::string stolen = thief.proof("GET", kResource, now, token);
+  const DpopPresented t{.proof = stolen, .method = "GET", .url = kResource};
+  EXPECT_THAT(v.verify(token, &t), FailsWith(ErrorCode::dpop_key_mismatch));
+}
+
+TEST(AccessVerifier, AnUnboundTokenIgnoresTheProof) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock);
+  const DpopPresented p{.proof = "not.a.proof", .method = "GET", .url = kResource};
+  EXPECT_THAT(v.verify(f.mint(), &p), Succeeds());
+}
+
+TEST(ParseAuthorization, BearerAndDpopSchemesInAnyCase) {
+  auto b = parse_authorization("Bearer abc.def.ghi");
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->token, "abc.def.ghi");
+  EXPECT_FALSE(b->dpop_scheme);
+  auto d = parse_authorization("dpop abc");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->token, "abc");
+  EXPECT_TRUE(d->dpop_scheme);
+  for (std::string_view bad : {"", "Bearer", "Bearer ", "Basic abc", "Bearer a b", "DPoPabc"})
+    EXPECT_FALSE(parse_authorization(bad)) << bad;
+}
+
+TEST(HttpMapping, ProofProblemsAre401WithADpopChallenge) {
+  for (auto code : {ErrorCode::dpop_proof_invalid, ErrorCode::dpop_key_mismatch}) {
+    const auto r = to_http({code, ""});
+    EXPECT_EQ(r.status, 401u);
+    EXPECT_TRUE(r.www_authenticate.starts_with("DPoP error=\"invalid_dpop_proof\", algs=\""))
+        << r.www_authenticate;
+  }
+  EXPECT_TRUE(to_http({ErrorCode::use_dpop_nonce, ""})
+                  .www_authenticate.starts_with("DPoP error=\"use_dpop_nonce\""));
 }
 
 TEST(HttpMapping, TokenProblemsAre401WithABearerChallengeTransientsAre503) {

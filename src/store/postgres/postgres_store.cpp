@@ -93,6 +93,10 @@ CREATE INDEX upstream_by_sid ON upstream_links(issuer, sid) WHERE sid <> '';
 CREATE INDEX upstream_by_sub ON upstream_links(issuer, sub) WHERE sub <> '';
 CREATE INDEX upstream_due ON upstream_links(next_check) WHERE next_check IS NOT NULL;
 )sql",
+    // 3 → 4: the client key a session is bound to (docs/bound-sessions.md).
+    R"sql(
+ALTER TABLE sessions ADD COLUMN bound_jkt TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
 
@@ -100,7 +104,9 @@ static_assert(std::size(kMigrations) == kPostgresSchemaVersion);
   "s.id, s.subject, s.family_id, s.mode, s.created_at, s.last_seen_at, s.idle_expires_at, "   \
   "s.expires_at, s.revoked_at, s.revoke_reason, s.generation, s.epoch_at_issue, s.ip, "       \
   "s.user_agent, s.device, s.fingerprint, s.data, s.claims, s.rotated_at, s.sealed_version, " \
-  "s.sealed_text"
+  "s.sealed_text, s.bound_jkt"
+// How many columns SESSION_COLUMNS names (read_session reads them in order).
+constexpr int kSessionColumnCount = 22;
 
 // The subject's epochs beside a row that names the subject as `subject_expr`.
 #define EPOCHS_OF(subject_expr)                                  \
@@ -229,8 +235,9 @@ constexpr std::array<const char*, kSqlCount> kSql = {
     /* kInsertSession */
     "INSERT INTO sessions (id, subject, family_id, mode, created_at, last_seen_at, "
     "idle_expires_at, expires_at, generation, epoch_at_issue, ip, user_agent, device, "
-    "fingerprint, data, claims) VALUES ($1, $2, $3, $4::smallint, $5::bigint, $6::bigint, "
-    "$7::bigint, $8::bigint, $9::bigint, $10::bigint, $11, $12, $13, $14, $15, $16)",
+    "fingerprint, data, claims, bound_jkt) VALUES ($1, $2, $3, $4::smallint, $5::bigint, "
+    "$6::bigint, $7::bigint, $8::bigint, $9::bigint, $10::bigint, $11, $12, $13, $14, $15, $16, "
+    "$17)",
     /* kInsertCredential */
     "INSERT INTO credentials (lookup, key_version, kind, session_id, generation) VALUES ($1, "
     "$2::bigint, $3::smallint, $4, $5::bigint)",
@@ -429,6 +436,7 @@ Session read_session(const PGresult* r, int row, int b = 0) {
     x.sealed_current =
         SealedToken{static_cast<std::uint32_t>(to_i64(r, row, b + 19)), text(r, row, b + 20)};
   }
+  x.bound_jkt = text(r, row, b + 21);
   return x;
 }
 
@@ -647,7 +655,7 @@ class PostgresStore final : public SessionStore, public EventOutbox {
       p.add(s.created_at).add(s.last_seen_at).add(s.idle_expires_at).add(s.expires_at);
       p.add(s.generation).add(s.epoch_at_issue);
       p.add(s.metadata.ip).add(s.metadata.user_agent).add(s.metadata.device);
-      p.add(s.metadata.fingerprint_digest).add(s.data).add(s.claims);
+      p.add(s.metadata.fingerprint_digest).add(s.data).add(s.claims).add(s.bound_jkt);
       TESSERA_TRY(c.exec(kInsertSession, p));
       TESSERA_TRY(c.exec(kInsertCredential, Params()
                                                 .add(credential.text())
@@ -965,8 +973,8 @@ class PostgresStore final : public SessionStore, public EventOutbox {
     out.hit =
         CredentialHit{read_session(r, 0, b + 1), static_cast<std::uint64_t>(to_i64(r, 0, b)), key};
     if (with_epochs) {
-      out.epochs = Epochs{static_cast<std::uint64_t>(to_i64(r, 0, b + 22)),
-                          static_cast<std::uint64_t>(to_i64(r, 0, b + 23))};
+      out.epochs = Epochs{static_cast<std::uint64_t>(to_i64(r, 0, b + 1 + kSessionColumnCount)),
+                          static_cast<std::uint64_t>(to_i64(r, 0, b + 2 + kSessionColumnCount))};
     }
     return out;
   }

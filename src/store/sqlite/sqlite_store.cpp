@@ -92,6 +92,10 @@ CREATE INDEX upstream_by_sid ON upstream_links(issuer, sid) WHERE sid <> '';
 CREATE INDEX upstream_by_sub ON upstream_links(issuer, sub) WHERE sub <> '';
 CREATE INDEX upstream_due ON upstream_links(next_check) WHERE next_check IS NOT NULL;
 )sql",
+    // 3 → 4: the client key a session is bound to (docs/bound-sessions.md).
+    R"sql(
+ALTER TABLE sessions ADD COLUMN bound_jkt TEXT NOT NULL DEFAULT '';
+)sql",
 };
 static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
@@ -99,7 +103,7 @@ constexpr const char* kSessionColumns =
     "id, subject, family_id, mode, created_at, last_seen_at, idle_expires_at, expires_at, "
     "revoked_at, "
     "revoke_reason, generation, epoch_at_issue, ip, user_agent, device, fingerprint, data, claims, "
-    "rotated_at, sealed_version, sealed_text";
+    "rotated_at, sealed_version, sealed_text, bound_jkt";
 
 class Conn;
 
@@ -262,6 +266,7 @@ Session read_session(const Stmt& s, int base = 0) {
   x.rotated_at = s.opt_time(base + 18);
   if (!s.null(base + 19))
     x.sealed_current = SealedToken{static_cast<std::uint32_t>(s.i64(base + 19)), s.text(base + 20)};
+  x.bound_jkt = s.text(base + 21);
   return x;
 }
 
@@ -552,10 +557,9 @@ class SqliteStore final : public SessionStore, public EventOutbox {
               "idle_expires_at, "
               "expires_at, revoked_at, revoke_reason, generation, epoch_at_issue, ip, user_agent, "
               "device, "
-              "fingerprint, data, claims, rotated_at, sealed_version, sealed_text) "
+              "fingerprint, data, claims, rotated_at, sealed_version, sealed_text, bound_jkt) "
               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, '', ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-              "?16, NULL, NULL, "
-              "NULL)");
+              "?16, NULL, NULL, NULL, ?17)");
       ins.bind(1, s.id)
           .bind(2, s.subject)
           .bind(3, s.family_id)
@@ -568,6 +572,7 @@ class SqliteStore final : public SessionStore, public EventOutbox {
           .bind(10, static_cast<std::int64_t>(s.epoch_at_issue));
       ins.bind(11, s.metadata.ip).bind(12, s.metadata.user_agent).bind(13, s.metadata.device);
       ins.bind(14, s.metadata.fingerprint_digest).bind(15, s.data).bind(16, s.claims);
+      ins.bind(17, s.bound_jkt);
       TESSERA_TRY(ins.run());
     }
     TESSERA_TRY(insert_credential(credential, kind, s.id, s.generation));
