@@ -26,7 +26,8 @@
 //   10. with DpopCheck::expected_jkt: the proof key's thumbprint equals it,
 //       else dpop_key_mismatch (a valid proof by another key: the caller
 //       revokes the family, reason dpop_key_mismatch);
-//   11. with DpopCheck::nonce: the proof's nonce equals it, else
+//   11. with DpopCheck::nonce: the proof's nonce equals it (or
+//       DpopCheck::previous_nonce), else
 //       use_dpop_nonce (missing or stale: the caller answers with a fresh
 //       DPoP-Nonce);
 //   12. jti not seen before (the replay cache): recorded only here, so only
@@ -74,8 +75,10 @@ struct DpopCheck {
   // The access token presented with the proof (at a resource, or a bound
   // refresh): ath is then required and must be its hash.
   std::optional<std::string_view> access_token;
-  // The nonce the server expects: the proof's nonce must equal it.
+  // The nonce the server expects: the proof's nonce must equal it (or
+  // previous_nonce, the one it handed out before, while that still counts).
   std::optional<std::string_view> nonce;
+  std::optional<std::string_view> previous_nonce;
   // The thumbprint the token or refresh family is bound to (cnf.jkt).
   std::optional<std::string_view> expected_jkt;
 };
@@ -88,6 +91,7 @@ struct DpopPresented {
   std::string_view method;                // the request's method
   std::string_view url;                   // the request's absolute public URL (the proof's htu)
   std::optional<std::string_view> nonce;  // the server nonce the proof must carry, if any
+  std::optional<std::string_view> previous_nonce;  // ... or this one (DpopCheck::previous_nonce)
 };
 
 struct DpopProof {

@@ -51,6 +51,11 @@ struct SessionPolicy {
   std::chrono::seconds upstream_check_interval{std::chrono::minutes{5}};
   // DPoP proofs at renewal (iat window, replay cache; docs/bound-sessions.md).
   DpopOptions dpop;
+  // Renewals of bound sessions also need a server nonce (RFC 9449 §8):
+  // current_dpop_nonce(), which changes every dpop.iat_window and counts
+  // for two of them. Stateless and the same on every instance that shares
+  // the lookup keys.
+  bool dpop_nonce = false;
 
   // config_invalid naming the bad setting.
   [[nodiscard]] Status validate() const;
@@ -154,7 +159,9 @@ class SessionService {
   //  4. invalid_token (malformed/unknown), session_revoked, session_expired,
   //     session_idle_timeout.
   // A session bound to a DPoP key (IssueRequest::dpop_jkt) first needs
-  // `dpop` to hold a valid proof by that key (DpopVerifier::verify):
+  // `dpop` to hold a valid proof by that key (DpopVerifier::verify; with
+  // SessionPolicy::dpop_nonce, carrying current_dpop_nonce() or the one
+  // before; DpopPresented's own nonce fields are not read here):
   // dpop_proof_invalid without one or with a bad one, use_dpop_nonce for a
   // missing or stale nonce, and dpop_key_mismatch for a valid proof by
   // another key — the token is in the wrong hands: the family is revoked
@@ -224,6 +231,11 @@ class SessionService {
 
   [[nodiscard]] const SessionPolicy& policy() const noexcept { return policy_; }
 
+  // The server nonce a DPoP proof must carry now (SessionPolicy::dpop_nonce;
+  // nullopt when off): base64url of the time slot and an HMAC of it under
+  // the active lookup key. A client learns it from the DPoP-Nonce header.
+  [[nodiscard]] std::optional<std::string> current_dpop_nonce() const;
+
   ~SessionService();
   SessionService(const SessionService&) = delete;
   SessionService& operator=(const SessionService&) = delete;
@@ -238,6 +250,7 @@ class SessionService {
   Result<Session> resolve(std::string_view token, bool expired_access_ok);
   Status check_live(const Session& s, UnixSeconds now) const;
   Status check_possession(const Session& s, const DpopPresented* dpop, UnixSeconds now);
+  [[nodiscard]] std::string dpop_nonce_at(std::int64_t slot) const;
   void audit(AuditEvent event) const;
   // The system ended `s`'s family (a replay, a proof by another key).
   void audit_family_revoked(const Session& s, RevokeReason reason, const RevokeResult& revoked,

@@ -556,6 +556,9 @@ const std::vector<Row>& table() {
         "a DPoP proof is accepted while its iat is this close to now (RFC 9449 §11.1)"},
        Duration{seconds{1}, seconds{600},
                 put<&Config::policy, &SessionPolicy::dpop, &DpopOptions::iat_window>}},
+      {{"dpop_nonce", "false",
+        "refreshes of DPoP-bound sessions also need a server nonce (RFC 9449 §8, DPoP-Nonce)"},
+       Boolean{put<&Config::policy, &SessionPolicy::dpop_nonce>}},
       {{"dpop_replay_capacity", "100000",
         "DPoP proofs remembered per process against replay (size it above the DPoP requests "
         "per 2 x dpop_iat_window)"},

@@ -240,7 +240,9 @@ Result<DpopProof> DpopVerifier::verify(std::string_view proof, const DpopCheck& 
   // 11. The server's nonce.
   if (check.nonce) {
     if (nonce == nullptr) return fail(ErrorCode::use_dpop_nonce, "DPoP proof lacks the nonce");
-    if (!constant_time_equal(std::string_view(*nonce), *check.nonce))
+    const std::string_view given(*nonce);
+    if (!constant_time_equal(given, *check.nonce) &&
+        !(check.previous_nonce && constant_time_equal(given, *check.previous_nonce)))
       return fail(ErrorCode::use_dpop_nonce, "DPoP nonce is not the current one");
   }
 

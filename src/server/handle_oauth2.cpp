@@ -189,6 +189,12 @@ HttpResponse OAuth2Handlers::introspect(const HttpRequest& req) {
 }
 
 HttpResponse OAuth2Handlers::token(const HttpRequest& req) {
+  HttpResponse r = refresh_grant(req);
+  add_dpop_nonce(ctx_, r);
+  return r;
+}
+
+HttpResponse OAuth2Handlers::refresh_grant(const HttpRequest& req) {
   const auto ct = req.header("content-type").value_or("");
   if (!(ct.size() >= 33 && iequals(ct.substr(0, 33), "application/x-www-form-urlencoded")))
     return oauth_error(400, "invalid_request",

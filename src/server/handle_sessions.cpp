@@ -127,7 +127,12 @@ HttpResponse issue_session(const HandlerContext& ctx, const HttpRequest& req) {
   auto issued = ctx.deps.service.issue(ir);
   if (!issued) return from_error(issued.error());
   if (issued->tokens) {
-    return json_response(201, token_pair_json(issued->session, *issued->tokens, scratch.storage()));
+    HttpResponse r =
+        json_response(201, token_pair_json(issued->session, *issued->tokens, scratch.storage()));
+    // The nonce the client's first refresh proof needs, for the login
+    // handler to pass on with the tokens.
+    if (!issued->session.bound_jkt.empty()) add_dpop_nonce(ctx, r);
+    return r;
   }
   return cookie_session_answer(ctx, 201, *issued, scratch);
 }

@@ -7,7 +7,9 @@
 
 namespace tessera::server {
 
-HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
+namespace {
+
+HttpResponse refresh(const HandlerContext& ctx, const HttpRequest& req) {
   JsonScratch scratch;
   auto body = read_object(req, false, scratch.storage());
   if (!body) return from_error(body.error());
@@ -21,6 +23,14 @@ HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
   // A public answer: the session without its metadata and data.
   return json_response(
       200, token_pair_json(r->session, r->tokens, scratch.storage(), SessionView::client));
+}
+
+}  // namespace
+
+HttpResponse refresh_tokens(const HandlerContext& ctx, const HttpRequest& req) {
+  HttpResponse r = refresh(ctx, req);
+  add_dpop_nonce(ctx, r);
+  return r;
 }
 
 }  // namespace tessera::server

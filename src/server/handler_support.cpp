@@ -99,6 +99,11 @@ Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
   return in;
 }
 
+void add_dpop_nonce(const HandlerContext& ctx, HttpResponse& response) {
+  if (auto nonce = ctx.deps.service.current_dpop_nonce())
+    response.headers.emplace_back("DPoP-Nonce", std::move(*nonce));
+}
+
 HttpResponse json_response(unsigned status, const json::object& v) {
   HttpResponse r;
   r.status = status;

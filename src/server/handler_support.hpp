@@ -81,5 +81,8 @@ struct DpopInput {
 };
 [[nodiscard]] Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
                                            std::string_view path);
+// With dpop_nonce on, the nonce the next proof must carry (RFC 9449 §8), on
+// every answer of the endpoints that check proofs.
+void add_dpop_nonce(const HandlerContext& ctx, HttpResponse& response);
 
 }  // namespace tessera::server

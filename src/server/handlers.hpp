@@ -84,6 +84,7 @@ class OAuth2Handlers {
 
  private:
   struct Verifier;
+  [[nodiscard]] HttpResponse refresh_grant(const HttpRequest& req);
   HandlerContext ctx_;
   std::unique_ptr<Verifier> verifier_;
 };

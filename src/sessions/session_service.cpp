@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/json.hpp>
+#include <span>
 
 #include "tessera/digest.hpp"
 #include "tessera/encoding.hpp"
@@ -530,13 +533,39 @@ void SessionService::audit_family_revoked(const Session& s, RevokeReason reason,
          .count = revoked.session_ids.size()});
 }
 
+std::string SessionService::dpop_nonce_at(std::int64_t slot) const {
+  // The MAC of a text no token can be (tokens start tss_ or tsr_), so a
+  // nonce never equals, or reveals, any credential's lookup key.
+  const LookupKey mac =
+      deps_.lookup.derive(TokenKind::session, SecretString(fmt::format("dpop-nonce:{}", slot)));
+  std::array<std::uint8_t, 24> raw{};
+  for (int i = 0; i < 8; ++i)
+    raw[static_cast<std::size_t>(i)] =
+        static_cast<std::uint8_t>(static_cast<std::uint64_t>(slot) >> (56 - 8 * i));
+  std::copy_n(mac.mac.begin(), 16, raw.begin() + 8);
+  return base64url_encode(std::span<const std::uint8_t>(raw));
+}
+
+std::optional<std::string> SessionService::current_dpop_nonce() const {
+  if (!policy_.dpop_nonce) return std::nullopt;
+  return dpop_nonce_at(deps_.clock.now().time_since_epoch().count() /
+                       policy_.dpop.iat_window.count());
+}
+
 Status SessionService::check_possession(const Session& s, const DpopPresented* dpop,
                                         UnixSeconds now) {
   if (dpop == nullptr || !dpop->proof)
     return fail(ErrorCode::dpop_proof_invalid,
                 "this refresh token is bound to a DPoP key: a DPoP proof is required");
-  const DpopCheck check{
-      .method = dpop->method, .url = dpop->url, .nonce = dpop->nonce, .expected_jkt = s.bound_jkt};
+  DpopCheck check{.method = dpop->method, .url = dpop->url, .expected_jkt = s.bound_jkt};
+  std::string current, previous;
+  if (policy_.dpop_nonce) {
+    const std::int64_t slot = now.time_since_epoch().count() / policy_.dpop.iat_window.count();
+    current = dpop_nonce_at(slot);
+    previous = dpop_nonce_at(slot - 1);
+    check.nonce = current;
+    check.previous_nonce = previous;
+  }
   auto proof = dpop_.verify(*dpop->proof, check, now);
   if (proof) return {};
   if (proof.error().code != ErrorCode::dpop_key_mismatch) return std::unexpected(proof.error());

@@ -143,5 +143,49 @@ TEST_P(StoreConformance, AnUnboundRenewalIgnoresAProof) {
   EXPECT_EQ(access_claims(h, renewed->tokens).cnf_jkt, std::nullopt);
 }
 
+TEST_P(StoreConformance, WithServerNoncesARenewalNeedsTheCurrentOrThePreviousOne) {
+  SessionPolicy policy;
+  policy.dpop_nonce = true;
+  Harness h(GetParam(), policy);
+  EXPECT_EQ(
+      SessionService::create(
+          {h.store, h.lookup, h.cipher, h.keys, h.clock, CsprngRandom::instance()}, SessionPolicy{})
+          .value()
+          ->current_dpop_nonce(),
+      std::nullopt)
+      << "off by default";
+  const DpopClient client = DpopClient::make();
+  const IssuedSession issued = issue_bound(h, client);
+  std::string refresh(issued.tokens->refresh_token.reveal());
+  auto renew = [&](std::optional<std::string_view> nonce) {
+    const std::string proof = client.proof("POST", kUrl, h.clock.now(), std::nullopt, nonce);
+    const DpopPresented p{.proof = proof, .method = "POST", .url = kUrl};
+    return h.service->renew(refresh, &p);
+  };
+
+  EXPECT_THAT(renew(std::nullopt), FailsWith(ErrorCode::use_dpop_nonce));
+  EXPECT_THAT(renew("not-the-nonce"), FailsWith(ErrorCode::use_dpop_nonce));
+  const std::string nonce = *h.service->current_dpop_nonce();
+  EXPECT_EQ(nonce.size(), 32u);
+  auto r = renew(nonce);
+  ASSERT_THAT(r, Succeeds());
+  refresh = std::string(r->tokens.refresh_token.reveal());
+
+  // One window later the nonce has moved, and the old one still counts.
+  h.clock.advance(policy.dpop.iat_window);
+  EXPECT_NE(*h.service->current_dpop_nonce(), nonce);
+  r = renew(nonce);
+  ASSERT_THAT(r, Succeeds());
+  refresh = std::string(r->tokens.refresh_token.reveal());
+  // Two windows later it is stale: the client is told to use the new one.
+  h.clock.advance(policy.dpop.iat_window);
+  EXPECT_THAT(renew(nonce), FailsWith(ErrorCode::use_dpop_nonce));
+  EXPECT_THAT(renew(*h.service->current_dpop_nonce()), Succeeds());
+
+  // Another lookup key (another deployment) makes other nonces.
+  const LookupKeyRing other = make_ring({{1, 'z'}});
+  EXPECT_NE(*h.with_ring(other)->current_dpop_nonce(), *h.service->current_dpop_nonce());
+}
+
 }  // namespace
 }  // namespace tessera::testing

@@ -191,6 +191,45 @@ class TestDpopRefresh(DpopCase):
                          {"ES256", "EdDSA", "Ed25519", "RS256"})
 
 
+class TestDpopNonce(DpopCase):
+    """dpop_nonce: the server nonce of RFC 9449 §8 at both refresh endpoints."""
+    ARGS = ["--dpop-nonce", "true"]
+
+    def test_the_first_proof_learns_the_nonce_and_the_retry_renews(self):
+        body = self.bound()
+        url = self.refresh_url()
+        r = self.refresh(body["refresh_token"], self.owner.proof("POST", url))
+        self.assertRefused(r, 401, "use_dpop_nonce")
+        self.assertTrue((r.header("WWW-Authenticate") or "").startswith(
+            'DPoP error="use_dpop_nonce"'), r.header("WWW-Authenticate"))
+        nonce = r.header("DPoP-Nonce")
+        self.assertTrue(nonce, "no DPoP-Nonce on use_dpop_nonce")
+        self.assertRefused(self.refresh(body["refresh_token"],
+                                        self.owner.proof("POST", url, nonce="stale-or-forged")),
+                           401, "use_dpop_nonce")
+        r = self.refresh(body["refresh_token"], self.owner.proof("POST", url, nonce=nonce))
+        self.assertEqual(r.status, 200, r)
+        self.assertTrue(r.header("DPoP-Nonce"), "a success carries the next nonce")
+
+    def test_the_issue_answer_and_the_oauth2_endpoint_carry_it_too(self):
+        r = self.auth.request("POST", "/v1/sessions",
+                              {"subject": "dora", "mode": "token", "dpop_jkt": self.owner.jkt},
+                              auth=True)
+        self.assertEqual(r.status, 201, r)
+        nonce = r.header("DPoP-Nonce")
+        self.assertTrue(nonce, "the issue of a bound session names the nonce")
+        form = {"grant_type": "refresh_token", "refresh_token": r.json["refresh_token"]}
+        token_url = self.base + "/oauth2/token"
+        bad = self.auth.request("POST", "/oauth2/token", form=form,
+                                headers={"DPoP": self.owner.proof("POST", token_url)})
+        self.assertEqual((bad.status, bad.json.get("error")), (400, "use_dpop_nonce"), bad)
+        self.assertTrue(bad.header("DPoP-Nonce"))
+        good = self.auth.request("POST", "/oauth2/token", form=form, headers={
+            "DPoP": self.owner.proof("POST", token_url, nonce=nonce)})
+        self.assertEqual(good.status, 200, good)
+        self.assertEqual(good.json["token_type"], "DPoP")
+
+
 class TestDpopResource(DpopCase):
     """The example resource service (tessera::verify) with DPoP-bound tokens."""
 
