@@ -11,7 +11,8 @@
 // verify runs, in this order, stopping at the first failure:
 //    1. size ≤ kMaxDpopProofBytes (8 KiB), before any parsing;
 //    2. compact JWS: three base64url parts;
-//    3. header JSON: no "crit"; typ exactly "dpop+jwt"; alg ES256, EdDSA (or
+//    3. header JSON (skipped when the key cache holds this exact header,
+//       which passed this step before): no "crit"; typ exactly "dpop+jwt"; alg ES256, EdDSA (or
 //       RFC 9864's Ed25519) or RS256 (none, HS256 and every other name
 //       refused); jwk a public key
 //       object whose type fits alg;
@@ -66,6 +67,11 @@ struct DpopOptions {
   // within the iat window of the replayed one: size it above the peak number
   // of DPoP requests per 2 × iat_window.
   std::size_t replay_capacity = 100'000;
+  // Client keys remembered by the exact header of their proofs (a client
+  // sends the same header with every proof): a hit skips the header's
+  // parse, the key's build from its jwk and its thumbprint, never the
+  // signature. Bounded, oldest out first; 0 turns it off.
+  std::size_t key_cache_entries = 4096;
 };
 
 // What the proof must be for. The views must outlive the verify call.
@@ -119,6 +125,8 @@ class DpopVerifier {
 
   // How many jti the replay cache holds now (for tests and metrics).
   [[nodiscard]] std::size_t replay_cache_size() const;
+  // How many client keys the key cache holds now.
+  [[nodiscard]] std::size_t key_cache_size() const;
 
  private:
   struct State;

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <utility>
@@ -87,12 +89,78 @@ ReplayKey replay_key(std::string_view jkt, std::string_view jti) {
   return k;
 }
 
+// A client key as a proof's header names it, with what step 3 found.
+struct ClientKey {
+  Key key;
+  std::string jkt;
+};
+
+// The key cache: headers that passed step 3 and a signature check, by their
+// exact base64url text, oldest out first.
+struct KeyCache {
+  std::mutex mu;
+  std::unordered_map<std::string, std::shared_ptr<const ClientKey>> by_header;
+  std::deque<std::string> order;
+
+  std::shared_ptr<const ClientKey> find(std::string_view header) {
+    std::lock_guard lock(mu);
+    auto it = by_header.find(std::string(header));
+    return it == by_header.end() ? nullptr : it->second;
+  }
+  void put(std::string_view header, std::shared_ptr<const ClientKey> key, std::size_t capacity) {
+    std::lock_guard lock(mu);
+    if (by_header.contains(std::string(header))) return;
+    while (order.size() >= capacity) {
+      by_header.erase(order.front());
+      order.pop_front();
+    }
+    order.emplace_back(header);
+    by_header.emplace(std::string(header), std::move(key));
+  }
+};
+
+// Step 3 of verify: the header of a proof, made into its client key.
+Result<std::shared_ptr<const ClientKey>> parse_header(std::string_view header_b64) {
+  std::string header_text;
+  if (!base64url_decode_into(header_b64, header_text))
+    return invalid("DPoP header is not base64url");
+  unsigned char header_buf[2048];
+  json::monotonic_resource header_mr(header_buf, sizeof header_buf);
+  auto header = detail::parse_json_object(header_text, ErrorCode::dpop_proof_invalid, "DPoP header",
+                                          &header_mr);
+  if (!header) return std::unexpected(header.error());
+  if (header->contains("crit")) return invalid("DPoP header has crit parameters");
+  const json::value* typ = header->if_contains("typ");
+  if (typ == nullptr || !typ->is_string() || typ->get_string() != kDpopTyp)
+    return invalid("DPoP header typ is not \"dpop+jwt\"");
+  const json::value* alg_v = header->if_contains("alg");
+  if (alg_v == nullptr || !alg_v->is_string()) return invalid("DPoP header lacks alg");
+  // "Ed25519" is RFC 9864's fully-specified name for EdDSA over Ed25519,
+  // which newer clients (npm's dpop) send; it means the same key and
+  // signature here, the only EdDSA curve accepted.
+  const std::string_view alg_name = alg_v->get_string();
+  const std::optional<Algorithm> alg =
+      alg_name == "Ed25519" ? std::optional(Algorithm::EdDSA) : algorithm_from_string(alg_name);
+  if (!alg || *alg == Algorithm::HS256)
+    return invalid("DPoP header alg is not ES256, EdDSA (Ed25519) or RS256");
+  const json::value* jwk_v = header->if_contains("jwk");
+  if (jwk_v == nullptr || !jwk_v->is_object()) return invalid("DPoP header lacks a jwk object");
+  auto key = detail::public_key_from_jwk_object(jwk_v->get_object());
+  if (!key) return invalid("DPoP header jwk is refused: " + key.error().detail);
+  if (key->algorithm() != *alg) return invalid("DPoP header jwk does not fit its alg");
+
+  auto jkt = key->thumbprint();
+  if (!jkt) return fail(ErrorCode::internal, "no thumbprint for an asymmetric key");
+  return std::make_shared<const ClientKey>(ClientKey{std::move(*key), std::move(*jkt)});
+}
+
 }  // namespace
 
 // The replay cache: every accepted proof's key until the proof could no
 // longer pass the iat check (iat + window: at most 2 × window after it was
 // accepted), bounded by replay_capacity.
 struct DpopVerifier::State {
+  KeyCache keys;
   std::mutex mu;
   std::multimap<UnixSeconds, ReplayKey> by_expiry;
   std::unordered_map<ReplayKey, std::multimap<UnixSeconds, ReplayKey>::iterator, ReplayKeyHash>
@@ -123,6 +191,11 @@ DpopVerifier::DpopVerifier(DpopOptions options)
 
 DpopVerifier::~DpopVerifier() = default;
 
+std::size_t DpopVerifier::key_cache_size() const {
+  std::lock_guard lock(state_->keys.mu);
+  return state_->keys.order.size();
+}
+
 std::size_t DpopVerifier::replay_cache_size() const {
   std::lock_guard lock(state_->mu);
   return state_->by_expiry.size();
@@ -146,40 +219,23 @@ Result<DpopProof> DpopVerifier::verify(std::string_view proof, const DpopCheck& 
   if (header_b64.empty() || payload_b64.empty() || sig_b64.empty())
     return invalid("DPoP proof has an empty part");
 
-  // 3. Header: typ, alg, jwk.
-  std::string header_text;
-  if (!base64url_decode_into(header_b64, header_text))
-    return invalid("DPoP header is not base64url");
-  unsigned char header_buf[2048];
-  json::monotonic_resource header_mr(header_buf, sizeof header_buf);
-  auto header = detail::parse_json_object(header_text, ErrorCode::dpop_proof_invalid, "DPoP header",
-                                          &header_mr);
-  if (!header) return std::unexpected(header.error());
-  if (header->contains("crit")) return invalid("DPoP header has crit parameters");
-  const json::value* typ = header->if_contains("typ");
-  if (typ == nullptr || !typ->is_string() || typ->get_string() != kDpopTyp)
-    return invalid("DPoP header typ is not \"dpop+jwt\"");
-  const json::value* alg_v = header->if_contains("alg");
-  if (alg_v == nullptr || !alg_v->is_string()) return invalid("DPoP header lacks alg");
-  // "Ed25519" is RFC 9864's fully-specified name for EdDSA over Ed25519,
-  // which newer clients (npm's dpop) send; it means the same key and
-  // signature here, the only EdDSA curve accepted.
-  const std::string_view alg_name = alg_v->get_string();
-  const std::optional<Algorithm> alg =
-      alg_name == "Ed25519" ? std::optional(Algorithm::EdDSA) : algorithm_from_string(alg_name);
-  if (!alg || *alg == Algorithm::HS256)
-    return invalid("DPoP header alg is not ES256, EdDSA (Ed25519) or RS256");
-  const json::value* jwk_v = header->if_contains("jwk");
-  if (jwk_v == nullptr || !jwk_v->is_object()) return invalid("DPoP header lacks a jwk object");
-  auto key = detail::public_key_from_jwk_object(jwk_v->get_object());
-  if (!key) return invalid("DPoP header jwk is refused: " + key.error().detail);
-  if (key->algorithm() != *alg) return invalid("DPoP header jwk does not fit its alg");
+  // 3. Header: typ, alg, jwk — or a header seen before, from the cache.
+  const bool caching = options_.key_cache_entries > 0;
+  std::shared_ptr<const ClientKey> client = caching ? state_->keys.find(header_b64) : nullptr;
+  const bool cached = client != nullptr;
+  if (!cached) {
+    auto parsed = parse_header(header_b64);
+    if (!parsed) return std::unexpected(parsed.error());
+    client = std::move(*parsed);
+  }
+  const Key* key = &client->key;
 
   // 4. The signature, under the header's key.
   std::string signature;
   if (!base64url_decode_into(sig_b64, signature)) return invalid("DPoP signature is not base64url");
   if (!key->verify(proof.substr(0, dot2), as_bytes(signature)))
     return invalid("DPoP signature does not verify");
+  if (caching && !cached) state_->keys.put(header_b64, client, options_.key_cache_entries);
 
   // 5. Claims.
   std::string payload_text;
@@ -231,9 +287,8 @@ Result<DpopProof> DpopVerifier::verify(std::string_view proof, const DpopCheck& 
   }
 
   // 10. The key the token is bound to.
-  std::optional<std::string> jkt = key->thumbprint();
-  if (!jkt) return fail(ErrorCode::internal, "no thumbprint for an asymmetric key");
-  if (check.expected_jkt && !constant_time_equal(*jkt, *check.expected_jkt))
+  const std::string& jkt = client->jkt;
+  if (check.expected_jkt && !constant_time_equal(jkt, *check.expected_jkt))
     return fail(ErrorCode::dpop_key_mismatch,
                 "DPoP proof is signed by another key than the one the token is bound to");
 
@@ -248,11 +303,11 @@ Result<DpopProof> DpopVerifier::verify(std::string_view proof, const DpopCheck& 
 
   // 12. Replay: last, so that only proofs that passed everything else take
   // room in the cache.
-  if (!state_->insert(replay_key(*jkt, *jti), *iat + window, now, options_.replay_capacity))
+  if (!state_->insert(replay_key(jkt, *jti), *iat + window, now, options_.replay_capacity))
     return invalid("DPoP proof was used before (jti)");
 
   DpopProof out;
-  out.jkt = std::move(*jkt);
+  out.jkt = jkt;
   out.jti = std::string(*jti);
   out.iat = *iat;
   out.htm = std::string(*htm);

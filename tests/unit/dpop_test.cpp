@@ -417,6 +417,43 @@ TEST_F(Dpop, ErrorDetailsHoldNeitherTheProofNorTheAccessToken) {
   }
 }
 
+TEST_F(Dpop, TheKeyCacheSkipsTheHeaderNeverTheSignature) {
+  // A header seen before: its key comes from the cache.
+  EXPECT_THAT(verify_claims(claims_for(fresh_jti())), Succeeds());
+  EXPECT_EQ(verifier.key_cache_size(), 1u);
+  auto again = verify_claims(claims_for(fresh_jti()));
+  ASSERT_THAT(again, Succeeds());
+  EXPECT_EQ(again->jkt, c().jkt);
+  EXPECT_EQ(verifier.key_cache_size(), 1u);
+  // The same header over a signature by another key: refused, the cache
+  // notwithstanding, and nothing of it is remembered.
+  const Client& other = client(Algorithm::EdDSA);
+  const std::string forged = sign_proof(other.key, header_for(c()), claims_for(fresh_jti()));
+  EXPECT_THAT(verifier.verify(forged, request(), kNow), FailsWith(ErrorCode::dpop_proof_invalid));
+  // A header whose signature failed is not cached.
+  const std::string bad_first = sign_proof(c().key, header_for(other), claims_for(fresh_jti()));
+  EXPECT_THAT(verifier.verify(bad_first, request(), kNow),
+              FailsWith(ErrorCode::dpop_proof_invalid));
+  EXPECT_EQ(verifier.key_cache_size(), 1u);
+}
+
+TEST_F(Dpop, TheKeyCacheIsBoundedAndCanBeTurnedOff) {
+  DpopVerifier small(DpopOptions{.key_cache_entries = 2});
+  DpopVerifier off(DpopOptions{.key_cache_entries = 0});
+  for (Algorithm alg : {Algorithm::ES256, Algorithm::EdDSA, Algorithm::RS256}) {
+    const Client& k = client(alg);
+    EXPECT_THAT(small.verify(proof(k, claims_for(fresh_jti())), request(), kNow), Succeeds());
+    EXPECT_THAT(off.verify(proof(k, claims_for(fresh_jti())), request(), kNow), Succeeds());
+    EXPECT_LE(small.key_cache_size(), 2u);
+  }
+  EXPECT_EQ(small.key_cache_size(), 2u);
+  EXPECT_EQ(off.key_cache_size(), 0u);
+  // The oldest went: its client still verifies (by the slow path).
+  EXPECT_THAT(
+      small.verify(proof(client(Algorithm::ES256), claims_for(fresh_jti())), request(), kNow),
+      Succeeds());
+}
+
 TEST_F(Dpop, ReplayCacheIsBoundedAndExpires) {
   DpopVerifier small(DpopOptions{.iat_window = seconds{60}, .replay_capacity = 3});
   std::vector<std::string> proofs;
