@@ -12,10 +12,10 @@
 //    1. size ≤ kMaxDpopProofBytes (8 KiB), before any parsing;
 //    2. compact JWS: three base64url parts;
 //    3. header JSON (skipped when the key cache holds this exact header,
-//       which passed this step before): no "crit"; typ exactly "dpop+jwt"; alg ES256, EdDSA (or
-//       RFC 9864's Ed25519) or RS256 (none, HS256 and every other name
-//       refused); jwk a public key
-//       object whose type fits alg;
+//       which passed this step before): no "crit"; typ exactly "dpop+jwt";
+//       alg ES256, EdDSA (or RFC 9864's Ed25519) or RS256 (none, HS256 and
+//       every other name refused); jwk a public key object whose type fits
+//       alg;
 //    4. the signature verifies under that jwk;
 //    5. claims JSON: jti (a string of 1 to 256 bytes), htm and htu (strings)
 //       and iat (a number) present; ath and nonce strings when present;

@@ -189,6 +189,7 @@ Result<VerifiedAccess> AccessVerifier::verify(std::string_view token, const Dpop
                           .url = dpop->url,
                           .access_token = token,
                           .nonce = dpop->nonce,
+                          .previous_nonce = dpop->previous_nonce,
                           .expected_jkt = *claims.cnf_jkt};
     if (auto proof = dpop_.verify(*dpop->proof, check, now); !proof)
       return std::unexpected(proof.error());

@@ -349,6 +349,24 @@ TEST(AccessVerifier, ABoundTokenNeedsAProofByItsKeyForThisRequestAndThisToken) {
   EXPECT_THAT(v.verify(token, &t), FailsWith(ErrorCode::dpop_key_mismatch));
 }
 
+TEST(AccessVerifier, AResourceNonceCountsAndSoDoesThePreviousOne) {
+  Fixture f;
+  AccessVerifier v(f.options(), *f.keys, f.clock);
+  const auto client = tessera::testing::DpopClient::make();
+  const std::string token = f.mint(0, std::string("01JSESSION"), seconds{900}, nullptr, client.jkt);
+  const auto now = f.clock.now();
+  for (auto [given, ok] : {std::pair{"n2", true}, std::pair{"n1", true}, std::pair{"n0", false}}) {
+    const std::string proof = client.proof("GET", kResource, now, token, given);
+    const DpopPresented p{
+        .proof = proof, .method = "GET", .url = kResource, .nonce = "n2", .previous_nonce = "n1"};
+    if (ok) {
+      EXPECT_THAT(v.verify(token, &p), Succeeds()) << given;
+    } else {
+      EXPECT_THAT(v.verify(token, &p), FailsWith(ErrorCode::use_dpop_nonce)) << given;
+    }
+  }
+}
+
 TEST(AccessVerifier, AnUnboundTokenIgnoresTheProof) {
   Fixture f;
   AccessVerifier v(f.options(), *f.keys, f.clock);
