@@ -95,15 +95,16 @@ HttpResponse AuthzHandlers::handle(ForwardStyle style, const HttpRequest& req,
     if (const auto& jkt = v->claims().cnf_jkt) {
       // A bound token: the proof the client made for the request the proxy
       // forwards, its htu the original URL (from a trusted proxy's headers).
-      auto proof = dpop_scheme ? dpop_input(ctx_, req, "") : Result<DpopInput>(DpopInput{});
-      if (!proof) return deny(style, req, original, allowed_host, proof.error().code, "");
-      if (!proof->proof)
+      auto proof = dpop_scheme ? dpop_header(req) : Result<std::optional<std::string>>();
+      if (!proof)
+        return deny(style, req, original, allowed_host, proof.error().code, proof.error().detail);
+      if (!*proof)
         return deny(style, req, original, allowed_host, ErrorCode::dpop_proof_invalid,
                     "a DPoP-bound token needs Authorization: DPoP and its DPoP proof");
       const std::string url = original.url();
       const DpopCheck check{
           .method = original.method, .url = url, .access_token = *bearer, .expected_jkt = *jkt};
-      if (auto ok = dpop_->verify(*proof->proof, check, ctx_.deps.clock.now()); !ok)
+      if (auto ok = dpop_->verify(**proof, check, ctx_.deps.clock.now()); !ok)
         return deny(style, req, original, allowed_host,
                     ok.error().code == ErrorCode::invalid_request ? ErrorCode::dpop_proof_invalid
                                                                   : ok.error().code,

@@ -89,14 +89,21 @@ void log_event(LogLevel level, std::string_view event, std::string_view detail) 
 
 Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
                              std::string_view path) {
-  DpopInput in;
-  for (const auto& [name, value] : req.headers) {
-    if (!iequals(name, "dpop")) continue;
-    if (in.proof) return fail(ErrorCode::dpop_proof_invalid, "more than one DPoP header");
-    in.proof = value;
-  }
+  auto proof = dpop_header(req);
+  if (!proof) return std::unexpected(proof.error());
+  DpopInput in{.proof = std::move(*proof)};
   if (auto base = public_base(ctx.options, req)) in.url = *base + std::string(path);
   return in;
+}
+
+Result<std::optional<std::string>> dpop_header(const HttpRequest& req) {
+  std::optional<std::string> proof;
+  for (const auto& [name, value] : req.headers) {
+    if (!iequals(name, "dpop")) continue;
+    if (proof) return fail(ErrorCode::dpop_proof_invalid, "more than one DPoP header");
+    proof = value;
+  }
+  return proof;
 }
 
 void add_dpop_nonce(const HandlerContext& ctx, HttpResponse& response) {

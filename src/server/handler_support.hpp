@@ -81,6 +81,9 @@ struct DpopInput {
 };
 [[nodiscard]] Result<DpopInput> dpop_input(const HandlerContext& ctx, const HttpRequest& req,
                                            std::string_view path);
+// The request's one DPoP header: nullopt when none, dpop_proof_invalid when
+// several (dpop_input's proof; forward-auth, whose htu is the original URL).
+[[nodiscard]] Result<std::optional<std::string>> dpop_header(const HttpRequest& req);
 // With dpop_nonce on, the nonce the next proof must carry (RFC 9449 §8), on
 // every answer of the endpoints that check proofs.
 void add_dpop_nonce(const HandlerContext& ctx, HttpResponse& response);
